@@ -1,0 +1,33 @@
+# Quick start:  make demo   (the main job)   make test   (the whole test suite)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# ANNarchy's cmake calls the first python3 on PATH: the venv's.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.core: $(PY) setup.cfg pyproject.toml
+	$(PIP) install -q -e '.[progress,plot]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(PY) examples/demo.py
+
+test: $(VENV)/.test
+	$(PY) -m pytest -n 2 -q
+
+bench: $(VENV)/.test
+	$(PY) benchmarks/bench_formats.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

@@ -1,0 +1,22 @@
+"""checkpoint: save and restore the state of neural network simulations.
+
+See README.rst for a tour and docs/format.rst for the file format.
+"""
+
+from ._version import __version__
+from .api import load, read, save
+from .errors import (CheckpointError, CheckpointWarning, CorruptCheckpointError, FormatLimitError,
+                     Interrupted, StructureMismatchError, UnsafeContentError, UnsupportedFormatError,
+                     UnsupportedObjectError)
+from .network import Network, Population, Projection
+from .parameters import load_parameters, save_parameters
+from .restore import RestoreReport
+from .state import NetworkState, PopulationState, ProjectionState
+
+__all__ = [
+    "__version__", "save", "load", "read", "save_parameters", "load_parameters",
+    "Network", "Population", "Projection", "NetworkState", "PopulationState", "ProjectionState",
+    "RestoreReport", "CheckpointError", "UnsupportedFormatError", "UnsupportedObjectError",
+    "CorruptCheckpointError", "StructureMismatchError", "UnsafeContentError", "FormatLimitError",
+    "CheckpointWarning", "Interrupted",
+]

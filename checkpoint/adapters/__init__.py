@@ -1,0 +1,28 @@
+"""Simulator adapters, chosen from the object passed to save/load.
+
+Simulator packages are imported lazily, inside their adapter module only.
+"""
+
+import types
+
+from ..errors import UnsupportedObjectError
+
+# (module prefix of the object's class, adapter module, adapter class)
+_SIMULATORS = []
+
+
+def adapter_for(obj):
+    """Return the adapter for ``obj`` or raise :class:`UnsupportedObjectError`."""
+    from ..network import Network, Population, Projection
+    if isinstance(obj, (Network, Population, Projection)):
+        from .embedded import EmbeddedAdapter
+        return EmbeddedAdapter(obj)
+    module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__ or ""
+    for prefix, module_name, class_name in _SIMULATORS:
+        if module == prefix or module.startswith(prefix + "."):
+            import importlib
+            adapter_module = importlib.import_module(f"{__name__}.{module_name}")
+            return getattr(adapter_module, class_name)(obj)
+    raise UnsupportedObjectError(
+        f"cannot checkpoint a {type(obj).__module__}.{type(obj).__qualname__}: pass a "
+        "checkpoint.Network or one of its populations or projections")

@@ -1,0 +1,89 @@
+"""Adapter for the embedded :class:`checkpoint.Network`."""
+
+import numpy as np
+
+from .._version import __version__
+from ..network import Network, Population, Projection
+from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
+from .base import Adapter
+
+RNG_NAME = "network"
+RNG_KIND = "numpy.random.Generator"
+
+
+class EmbeddedAdapter(Adapter):
+    simulator = "checkpoint.Network"
+
+    def __init__(self, obj):
+        super().__init__(obj)
+        if isinstance(obj, Network):
+            self.network, self.content = obj, "network"
+            self.populations, self.projections = obj.populations, obj.projections
+        elif isinstance(obj, Population):
+            self.network, self.content = obj.network, "population"
+            self.populations, self.projections = {obj.name: obj}, {}
+        elif isinstance(obj, Projection):
+            self.network, self.content = obj.network, "projection"
+            self.populations, self.projections = {}, {obj.name: obj}
+        self.simulator_version = __version__
+
+    @staticmethod
+    def _info(group):
+        return {v: ArrayInfo(group.kind(v), group.scope(v)) for v in group._values}
+
+    def capture(self, populations=True, projections=True):
+        net = self.network
+        state = NetworkState(meta=self.base_meta(self.content, net.time, net.step, net.dt))
+        if populations:
+            for name, pop in self.populations.items():
+                state.populations[name] = PopulationState(name, pop.size, pop.geometry,
+                                                          dict(pop._values), self._info(pop))
+        if projections:
+            for name, proj in self.projections.items():
+                state.projections[name] = ProjectionState(
+                    name, proj.pre.name, proj.post.name, proj.shape, proj.indptr, proj.indices,
+                    proj.target, dict(proj._values), self._info(proj))
+        if self.content == "network":
+            state.rng[RNG_NAME] = RngState(RNG_NAME, RNG_KIND, net.rng.bit_generator.state)
+        return state
+
+    # -- hooks used by Adapter.apply ------------------------------------------
+
+    def _group(self, section, name):
+        return (self.populations if section == "populations" else self.projections)[name]
+
+    def _array(self, section, name, var):
+        return self._group(section, name)._values[var]
+
+    def _replace_array(self, section, name, var, value):
+        values = self._group(section, name)._values
+        old = values[var]
+        values[var] = value if value.flags.writeable else value.copy()
+        return lambda: values.__setitem__(var, old)
+
+    def _set_connectivity(self, name, indptr, indices):
+        proj = self.projections[name]
+        old = proj._indptr, proj._indices
+        object.__setattr__(proj, "_indptr", indptr.copy())
+        object.__setattr__(proj, "_indices", indices.copy())
+
+        def undo():
+            object.__setattr__(proj, "_indptr", old[0])
+            object.__setattr__(proj, "_indices", old[1])
+        return undo
+
+    def _set_clock(self, clock):
+        net, old = self.network, self.network.step
+        net.step = clock["step"]
+        return lambda: setattr(net, "step", old)
+
+    def _set_rng(self, name, rng):
+        generator = self.network.rng
+        old = generator.bit_generator.state
+        if type(generator.bit_generator).__name__ != rng.state["bit_generator"]:
+            replacement = np.random.Generator(getattr(np.random, rng.state["bit_generator"])())
+            replacement.bit_generator.state = rng.state
+            self.network.rng = replacement
+            return lambda: setattr(self.network, "rng", generator)
+        generator.bit_generator.state = rng.state
+        return lambda: setattr(generator.bit_generator, "state", old)

@@ -1,0 +1,95 @@
+"""save, load and read: the calls simulation scripts make."""
+
+import logging
+import os
+import time as _time
+
+from .adapters import adapter_for
+from .formats import read_state, write_state
+from .restore import make_plan
+
+__all__ = ["save", "load", "read"]
+
+log = logging.getLogger("checkpoint")
+
+
+def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
+         metadata=None):
+    """Save the full state of ``obj`` to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; its suffix picks the format unless ``format`` is given:
+        ``.h5``/``.hdf5``, ``.npz``, ``.mat``, ``.txt``, ``.txt.gz``/``.gz``.
+    obj : Network, Population or Projection
+        An embedded :class:`checkpoint.Network` or one of its populations or
+        projections (then the file holds that one object).
+    populations, projections : bool
+        Leave that half out of the file when False.
+    format : str, optional
+        ``"h5"``, ``"npz"``, ``"mat"``, ``"text"`` or ``"text.gz"``.
+    compression : str or dict, optional
+        See :mod:`checkpoint.formats.compression`; uncompressed by default.
+    metadata : dict, optional
+        JSON-serialisable user metadata, stored under ``meta["user"]``.
+
+    Raises
+    ------
+    UnsupportedFormatError, UnsupportedObjectError, FormatLimitError, CheckpointError
+        Nothing is written and an existing file at ``path`` stays as it was.
+    """
+    started = _time.perf_counter()
+    state = adapter_for(obj).capture(populations=populations, projections=projections)
+    state.meta["user"] = dict(metadata or {})
+    write_state(path, state, format, compression)
+    log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
+             state.time, _time.perf_counter() - started)
+
+
+def load(path, obj, *, populations=True, projections=True, strict=False, format=None):
+    """Restore ``obj`` from ``path``: all of it, or nothing.
+
+    Objects and variables are matched by name.  Variables in the file but
+    not in the model are skipped; variables in the model but not in the file
+    keep their values; both are listed in the report and warned about.  The
+    simulated time, step and random generator state are restored when the
+    whole network is loaded.
+
+    Returns
+    -------
+    RestoreReport
+
+    Raises
+    ------
+    StructureMismatchError
+        A size, shape or connectivity does not fit, or ``strict`` and
+        something would be skipped or kept.  The network is unchanged.
+    CorruptCheckpointError, UnsafeContentError, UnsupportedFormatError
+        The file is damaged, hostile or of an unknown kind.  The network is
+        unchanged.
+    """
+    started = _time.perf_counter()
+    adapter = adapter_for(obj)
+    file_state = read_state(path, format)
+    model_state = adapter.capture(populations=populations, projections=projections)
+    plan = make_plan(file_state, model_state, populations=populations, projections=projections,
+                     strict=strict, path=path)
+    adapter.apply(plan)
+    plan.report.warn()
+    log.info("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
+             _time.perf_counter() - started)
+    return plan.report
+
+
+def read(path, lazy=False, format=None):
+    """Read a checkpoint without a simulator.
+
+    Returns
+    -------
+    NetworkState
+        ``state.populations[name][var]`` and ``state.projections[name][var]``
+        are numpy arrays (with ``lazy=True`` on HDF5: datasets read on demand
+        by slicing; close the state, or use it in a ``with`` block).
+    """
+    return read_state(path, format, lazy=lazy)

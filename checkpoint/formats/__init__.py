@@ -1,0 +1,77 @@
+"""File formats, found by suffix or by name.
+
+Each format module defines one class with ``name``, ``suffixes``,
+``keys()`` (how storage keys are made), ``write(tmp_path, manifest_text,
+digest, manifest, items, compression)`` and ``read(path, lazy)``.  This
+module adds what all formats share: choosing a format, atomic writes, and
+turning library exceptions from a bad file into :class:`CorruptCheckpointError`.
+"""
+
+import os
+import struct
+import zipfile
+import zlib
+
+from .._atomic import atomic_write
+from ..errors import CheckpointError, CorruptCheckpointError, UnsupportedFormatError
+from . import hdf5, matlab, npz, text
+from .layout import encode_manifest, flatten
+
+FORMATS = {f.name: f for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFormat(),
+                               text.TextFormat(), text.GzipTextFormat())}
+ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt.gz": "text.gz",
+           "matlab": "mat"}
+
+# Exceptions that libraries raise on damaged input; all become CorruptCheckpointError.
+_DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error,
+           zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError)
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
+def choices():
+    return ", ".join(sorted(set(s for f in FORMATS.values() for s in f.suffixes)))
+
+
+def format_for(path, format=None):
+    """The format named by ``format=``, else by the file's suffix."""
+    if format is not None:
+        key = str(format).lower().lstrip(".")
+        key = ALIASES.get(key, key)
+        if key not in FORMATS:
+            raise UnsupportedFormatError(
+                f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMATS))}", path=path)
+        return FORMATS[key]
+    name = os.fspath(path).lower()
+    for fmt in sorted(FORMATS.values(), key=lambda f: -max(len(s) for s in f.suffixes)):
+        if any(name.endswith(s) for s in fmt.suffixes):
+            return fmt
+    raise UnsupportedFormatError(f"unknown file suffix; use one of: {choices()}", path=path)
+
+
+def write_state(path, state, format=None, compression=None):
+    """Write ``state`` to ``path`` atomically in the chosen format."""
+    fmt = format_for(path, format)
+    manifest, items = flatten(state, fmt.keys(), path)
+    manifest_text, digest = encode_manifest(manifest, path)
+    with atomic_write(path) as tmp:
+        fmt.write(tmp, manifest_text, digest, manifest, items, compression)
+    return fmt
+
+
+def read_state(path, format=None, lazy=False):
+    """Read and verify a checkpoint file into a :class:`NetworkState`."""
+    fmt = format_for(path, format)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointNotFoundError("no such checkpoint file", path=path)
+    try:
+        return fmt.read(path, lazy=lazy)
+    except CheckpointError:
+        raise
+    except MemoryError:
+        raise CorruptCheckpointError("the file declares more data than fits in memory", path=path) from None
+    except _DAMAGE as exc:
+        raise CorruptCheckpointError(f"unreadable ({type(exc).__name__}: {exc})", path=path) from exc

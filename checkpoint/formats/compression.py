@@ -1,0 +1,89 @@
+"""The ``compression=`` argument: parsing and per-format options.
+
+Accepted values: ``None`` (the default, uncompressed), a codec name
+(``"gzip"``, ``"lzf"``, and with the ``hdf5plugin`` extra ``"zstd"``,
+``"lz4"``, ``"blosc"``), ``"gzip:9"`` for a level, or a dict
+``{"codec": "gzip", "level": 9, "shuffle": True, "fletcher32": False}``.
+"""
+
+from dataclasses import dataclass
+
+from ..errors import UnsupportedFormatError
+
+CODECS = ("gzip", "lzf", "zstd", "lz4", "blosc")
+_DEFAULT_LEVEL = {"gzip": 4, "zstd": 3, "blosc": 5}
+_CHUNK_BYTES = 1 << 20  # 1 MiB chunks: large enough to stream, small enough to slice
+
+
+@dataclass(frozen=True)
+class Compression:
+    codec: str
+    level: int = None
+    shuffle: bool = True
+    fletcher32: bool = False
+
+
+def parse(value):
+    """Turn a ``compression=`` argument into a :class:`Compression` or None."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, Compression):
+        return value
+    if value is True:
+        value = "gzip"
+    if isinstance(value, str):
+        codec, _, level = value.lower().partition(":")
+        value = {"codec": codec, "level": int(level) if level else None}
+    if not isinstance(value, dict) or value.get("codec") not in CODECS:
+        raise UnsupportedFormatError(f"unknown compression {value!r}; choose one of: {', '.join(CODECS)}")
+    level = value.get("level")
+    if level is None:
+        level = _DEFAULT_LEVEL.get(value["codec"])
+    return Compression(value["codec"], level, bool(value.get("shuffle", True)),
+                       bool(value.get("fletcher32", False)))
+
+
+def chunk_shape(array):
+    """About 1 MiB per chunk along the first axis."""
+    rows = max(1, _CHUNK_BYTES // max(1, array.nbytes // max(1, array.shape[0])))
+    return (min(array.shape[0], rows),) + tuple(array.shape[1:])
+
+
+def hdf5_options(value, array):
+    """Keywords for h5py's ``create_dataset``."""
+    c = parse(value)
+    if c is None:
+        return {}
+    options = {"chunks": chunk_shape(array), "shuffle": c.shuffle and array.dtype.itemsize > 1,
+               "fletcher32": c.fletcher32}
+    if c.codec in ("gzip", "lzf"):
+        options["compression"] = c.codec
+        if c.codec == "gzip":
+            options["compression_opts"] = c.level
+        return options
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise UnsupportedFormatError(
+            f"compression {c.codec!r} needs the hdf5plugin package: pip install 'checkpoint[compression]'"
+        ) from None
+    if c.codec == "zstd":
+        options.update(hdf5plugin.Zstd(clevel=c.level))
+    elif c.codec == "lz4":
+        options.update(hdf5plugin.LZ4())
+    else:
+        options.update(hdf5plugin.Blosc(cname="zstd", clevel=c.level,
+                                        shuffle=hdf5plugin.Blosc.SHUFFLE if c.shuffle else hdf5plugin.Blosc.NOSHUFFLE))
+        options["shuffle"] = False
+    return options
+
+
+def zip_level(value):
+    """``(zip method, level)`` for npz: stored, or deflated at a level."""
+    import zipfile
+    c = parse(value)
+    if c is None:
+        return zipfile.ZIP_STORED, None
+    if c.codec != "gzip":
+        raise UnsupportedFormatError(f"npz supports only gzip (deflate) compression, not {c.codec!r}")
+    return zipfile.ZIP_DEFLATED, c.level

@@ -1,0 +1,165 @@
+"""HDF5 (``.h5``, ``.hdf5``) through h5py.
+
+Layout: the manifest is the string dataset ``/manifest`` with its digest in
+the root attribute ``manifest_xxh3``; each array is a dataset at its key
+(``/populations/<name>/<var>`` ...), with ``kind``, ``scope`` and ``unit``
+attributes for people browsing the file in HDFView.  Only hard links inside
+the file are followed; virtual datasets and external storage are refused.
+"""
+
+import os
+
+import h5py
+import numpy as np
+
+from ..errors import CorruptCheckpointError, UnsafeContentError
+from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest,
+                     unflatten, verify_array)
+
+# Deflate cannot expand data more than ~1032:1; plugin codecs (zstd, blosc)
+# can, so their bound is looser.
+_MAX_RATIO = {"gzip": 1100, "lzf": 1100}
+_PLUGIN_RATIO = 100_000
+
+
+def dataset_options(compression, array):
+    """h5py ``create_dataset`` keywords for a ``compression=`` setting."""
+    if not compression or array.size == 0 or array.ndim == 0:
+        return {}
+    from .compression import hdf5_options
+    return hdf5_options(compression, array)
+
+
+class LazyArray:
+    """An HDF5 dataset read on demand with numpy slicing.
+
+    ``lazy[a:b]`` reads only those elements; ``np.asarray(lazy)`` or
+    ``lazy.read()`` reads the whole array and verifies its checksum.
+    """
+
+    def __init__(self, dataset, entry, path, label):
+        self._dataset, self._entry, self._path, self._label = dataset, entry, path, label
+        self.shape = tuple(entry["shape"])
+        self.dtype = ALLOWED_DTYPES[entry["dtype"]]
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.nbytes = self.size * self.dtype.itemsize
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        return self._dataset[index]
+
+    def read(self):
+        """The whole array, checksum verified."""
+        return _read_dataset(self._dataset, self._entry, self._path, self._label)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.read()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self):
+        return f"LazyArray({self._label!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def _read_dataset(dataset, entry, path, label):
+    out = np.empty(entry["shape"], ALLOWED_DTYPES[entry["dtype"]])
+    if out.size:
+        dataset.read_direct(out)
+    return verify_array(out, entry, path, label)
+
+
+def _hard_dataset(f, key, path, label):
+    """The dataset at ``key``, refusing links that lead outside the file."""
+    parts = key.split("/")
+    for i in range(1, len(parts) + 1):
+        link = f.get("/".join(parts[:i]), getlink=True)
+        if link is None:
+            raise CorruptCheckpointError(f"dataset {key!r} is missing", path=path, obj=label)
+        if not isinstance(link, h5py.HardLink):
+            raise UnsafeContentError(f"{type(link).__name__} at {key!r} refused", path=path, obj=label)
+    dataset = f[key]
+    if not isinstance(dataset, h5py.Dataset):
+        raise CorruptCheckpointError(f"{key!r} is not a dataset", path=path, obj=label)
+    if dataset.is_virtual or dataset.external:
+        raise UnsafeContentError("virtual or external dataset refused", path=path, obj=label)
+    return dataset
+
+
+def _check_dataset(dataset, entry, file_size, path, label):
+    """Compare the stored dataset with the manifest before any allocation."""
+    if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
+        raise UnsafeContentError("object or reference dtype refused", path=path, obj=label)
+    if dataset.dtype != ALLOWED_DTYPES[entry["dtype"]] or list(dataset.shape) != entry["shape"]:
+        raise CorruptCheckpointError(
+            f"dataset is {dataset.dtype} {list(dataset.shape)}, manifest says "
+            f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
+    filters = dataset.compression
+    if filters is None and dataset.chunks is None and dataset.size:
+        if dataset.id.get_storage_size() < dataset.nbytes:
+            raise CorruptCheckpointError("dataset has less storage than its size", path=path, obj=label)
+    ratio = 1 if filters is None and not dataset.chunks else _MAX_RATIO.get(filters, _PLUGIN_RATIO)
+    check_size_bound(entry, max(file_size, 1 << 16) * ratio, path, label)
+
+
+class HDF5Format:
+    name = "h5"
+    suffixes = (".h5", ".hdf5")
+
+    def keys(self):
+        return PathKeys()
+
+    def write(self, tmp, manifest_text, digest, manifest, items, compression):
+        entries = {e["key"]: e for _, e in all_entries(manifest)}
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = manifest["format"]
+            f.attrs["format_version"] = manifest["format_version"]
+            f.attrs["manifest_xxh3"] = digest
+            for attr in ("time", "step", "dt"):
+                if manifest["meta"].get(attr) is not None:
+                    f.attrs[attr] = manifest["meta"][attr]
+            f.create_dataset("manifest", data=manifest_text, dtype=h5py.string_dtype("utf-8"))
+            for key, array in items:
+                dset = f.create_dataset(key, data=array, **dataset_options(compression, array))
+                for attr in ("kind", "scope", "unit"):
+                    if entries[key].get(attr):
+                        dset.attrs[attr] = entries[key][attr]
+            for section in ("populations", "projections"):
+                for name in manifest[section]:
+                    group = f.get(PathKeys().object(section, name))
+                    if group is not None:  # an object without arrays has no group
+                        group.attrs["name"] = name
+            f.flush()
+
+    def read(self, path, lazy=False):
+        file_size = os.path.getsize(path)
+        f = h5py.File(path, "r")
+        try:
+            manifest = self._manifest(f, path)
+            state = unflatten(manifest, self._fetcher(f, path, file_size, lazy), path, lazy=lazy)
+        except BaseException:
+            f.close()
+            raise
+        if lazy:
+            state._closer = f.close
+        else:
+            f.close()
+        return state
+
+    def _manifest(self, f, path):
+        dataset = _hard_dataset(f, "manifest", path, "manifest")
+        if dataset.dtype.kind != "O" or h5py.check_string_dtype(dataset.dtype) is None or dataset.shape != ():
+            raise CorruptCheckpointError("manifest is not a string", path=path)
+        digest = f.attrs.get("manifest_xxh3")
+        digest = digest.decode() if isinstance(digest, bytes) else digest
+        return decode_manifest(dataset.asstr()[()], digest, path)
+
+    def _fetcher(self, f, path, file_size, lazy):
+        def fetch(entry, label):
+            dataset = _hard_dataset(f, entry["key"], path, label)
+            _check_dataset(dataset, entry, file_size, path, label)
+            if lazy:
+                return LazyArray(dataset, entry, path, label)
+            return _read_dataset(dataset, entry, path, label)
+        return fetch

@@ -1,0 +1,364 @@
+"""The one logical tree, as a JSON manifest plus a flat set of keyed arrays.
+
+Every format stores the same two things: the manifest (a JSON document that
+describes the whole state and records, for each array, the key it is stored
+under, its dtype, shape and checksum) and the arrays themselves.  Formats
+differ only in how keys look and how bytes are laid down; docs/format.rst is
+the specification.
+"""
+
+import datetime
+import json
+import re
+
+import numpy as np
+import xxhash
+
+from .._version import __version__
+from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError
+from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
+                     PopulationState, ProjectionState, RngState)
+
+FORMAT_NAME = "checkpoint"
+FORMAT_VERSION = 1
+CHECKSUM_PREFIX = "xxh3-64:"
+
+#: Array dtypes every format can hold exactly, as numpy's little-endian codes.
+ALLOWED_DTYPES = {np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<") for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64,
+    np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64)}
+
+# --------------------------------------------------------------------- arrays
+
+
+def canonical(array, path=None, obj=None):
+    """Return ``array`` as a C-contiguous little-endian ndarray (a view when
+    it already is one), or raise :class:`FormatLimitError` for other dtypes."""
+    array = np.asarray(array)
+    code = array.dtype.newbyteorder("<").str if array.dtype.byteorder != "|" else array.dtype.str
+    if code not in ALLOWED_DTYPES:
+        raise FormatLimitError(
+            f"dtype {array.dtype} cannot be stored; use bool, (u)int8-64, float32 or float64",
+            path=path, obj=obj)
+    target = ALLOWED_DTYPES[code]
+    if array.dtype != target:
+        array = array.astype(target)
+    # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+def checksum(array):
+    """XXH3-64 of the array's C-order little-endian bytes, as ``xxh3-64:<hex>``."""
+    data = np.asarray(array).reshape(-1).view(np.uint8)
+    return CHECKSUM_PREFIX + xxhash.xxh3_64_hexdigest(data)
+
+
+def digest_text(text):
+    """XXH3-64 of a UTF-8 text, as 16 hex digits."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
+
+
+def verify_array(array, entry, path, obj):
+    """Raise :class:`CorruptCheckpointError` unless ``array`` is what ``entry``
+    in the manifest describes, checksum included."""
+    if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
+        raise CorruptCheckpointError(
+            f"stored as {array.dtype.str} {list(array.shape)}, manifest says "
+            f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
+    if checksum(array) != entry["checksum"]:
+        raise CorruptCheckpointError("checksum mismatch: the data is damaged", path=path, obj=obj)
+    return array
+
+
+def entry_nbytes(entry):
+    return int(np.prod(entry["shape"], dtype=np.int64)) * ALLOWED_DTYPES[entry["dtype"]].itemsize
+
+
+def check_size_bound(entry, limit, path, obj):
+    """Refuse before allocating when an array could not come from a file this
+    small (``limit`` is the most bytes the file could expand to)."""
+    if entry_nbytes(entry) > limit:
+        raise CorruptCheckpointError(
+            f"manifest declares {entry_nbytes(entry)} bytes, more than the file can hold",
+            path=path, obj=obj)
+
+
+# ----------------------------------------------------------------------- keys
+
+_UNSAFE = re.compile(r"[%/\x00]")
+
+
+def escape(name):
+    """Percent-encode what cannot stand in one component of a path key."""
+    out = _UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group())), name)
+    if out in ("", ".", ".."):
+        out = "".join("%{:02X}".format(ord(c)) for c in out) or "%"
+    return out
+
+
+class PathKeys:
+    """Keys like ``populations/<name>/<variable>`` (HDF5, npz, text)."""
+
+    RESERVED = {"indptr", "indices"}
+
+    def object(self, section, name):
+        return f"{section}/{escape(name)}"
+
+    def array(self, object_key, var, reserved=()):
+        part = escape(var)
+        if part in reserved:  # a variable called "indptr" must not hide the connectivity
+            part = "%{:02X}".format(ord(part[0])) + part[1:]
+        return f"{object_key}/{part}"
+
+
+class IdentifierKeys:
+    """Keys that are legal MATLAB identifiers: ``<object>.<field>``.
+
+    Names are reduced to letters, digits and underscores (63 characters at
+    most) and made unique by a numeric suffix; the manifest keeps the mapping
+    back to the real names.
+    """
+
+    PREFIX = {"populations": "pop", "projections": "proj", "rng": "rng"}
+    MAX = 63
+
+    def __init__(self):
+        self._top = set()
+        self._fields = {}
+
+    def _identifier(self, name, taken, prefix):
+        base = re.sub(r"\W", "_", name, flags=re.ASCII).strip("_") or "x"
+        base = f"{prefix}_{base}" if prefix else (base if base[0].isalpha() else f"v_{base}")
+        base = base[: self.MAX]
+        candidate, n = base, 1
+        while candidate in taken:
+            suffix = f"_{n}"
+            candidate, n = base[: self.MAX - len(suffix)] + suffix, n + 1
+        taken.add(candidate)
+        return candidate
+
+    def object(self, section, name):
+        key = self._identifier(name, self._top, self.PREFIX[section])
+        self._fields[key] = set()
+        return key
+
+    def array(self, object_key, var, reserved=()):
+        taken = self._fields[object_key]
+        taken.update(reserved)
+        return f"{object_key}.{self._identifier(var, taken, '')}"
+
+
+# ------------------------------------------------------------------- flatten
+
+
+def _array_entry(key, array, info=None):
+    entry = {"key": key, "dtype": array.dtype.str, "shape": list(array.shape),
+             "checksum": checksum(array)}
+    if info is not None:
+        entry.update(kind=info.kind, scope=info.scope, unit=info.unit)
+    return entry
+
+
+def flatten(state, keys, path=None):
+    """Split a :class:`NetworkState` into ``(manifest, [(key, array), ...])``.
+
+    Arrays are not copied unless their dtype or layout must change.
+    """
+    items = []
+
+    def add(key, array, obj, info=None):
+        array = canonical(array, path, obj)
+        items.append((key, array))
+        return _array_entry(key, array, info)
+
+    meta = dict(state.meta)
+    meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat())
+    manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                "library_version": __version__, "meta": meta,
+                "populations": {}, "projections": {}, "rng": {}}
+    for name, pop in state.populations.items():
+        okey = keys.object("populations", name)
+        manifest["populations"][name] = {
+            "size": pop.size, "geometry": list(pop.geometry),
+            "arrays": {var: add(keys.array(okey, var), pop.arrays[var], f"{name}.{var}", pop.info[var])
+                       for var in pop.arrays}}
+    for name, proj in state.projections.items():
+        okey = keys.object("projections", name)
+        reserved = PathKeys.RESERVED
+        manifest["projections"][name] = {
+            "pre": proj.pre, "post": proj.post, "target": proj.target, "shape": list(proj.shape),
+            "indptr": add(keys.array(okey, "indptr"), np.asarray(proj.indptr, np.int64), f"{name}.indptr"),
+            "indices": add(keys.array(okey, "indices"), np.asarray(proj.indices, np.int64), f"{name}.indices"),
+            "arrays": {var: add(keys.array(okey, var, reserved), proj.arrays[var], f"{name}.{var}",
+                                proj.info[var]) for var in proj.arrays}}
+    for name, rng in state.rng.items():
+        okey = keys.object("rng", name)
+        manifest["rng"][name] = {
+            "kind": rng.kind, "state": rng.state,
+            "arrays": {var: add(keys.array(okey, var), arr, f"rng {name}.{var}")
+                       for var, arr in rng.arrays.items()}}
+    return manifest, items
+
+
+def encode_manifest(manifest, path=None):
+    """The manifest as one line of ASCII JSON, and its XXH3-64 digest."""
+    try:
+        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"metadata is not JSON-serialisable: {exc}", path=path) from None
+    return text, digest_text(text)
+
+
+def decode_manifest(text, digest, path):
+    """Check the manifest's digest, parse it and validate its structure."""
+    if not isinstance(text, str) or not isinstance(digest, str) or digest_text(text) != digest:
+        raise CorruptCheckpointError("manifest checksum mismatch or manifest missing", path=path)
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise CorruptCheckpointError(f"manifest is not valid JSON: {exc}", path=path) from None
+    _validate_manifest(manifest, path)
+    return manifest
+
+
+# ------------------------------------------------------------------ validate
+
+
+def _require(condition, message, path, obj=None):
+    if not condition:
+        raise CorruptCheckpointError(message, path=path, obj=obj)
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _validate_entry(entry, path, obj, with_info):
+    _require(isinstance(entry, dict), "array entry is not an object", path, obj)
+    _require(isinstance(entry.get("key"), str) and entry["key"], "array entry has no key", path, obj)
+    dtype = entry.get("dtype")
+    if dtype == "|O" or (isinstance(dtype, str) and dtype.endswith("O")):
+        raise UnsafeContentError("object arrays are refused", path=path, obj=obj)
+    _require(dtype in ALLOWED_DTYPES, f"dtype {dtype!r} is not allowed", path, obj)
+    shape = entry.get("shape")
+    _require(isinstance(shape, list) and len(shape) <= 32 and all(_is_int(n) and n >= 0 for n in shape),
+             f"bad shape {shape!r}", path, obj)
+    _require(isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
+             "array entry has no checksum", path, obj)
+    if with_info:
+        _require(entry.get("kind") in KINDS, f"bad kind {entry.get('kind')!r}", path, obj)
+        _require(entry.get("unit") is None or isinstance(entry.get("unit"), str), "bad unit", path, obj)
+
+
+def _validate_scope(entry, scopes, lengths, path, obj):
+    scope = entry.get("scope")
+    _require(scope in scopes, f"bad scope {scope!r}", path, obj)
+    expected = [] if scope == "global" else [lengths[scope]]
+    _require(entry["shape"] == expected,
+             f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
+
+
+def _validate_manifest(m, path):
+    _require(isinstance(m, dict) and m.get("format") == FORMAT_NAME, "not a checkpoint manifest", path)
+    version = m.get("format_version")
+    _require(_is_int(version), "manifest has no format_version", path)
+    if version > FORMAT_VERSION:
+        raise CorruptCheckpointError(
+            f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
+            "upgrade checkpoint", path=path)
+    _require(isinstance(m.get("meta"), dict), "manifest has no meta", path)
+    for section in ("populations", "projections", "rng"):
+        _require(isinstance(m.get(section), dict), f"manifest has no {section}", path)
+    keys = set()
+
+    def entry(e, obj, with_info=False):
+        _validate_entry(e, path, obj, with_info)
+        _require(e["key"] not in keys, f"key {e['key']!r} used twice", path, obj)
+        keys.add(e["key"])
+
+    for name, pop in m["populations"].items():
+        _require(isinstance(pop, dict) and _is_int(pop.get("size")) and pop["size"] >= 0,
+                 "population has no valid size", path, name)
+        _require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
+        for var, e in pop["arrays"].items():
+            entry(e, f"{name}.{var}", True)
+            _validate_scope(e, POPULATION_SCOPES, {"neuron": pop["size"]}, path, f"{name}.{var}")
+    for name, proj in m["projections"].items():
+        _require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict),
+                 "projection has no arrays", path, name)
+        shape = proj.get("shape")
+        _require(isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and n >= 0 for n in shape),
+                 "projection has no valid shape", path, name)
+        for part in ("indptr", "indices"):
+            entry(proj.get(part), f"{name}.{part}")
+            _require(proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,
+                     f"{part} must be a 1-d int64 array", path, name)
+        _require(proj["indptr"]["shape"] == [shape[0] + 1], "indptr length is not post size + 1", path, name)
+        nnz = proj["indices"]["shape"][0]
+        for var, e in proj["arrays"].items():
+            entry(e, f"{name}.{var}", True)
+            _validate_scope(e, PROJECTION_SCOPES, {"post": shape[0], "synapse": nnz}, path, f"{name}.{var}")
+    for name, rng in m["rng"].items():
+        _require(isinstance(rng, dict) and isinstance(rng.get("kind"), str)
+                 and isinstance(rng.get("arrays"), dict), "bad random generator entry", path, f"rng {name}")
+        for var, e in rng["arrays"].items():
+            entry(e, f"rng {name}.{var}")
+
+
+def all_entries(manifest):
+    """Yield ``(object label, entry)`` for every array the manifest lists."""
+    for name, pop in manifest["populations"].items():
+        for var, e in pop["arrays"].items():
+            yield f"{name}.{var}", e
+    for name, proj in manifest["projections"].items():
+        yield f"{name}.indptr", proj["indptr"]
+        yield f"{name}.indices", proj["indices"]
+        for var, e in proj["arrays"].items():
+            yield f"{name}.{var}", e
+    for name, rng in manifest["rng"].items():
+        for var, e in rng["arrays"].items():
+            yield f"rng {name}.{var}", e
+
+
+# ----------------------------------------------------------------- unflatten
+
+
+def check_connectivity(indptr, indices, shape, path, obj):
+    """Raise unless ``indptr``/``indices`` are a valid CSR of ``shape``."""
+    indptr, indices = np.asarray(indptr), np.asarray(indices)
+    ok = (len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
+          and bool(np.all(np.diff(indptr) >= 0)))
+    _require(ok, "indptr is not a valid CSR index", path, obj)
+    if len(indices):
+        _require(int(indices.min()) >= 0 and int(indices.max()) < shape[1],
+                 "a synapse's pre-synaptic rank is out of range", path, obj)
+
+
+def unflatten(manifest, fetch, path, lazy=False):
+    """Build a :class:`NetworkState` from a validated manifest.
+
+    ``fetch(entry, label)`` returns the array stored under ``entry["key"]``,
+    already checked against the entry (or a lazy dataset when ``lazy``).
+    """
+    def info(e):
+        return ArrayInfo(e["kind"], e["scope"], e.get("unit"))
+
+    state = NetworkState(meta=dict(manifest["meta"]))
+    state.meta["library_version_written"] = manifest.get("library_version")
+    for name, p in manifest["populations"].items():
+        arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
+        geometry = p.get("geometry") or [p["size"]]
+        state.populations[name] = PopulationState(
+            name, p["size"], geometry, arrays, {var: info(e) for var, e in p["arrays"].items()})
+    for name, p in manifest["projections"].items():
+        indptr, indices = fetch(p["indptr"], f"{name}.indptr"), fetch(p["indices"], f"{name}.indices")
+        if not lazy:
+            check_connectivity(indptr, indices, p["shape"], path, name)
+        arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
+        state.projections[name] = ProjectionState(
+            name, p.get("pre"), p.get("post"), p["shape"], indptr, indices, p.get("target"),
+            arrays, {var: info(e) for var, e in p["arrays"].items()})
+    for name, r in manifest["rng"].items():
+        arrays = {var: fetch(e, f"rng {name}.{var}") for var, e in r["arrays"].items()}
+        state.rng[name] = RngState(name, r["kind"], r.get("state"), arrays)
+    return state

@@ -1,0 +1,119 @@
+"""MATLAB ``.mat`` (level 5) through ``scipy.io``; loadable in MATLAB and back.
+
+Layout: one top-level struct per object (``pop_<name>``, ``proj_<name>``,
+``rng_<name>``) whose fields are its arrays, plus the char arrays
+``checkpoint_manifest`` (JSON: ``jsondecode`` in MATLAB) and
+``checkpoint_manifest_xxh3``.  Names are made into legal identifiers; the
+manifest maps them back.
+
+scipy's MAT parser can crash the process on a damaged file, so the 116-byte
+text header carries an XXH3-64 digest and the length of everything after the
+128-byte header, and the whole file is verified before scipy reads it.
+"""
+
+import os
+import re
+
+import numpy as np
+import scipy.io
+import xxhash
+
+from ..errors import CorruptCheckpointError, FormatLimitError
+from .compression import parse
+from .layout import ALLOWED_DTYPES, IdentifierKeys, decode_manifest, unflatten, verify_array
+
+HEADER_TEXT = 116
+HEADER = 128
+# Level-5 elements carry 32-bit sizes: one top-level variable must stay
+# under 2 GiB, tags and padding included.
+MAX_VARIABLE_BYTES = (1 << 31) - (1 << 20)
+_DIGEST = re.compile(rb"checkpoint xxh3-64=([0-9a-f]{16}) length=(\d+)")
+_CHUNK = 64 << 20
+
+
+def _digest_file(f, length):
+    h = xxhash.xxh3_64()
+    remaining = length
+    while remaining:
+        block = f.read(min(_CHUNK, remaining))
+        if not block:
+            break
+        h.update(block)
+        remaining -= len(block)
+    return h.hexdigest(), length - remaining
+
+
+def _stamp_header(path):
+    """Write the digest of the body into the header's descriptive text."""
+    length = os.path.getsize(path) - HEADER
+    with open(path, "r+b") as f:
+        f.seek(HEADER)
+        digest, _ = _digest_file(f, length)
+        text = f"MATLAB 5.0 MAT-file, checkpoint xxh3-64={digest} length={length}".encode()
+        f.seek(0)
+        f.write(text.ljust(HEADER_TEXT, b" "))
+
+
+def verify_file(path):
+    """Raise :class:`CorruptCheckpointError` unless the file's body matches
+    the digest in its header."""
+    with open(path, "rb") as f:
+        header = f.read(HEADER)
+        match = _DIGEST.search(header[:HEADER_TEXT])
+        if len(header) < HEADER or not match:
+            raise CorruptCheckpointError("not a checkpoint MAT file (no digest in its header)", path=path)
+        length = int(match.group(2))
+        if os.path.getsize(path) - HEADER != length:
+            raise CorruptCheckpointError("file length differs from its header: truncated or extended",
+                                         path=path)
+        digest, _ = _digest_file(f, length)
+    if digest != match.group(1).decode():
+        raise CorruptCheckpointError("file digest mismatch: the file is damaged", path=path)
+
+
+class MatFormat:
+    name = "mat"
+    suffixes = (".mat",)
+
+    def keys(self):
+        return IdentifierKeys()
+
+    def write(self, tmp, manifest_text, digest, manifest, items, compression):
+        if parse(compression) not in (None,) and parse(compression).codec != "gzip":
+            raise FormatLimitError("MAT files support only gzip (zlib) compression", path=tmp)
+        variables = {"checkpoint_manifest": manifest_text, "checkpoint_manifest_xxh3": digest}
+        sizes = {}
+        for key, array in items:
+            top, field = key.split(".", 1)
+            variables.setdefault(top, {})[field] = array
+            sizes[top] = sizes.get(top, 0) + array.nbytes + 64
+        for top, size in sizes.items():
+            if size > MAX_VARIABLE_BYTES:
+                raise FormatLimitError(
+                    f"object {top!r} holds {size} bytes; a MAT-file variable is limited to 2 GiB. "
+                    "Save to HDF5 (.h5) instead: MATLAB reads it with h5read", path=tmp, obj=top)
+        with open(tmp, "wb") as f:
+            scipy.io.savemat(f, variables, format="5", long_field_names=True,
+                             do_compression=compression is not None, oned_as="row")
+        _stamp_header(tmp)
+
+    def read(self, path, lazy=False):
+        verify_file(path)
+        mat = scipy.io.loadmat(path, simplify_cells=True, mat_dtype=False,
+                               verify_compressed_data_integrity=True)
+        manifest = decode_manifest(mat.get("checkpoint_manifest"), mat.get("checkpoint_manifest_xxh3"), path)
+
+        def fetch(entry, label):
+            top, field = entry["key"].split(".", 1)
+            try:
+                value = np.asarray(mat[top][field])
+            except (KeyError, TypeError):
+                raise CorruptCheckpointError(f"variable {entry['key']!r} is missing", path=path,
+                                             obj=label) from None
+            if value.dtype.hasobject or value.size != int(np.prod(entry["shape"], dtype=np.int64)):
+                raise CorruptCheckpointError(f"variable {entry['key']!r} has the wrong size",
+                                             path=path, obj=label)
+            array = value.astype(ALLOWED_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+            return verify_array(array.copy(order="C"), entry, path, label)
+
+        return unflatten(manifest, fetch, path)

@@ -1,0 +1,108 @@
+"""NumPy ``.npz``: a ZIP archive of ``.npy`` members, readable by ``np.load``.
+
+Layout: members ``manifest.npy`` and ``manifest_xxh3.npy`` (0-d unicode
+arrays) and one ``<key>.npy`` per array.  Members are stored uncompressed by
+default; ``compression="gzip"`` deflates them.  Reading never unpickles: each
+member's ``.npy`` header is parsed and checked against the manifest before
+any memory is allocated, and stored members are read straight from the file.
+"""
+
+import os
+import struct
+import zipfile
+
+import numpy as np
+from numpy.lib import format as npy
+
+from ..errors import CorruptCheckpointError, UnsafeContentError
+from .compression import zip_level
+from .layout import ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest, unflatten, verify_array
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
+_DEFLATE_MAX_RATIO = 1100
+_CHUNK = 64 << 20
+
+
+def _read_header(stream, path, label):
+    """Parse a ``.npy`` header: ``(shape, dtype)``, refusing object arrays."""
+    version = npy.read_magic(stream)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise CorruptCheckpointError(f"unknown .npy version {version}", path=path, obj=label)
+    reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, fortran, dtype = reader(stream)
+    if dtype.hasobject:
+        raise UnsafeContentError("object array (pickle) refused", path=path, obj=label)
+    if fortran and len(shape) > 1:
+        raise CorruptCheckpointError("Fortran-ordered array not expected", path=path, obj=label)
+    return list(shape), dtype
+
+
+def _readinto(stream, out):
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    pos = 0
+    while pos < len(view):
+        n = stream.readinto(view[pos:pos + _CHUNK])
+        if not n:
+            raise EOFError("member ends early")
+        pos += n
+
+
+class NpzFormat:
+    name = "npz"
+    suffixes = (".npz",)
+
+    def keys(self):
+        return PathKeys()
+
+    def write(self, tmp, manifest_text, digest, manifest, items, compression):
+        method, level = zip_level(compression)
+        with zipfile.ZipFile(tmp, "w", method, allowZip64=True, compresslevel=level) as zf:
+            for key, array in [("manifest", np.array(manifest_text)),
+                               ("manifest_xxh3", np.array(digest))] + items:
+                with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                    npy.write_array(member, array, allow_pickle=False)
+
+    def read(self, path, lazy=False):
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+            manifest = decode_manifest(self._small_text(zf, "manifest", path),
+                                       self._small_text(zf, "manifest_xxh3", path), path)
+            fetch = lambda entry, label: self._member(zf, raw, entry, path, label)  # noqa: E731
+            return unflatten(manifest, fetch, path)
+
+    def _small_text(self, zf, name, path):
+        with zf.open(name + ".npy") as member:
+            shape, dtype = _read_header(member, path, name)
+            if dtype.kind != "U" or shape != [] or dtype.itemsize > (256 << 20):
+                raise CorruptCheckpointError(f"{name} is not a text", path=path)
+            data = member.read(dtype.itemsize)
+            if len(data) != dtype.itemsize:
+                raise CorruptCheckpointError(f"{name} is truncated", path=path)
+            return str(np.frombuffer(data, dtype)[0])
+
+    def _member(self, zf, raw, entry, path, label):
+        try:
+            info = zf.getinfo(entry["key"] + ".npy")
+        except KeyError:
+            raise CorruptCheckpointError(f"member {entry['key']!r} is missing", path=path, obj=label) from None
+        stored = info.compress_type == zipfile.ZIP_STORED
+        stream = self._open_stored(raw, info) if stored else zf.open(info)
+        shape, dtype = _read_header(stream, path, label)
+        if dtype != ALLOWED_DTYPES[entry["dtype"]] or shape != entry["shape"]:
+            raise CorruptCheckpointError(f"member is {dtype.str} {shape}, manifest says "
+                                         f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
+        bound = info.file_size if stored else min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
+        check_size_bound(entry, bound, path, label)
+        out = np.empty(entry["shape"], dtype)
+        _readinto(stream, out)
+        return verify_array(out, entry, path, label)
+
+    @staticmethod
+    def _open_stored(raw, info):
+        """Position ``raw`` at a stored member's data, bypassing zipfile's
+        extra copy and CRC pass (our own checksum covers the data)."""
+        raw.seek(info.header_offset)
+        fields = _LOCAL_HEADER.unpack(raw.read(_LOCAL_HEADER.size))
+        if fields[0] != b"PK\x03\x04":
+            raise CorruptCheckpointError("bad ZIP local header")
+        raw.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        return raw

@@ -1,0 +1,248 @@
+"""The embedded plain-numpy network: the default when there is no simulator.
+
+It holds state, not dynamics: a script advances ``net.step`` and updates the
+arrays itself (see examples/izhikevich_stdp.py).  Everything here is what
+:func:`checkpoint.save` captures and :func:`checkpoint.load` restores.
+"""
+
+import numpy as np
+import scipy.sparse
+
+__all__ = ["Network", "Population", "Projection"]
+
+
+def _as_global(value):
+    array = np.array(value)
+    if array.ndim != 0:
+        raise ValueError("a global parameter must be a scalar")
+    return array
+
+
+def _as_local(value, length, what):
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return np.full(length, array, dtype=array.dtype)
+    array = np.array(array)  # own copy, C-contiguous
+    if array.shape != (length,):
+        raise ValueError(f"{what}: expected {length} values, got shape {array.shape}")
+    return array
+
+
+class _Group:
+    """Named arrays reachable as attributes and items, each with a kind and
+    a scope (see :mod:`checkpoint.state`)."""
+
+    _OWN = ("name", "network", "size", "geometry", "pre", "post", "target")
+
+    def __init__(self, name, network):
+        if not isinstance(name, str) or not name:
+            raise ValueError("a name must be a non-empty string")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "network", network)
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_kinds", {})
+        object.__setattr__(self, "_scopes", {})
+
+    def _add(self, var, array, kind, scope):
+        if var in self._values or var in self._OWN or not isinstance(var, str) or not var:
+            raise ValueError(f"{self.name}: variable name {var!r} is empty, taken or reserved")
+        self._values[var] = array
+        self._kinds[var] = kind
+        self._scopes[var] = scope
+
+    def __getattr__(self, var):
+        values = self.__dict__.get("_values", {})
+        if var in values:
+            return self[var]
+        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('name')!r} has no {var!r}")
+
+    def __setattr__(self, var, value):
+        if var in self._values:
+            self[var] = value
+        else:
+            object.__setattr__(self, var, value)
+
+    def __getitem__(self, var):
+        array = self._values[var]
+        return array[()] if array.ndim == 0 else array
+
+    def __setitem__(self, var, value):
+        self._values[var][...] = value
+
+    def __contains__(self, var):
+        return var in self._values
+
+    @property
+    def variables(self):
+        """Names of the variables (including internal state)."""
+        return [v for v, k in self._kinds.items() if k != "parameter"]
+
+    @property
+    def parameters(self):
+        """Names of the parameters, global and local."""
+        return [v for v, k in self._kinds.items() if k == "parameter"]
+
+    def kind(self, var):
+        return self._kinds[var]
+
+    def scope(self, var):
+        return self._scopes[var]
+
+
+class Population(_Group):
+    """A population of ``size`` neurons with named parameters and variables."""
+
+    def __init__(self, name, size, network, parameters=None, variables=None, internal=None,
+                 geometry=None):
+        super().__init__(name, network)
+        size = int(size)
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "geometry", tuple(geometry) if geometry else (size,))
+        for var, value in (parameters or {}).items():
+            local = np.ndim(value) != 0
+            array = _as_local(value, size, f"{name}.{var}") if local else _as_global(value)
+            self._add(var, array, "parameter", "neuron" if local else "global")
+        for kind, values in (("variable", variables), ("internal", internal)):
+            for var, value in (values or {}).items():
+                self._add(var, _as_local(value, size, f"{name}.{var}"), kind, "neuron")
+
+    def __len__(self):
+        return self.size
+
+    def __repr__(self):
+        return f"Population({self.name!r}, size={self.size})"
+
+
+def _csr_arrays(connectivity, shape):
+    """``(indptr, indices)`` as int64 from a scipy matrix, a pair or None."""
+    if connectivity is None:
+        return np.zeros(shape[0] + 1, np.int64), np.zeros(0, np.int64)
+    if isinstance(connectivity, tuple):
+        indptr, indices = connectivity
+    else:
+        matrix = connectivity if scipy.sparse.isspmatrix_csr(connectivity) or \
+            isinstance(connectivity, scipy.sparse.csr_array) else scipy.sparse.csr_matrix(connectivity)
+        if matrix.shape != shape:
+            raise ValueError(f"connectivity has shape {matrix.shape}, expected (post, pre) = {shape}")
+        indptr, indices = matrix.indptr, matrix.indices
+    indptr, indices = np.array(indptr, np.int64), np.array(indices, np.int64)
+    if len(indptr) != shape[0] + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or \
+            np.any(np.diff(indptr) < 0) or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1])):
+        raise ValueError("connectivity is not a valid CSR matrix of shape (post, pre)")
+    return indptr, indices
+
+
+class Projection(_Group):
+    """Synapses from ``pre`` to ``post``, stored in CSR order by post neuron.
+
+    ``indptr``/``indices`` are the connectivity; a per-synapse array ``w``
+    has one value per synapse in that order, so ``w[indptr[i]:indptr[i+1]]``
+    are the weights onto post neuron ``i`` from pre neurons
+    ``indices[indptr[i]:indptr[i+1]]``.
+    """
+
+    def __init__(self, name, pre, post, network, target="exc", connectivity=None, parameters=None,
+                 variables=None, semiglobal=None, internal=None, delays=None):
+        super().__init__(name, network)
+        object.__setattr__(self, "pre", pre)
+        object.__setattr__(self, "post", post)
+        object.__setattr__(self, "target", target)
+        indptr, indices = _csr_arrays(connectivity, (post.size, pre.size))
+        object.__setattr__(self, "_indptr", indptr)
+        object.__setattr__(self, "_indices", indices)
+        nnz = len(indices)
+        parameters = dict(parameters or {})
+        if delays is not None:
+            parameters["delay"] = delays
+        for var, value in parameters.items():
+            local = np.ndim(value) != 0
+            array = _as_local(value, nnz, f"{name}.{var}") if local else _as_global(value)
+            self._add(var, array, "parameter", "synapse" if local else "global")
+        for var, value in (semiglobal or {}).items():
+            self._add(var, _as_local(value, post.size, f"{name}.{var}"), "variable", "post")
+        for kind, values in (("variable", variables), ("internal", internal)):
+            for var, value in (values or {}).items():
+                self._add(var, _as_local(value, nnz, f"{name}.{var}"), kind, "synapse")
+
+    @property
+    def indptr(self):
+        return self._indptr
+
+    @property
+    def indices(self):
+        return self._indices
+
+    @property
+    def shape(self):
+        """``(post size, pre size)``."""
+        return (self.post.size, self.pre.size)
+
+    @property
+    def nnz(self):
+        return len(self._indices)
+
+    def post_ranks(self):
+        """The post-synaptic neuron of each synapse, in CSR order."""
+        return np.repeat(np.arange(self.post.size), np.diff(self._indptr))
+
+    def to_scipy(self, var="w"):
+        """``var`` as a ``scipy.sparse.csr_matrix`` of shape (post, pre)."""
+        data = np.broadcast_to(self[var], (self.nnz,)) if self.scope(var) != "post" else \
+            np.repeat(self[var], np.diff(self._indptr))
+        return scipy.sparse.csr_matrix((np.array(data), self._indices.copy(), self._indptr.copy()),
+                                       shape=self.shape)
+
+    def __repr__(self):
+        return f"Projection({self.name!r}, {self.pre.name!r} -> {self.post.name!r}, synapses={self.nnz})"
+
+
+class Network:
+    """A network of populations and projections held in numpy arrays.
+
+    Parameters
+    ----------
+    dt : float
+        Time step in ms.
+    seed : int or None
+        Seed of ``net.rng``, a ``numpy.random.Generator`` whose state is saved.
+    """
+
+    def __init__(self, dt=0.1, seed=None):
+        self.dt = float(dt)
+        self.step = 0
+        self.rng = np.random.default_rng(seed)
+        self.populations = {}
+        self.projections = {}
+
+    @property
+    def time(self):
+        """Simulated time in ms (``step * dt``)."""
+        return self.step * self.dt
+
+    def add_population(self, name, size, parameters=None, variables=None, internal=None,
+                       geometry=None):
+        """Add a population; scalars given as variables become one value per neuron."""
+        if name in self.populations:
+            raise ValueError(f"a population named {name!r} exists already")
+        pop = Population(name, size, self, parameters, variables, internal, geometry)
+        self.populations[name] = pop
+        return pop
+
+    def add_projection(self, name, pre, post, target="exc", connectivity=None, parameters=None,
+                       variables=None, semiglobal=None, internal=None, delays=None):
+        """Add a projection; ``connectivity`` is a scipy sparse matrix (post x pre),
+        a pair ``(indptr, indices)``, or None for no synapses."""
+        if name in self.projections:
+            raise ValueError(f"a projection named {name!r} exists already")
+        pre = self.populations[pre] if isinstance(pre, str) else pre
+        post = self.populations[post] if isinstance(post, str) else post
+        proj = Projection(name, pre, post, self, target, connectivity, parameters, variables,
+                          semiglobal, internal, delays)
+        self.projections[name] = proj
+        return proj
+
+    def __repr__(self):
+        return (f"Network(dt={self.dt}, step={self.step}, populations={list(self.populations)}, "
+                f"projections={list(self.projections)})")

@@ -1,0 +1,221 @@
+"""The logical state that passes between adapters and formats.
+
+A :class:`NetworkState` holds plain numpy arrays and JSON-able metadata, never
+simulator objects.  Adapters produce and consume it; formats write and read
+it.  The same tree is what :func:`checkpoint.read` returns for analysis.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse
+
+__all__ = [
+    "ArrayInfo",
+    "PopulationState",
+    "ProjectionState",
+    "RngState",
+    "NetworkState",
+    "KINDS",
+    "POPULATION_SCOPES",
+    "PROJECTION_SCOPES",
+]
+
+#: What an array means for a restart.
+KINDS = ("parameter", "variable", "internal")
+#: How an array of a population is indexed: one value, or one per neuron.
+POPULATION_SCOPES = ("global", "neuron")
+#: How an array of a projection is indexed: one value, one per post-synaptic
+#: neuron (semiglobal), or one per synapse in CSR order.
+PROJECTION_SCOPES = ("global", "post", "synapse")
+
+
+@dataclass
+class ArrayInfo:
+    """What the file says about one array besides its values.
+
+    Attributes
+    ----------
+    kind : {"parameter", "variable", "internal"}
+        ``internal`` marks state that only matters for an exact restart
+        (last spike times, refractory counters, delayed spikes).
+    scope : str
+        ``global``, ``neuron`` (populations), ``post`` or ``synapse``
+        (projections).
+    unit : str or None
+        The physical unit of the stored values (SI for Brian2), if known.
+    """
+
+    kind: str = "variable"
+    scope: str = "neuron"
+    unit: str = None
+
+
+class _ArrayGroup(Mapping):
+    """Mapping of variable name to array, with an :class:`ArrayInfo` each."""
+
+    def __init__(self, name, arrays=None, info=None):
+        self.name = name
+        self.arrays = dict(arrays or {})
+        self.info = dict(info or {})
+
+    def __getitem__(self, var):
+        return self.arrays[var]
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def add(self, var, array, kind="variable", scope=None, unit=None):
+        """Add one array with its metadata; scope defaults from its shape."""
+        self.arrays[var] = array
+        self.info[var] = ArrayInfo(kind, scope or self._default_scope(array), unit)
+
+    def nbytes(self):
+        return sum(int(getattr(a, "nbytes", 0)) for a in self.arrays.values())
+
+
+class PopulationState(_ArrayGroup):
+    """The state of one population.
+
+    ``pop[var]`` gives the array of one variable or parameter; ``size`` and
+    ``geometry`` describe the population.
+    """
+
+    def __init__(self, name, size, geometry=None, arrays=None, info=None):
+        super().__init__(name, arrays, info)
+        self.size = int(size)
+        self.geometry = tuple(geometry) if geometry is not None else (self.size,)
+
+    def _default_scope(self, array):
+        return "global" if np.ndim(array) == 0 else "neuron"
+
+    def __repr__(self):
+        return f"PopulationState({self.name!r}, size={self.size}, variables={list(self)})"
+
+
+class ProjectionState(_ArrayGroup):
+    """The state of one projection, connectivity in CSR by post neuron.
+
+    ``indptr`` (length post + 1) and ``indices`` (pre ranks) give, for post
+    neuron ``i``, its synapses ``indptr[i]:indptr[i+1]``; per-synapse arrays
+    follow that order.  A pair of neurons with several synapses keeps them
+    all, in order.
+    """
+
+    def __init__(self, name, pre, post, shape, indptr, indices, target="exc",
+                 arrays=None, info=None):
+        super().__init__(name, arrays, info)
+        self.pre = pre
+        self.post = post
+        self.target = target
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.indptr = indptr
+        self.indices = indices
+
+    @property
+    def nnz(self):
+        """Number of synapses."""
+        return int(len(self.indices))
+
+    def __getitem__(self, var):
+        if var not in self.arrays and var in ("indptr", "indices"):
+            return getattr(self, var)
+        return self.arrays[var]
+
+    def _default_scope(self, array):
+        return "global" if np.ndim(array) == 0 else "synapse"
+
+    def to_scipy(self, var="w"):
+        """Return ``var`` as a ``scipy.sparse.csr_matrix`` of shape post x pre.
+
+        A global value is broadcast to every synapse, a per-post value to
+        every synapse of that post neuron.  Multiple synapses between one
+        pair stay separate entries (call ``sum_duplicates()`` to add them).
+        """
+        data = np.asarray(self[var])
+        scope = self.info[var].scope if var in self.info else "synapse"
+        if scope == "global":
+            data = np.full(self.nnz, data)
+        elif scope == "post":
+            data = np.repeat(data, np.diff(np.asarray(self.indptr)))
+        return scipy.sparse.csr_matrix(
+            (np.asarray(data), np.asarray(self.indices), np.asarray(self.indptr)),
+            shape=self.shape)
+
+    def nbytes(self):
+        return super().nbytes() + int(self.indptr.nbytes) + int(self.indices.nbytes)
+
+    def __repr__(self):
+        return (f"ProjectionState({self.name!r}, {self.pre!r} -> {self.post!r}, "
+                f"synapses={self.nnz}, variables={list(self)})")
+
+
+@dataclass
+class RngState:
+    """The state of one random generator, without pickle.
+
+    ``state`` is JSON-able (numpy's ``bit_generator.state`` dictionaries are);
+    ``arrays`` holds large buffers (e.g. a simulator's pre-drawn numbers).
+    """
+
+    name: str
+    kind: str
+    state: dict
+    arrays: dict = field(default_factory=dict)
+
+
+@dataclass
+class NetworkState:
+    """Everything checkpoint knows about one network at one moment.
+
+    Attributes
+    ----------
+    meta : dict
+        JSON-able: ``time`` (ms), ``step``, ``dt``, ``simulator``,
+        ``library_version``, ``created``, ``content``, ``user`` metadata.
+    populations, projections : dict
+        By name: :class:`PopulationState`, :class:`ProjectionState`.
+    rng : dict
+        By name: :class:`RngState`.
+    """
+
+    meta: dict = field(default_factory=dict)
+    populations: dict = field(default_factory=dict)
+    projections: dict = field(default_factory=dict)
+    rng: dict = field(default_factory=dict)
+    _closer: object = field(default=None, repr=False)
+
+    @property
+    def time(self):
+        """Simulated time in ms."""
+        return self.meta.get("time")
+
+    @property
+    def step(self):
+        """Simulation step."""
+        return self.meta.get("step")
+
+    @property
+    def dt(self):
+        return self.meta.get("dt")
+
+    def nbytes(self):
+        groups = list(self.populations.values()) + list(self.projections.values())
+        rng_bytes = sum(a.nbytes for r in self.rng.values() for a in r.arrays.values())
+        return sum(g.nbytes() for g in groups) + rng_bytes
+
+    def close(self):
+        """Close the file behind a lazy state (a no-op otherwise)."""
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
