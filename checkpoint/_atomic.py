@@ -29,8 +29,8 @@ def atomic_write(path):
     """Yield a temporary path; on success make it ``path`` durably.
 
     On any exception the temporary file is removed and ``path`` is left as it
-    was.  ``OSError`` (disk full, file too large, permissions) becomes a
-    :class:`CheckpointError` naming the file.
+    was.  I/O errors (disk full, file too large, permissions; h5py raises
+    them as ``RuntimeError``) become a :class:`CheckpointError` naming the file.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -47,4 +47,6 @@ def atomic_write(path):
             os.remove(tmp)
         if isinstance(exc, OSError):
             raise CheckpointError(f"could not write the file: {exc.strerror or exc}", path=path) from exc
+        if isinstance(exc, RuntimeError) and "errno" in str(exc):  # h5py reports I/O errors so
+            raise CheckpointError(f"could not write the file: {exc}", path=path) from exc
         raise

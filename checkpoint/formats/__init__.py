@@ -9,6 +9,7 @@ turning library exceptions from a bad file into :class:`CorruptCheckpointError`.
 
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -24,7 +25,8 @@ ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt
 
 # Exceptions that libraries raise on damaged input; all become CorruptCheckpointError.
 _DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error,
-           zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError)
+           zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError,
+           tokenize.TokenError, SyntaxError)
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):

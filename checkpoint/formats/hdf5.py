@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
+from . import _h5guard
 from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest,
                      unflatten, verify_array)
 
@@ -28,6 +29,14 @@ def dataset_options(compression, array):
         return {}
     from .compression import hdf5_options
     return hdf5_options(compression, array)
+
+
+def _load_filter_plugins():
+    """Register zstd/lz4/blosc filters when the optional hdf5plugin is there."""
+    try:
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
 
 
 class LazyArray:
@@ -87,7 +96,7 @@ def _hard_dataset(f, key, path, label):
     return dataset
 
 
-def _check_dataset(dataset, entry, file_size, path, label):
+def _check_dataset(dataset, entry, file_size, raw_ranges, path, label):
     """Compare the stored dataset with the manifest before any allocation."""
     if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
         raise UnsafeContentError("object or reference dtype refused", path=path, obj=label)
@@ -97,8 +106,12 @@ def _check_dataset(dataset, entry, file_size, path, label):
             f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
     filters = dataset.compression
     if filters is None and dataset.chunks is None and dataset.size:
-        if dataset.id.get_storage_size() < dataset.nbytes:
-            raise CorruptCheckpointError("dataset has less storage than its size", path=path, obj=label)
+        # Its raw data must be one of the ranges the userblock digest left
+        # to the per-array checksum, and exactly its size.
+        if (dataset.id.get_offset(), dataset.id.get_storage_size()) not in raw_ranges or \
+                dataset.id.get_storage_size() != dataset.nbytes:
+            raise CorruptCheckpointError("dataset storage does not match the file's index",
+                                         path=path, obj=label)
     ratio = 1 if filters is None and not dataset.chunks else _MAX_RATIO.get(filters, _PLUGIN_RATIO)
     check_size_bound(entry, max(file_size, 1 << 16) * ratio, path, label)
 
@@ -112,7 +125,9 @@ class HDF5Format:
 
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
         entries = {e["key"]: e for _, e in all_entries(manifest)}
-        with h5py.File(tmp, "w") as f:
+        userblock = _h5guard.userblock_size(len(items))
+        raw_ranges = []
+        with h5py.File(tmp, "w", userblock_size=userblock) as f:
             f.attrs["format"] = manifest["format"]
             f.attrs["format_version"] = manifest["format_version"]
             f.attrs["manifest_xxh3"] = digest
@@ -122,6 +137,8 @@ class HDF5Format:
             f.create_dataset("manifest", data=manifest_text, dtype=h5py.string_dtype("utf-8"))
             for key, array in items:
                 dset = f.create_dataset(key, data=array, **dataset_options(compression, array))
+                if dset.chunks is None and array.size:
+                    raw_ranges.append((dset.id.get_offset(), dset.id.get_storage_size()))
                 for attr in ("kind", "scope", "unit"):
                     if entries[key].get(attr):
                         dset.attrs[attr] = entries[key][attr]
@@ -131,13 +148,16 @@ class HDF5Format:
                     if group is not None:  # an object without arrays has no group
                         group.attrs["name"] = name
             f.flush()
+        _h5guard.stamp(tmp, userblock, raw_ranges)
 
     def read(self, path, lazy=False):
         file_size = os.path.getsize(path)
+        raw_ranges = _h5guard.verify(path)
+        _load_filter_plugins()
         f = h5py.File(path, "r")
         try:
             manifest = self._manifest(f, path)
-            state = unflatten(manifest, self._fetcher(f, path, file_size, lazy), path, lazy=lazy)
+            state = unflatten(manifest, self._fetcher(f, path, file_size, raw_ranges, lazy), path, lazy=lazy)
         except BaseException:
             f.close()
             raise
@@ -155,10 +175,10 @@ class HDF5Format:
         digest = digest.decode() if isinstance(digest, bytes) else digest
         return decode_manifest(dataset.asstr()[()], digest, path)
 
-    def _fetcher(self, f, path, file_size, lazy):
+    def _fetcher(self, f, path, file_size, raw_ranges, lazy):
         def fetch(entry, label):
             dataset = _hard_dataset(f, entry["key"], path, label)
-            _check_dataset(dataset, entry, file_size, path, label)
+            _check_dataset(dataset, entry, file_size, raw_ranges, path, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)
             return _read_dataset(dataset, entry, path, label)
