@@ -212,9 +212,9 @@ def swap_contents(a, b, chunk=1 << 22):
     then serves as the undo record: a rollback swaps again, and no second
     copy of the state is ever held.
     """
-    fa, fb = a.reshape(-1), b.reshape(-1)
-    if not (np.shares_memory(fa, a) and np.shares_memory(fb, b)):
-        raise ValueError("swap_contents needs contiguous arrays")
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        raise ValueError("swap_contents needs C-contiguous arrays")
+    fa, fb = a.reshape(-1), b.reshape(-1)  # views, as both are contiguous
     scratch = np.empty(min(chunk, fa.size), fa.dtype)
     for start in range(0, fa.size, chunk):
         stop = min(start + chunk, fa.size)

@@ -145,7 +145,8 @@ class HDF5Format:
             for section in ("populations", "projections"):
                 for name in manifest[section]:
                     group = f.get(PathKeys().object(section, name))
-                    if group is not None:  # an object without arrays has no group
+                    # an object without arrays has no group; HDF5 strings hold no NUL
+                    if group is not None and "\x00" not in name:
                         group.attrs["name"] = name
             f.flush()
         _h5guard.stamp(tmp, userblock, raw_ranges)

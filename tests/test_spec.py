@@ -1,0 +1,93 @@
+"""docs/format.rst is enough to read a checkpoint: these readers use only
+h5py, numpy, scipy.io, gzip, json and xxhash, never checkpoint itself."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import checkpoint
+from helpers import izhikevich_network
+
+READER = textwrap.dedent("""
+    import sys
+    sys.modules["checkpoint"] = None          # importing checkpoint would now fail
+    import gzip, json, zipfile
+    import numpy as np, xxhash
+    path, fmt = sys.argv[1], sys.argv[2]
+
+    def check(array, entry):
+        assert array.dtype.str == entry["dtype"] and list(array.shape) == entry["shape"]
+        digest = "xxh3-64:" + xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).tobytes())
+        assert digest == entry["checksum"], entry["key"]
+        return array
+
+    if fmt == "h5":
+        import h5py
+        f = h5py.File(path, "r")
+        manifest = json.loads(f["manifest"].asstr()[()])
+        get = lambda e: check(f[e["key"]][()], e)
+    elif fmt == "npz":
+        z = np.load(path)                     # allow_pickle stays False
+        manifest = json.loads(str(z["manifest"]))
+        get = lambda e: check(z[e["key"]], e)
+    elif fmt == "mat":
+        import scipy.io
+        m = scipy.io.loadmat(path, simplify_cells=True)
+        manifest = json.loads(m["checkpoint_manifest"])
+        def get(e):
+            top, field = e["key"].split(".", 1)
+            value = np.asarray(m[top][field]).astype(e["dtype"]).reshape(e["shape"])
+            return check(value, e)
+    else:
+        opener = gzip.open if fmt == "gz" else open
+        with opener(path, "rt") as f:
+            assert f.readline() == "checkpoint-text 1\\n"
+            manifest = json.loads(f.readline().split(" ", 2)[2])
+            arrays = {}
+            for line in f:
+                if line == "end\\n":
+                    break
+                header = json.loads(line[len("array "):])
+                lines = [next(f) for _ in range(header["count"])]
+                parse = "u1" if header["dtype"] == "|b1" else ("f8" if "f" in header["dtype"] else header["dtype"])
+                values = np.loadtxt(lines, dtype=parse, ndmin=1) if lines else np.empty(0, parse)
+                for _ in range(header["nanbits"]):
+                    i, bits = next(f).split()
+                    values.view("u8")[int(i)] = int(bits, 16)
+                arrays[header["key"]] = values.astype(header["dtype"]).reshape(header["shape"])
+        get = lambda e: check(arrays[e["key"]], e)
+
+    proj = manifest["projections"]["proj0"]
+    out = {
+        "time": manifest["meta"]["time"],
+        "v": get(manifest["populations"]["pop0"]["arrays"]["v"]).tolist(),
+        "a": get(manifest["populations"]["pop0"]["arrays"]["a"]).tolist(),
+        "w": get(proj["arrays"]["w"]).tolist(),
+        "indptr": get(proj["indptr"]).tolist(),
+        "indices": get(proj["indices"]).tolist(),
+    }
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt", "txt"),
+                                        ("txt.gz", "gz")])
+def test_read_without_the_library(tmp_path, suffix, fmt):
+    net = izhikevich_network()
+    net.step = 8
+    path = tmp_path / f"net.{suffix}"
+    checkpoint.save(path, net)
+    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    proj = net.projections["proj0"]
+    assert got["time"] == 4.0
+    assert got["v"] == net.populations["pop0"].v.tolist()
+    assert got["a"] == 0.02
+    assert np.array_equal(np.array(got["w"], np.float32), proj.w)
+    assert got["indptr"] == proj.indptr.tolist() and got["indices"] == proj.indices.tolist()
