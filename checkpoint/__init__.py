@@ -8,13 +8,14 @@ from .api import load, read, save
 from .errors import (CheckpointError, CheckpointWarning, CorruptCheckpointError, FormatLimitError,
                      Interrupted, StructureMismatchError, UnsafeContentError, UnsupportedFormatError,
                      UnsupportedObjectError)
+from .manager import Checkpointer
 from .network import Network, Population, Projection
 from .parameters import load_parameters, save_parameters
 from .restore import RestoreReport
 from .state import NetworkState, PopulationState, ProjectionState
 
 __all__ = [
-    "__version__", "save", "load", "read", "save_parameters", "load_parameters",
+    "__version__", "save", "load", "read", "save_parameters", "load_parameters", "Checkpointer",
     "Network", "Population", "Projection", "NetworkState", "PopulationState", "ProjectionState",
     "RestoreReport", "CheckpointError", "UnsupportedFormatError", "UnsupportedObjectError",
     "CorruptCheckpointError", "StructureMismatchError", "UnsafeContentError", "FormatLimitError",

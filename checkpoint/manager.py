@@ -1,0 +1,368 @@
+"""Periodic checkpoints and exact resume: the Checkpointer.
+
+The Checkpointer decides *when* to save (:class:`SaveSchedule`) and *what to
+keep* (:class:`Retention`); :func:`checkpoint.save` decides *how*; the atomic
+rename decides *whether a checkpoint exists*.  A checkpoint is a file
+``ckpt-<step, 12 digits>[-keep].<suffix>`` in the folder; a ``-keep`` one is
+never deleted.  Temporaries are ``.ckpt-...tmp-<pid>-<hex>`` and are removed
+when the next Checkpointer starts.
+"""
+
+import concurrent.futures
+import contextlib
+import copy
+import fcntl
+import logging
+import os
+import re
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+from ._atomic import TMP_MARK
+from .adapters import adapter_for
+from .api import load
+from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
+from .formats import format_for, read_state, write_state
+
+__all__ = ["Checkpointer", "SaveSchedule", "Retention"]
+
+log = logging.getLogger("checkpoint")
+LOCK_NAME = ".checkpoint.lock"
+_NAME = re.compile(r"^ckpt-(\d{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
+_TEMPORARY = re.compile(r"^\.ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(TMP_MARK) + r"\d+-[0-9a-f]{8}$")
+
+
+@dataclass
+class SaveSchedule:
+    """When a checkpoint is due: every so many steps, simulated ms, or wall
+    seconds since the last one (any that is set)."""
+
+    every_steps: int = None
+    every_ms: float = None
+    every_seconds: float = None
+
+    def due(self, step, time_ms, last_step, last_time_ms, last_wall):
+        return bool(
+            (self.every_steps and step - last_step >= self.every_steps)
+            or (self.every_ms and time_ms - last_time_ms >= self.every_ms - 1e-9)
+            or (self.every_seconds and time.monotonic() - last_wall >= self.every_seconds))
+
+
+@dataclass
+class Retention:
+    """What to keep: the ``keep`` newest, plus one checkpoint permanently per
+    ``keep_every_ms`` of simulated time or ``keep_every_seconds`` of wall time."""
+
+    keep: int = 3
+    keep_every_ms: float = None
+    keep_every_seconds: float = None
+
+    def permanent(self, time_ms, last_kept_ms, wall, last_kept_wall):
+        return bool(
+            (self.keep_every_ms and (last_kept_ms is None or
+                                     time_ms // self.keep_every_ms > last_kept_ms // self.keep_every_ms))
+            or (self.keep_every_seconds and wall - last_kept_wall >= self.keep_every_seconds))
+
+
+class Checkpointer:
+    """Write checkpoints of ``obj`` into ``directory`` during a long run.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Created if missing (with ``create=True``).  Locked while in use.
+    obj
+        What :func:`checkpoint.save` accepts.
+    every_steps, every_ms, every_seconds : optional
+        When :meth:`maybe_save` saves (any combination).
+    keep : int
+        How many of the newest checkpoints to keep.
+    keep_every_ms, keep_every_seconds : float, optional
+        Keep one checkpoint per interval of simulated or wall time forever.
+    format : str
+        Any format of :func:`checkpoint.save` (``"h5"`` by default).
+    background : bool
+        Write in a background thread; the run pauses only for a copy.
+    signals : tuple of signal numbers
+        On one of these the next :meth:`maybe_save` saves, waits, and
+        raises :class:`checkpoint.Interrupted`.
+
+    Examples
+    --------
+    >>> with checkpoint.Checkpointer("ckpts", net, every_steps=1000) as ckpt:
+    ...     ckpt.restore_latest()
+    ...     while net.step < n_steps:
+    ...         simulate_one_step(net)
+    ...         ckpt.maybe_save()
+    """
+
+    def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
+                 keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
+                 signals=(signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None, create=True):
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.obj = obj
+        self.adapter = adapter_for(obj)
+        self.schedule = SaveSchedule(every_steps, every_ms, every_seconds)
+        self.retention = Retention(keep, keep_every_ms, keep_every_seconds)
+        self.suffix = format_for("x", format).suffixes[0]
+        self.background = background
+        self.compression, self.metadata = compression, metadata
+        self._verified = {}
+        self._future = None
+        self._executor = None
+        self._signal = None
+        self._old_handlers = {}
+        self._lock_file = None
+        self._open_folder(create)
+        self._clean_temporaries()
+        time_ms, step = self._clock()
+        self._last = (step, time_ms, time.monotonic())
+        kept = [p for p in self._files() if p[2]]
+        self._last_kept = (self._time_of(kept[-1][1]) if kept else None, time.monotonic())
+        self._install_signals(signals)
+
+    # ------------------------------------------------------------- the folder
+
+    def _open_folder(self, create):
+        if not os.path.isdir(self.directory):
+            if not create:
+                raise CheckpointError("the checkpoint folder does not exist", path=self.directory)
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as exc:
+                raise CheckpointError(f"cannot create the checkpoint folder: {exc.strerror}",
+                                      path=self.directory) from None
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise CheckpointError("the checkpoint folder is not writable", path=self.directory)
+        lock_path = os.path.join(self.directory, LOCK_NAME)
+        try:
+            self._lock_file = open(lock_path, "a+")
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            owner = self._lock_file.read().strip() or "another process"
+            self._lock_file.close()
+            self._lock_file = None
+            raise CheckpointError(f"the folder is in use by another Checkpointer ({owner})",
+                                  path=self.directory) from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot lock the checkpoint folder: {exc.strerror}",
+                                  path=self.directory) from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"pid {os.getpid()}\n")
+        self._lock_file.flush()
+
+    def _clean_temporaries(self):
+        for name in os.listdir(self.directory):
+            if _TEMPORARY.match(name):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.directory, name))
+                    log.info("removed a leftover temporary %s", name)
+
+    def _files(self):
+        """``(step, path, permanent)`` of every checkpoint file, oldest first."""
+        found = []
+        for name in os.listdir(self.directory):
+            match = _NAME.match(name)
+            if match:
+                found.append((int(match.group(1)), os.path.join(self.directory, name), bool(match.group(2))))
+        return sorted(found)
+
+    def _time_of(self, path):
+        with contextlib.suppress(CheckpointError):
+            return read_state(path).time
+        return None
+
+    def _valid(self, path):
+        """Whether ``path`` reads and verifies; cached by size and mtime."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in self._verified:
+            try:
+                read_state(path)
+                self._verified[key] = True
+            except CheckpointError:
+                self._verified[key] = False
+        return self._verified[key]
+
+    def checkpoints(self):
+        """Paths of all complete checkpoints whose checksums verify, oldest first."""
+        return [path for _, path, _ in self._files() if self._valid(path)]
+
+    def latest(self):
+        """Path of the newest complete, valid checkpoint, or None.  A damaged
+        newer one is passed over with a :class:`CheckpointWarning`."""
+        for _, path, _ in reversed(self._files()):
+            if self._valid(path):
+                return path
+            warnings.warn(f"{path}: damaged checkpoint passed over", CheckpointWarning, stacklevel=2)
+        return None
+
+    # ------------------------------------------------------------- restoring
+
+    def restore_latest(self, **load_options):
+        """Load the newest valid checkpoint into the object.
+
+        Returns the :class:`RestoreReport`, or None when there is no
+        checkpoint yet (a fresh start).  A damaged newest checkpoint is
+        passed over, with a warning, for the one before it.
+        """
+        self._raise_background_error()
+        for _, path, _ in reversed(self._files()):
+            try:
+                report = load(path, self.obj, **load_options)
+            except CorruptCheckpointError as exc:
+                warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=2)
+                continue
+            time_ms, step = self._clock()
+            self._last = (step, time_ms, time.monotonic())
+            log.info("resumed from %s at step %d (t=%s ms)", path, step, time_ms)
+            return report
+        return None
+
+    # ---------------------------------------------------------------- saving
+
+    def _clock(self):
+        meta = self.adapter.capture(populations=False, projections=False).meta
+        return meta["time"], meta["step"]
+
+    def maybe_save(self):
+        """Save if due; after a signal, save, wait, and raise :class:`Interrupted`.
+
+        Returns the path written, or None.
+        """
+        self._raise_background_error()
+        if self._signal is not None:
+            signum, self._signal = self._signal, None
+            path = self.save()
+            self.wait()
+            raise Interrupted(signum, path)
+        time_ms, step = self._clock()
+        if step == self._last[0]:
+            return None
+        if self.schedule.due(step, time_ms, *self._last):
+            return self.save()
+        return None
+
+    def save(self):
+        """Write a checkpoint now (in the background if so configured).
+
+        Returns the path the checkpoint will have once committed.
+        """
+        self.wait()
+        state = self.adapter.capture()
+        state.meta["user"] = dict(self.metadata or {})
+        step, time_ms = state.step, state.time
+        permanent = self.retention.permanent(time_ms, self._last_kept[0], time.monotonic(), self._last_kept[1])
+        if permanent:
+            self._last_kept = (time_ms, time.monotonic())
+        name = f"ckpt-{step:012d}{'-keep' if permanent else ''}{self.suffix}"
+        path = os.path.join(self.directory, name)
+        self._last = (step, time_ms, time.monotonic())
+        if self.background:
+            snapshot = _snapshot(state)
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+            self._future = self._executor.submit(self._commit, path, snapshot)
+        else:
+            self._commit(path, state)
+        return path
+
+    def _commit(self, path, state):
+        started = time.perf_counter()
+        write_state(path, state, None, self.compression)
+        stat = os.stat(path)
+        self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
+        log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
+                 state.time, stat.st_size / 1e6, time.perf_counter() - started)
+        self._apply_retention(path)
+
+    def _apply_retention(self, newest):
+        """Delete old checkpoints beyond ``keep``, only after ``newest`` is committed."""
+        ordinary = [p for _, p, permanent in self._files() if not permanent and p != newest]
+        keep_others = self.retention.keep - 1
+        for path in ordinary[: max(0, len(ordinary) - keep_others)]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                log.info("removed old checkpoint %s", path)
+
+    def wait(self):
+        """Wait for a background write; raise its error if it failed."""
+        future, self._future = self._future, None
+        if future is not None:
+            future.result()
+
+    def _raise_background_error(self):
+        if self._future is not None and self._future.done():
+            self.wait()
+
+    # --------------------------------------------------------------- signals
+
+    def _install_signals(self, signals):
+        if threading.current_thread() is not threading.main_thread():
+            if signals:
+                warnings.warn("signal handlers can only be installed from the main thread",
+                              CheckpointWarning, stacklevel=3)
+            return
+        for signum in signals or ():
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self._signal = signum
+        log.warning("signal %d received: checkpointing at the next maybe_save()", signum)
+
+    # --------------------------------------------------------------- closing
+
+    def close(self):
+        """Wait for a background write, restore signal handlers, unlock."""
+        try:
+            self.wait()
+        finally:
+            for signum, handler in self._old_handlers.items():
+                signal.signal(signum, handler)
+            self._old_handlers = {}
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            if self._lock_file is not None:
+                self._lock_file.close()
+
+
+def _snapshot(state):
+    """A copy of the state that the simulation can no longer change."""
+    snapshot = copy.copy(state)
+    snapshot.meta = copy.deepcopy(state.meta)
+    snapshot.populations = {n: _copy_group(g) for n, g in state.populations.items()}
+    snapshot.projections = {n: _copy_group(g) for n, g in state.projections.items()}
+    snapshot.rng = copy.deepcopy(state.rng)
+    return snapshot
+
+
+def _copy_group(group):
+    clone = copy.copy(group)
+    clone.arrays = {var: array.copy() for var, array in group.arrays.items()}
+    clone.info = dict(group.info)
+    if hasattr(group, "indptr"):
+        clone.indptr, clone.indices = group.indptr.copy(), group.indices.copy()
+    return clone
