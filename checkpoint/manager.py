@@ -37,8 +37,10 @@ _TEMPORARY = re.compile(r"^\.ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(TMP_MARK) 
 
 @dataclass
 class SaveSchedule:
-    """When a checkpoint is due: every so many steps, simulated ms, or wall
-    seconds since the last one (any that is set)."""
+    """When a checkpoint is due: at each multiple of ``every_steps`` steps or
+    ``every_ms`` simulated ms (so checkpoints fall on the same round numbers
+    whether or not the run was resumed), or ``every_seconds`` of wall time
+    after the last one."""
 
     every_steps: int = None
     every_ms: float = None
@@ -46,9 +48,14 @@ class SaveSchedule:
 
     def due(self, step, time_ms, last_step, last_time_ms, last_wall):
         return bool(
-            (self.every_steps and step - last_step >= self.every_steps)
-            or (self.every_ms and time_ms - last_time_ms >= self.every_ms - 1e-9)
+            (self.every_steps and step // self.every_steps > last_step // self.every_steps)
+            or (self.every_ms and _interval(time_ms, self.every_ms) > _interval(last_time_ms, self.every_ms))
             or (self.every_seconds and time.monotonic() - last_wall >= self.every_seconds))
+
+
+def _interval(time_ms, every_ms):
+    # a hair of tolerance so that 0.1 ms * 50 steps counts as 5 ms
+    return int((time_ms + 1e-9 * max(1.0, abs(time_ms))) // every_ms)
 
 
 @dataclass
@@ -63,7 +70,7 @@ class Retention:
     def permanent(self, time_ms, last_kept_ms, wall, last_kept_wall):
         return bool(
             (self.keep_every_ms and (last_kept_ms is None or
-                                     time_ms // self.keep_every_ms > last_kept_ms // self.keep_every_ms))
+                                     _interval(time_ms, self.keep_every_ms) > _interval(last_kept_ms, self.keep_every_ms)))
             or (self.keep_every_seconds and wall - last_kept_wall >= self.keep_every_seconds))
 
 
