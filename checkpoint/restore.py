@@ -146,10 +146,23 @@ def _plan_projection(plan, name, f, m, path):
     if tuple(f.shape) != tuple(m.shape):
         raise StructureMismatchError(f"the file connects {f.shape[1]} -> {f.shape[0]} neurons, "
                                      f"the model {m.shape[1]} -> {m.shape[0]}", path=path, obj=name)
-    same = np.array_equal(f.indptr, m.indptr) and np.array_equal(f.indices, m.indices)
-    if not same:
+    if not _same_connectivity(f, m):
+        from .formats.layout import check_connectivity
+        check_connectivity(f.indptr, f.indices, f.shape, path, name)
         plan.connectivity[name] = (np.asarray(f.indptr, np.int64), np.asarray(f.indices, np.int64))
-    _plan_group(plan, "projections", name, f, m, None if same else f.nnz, path)
+    _plan_group(plan, "projections", name, f, m, None if name not in plan.connectivity else f.nnz, path)
+
+
+def _same_connectivity(f, m):
+    """Compare by the file's checksums when it has them: hashing the model's
+    arrays is several times cheaper than comparing them element by element."""
+    if f.nnz != len(m.indices):
+        return False
+    checksums = getattr(f, "connectivity_checksums", None)
+    if checksums is not None:
+        from .formats.layout import checksum
+        return checksums == (checksum(np.asarray(m.indptr, np.int64)), checksum(np.asarray(m.indices, np.int64)))
+    return np.array_equal(f.indptr, m.indptr) and np.array_equal(f.indices, m.indices)
 
 
 def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None):

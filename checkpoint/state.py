@@ -115,6 +115,8 @@ class ProjectionState(_ArrayGroup):
         self.shape = (int(shape[0]), int(shape[1]))
         self.indptr = indptr
         self.indices = indices
+        #: XXH3 checksums of (indptr, indices) as stored, when read from a file.
+        self.connectivity_checksums = None
 
     @property
     def nnz(self):

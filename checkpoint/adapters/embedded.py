@@ -55,6 +55,17 @@ class EmbeddedAdapter(Adapter):
     def _array(self, section, name, var):
         return self._group(section, name)._values[var]
 
+    def _assign(self, a):
+        """Hand the freshly read, verified array to the model; the old one is
+        the undo record.  No copy: a load costs what reading the file costs.
+        References to the old array taken before the load keep old values."""
+        values = self._group(a.section, a.name)._values
+        old = values[a.var]
+        if a.value.dtype != old.dtype or not a.value.flags.writeable or not a.value.flags.c_contiguous:
+            return super()._assign(a)
+        values[a.var] = a.value
+        return lambda: values.__setitem__(a.var, old)
+
     def _replace_array(self, section, name, var, value):
         values = self._group(section, name)._values
         old = values[var]

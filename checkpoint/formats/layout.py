@@ -323,13 +323,17 @@ def all_entries(manifest):
 # ----------------------------------------------------------------- unflatten
 
 
-def check_connectivity(indptr, indices, shape, path, obj):
-    """Raise unless ``indptr``/``indices`` are a valid CSR of ``shape``."""
+def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
+    """Raise unless ``indptr``/``indices`` are a valid CSR of ``shape``.
+
+    The pre-rank range check is a full pass over the synapses; readers skip
+    it and the restore plan runs it before new connectivity reaches a model.
+    """
     indptr, indices = np.asarray(indptr), np.asarray(indices)
     ok = (len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
           and bool(np.all(np.diff(indptr) >= 0)))
     _require(ok, "indptr is not a valid CSR index", path, obj)
-    if len(indices):
+    if check_indices and len(indices):
         _require(int(indices.min()) >= 0 and int(indices.max()) < shape[1],
                  "a synapse's pre-synaptic rank is out of range", path, obj)
 
@@ -353,11 +357,12 @@ def unflatten(manifest, fetch, path, lazy=False):
     for name, p in manifest["projections"].items():
         indptr, indices = fetch(p["indptr"], f"{name}.indptr"), fetch(p["indices"], f"{name}.indices")
         if not lazy:
-            check_connectivity(indptr, indices, p["shape"], path, name)
+            check_connectivity(indptr, indices, p["shape"], path, name, check_indices=False)
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
         state.projections[name] = ProjectionState(
             name, p.get("pre"), p.get("post"), p["shape"], indptr, indices, p.get("target"),
             arrays, {var: info(e) for var, e in p["arrays"].items()})
+        state.projections[name].connectivity_checksums = (p["indptr"]["checksum"], p["indices"]["checksum"])
     for name, r in manifest["rng"].items():
         arrays = {var: fetch(e, f"rng {name}.{var}") for var, e in r["arrays"].items()}
         state.rng[name] = RngState(name, r["kind"], r.get("state"), arrays)
