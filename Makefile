@@ -28,6 +28,7 @@ test: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py
+	$(PY) benchmarks/bench_pause.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

@@ -14,7 +14,7 @@ log = logging.getLogger("checkpoint")
 
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None):
+         metadata=None, progress=None):
     """Save the full state of ``obj`` to ``path``, atomically.
 
     Parameters
@@ -33,6 +33,9 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         See :mod:`checkpoint.formats.compression`; uncompressed by default.
     metadata : dict, optional
         JSON-serialisable user metadata, stored under ``meta["user"]``.
+    progress : bool or None
+        A progress bar (tqdm): None shows one for states of 256 MiB or more
+        when standard error is a terminal.
 
     Raises
     ------
@@ -42,12 +45,12 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     started = _time.perf_counter()
     state = adapter_for(obj).capture(populations=populations, projections=projections)
     state.meta["user"] = dict(metadata or {})
-    write_state(path, state, format, compression)
+    write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
              state.time, _time.perf_counter() - started)
 
 
-def load(path, obj, *, populations=True, projections=True, strict=False, format=None):
+def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None):
     """Restore ``obj`` from ``path``: all of it, or nothing.
 
     Objects and variables are matched by name.  Variables in the file but
@@ -71,7 +74,7 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     """
     started = _time.perf_counter()
     adapter = adapter_for(obj)
-    file_state = read_state(path, format)
+    file_state = read_state(path, format, progress=progress)
     model_state = adapter.capture(populations=populations, projections=projections)
     plan = make_plan(file_state, model_state, populations=populations, projections=projections,
                      strict=strict, path=path)
@@ -82,7 +85,7 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     return plan.report
 
 
-def read(path, lazy=False, format=None):
+def read(path, lazy=False, format=None, progress=None):
     """Read a checkpoint without a simulator.
 
     Returns
@@ -92,4 +95,4 @@ def read(path, lazy=False, format=None):
         are numpy arrays (with ``lazy=True`` on HDF5: datasets read on demand
         by slicing; close the state, or use it in a ``with`` block).
     """
-    return read_state(path, format, lazy=lazy)
+    return read_state(path, format, lazy=lazy, progress=progress)

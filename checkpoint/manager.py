@@ -21,6 +21,8 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._atomic import TMP_MARK
 from .adapters import adapter_for
 from .api import load
@@ -120,6 +122,7 @@ class Checkpointer:
         self.background = background
         self.compression, self.metadata = compression, metadata
         self._verified = {}
+        self._buffers = {}   # snapshot buffers, reused: copying into warm memory is the whole pause
         self._future = None
         self._executor = None
         self._signal = None
@@ -276,7 +279,7 @@ class Checkpointer:
         path = os.path.join(self.directory, name)
         self._last = (step, time_ms, time.monotonic())
         if self.background:
-            snapshot = _snapshot(state)
+            snapshot = _snapshot(state, self._buffers)
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
             self._future = self._executor.submit(self._commit, path, snapshot)
@@ -356,20 +359,35 @@ class Checkpointer:
                 self._lock_file.close()
 
 
-def _snapshot(state):
-    """A copy of the state that the simulation can no longer change."""
+def _snapshot(state, buffers):
+    """A copy of the state that the simulation can no longer change.
+
+    ``buffers`` keeps the copies between saves (the previous write has always
+    finished when the next snapshot is taken), so a snapshot is a copy into
+    memory that is already mapped: no allocation, no page faults.
+    """
     snapshot = copy.copy(state)
     snapshot.meta = copy.deepcopy(state.meta)
-    snapshot.populations = {n: _copy_group(g) for n, g in state.populations.items()}
-    snapshot.projections = {n: _copy_group(g) for n, g in state.projections.items()}
+    snapshot.populations = {n: _copy_group(("pop", n), g, buffers) for n, g in state.populations.items()}
+    snapshot.projections = {n: _copy_group(("proj", n), g, buffers) for n, g in state.projections.items()}
     snapshot.rng = copy.deepcopy(state.rng)
     return snapshot
 
 
-def _copy_group(group):
+def _copy(key, array, buffers):
+    array = np.asarray(array)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.shape != array.shape or buffer.dtype != array.dtype:
+        buffer = buffers[key] = np.empty_like(array, order="C")
+    np.copyto(buffer, array)
+    return buffer
+
+
+def _copy_group(key, group, buffers):
     clone = copy.copy(group)
-    clone.arrays = {var: array.copy() for var, array in group.arrays.items()}
+    clone.arrays = {var: _copy(key + (var,), array, buffers) for var, array in group.arrays.items()}
     clone.info = dict(group.info)
     if hasattr(group, "indptr"):
-        clone.indptr, clone.indices = group.indptr.copy(), group.indices.copy()
+        clone.indptr = _copy(key + ("#indptr",), group.indptr, buffers)
+        clone.indices = _copy(key + ("#indices",), group.indices, buffers)
     return clone

@@ -63,7 +63,7 @@ def _read_document(path):
 
 
 def _value(value, path, label):
-    if isinstance(value, bool) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if isinstance(value, (bool, int, float)):
         return np.asarray(value)
     raise CorruptCheckpointError(f"parameter value {value!r} is not a number", path=path, obj=label)
 

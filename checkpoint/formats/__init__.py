@@ -14,6 +14,7 @@ import zipfile
 import zlib
 
 from .._atomic import atomic_write
+from .._progress import progress_bar, with_progress
 from ..errors import CheckpointError, CorruptCheckpointError, UnsupportedFormatError
 from . import hdf5, matlab, npz, text
 from .layout import encode_manifest, flatten
@@ -53,24 +54,26 @@ def format_for(path, format=None):
     raise UnsupportedFormatError(f"unknown file suffix; use one of: {choices()}", path=path)
 
 
-def write_state(path, state, format=None, compression=None):
+def write_state(path, state, format=None, compression=None, progress=False):
     """Write ``state`` to ``path`` atomically in the chosen format."""
     fmt = format_for(path, format)
     manifest, items = flatten(state, fmt.keys(), path)
     manifest_text, digest = encode_manifest(manifest, path)
-    with atomic_write(path) as tmp:
-        fmt.write(tmp, manifest_text, digest, manifest, items, compression)
+    total = sum(array.nbytes for _, array in items)
+    with progress_bar(progress, total, f"saving {os.path.basename(os.fspath(path))}"), atomic_write(path) as tmp:
+        fmt.write(tmp, manifest_text, digest, manifest, with_progress(items), compression)
     return fmt
 
 
-def read_state(path, format=None, lazy=False):
+def read_state(path, format=None, lazy=False, progress=False):
     """Read and verify a checkpoint file into a :class:`NetworkState`."""
     fmt = format_for(path, format)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointNotFoundError("no such checkpoint file", path=path)
     try:
-        return fmt.read(path, lazy=lazy)
+        with progress_bar(False if lazy else progress, os.path.getsize(path), f"loading {os.path.basename(path)}"):
+            return fmt.read(path, lazy=lazy)
     except CheckpointError:
         raise
     except MemoryError:

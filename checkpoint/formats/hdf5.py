@@ -125,7 +125,7 @@ class HDF5Format:
 
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
         entries = {e["key"]: e for _, e in all_entries(manifest)}
-        userblock = _h5guard.userblock_size(len(items))
+        userblock = _h5guard.userblock_size(len(entries))
         raw_ranges = []
         with h5py.File(tmp, "w", userblock_size=userblock) as f:
             f.attrs["format"] = manifest["format"]

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import xxhash
 
+from .._progress import advance
 from .._version import __version__
 from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
@@ -346,6 +347,13 @@ def unflatten(manifest, fetch, path, lazy=False):
     """
     def info(e):
         return ArrayInfo(e["kind"], e["scope"], e.get("unit"))
+
+    raw_fetch = fetch
+
+    def fetch(entry, label):
+        array = raw_fetch(entry, label)
+        advance(entry_nbytes(entry))
+        return array
 
     state = NetworkState(meta=dict(manifest["meta"]))
     state.meta["library_version_written"] = manifest.get("library_version")

@@ -79,7 +79,8 @@ class MatFormat:
         return IdentifierKeys()
 
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
-        if parse(compression) not in (None,) and parse(compression).codec != "gzip":
+        codec = parse(compression)
+        if codec is not None and codec.codec != "gzip":
             raise FormatLimitError("MAT files support only gzip (zlib) compression", path=tmp)
         variables = {"checkpoint_manifest": manifest_text, "checkpoint_manifest_xxh3": digest}
         sizes = {}

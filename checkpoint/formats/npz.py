@@ -7,7 +7,7 @@ member's ``.npy`` header is parsed and checked against the manifest before
 any memory is allocated, and stored members are read straight from the file.
 """
 
-import os
+import itertools
 import struct
 import zipfile
 
@@ -57,8 +57,8 @@ class NpzFormat:
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
         method, level = zip_level(compression)
         with zipfile.ZipFile(tmp, "w", method, allowZip64=True, compresslevel=level) as zf:
-            for key, array in [("manifest", np.array(manifest_text)),
-                               ("manifest_xxh3", np.array(digest))] + items:
+            header = [("manifest", np.array(manifest_text)), ("manifest_xxh3", np.array(digest))]
+            for key, array in itertools.chain(header, items):
                 with zf.open(key + ".npy", "w", force_zip64=True) as member:
                     npy.write_array(member, array, allow_pickle=False)
 
@@ -85,7 +85,7 @@ class NpzFormat:
         except KeyError:
             raise CorruptCheckpointError(f"member {entry['key']!r} is missing", path=path, obj=label) from None
         stored = info.compress_type == zipfile.ZIP_STORED
-        stream = self._open_stored(raw, info) if stored else zf.open(info)
+        stream = self._open_stored(raw, info, path) if stored else zf.open(info)
         shape, dtype = _read_header(stream, path, label)
         if dtype != ALLOWED_DTYPES[entry["dtype"]] or shape != entry["shape"]:
             raise CorruptCheckpointError(f"member is {dtype.str} {shape}, manifest says "
@@ -97,12 +97,12 @@ class NpzFormat:
         return verify_array(out, entry, path, label)
 
     @staticmethod
-    def _open_stored(raw, info):
+    def _open_stored(raw, info, path):
         """Position ``raw`` at a stored member's data, bypassing zipfile's
         extra copy and CRC pass (our own checksum covers the data)."""
         raw.seek(info.header_offset)
         fields = _LOCAL_HEADER.unpack(raw.read(_LOCAL_HEADER.size))
         if fields[0] != b"PK\x03\x04":
-            raise CorruptCheckpointError("bad ZIP local header")
+            raise CorruptCheckpointError("bad ZIP local header", path=path)
         raw.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
         return raw

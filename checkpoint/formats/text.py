@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import CorruptCheckpointError
 from .compression import parse
-from .layout import ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest, unflatten, verify_array
+from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten,
+                     verify_array)
 
 MAGIC = "checkpoint-text 1"
 _BLOCK = 1 << 16
@@ -109,7 +110,6 @@ class TextFormat:
         return unflatten(manifest, fetch, path)
 
     def _read_arrays(self, f, manifest, bound, path):
-        from .layout import all_entries
         expected = {e["key"]: (label, e) for label, e in all_entries(manifest)}
         arrays = {}
         for line in f:

@@ -1,0 +1,61 @@
+"""compression= options and the progress bar."""
+
+import h5py
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint import UnsupportedFormatError
+from helpers import arrays_of, assert_same_arrays, izhikevich_network
+
+
+@pytest.mark.parametrize("compression", ["gzip", "gzip:9", "lzf", "zstd", "lz4", "blosc",
+                                         {"codec": "gzip", "level": 1, "shuffle": False, "fletcher32": True}])
+def test_hdf5_codecs_round_trip(tmp_path, compression):
+    net = izhikevich_network()
+    before = arrays_of(net)
+    path = tmp_path / "c.h5"
+    checkpoint.save(path, net, compression=compression)
+    with h5py.File(path, "r") as f:
+        dataset = f["populations/pop0/v"]
+        assert dataset.chunks is not None
+        if compression == "lzf":
+            assert dataset.compression == "lzf"
+        if isinstance(compression, dict):
+            assert dataset.fletcher32 and dataset.compression == "gzip"
+    for array in net.populations["pop0"]._values.values():
+        array[...] = 0
+    checkpoint.load(path, net)
+    assert_same_arrays(before, arrays_of(net))
+
+
+def test_compression_shrinks_mostly_zero_traces(tmp_path):
+    net = checkpoint.Network()
+    net.add_population("p", 200_000, variables={"trace": np.zeros(200_000)})
+    checkpoint.save(tmp_path / "raw.h5", net)
+    checkpoint.save(tmp_path / "z.h5", net, compression="gzip")
+    assert (tmp_path / "z.h5").stat().st_size * 20 < (tmp_path / "raw.h5").stat().st_size
+
+
+def test_unknown_or_unfit_compression(tmp_path):
+    net = izhikevich_network()
+    with pytest.raises(UnsupportedFormatError, match="unknown compression"):
+        checkpoint.save(tmp_path / "c.h5", net, compression="rar")
+    with pytest.raises(UnsupportedFormatError, match="npz supports only gzip"):
+        checkpoint.save(tmp_path / "c.npz", net, compression="zstd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar_on_request(tmp_path, capsys):
+    net = izhikevich_network()
+    checkpoint.save(tmp_path / "n.h5", net, progress=True)
+    checkpoint.load(tmp_path / "n.h5", net, progress=True)
+    err = capsys.readouterr().err
+    assert "saving n.h5" in err and "loading n.h5" in err
+
+
+def test_no_progress_bar_off_a_terminal(tmp_path, capsys):
+    net = izhikevich_network()
+    checkpoint.save(tmp_path / "n.h5", net)
+    checkpoint.load(tmp_path / "n.h5", net, progress=False)
+    assert capsys.readouterr().err == ""
