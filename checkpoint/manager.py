@@ -242,8 +242,7 @@ class Checkpointer:
     # ---------------------------------------------------------------- saving
 
     def _clock(self):
-        meta = self.adapter.capture(populations=False, projections=False).meta
-        return meta["time"], meta["step"]
+        return self.adapter.clock()
 
     def maybe_save(self):
         """Save if due; after a signal, save, wait, and raise :class:`Interrupted`.

@@ -88,3 +88,11 @@ def test_bad_arguments_and_files(tmp_path):
     out = cli("convert", tmp_path / "junk.npz", tmp_path / "x.unknown")
     assert out.returncode == 2
     assert cli("verify", tmp_path / "nothing-here").returncode == 1
+
+
+def test_console_script(saved):
+    import os
+    path, _ = saved
+    script = os.path.join(os.path.dirname(sys.executable), "checkpoint")
+    out = subprocess.run([script, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ok" in out.stdout

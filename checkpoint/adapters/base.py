@@ -36,6 +36,11 @@ class Adapter:
     def capture(self, populations=True, projections=True):
         raise NotImplementedError
 
+    def clock(self):
+        """``(time in ms, step)``; called once per loop turn by the Checkpointer."""
+        meta = self.capture(populations=False, projections=False).meta
+        return meta["time"], meta["step"]
+
     def apply(self, plan):
         """Apply ``plan``; on any failure undo what was done and re-raise."""
         self.check_rng(plan)

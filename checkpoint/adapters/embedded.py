@@ -47,6 +47,9 @@ class EmbeddedAdapter(Adapter):
             state.rng[RNG_NAME] = RngState(RNG_NAME, RNG_KIND, net.rng.bit_generator.state)
         return state
 
+    def clock(self):
+        return self.network.time, self.network.step
+
     # -- hooks used by Adapter.apply ------------------------------------------
 
     def _group(self, section, name):
