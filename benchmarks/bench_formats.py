@@ -59,12 +59,24 @@ def arrays(net):
     return out
 
 
-def timed(fn, repeat=3):
+COLD = False
+
+
+def drop_caches():
+    """Empty the page cache (root only), so that reads come from the disk."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def timed(fn, repeat=3, read=False):
     """Best of ``repeat`` runs: fsync'd writes vary several-fold between runs here."""
     best, result = float("inf"), None
     for _ in range(repeat):
         result = None
         gc.collect()
+        if read and COLD:
+            drop_caches()
         start = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - start)
@@ -139,7 +151,12 @@ def main():
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--text-fraction", type=float, default=0.02)
     parser.add_argument("--folder", default=None, help="where to write (default: a temporary folder)")
+    parser.add_argument("--formats", default="h5,npz,mat,txt", help="comma-separated, of h5,npz,mat,txt")
+    parser.add_argument("--cold", action="store_true",
+                        help="empty the page cache before every read (needs root): reads from the disk")
     args = parser.parse_args()
+    global COLD
+    COLD = args.cold
     folder = tempfile.mkdtemp(prefix="ckpt-bench-", dir=args.folder)
     try:
         run(args, folder)
@@ -166,7 +183,7 @@ def run(args, folder):
     for label, fn in (("raw np.save + fsync", npy_write), ("raw np.load", npy_read),
                       ("raw h5py write + fsync", h5_write), ("raw h5py read", h5_read),
                       ("raw np.savez + fsync", npz_write), ("raw np.load(npz)", npz_read)):
-        raw[label], _ = timed(fn)
+        raw[label], _ = timed(fn, read="read" in label or "load" in label)
         row(label, nbytes, raw[label], raw[label])
     shutil.rmtree(os.path.join(folder, "npy"))
     os.remove(os.path.join(folder, "raw.h5"))
@@ -174,21 +191,25 @@ def run(args, folder):
     baseline = {"h5": ("raw h5py write + fsync", "raw h5py read")}
     print("ratios: h5 against plain h5py; npz and mat against np.save/np.load "
           "(the npz rows are repeated against np.savez, the same container)")
-    for fmt, options in (("h5", {}), ("npz", {}), ("mat", {})):
+    formats = args.formats.split(",")
+    print("reads from the disk (page cache emptied before each)" if COLD else "reads from a warm page cache")
+    for fmt, options in [(f, {}) for f in ("h5", "npz", "mat") if f in formats]:
         write_raw, read_raw = baseline.get(fmt, ("raw np.save + fsync", "raw np.load"))
         path = os.path.join(folder, f"state.{fmt}")
         save, load, read = ours(net, path, **options)
         seconds, _ = timed(save)
         row(f"checkpoint.save {fmt}", nbytes, seconds, raw[write_raw], peak_extra(save))
-        seconds, _ = timed(load)
+        seconds, _ = timed(load, read=True)
         row(f"checkpoint.load {fmt}", nbytes, seconds, raw[read_raw], peak_extra(load))
-        seconds, _ = timed(read)
+        seconds, _ = timed(read, read=True)
         row(f"checkpoint.read {fmt}", nbytes, seconds, raw[read_raw])
         if fmt == "npz":
             for op, fn, base in (("save", save, "raw np.savez + fsync"), ("read", read, "raw np.load(npz)")):
-                seconds, _ = timed(fn)
+                seconds, _ = timed(fn, read=op == "read")
                 row(f"checkpoint.{op} npz vs savez", nbytes, seconds, raw[base])
         os.remove(path)
+    if "txt" not in formats:
+        return
     small = build(args.gib * args.text_fraction, int(NEURONS * args.text_fraction))
     small_bytes = sum(a.nbytes for a in arrays(small).values())
     scale = nbytes / small_bytes
