@@ -69,11 +69,6 @@ class _ArrayGroup(Mapping):
     def __len__(self):
         return len(self.arrays)
 
-    def add(self, var, array, kind="variable", scope=None, unit=None):
-        """Add one array with its metadata; scope defaults from its shape."""
-        self.arrays[var] = array
-        self.info[var] = ArrayInfo(kind, scope or self._default_scope(array), unit)
-
     def nbytes(self):
         return sum(int(getattr(a, "nbytes", 0)) for a in self.arrays.values())
 
@@ -89,9 +84,6 @@ class PopulationState(_ArrayGroup):
         super().__init__(name, arrays, info)
         self.size = int(size)
         self.geometry = tuple(geometry) if geometry is not None else (self.size,)
-
-    def _default_scope(self, array):
-        return "global" if np.ndim(array) == 0 else "neuron"
 
     def __repr__(self):
         return f"PopulationState({self.name!r}, size={self.size}, variables={list(self)})"
@@ -127,9 +119,6 @@ class ProjectionState(_ArrayGroup):
         if var not in self.arrays and var in ("indptr", "indices"):
             return getattr(self, var)
         return self.arrays[var]
-
-    def _default_scope(self, array):
-        return "global" if np.ndim(array) == 0 else "synapse"
 
     def to_scipy(self, var="w"):
         """Return ``var`` as a ``scipy.sparse.csr_matrix`` of shape post x pre.

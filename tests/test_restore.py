@@ -6,7 +6,7 @@ import scipy.sparse
 
 import checkpoint
 from checkpoint import CheckpointWarning, StructureMismatchError
-from helpers import arrays_of, assert_same_arrays, izhikevich_network, same_bits
+from helpers import arrays_of, assert_same_arrays, izhikevich_network
 
 
 def test_skipped_and_kept_are_reported_and_warned(tmp_path):

@@ -56,7 +56,7 @@ def test_single_population_and_projection(tmp_path, suffix):
     checkpoint.save(tmp_path / f"proj.{suffix}", proj)
     state = checkpoint.read(tmp_path / f"pop1.{suffix}")
     assert list(state.populations) == ["pop1"] and not state.projections and not state.rng
-    v, w, step = pop.v.copy(), proj.w.copy(), net.step
+    v, w = pop.v.copy(), proj.w.copy()
     pop.v[:] = 0.0
     proj.w[:] = 0.0
     net.step = 5
