@@ -16,8 +16,9 @@ $(VENV)/.core: $(PY) setup.cfg pyproject.toml
 	$(PIP) install -q -e '.[progress,plot]'
 	touch $@
 
+# The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,brian2]'
 	touch $@
 
 demo: $(VENV)/.core

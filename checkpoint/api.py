@@ -14,7 +14,7 @@ log = logging.getLogger("checkpoint")
 
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None, progress=None):
+         metadata=None, progress=None, monitors=False):
     """Save the full state of ``obj`` to ``path``, atomically.
 
     Parameters
@@ -22,9 +22,10 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     path : str or os.PathLike
         Destination; its suffix picks the format unless ``format`` is given:
         ``.h5``/``.hdf5``, ``.npz``, ``.mat``, ``.txt``, ``.txt.gz``/``.gz``.
-    obj : Network, Population or Projection
-        An embedded :class:`checkpoint.Network` or one of its populations or
-        projections (then the file holds that one object).
+    obj : network, population or projection
+        An embedded :class:`checkpoint.Network`, a Brian2 ``Network``, or one
+        population / projection of either (then the file holds that one
+        object).
     populations, projections : bool
         Leave that half out of the file when False.
     format : str, optional
@@ -36,6 +37,9 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     progress : bool or None
         A progress bar (tqdm): None shows one for states of 256 MiB or more
         when standard error is a terminal.
+    monitors : bool
+        Also save the simulator's monitors (Brian2's SpikeMonitor,
+        StateMonitor, ...) with what they recorded.
 
     Raises
     ------
@@ -43,21 +47,23 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         Nothing is written and an existing file at ``path`` stays as it was.
     """
     started = _time.perf_counter()
-    state = adapter_for(obj).capture(populations=populations, projections=projections)
+    state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
     state.meta["user"] = dict(metadata or {})
     write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
              state.time, _time.perf_counter() - started)
 
 
-def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None):
+def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
+         monitors=False):
     """Restore ``obj`` from ``path``: all of it, or nothing.
 
     Objects and variables are matched by name.  Variables in the file but
     not in the model are skipped; variables in the model but not in the file
     keep their values; both are listed in the report and warned about.  The
     simulated time, step and random generator state are restored when the
-    whole network is loaded.
+    whole network is loaded.  ``monitors=True`` also restores the monitors
+    saved with ``save(..., monitors=True)``.
 
     Returns
     -------
@@ -73,9 +79,10 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
         unchanged.
     """
     started = _time.perf_counter()
-    adapter = adapter_for(obj)
+    adapter = adapter_for(obj, monitors=monitors)
     file_state = read_state(path, format, progress=progress)
     model_state = adapter.capture(populations=populations, projections=projections)
+    adapter.before_plan(file_state, model_state, path)
     plan = make_plan(file_state, model_state, populations=populations, projections=projections,
                      strict=strict, path=path)
     adapter.apply(plan)

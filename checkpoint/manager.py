@@ -98,6 +98,8 @@ class Checkpointer:
     signals : tuple of signal numbers
         On one of these the next :meth:`maybe_save` saves, waits, and
         raises :class:`checkpoint.Interrupted`.
+    monitors : bool
+        Save and restore the simulator's monitors too (see :func:`checkpoint.save`).
 
     Examples
     --------
@@ -110,12 +112,14 @@ class Checkpointer:
 
     def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
                  keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
-                 signals=(signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None, create=True):
+                 signals=(signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None, create=True,
+                 monitors=False):
         if keep < 1:
             raise ValueError("keep must be at least 1")
         self.directory = os.path.abspath(os.fspath(directory))
         self.obj = obj
-        self.adapter = adapter_for(obj)
+        self.monitors = monitors
+        self.adapter = adapter_for(obj, monitors=monitors)
         self.schedule = SaveSchedule(every_steps, every_ms, every_seconds)
         self.retention = Retention(keep, keep_every_ms, keep_every_seconds)
         self.suffix = format_for("x", format).suffixes[0]
@@ -229,7 +233,7 @@ class Checkpointer:
         self._raise_background_error()
         for _, path, _ in reversed(self._files()):
             try:
-                report = load(path, self.obj, **load_options)
+                report = load(path, self.obj, **dict({"monitors": self.monitors}, **load_options))
             except CorruptCheckpointError as exc:
                 warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=2)
                 continue

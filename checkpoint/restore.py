@@ -78,6 +78,7 @@ class Plan:
     connectivity: dict = field(default_factory=dict)  # projection name -> (indptr, indices)
     clock: dict = None                                 # {"step": int, "time": float}
     rng: dict = field(default_factory=dict)            # model rng name -> RngState
+    file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
 
 
 def _pairs(section, file_objs, model_objs, single, path):
@@ -102,7 +103,7 @@ def _check_array(label, farr, finfo, marr, minfo, expected_shape, path):
     if finfo.scope != minfo.scope:
         raise StructureMismatchError(f"the file has a {finfo.scope} value, the model a {minfo.scope} one",
                                      path=path, obj=label)
-    if tuple(farr.shape) != tuple(expected_shape):
+    if finfo.scope != "free" and tuple(farr.shape) != tuple(expected_shape):
         raise StructureMismatchError(f"the file has shape {tuple(farr.shape)}, the model needs "
                                      f"{tuple(expected_shape)}", path=path, obj=label)
     if farr.dtype != marr.dtype and not np.can_cast(farr.dtype, marr.dtype, "safe"):
@@ -174,7 +175,7 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
         A size, shape, scope or dtype does not fit, or (``strict``) something
         would be skipped or kept.
     """
-    plan = Plan(RestoreReport(path=None if path is None else str(path)))
+    plan = Plan(RestoreReport(path=None if path is None else str(path)), file_meta=file_state.meta)
     content = model_state.meta.get("content", "network")
     file_is_network = file_state.meta.get("content", "network") == "network"
     sections = [("populations", populations, _plan_population),

@@ -24,11 +24,12 @@ __all__ = [
 
 #: What an array means for a restart.
 KINDS = ("parameter", "variable", "internal")
-#: How an array of a population is indexed: one value, or one per neuron.
-POPULATION_SCOPES = ("global", "neuron")
+#: How an array of a population is indexed: one value, or one per neuron;
+#: ``free`` arrays have any shape (a simulator's internal buffers, recordings).
+POPULATION_SCOPES = ("global", "neuron", "free")
 #: How an array of a projection is indexed: one value, one per post-synaptic
-#: neuron (semiglobal), or one per synapse in CSR order.
-PROJECTION_SCOPES = ("global", "post", "synapse")
+#: neuron (semiglobal), one per synapse in CSR order, or any shape (``free``).
+PROJECTION_SCOPES = ("global", "post", "synapse", "free")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class ArrayInfo:
         (last spike times, refractory counters, delayed spikes).
     scope : str
         ``global``, ``neuron`` (populations), ``post`` or ``synapse``
-        (projections).
+        (projections), or ``free``: any shape, meaningful only to the
+        simulator that wrote it (spikes in flight, monitor recordings).
     unit : str or None
         The physical unit of the stored values (SI for Brian2), if known.
     """

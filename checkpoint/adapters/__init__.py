@@ -8,11 +8,15 @@ import types
 from ..errors import UnsupportedObjectError
 
 # (module prefix of the object's class, adapter module, adapter class)
-_SIMULATORS = []
+_SIMULATORS = [("brian2", "brian", "Brian2Adapter")]
 
 
-def adapter_for(obj):
-    """Return the adapter for ``obj`` or raise :class:`UnsupportedObjectError`."""
+def adapter_for(obj, monitors=False):
+    """Return the adapter for ``obj`` or raise :class:`UnsupportedObjectError`.
+
+    ``monitors``: also capture the simulator's recording devices (monitors,
+    recorders) where the adapter supports it; the embedded network has none.
+    """
     from ..network import Network, Population, Projection
     if isinstance(obj, (Network, Population, Projection)):
         from .embedded import EmbeddedAdapter
@@ -22,7 +26,7 @@ def adapter_for(obj):
         if module == prefix or module.startswith(prefix + "."):
             import importlib
             adapter_module = importlib.import_module(f"{__name__}.{module_name}")
-            return getattr(adapter_module, class_name)(obj)
+            return getattr(adapter_module, class_name)(obj, monitors=monitors)
     raise UnsupportedObjectError(
         f"cannot checkpoint a {type(obj).__module__}.{type(obj).__qualname__}: pass a "
         "checkpoint.Network or one of its populations or projections")

@@ -36,6 +36,10 @@ class Adapter:
     def capture(self, populations=True, projections=True):
         raise NotImplementedError
 
+    def before_plan(self, file_state, model_state, path):
+        """Raise before matching if the file cannot be meant for this model
+        (e.g. automatic object names that differ); a no-op by default."""
+
     def clock(self):
         """``(time in ms, step)``; called once per loop turn by the Checkpointer."""
         meta = self.capture(populations=False, projections=False).meta

@@ -254,6 +254,8 @@ def _validate_entry(entry, path, obj, with_info):
 def _validate_scope(entry, scopes, lengths, path, obj):
     scope = entry.get("scope")
     _require(scope in scopes, f"bad scope {scope!r}", path, obj)
+    if scope == "free":
+        return
     expected = [] if scope == "global" else [lengths[scope]]
     _require(entry["shape"] == expected,
              f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)

@@ -1,0 +1,589 @@
+"""Adapter for Brian2 (runtime device: the numpy and Cython targets).
+
+What is captured, per object, is what Brian2's own ``Network.store`` keeps,
+plus what it misses:
+
+* every array variable a group owns, in SI values with the unit recorded;
+* a ``Synapses``' connectivity (``i``, ``j``), turned into the canonical CSR
+  by post neuron, and the synapse's position in Brian2's own order
+  (``_brian2_index``) so that a restore rebuilds the synapses in the same
+  order: the spike queues refer to synapses by that position, and summing
+  in the same order gives the same bits;
+* every pathway's delays (heterogeneous ones are not in ``store``'s state)
+  and its spike queue (spikes in flight);
+* the clocks, the network's ``t``, numpy's global random state and the
+  contents (not the addresses) of the buffers behind ``rand()``/``randn()``
+  in Cython code.
+
+Monitors are left out unless ``monitors=True``.
+"""
+
+import ctypes
+import inspect
+import re
+
+import numpy as np
+
+from ..errors import (
+    CorruptCheckpointError,
+    StructureMismatchError,
+    UnsupportedObjectError,
+)
+from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
+from .base import Adapter
+
+ORDER = "_brian2_index"         # per synapse: its index in Brian2's own order
+NUMPY_RNG, BUFFER_RNG = "numpy", "brian2"
+NUMPY_RNG_KIND, BUFFER_RNG_KIND = "numpy.random.RandomState", "brian2.random-buffers"
+# Synapse arrays that the connectivity determines: rebuilt from the CSR.
+_CONNECTIVITY_VARS = {"i", "j", "_synaptic_pre", "_synaptic_post", "_presynaptic_idx",
+                      "_postsynaptic_idx", "N_incoming", "N_outgoing", "N"}
+
+
+def _brian2():
+    import brian2
+    return brian2
+
+
+class Brian2Adapter(Adapter):
+    simulator = "brian2"
+
+    def __init__(self, obj, monitors=False):
+        super().__init__(obj)
+        b2 = _brian2()
+        from brian2.devices.device import RuntimeDevice, get_device
+        self.simulator_version = b2.__version__
+        if not isinstance(get_device(), RuntimeDevice):
+            raise UnsupportedObjectError(
+                f"Brian2 device {type(get_device()).__name__} is not supported: checkpoint works "
+                "with the runtime device (numpy and Cython targets)", obj=getattr(obj, "name", None))
+        self.monitors = monitors
+        if isinstance(obj, b2.Network):
+            self.network, self.content = obj, "network"
+            objects = _all_objects(obj)
+        elif isinstance(obj, (b2.Synapses, b2.Group)):
+            self.network, self.content = None, "projection" if isinstance(obj, b2.Synapses) else "population"
+            objects = [obj]
+        else:
+            raise UnsupportedObjectError(
+                f"cannot checkpoint a Brian2 {type(obj).__name__}: pass a Network, a NeuronGroup "
+                "or a Synapses", obj=getattr(obj, "name", None))
+        self.populations = {o.name: o for o in objects if self._is_population(o)}
+        self.projections = {o.name: o for o in objects if isinstance(o, b2.Synapses)}
+        if self.content == "population" and not self.populations:
+            raise UnsupportedObjectError(f"cannot checkpoint a Brian2 {type(obj).__name__} on its own",
+                                         obj=obj.name)
+
+    def _is_population(self, obj):
+        b2 = _brian2()
+        from brian2.groups.subgroup import Subgroup
+        from brian2.synapses.synapses import SynapticPathway
+        if not isinstance(obj, b2.Group) or isinstance(obj, (b2.Synapses, SynapticPathway, Subgroup)):
+            return False
+        return self.monitors or not _is_monitor(obj)
+
+    # -------------------------------------------------------------- capture
+
+    def capture(self, populations=True, projections=True):
+        t, step, dt, clocks = self._clocks()
+        meta = self.base_meta(self.content, t * 1e3, step, None if dt is None else dt * 1e3)
+        meta["brian2"] = {"t": t, "clocks": clocks}
+        state = NetworkState(meta=meta)
+        if populations:
+            for name, group in self.populations.items():
+                arrays, info = _owned_arrays(group, len(group) if not _is_monitor(group) else None)
+                size = len(group) if not _is_monitor(group) else 0
+                state.populations[name] = PopulationState(name, size, None, arrays, info)
+        if projections:
+            for name, syn in self.projections.items():
+                state.projections[name] = _capture_synapses(syn)
+        if self.content == "network":
+            state.rng.update(_capture_rng())
+        return state
+
+    def _clocks(self):
+        """``(t in s, step, dt in s, {clock: {timestep, dt}})``, clocks brought
+        up to the network's time first, as ``Network.store`` does."""
+        if self.network is None:
+            clock = next(iter(self.populations.values() or self.projections.values())).clock
+            return (float(clock.variables["t"].get_value().item()),
+                    int(clock.variables["timestep"].get_value().item()), float(clock.dt_), {})
+        net = self.network
+        clocks = {o.clock for o in _all_objects(net)}
+        for clock in clocks:
+            clock._set_t_update_dt(target_t=net.t)
+        by_name = {c.name: {"timestep": int(c.variables["timestep"].get_value().item()),
+                            "dt": float(c.dt_)} for c in clocks}
+        main = by_name.get("defaultclock") or (min(by_name.values(), key=lambda c: c["dt"]) if by_name else None)
+        return (float(net.t_), main["timestep"] if main else 0, main["dt"] if main else None, by_name)
+
+    def clock(self):
+        t, step, _, _ = self._clocks()
+        return t * 1e3, step
+
+    # ------------------------------------------------------------- restore
+
+    def before_plan(self, file_state, model_state, path):
+        """Brian2 names objects ``neurongroup``, ``neurongroup_1``, ... in the
+        order they are created; a script that creates them in another order
+        would silently load one group's state into another."""
+        if self.content != "network":
+            return
+        for section in ("populations", "projections"):
+            file_names, model_objs = set(getattr(file_state, section)), getattr(self, section)
+            only_file = file_names - set(model_objs)
+            only_model = {n: o for n, o in model_objs.items() if n not in file_names}
+            auto = [n for n, o in only_model.items() if _automatic_name(o)]
+            auto_file = [n for n in only_file if any(_same_base(n, o) for o in only_model.values())]
+            if auto and auto_file:
+                raise StructureMismatchError(
+                    f"Brian2's automatic names differ: the file has {sorted(auto_file)}, this network "
+                    f"has {sorted(auto)}; give each object an explicit name=... when creating it "
+                    "(e.g. NeuronGroup(..., name='exc')) in both scripts", path=path)
+
+    def check_rng(self, plan):
+        for name, rng in plan.rng.items():
+            if name == NUMPY_RNG:
+                _numpy_state(rng, plan.report.path)
+            elif name == BUFFER_RNG:
+                _check_buffers(rng, plan.report.path)
+
+    def apply(self, plan):
+        """Validate what Brian2 would crash on, snapshot every object touched
+        with Brian2's own ``_full_state`` (the undo record), then apply."""
+        self.check_rng(plan)
+        by_object = {}
+        for a in plan.assignments:
+            by_object.setdefault((a.section, a.name), {})[a.var] = a.value
+        for name in plan.connectivity:
+            by_object.setdefault(("projections", name), {})
+        checked = {key: self._check(key, values, plan) for key, values in by_object.items()}
+        undo = self._snapshot(by_object, plan)
+        try:
+            for (section, name), values in by_object.items():
+                if section == "populations":
+                    _restore_group(self.populations[name], values)
+                else:
+                    _restore_synapses(self.projections[name], values, *checked[(section, name)])
+            if plan.clock is not None and self.network is not None:
+                _restore_clocks(self.network, plan)
+            for name, rng in plan.rng.items():
+                _restore_rng(name, rng)
+        except BaseException:
+            undo()
+            raise
+
+    def _check(self, key, values, plan):
+        """Raise before any change; return the synapse order and CSR to apply."""
+        section, name = key
+        path = plan.report.path
+        if section == "populations":
+            _check_free_arrays(self.populations[name], values, path, name)
+            return None
+        syn = self.projections[name]
+        if name in plan.connectivity:
+            indptr, indices = plan.connectivity[name]
+        else:
+            current = _capture_synapses(syn, arrays=False)
+            indptr, indices = current.indptr, current.indices
+        nnz = len(indices)
+        order = values.pop(ORDER, None)
+        if order is None:
+            order = np.arange(nnz)
+        elif len(order) != nnz or not np.array_equal(np.bincount(np.asarray(order, np.int64) % max(nnz, 1),
+                                                                  minlength=nnz), np.ones(nnz, np.int64)):
+            raise CorruptCheckpointError(f"{ORDER} is not a permutation of the {nnz} synapses",
+                                         path=path, obj=name)
+        _check_queues(syn, values, nnz, path, name)
+        return np.asarray(order, np.int64), np.asarray(indptr, np.int64), np.asarray(indices, np.int64)
+
+    def _snapshot(self, by_object, plan):
+        states, arrays = [], []
+        for section, name in by_object:
+            group = (self.populations if section == "populations" else self.projections)[name]
+            parts = [group] + (list(group._pathways) if section == "projections" else [])
+            states += [(part, part._full_state()) for part in parts]
+            if section == "projections":  # Brian2's own state misses heterogeneous delays
+                arrays += [(var, np.array(var.get_value(), copy=True))
+                           for var in _synapse_variables(group).values()]
+        clocks = None
+        if plan.clock is not None and self.network is not None:
+            clocks = (self.network.t_, [(c, c._full_state()) for c in {o.clock for o in _all_objects(self.network)}])
+        rng = _capture_rng() if plan.rng else None
+
+        def undo():
+            for part, saved in states:
+                part._restore_from_full_state(saved)
+            for var, value in arrays:
+                _set_value(var, value)
+            if clocks is not None:
+                self.network.t_ = clocks[0]
+                for clock, saved in clocks[1]:
+                    clock._restore_from_full_state(saved)
+            if rng is not None:
+                for name, r in rng.items():
+                    _restore_rng(name, r)
+        return undo
+
+
+# ---------------------------------------------------------------- objects
+
+
+def _all_objects(net):
+    from brian2.core.network import _get_all_objects
+    return sorted(_get_all_objects(net.objects), key=lambda o: o.name)
+
+
+def _is_monitor(obj):
+    from brian2.monitors import EventMonitor, PopulationRateMonitor, StateMonitor
+    return isinstance(obj, (EventMonitor, StateMonitor, PopulationRateMonitor))
+
+
+def _base_name(obj):
+    try:
+        default = inspect.signature(type(obj).__init__).parameters["name"].default
+    except (KeyError, TypeError, ValueError):
+        return None
+    return default.rstrip("*") if isinstance(default, str) and default.endswith("*") else None
+
+
+def _automatic_name(obj):
+    base = _base_name(obj)
+    return base is not None and re.fullmatch(re.escape(base) + r"(_\d+)?", obj.name) is not None
+
+
+def _same_base(name, obj):
+    base = _base_name(obj)
+    return base is not None and re.fullmatch(re.escape(base) + r"(_\d+)?", name) is not None
+
+
+def _unit(var):
+    from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
+    return "1" if var.dim is DIMENSIONLESS else str(get_unit(var.dim))
+
+
+def _kind(name, var):
+    if name.startswith("_") or name in ("lastspike", "not_refractory", "lastupdate", "count"):
+        return "internal"
+    return "parameter" if var.constant else "variable"
+
+
+def _owned(obj, owners=None):
+    """``{name: variable}`` for the array variables ``obj`` itself (or one of
+    ``owners``) owns, one entry per variable: Brian2 lists some under
+    several names."""
+    from brian2.core.variables import ArrayVariable, DynamicArrayVariable
+    owners = owners or {obj.name}
+    seen, out = set(), {}
+    for name, var in obj.variables.items():
+        if not isinstance(var, ArrayVariable) or var.owner is None or var.owner.name not in owners:
+            continue
+        if id(var) in seen or (name == "i" and not isinstance(var, DynamicArrayVariable)):
+            continue  # a group's "i" is its constant 0..N-1
+        seen.add(id(var))
+        out[var.name] = var
+    return out
+
+
+def _scope(var, n):
+    shape = np.shape(var.get_value())
+    if var.scalar and shape in ((), (1,)):
+        return "global"
+    return "neuron" if n is not None and shape == (n,) else "free"
+
+
+def _owned_arrays(group, n):
+    arrays, info = {}, {}
+    for name, var in _owned(group).items():
+        scope = _scope(var, n)
+        value = np.asarray(var.get_value())
+        arrays[name] = value.reshape(()) if scope == "global" else value
+        info[name] = ArrayInfo(_kind(name, var), scope, _unit(var))
+    return arrays, info
+
+
+# ---------------------------------------------------------------- synapses
+
+
+def _csr(syn):
+    """Brian2's synapses as CSR by post neuron: ``(perm, indptr, indices)``,
+    ``perm[k]`` being the Brian2 index of the k-th synapse in CSR order."""
+    pre = np.asarray(syn.variables["_synaptic_pre"].get_value(), np.int64)
+    post = np.asarray(syn.variables["_synaptic_post"].get_value(), np.int64)
+    pre = pre - int(syn.variables["_source_offset"].get_value())
+    post = post - int(syn.variables["_target_offset"].get_value())
+    perm = np.argsort(post, kind="stable")
+    counts = np.bincount(post, minlength=len(syn.target))
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return perm, indptr, pre[perm]
+
+
+def _pathway_prefix(pathway):
+    return "" if pathway.prepost == "pre" and pathway.objname == "pre" else f"{pathway.objname}."
+
+
+def _synapse_variables(syn):
+    """``{file name: variable}`` of a Synapses and its pathways, without the
+    arrays that the connectivity determines."""
+    own = _owned(syn)
+    out = {name: var for name, var in own.items() if name not in _CONNECTIVITY_VARS}
+    known = {id(var) for var in own.values()}
+    for pathway in syn._pathways:
+        # a pathway's delays belong to the Synapses but are listed only by the pathway
+        prefix = _pathway_prefix(pathway)
+        out.update((prefix + name, var) for name, var in _owned(pathway, {syn.name, pathway.name}).items()
+                   if id(var) not in known)
+    return out
+
+
+def _capture_synapses(syn, arrays=True):
+    perm, indptr, indices = _csr(syn)
+    state = ProjectionState(syn.name, syn.source.name, syn.target.name, (len(syn.target), len(syn.source)),
+                            indptr, indices, target=None)
+    if not arrays:
+        return state
+    nnz = len(perm)
+    for name, var in _synapse_variables(syn).items():
+        _add_synapse_array(state, name, var, nnz, perm)
+    for pathway in syn._pathways:
+        for name, array in _queue_arrays(pathway).items():
+            state.arrays[_pathway_prefix(pathway) + name] = array
+            state.info[_pathway_prefix(pathway) + name] = ArrayInfo("internal", "free", None)
+    state.arrays[ORDER] = perm
+    state.info[ORDER] = ArrayInfo("internal", "synapse", None)
+    return state
+
+
+def _add_synapse_array(state, name, var, nnz, perm):
+    from brian2.core.variables import DynamicArrayVariable
+    value = np.asarray(var.get_value())
+    if var.scalar and value.shape in ((), (1,)):
+        scope, value = "global", value.reshape(())
+    elif isinstance(var, DynamicArrayVariable) and value.shape == (nnz,) and var.size == nnz:
+        scope, value = "synapse", value[perm]
+    else:
+        scope = "free"
+    state.arrays[name] = value
+    state.info[name] = ArrayInfo(_kind(name, var), scope, _unit(var))
+
+
+def _queue_arrays(pathway):
+    """A spike queue as ``_queue`` (rows of [steps until delivery, Brian2
+    synapse index], in delivery order) and ``_queue_shape`` ([ring length,
+    row capacity]); the same for the Cython and the Python queue."""
+    queue = pathway.queue
+    if queue is None:
+        return {}
+    state = queue._full_state()
+    if isinstance(state[1], np.ndarray):         # Python SpikeQueue: (dt, spikes, X.shape)
+        dt, spikes, shape = state
+        rows = np.asarray(spikes, np.int64).reshape(-1, 2)
+        ring, capacity = shape
+    else:                                        # Cython SpikeQueue: (offset, [[synapse, ...], ...])
+        offset, slots = state
+        ring, capacity, dt = len(slots), 0, None
+        rows = [(k, s) for k in range(ring) for s in slots[(offset + k) % ring]]
+        rows = np.asarray(rows, np.int64).reshape(-1, 2)
+    return {"_queue": rows, "_queue_shape": np.array([ring, capacity], np.int64),
+            "_queue_dt": np.array([np.nan if dt is None else dt], np.float64)}
+
+
+def _check_queues(syn, values, nnz, path, name):
+    for pathway in syn._pathways:
+        key = _pathway_prefix(pathway) + "_queue"
+        rows, shape = values.get(key), values.get(key + "_shape")
+        if rows is None and shape is None:
+            continue
+        ok = (rows is not None and shape is not None and rows.ndim == 2 and rows.shape[1] == 2
+              and shape.shape == (2,) and shape[0] >= 1
+              and (len(rows) == 0 or (rows[:, 0].min() >= 0 and rows[:, 0].max() < shape[0]
+                                      and rows[:, 1].min() >= 0 and rows[:, 1].max() < nnz)))
+        if not ok:
+            raise CorruptCheckpointError("spike queue does not fit the synapses", path=path, obj=f"{name}.{key}")
+
+
+def _restore_queue(pathway, rows, shape, dt):
+    from brian2.devices.device import get_device
+    if pathway.queue is None:
+        pathway.queue = get_device().spike_queue(pathway.source.start, pathway.source.stop)
+    ring, capacity = int(shape[0]), int(shape[1])
+    if hasattr(pathway.queue, "X"):              # Python SpikeQueue
+        counts = np.bincount(rows[:, 0], minlength=ring) if len(rows) else np.zeros(ring, int)
+        capacity = max(capacity, int(counts.max(initial=0)), 1)
+        dt = None if dt is None or np.isnan(dt[0]) else float(dt[0])
+        pathway.queue._restore_from_full_state((dt, rows.astype(int), (ring, capacity)))
+    else:
+        slots = [[] for _ in range(ring)]
+        for k, s in rows.tolist():
+            slots[k].append(s)
+        pathway.queue._restore_from_full_state((0, slots))
+
+
+def _restore_synapses(syn, values, order, indptr, indices):
+    """Rebuild the synapses in the file's Brian2 order, then set every array."""
+    nnz = len(indices)
+    post = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    for variable in syn._registered_variables:  # Synapses._resize refuses to shrink
+        variable.resize(nnz)
+    syn.variables["N"].set_value(nnz)
+    v = syn.variables
+    pre_b, post_b = np.empty(nnz, np.int64), np.empty(nnz, np.int64)
+    pre_b[order], post_b[order] = indices, post
+    v["_synaptic_pre"].set_value(pre_b + int(v["_source_offset"].get_value()))
+    v["_synaptic_post"].set_value(post_b + int(v["_target_offset"].get_value()))
+    for counter in ("N_incoming", "N_outgoing"):
+        v[counter].get_value()[:] = 0
+    syn._update_synapse_numbers(0)
+    variables = _synapse_variables(syn)
+    for name, value in values.items():
+        if name in variables:
+            _set_synapse_value(variables[name], value, order, nnz)
+    for pathway in syn._pathways:
+        key = _pathway_prefix(pathway) + "_queue"
+        if key in values:
+            _restore_queue(pathway, np.asarray(values[key], np.int64),
+                           np.asarray(values[key + "_shape"], np.int64), values.get(key + "_dt"))
+
+
+def _set_synapse_value(var, value, order, nnz):
+    from brian2.core.variables import DynamicArrayVariable
+    value = np.asarray(value)
+    if value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) and not var.scalar:
+        full = np.empty(nnz, value.dtype)
+        full[order] = value
+        var.set_value(full)
+    else:
+        _set_value(var, value)
+
+
+# ---------------------------------------------------------------- groups
+
+
+def _check_free_arrays(group, values, path, name):
+    from brian2.core.variables import DynamicArrayVariable
+    owned = _owned(group)
+    for var_name, value in values.items():
+        var = owned.get(var_name)
+        if var is not None and not isinstance(var, DynamicArrayVariable) and not var.scalar \
+                and np.shape(var.get_value()) != np.shape(value):
+            raise StructureMismatchError(f"the file has shape {np.shape(value)}, the model needs "
+                                         f"{np.shape(var.get_value())}", path=path, obj=f"{name}.{var_name}")
+
+
+def _restore_group(group, values):
+    owned = _owned(group)
+    for name, value in values.items():
+        _set_value(owned[name], np.asarray(value))
+
+
+def _set_value(var, value):
+    from brian2.core.variables import DynamicArrayVariable
+    if var.scalar:
+        value = value.reshape(-1)[:1] if value.size else value
+    elif isinstance(var, DynamicArrayVariable) and np.shape(var.get_value()) != value.shape:
+        var.resize(value.shape if value.ndim > 1 else len(value))
+    var.set_value(value.astype(var.dtype, copy=False))
+
+
+# ---------------------------------------------------------------- clocks
+
+
+def _restore_clocks(net, plan):
+    saved = plan.file_meta.get("brian2") or {}
+    clocks = {c.name: c for c in {o.clock for o in _all_objects(net)}}
+    if "t" in saved:
+        net.t_ = float(saved["t"])
+    else:
+        net.t_ = float(plan.clock["time"]) / 1e3
+    for name, entry in (saved.get("clocks") or {}).items():
+        clock = clocks.get(name)
+        if clock is None or not isinstance(entry, dict):
+            continue
+        clock.variables["timestep"].set_value(int(entry["timestep"]))
+        clock.variables["t"].set_value(int(entry["timestep"]) * float(clock.dt_))
+    if not saved.get("clocks"):
+        for clock in clocks.values():
+            clock._set_t_update_dt(target_t=net.t)
+
+
+# ------------------------------------------------------------ random state
+
+_libc = None
+
+
+def _c_library():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None)
+        _libc.malloc.restype = ctypes.c_void_p
+        _libc.malloc.argtypes = [ctypes.c_size_t]
+    return _libc
+
+
+def _buffer_size():
+    from brian2.codegen.generators.cython_generator import _BUFFER_SIZE
+    return _BUFFER_SIZE
+
+
+def _capture_rng():
+    from brian2.devices.device import get_device
+    device = get_device()
+    state = np.random.get_state(legacy=False)
+    numpy_rng = RngState(NUMPY_RNG, NUMPY_RNG_KIND,
+                         {"bit_generator": state["bit_generator"], "pos": int(state["state"]["pos"]),
+                          "has_gauss": int(state["has_gauss"]), "gauss": float(state["gauss"])},
+                         {"key": np.asarray(state["state"]["key"], np.uint32).copy()})
+    buffers, indices = {}, {}
+    for kind in ("rand", "randn"):
+        index = int(getattr(device, f"{kind}_buffer_index")[0])
+        address = int(getattr(device, f"{kind}_buffer")[0])
+        indices[f"{kind}_index"] = index
+        # Only a partly used buffer matters: at index 0 Cython draws a new one.
+        if index and address:
+            view = (ctypes.c_double * _buffer_size()).from_address(address)
+            buffers[f"{kind}_buffer"] = np.ctypeslib.as_array(view).copy()
+        else:
+            buffers[f"{kind}_buffer"] = np.zeros(0)
+    buffer_rng = RngState(BUFFER_RNG, BUFFER_RNG_KIND, dict(indices, buffer_size=_buffer_size()), buffers)
+    return {NUMPY_RNG: numpy_rng, BUFFER_RNG: buffer_rng}
+
+
+def _numpy_state(rng, path):
+    state = rng.state if isinstance(rng.state, dict) else {}
+    key = rng.arrays.get("key")
+    try:
+        full = {"bit_generator": state["bit_generator"], "state": {"key": key, "pos": state["pos"]},
+                "has_gauss": state["has_gauss"], "gauss": state["gauss"]}
+        np.random.RandomState().set_state(full)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CorruptCheckpointError(f"numpy random state rejected: {exc}", path=path, obj="rng numpy") from None
+    return full
+
+
+def _check_buffers(rng, path):
+    state = rng.state if isinstance(rng.state, dict) else {}
+    size = _buffer_size()
+    for kind in ("rand", "randn"):
+        index, buffer = state.get(f"{kind}_index"), rng.arrays.get(f"{kind}_buffer")
+        ok = (isinstance(index, int) and 0 <= index < size and buffer is not None and buffer.dtype == np.float64
+              and (len(buffer) == size if index else len(buffer) in (0, size)))
+        if not ok or state.get("buffer_size") != size:
+            raise CorruptCheckpointError(f"{kind}() buffer state does not fit Brian2's ({size} numbers)",
+                                         path=path, obj=f"rng {rng.name}")
+
+
+def _restore_rng(name, rng):
+    if name == NUMPY_RNG:
+        np.random.set_state(_numpy_state(rng, None))
+        return
+    from brian2.devices.device import get_device
+    device = get_device()
+    for kind in ("rand", "randn"):
+        index, buffer = rng.state[f"{kind}_index"], rng.arrays[f"{kind}_buffer"]
+        pointer = getattr(device, f"{kind}_buffer")
+        if index and len(buffer):
+            if not pointer[0]:
+                # Cython frees this buffer with free() when it draws the next one
+                pointer[0] = _c_library().malloc(buffer.nbytes)
+            ctypes.memmove(int(pointer[0]), buffer.ctypes.data, buffer.nbytes)
+        getattr(device, f"{kind}_buffer_index")[0] = index

@@ -1,0 +1,248 @@
+"""The Brian2 adapter, with the real Brian2 (numpy and Cython targets)."""
+
+import os
+import subprocess
+import sys
+
+import brian2 as b2  # installed by `make test` (setup.cfg extra "brian2")
+import brian2_sim
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint.adapters import adapter_for
+from checkpoint.formats import read_state, write_state
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
+
+
+@pytest.fixture
+def build(tmp_path):
+    """``build(seed)`` -> (net, exc, syn, spikes) on the numpy target, with
+    this test's own Cython cache folder."""
+    def make(seed=1, target="numpy"):
+        _, net, exc, syn, spikes = brian2_sim.build(target, str(tmp_path / "cython"), seed)
+        return net, exc, syn, spikes
+    return make
+
+
+def captured(obj, monitors=False):
+    """Every array the adapter sees, copied, by "section/object/variable"."""
+    state = adapter_for(obj, monitors=monitors).capture()
+    out = {}
+    for section in ("populations", "projections"):
+        for name, group in getattr(state, section).items():
+            for var in group:
+                out[f"{section}/{name}/{var}"] = np.array(group[var], copy=True)
+            if section == "projections":
+                out[f"{section}/{name}/indptr"] = np.array(group.indptr)
+                out[f"{section}/{name}/indices"] = np.array(group.indices)
+    for name, rng in state.rng.items():
+        out[f"rng/{name}"] = (repr(rng.state), {k: a.copy() for k, a in rng.arrays.items()})
+    out["meta"] = repr(state.meta["brian2"])
+    return out
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key], equal_nan=True), key
+        elif isinstance(a[key], tuple):
+            assert a[key][0] == b[key][0], key
+            assert all(np.array_equal(a[key][1][k], b[key][1][k]) for k in a[key][1]), key
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("fmt", ["h5", "npz", "mat", "txt", "txt.gz"])
+def test_every_format_restores_everything_into_other_connectivity(tmp_path, build, fmt):
+    net, exc, syn, _ = build(seed=1)
+    net.run(5 * b2.ms)
+    before = captured(net)
+    checkpoint.save(tmp_path / f"c.{fmt}", net)
+    other, _, other_syn, _ = build(seed=2)
+    assert len(other_syn) != len(syn)
+    report = checkpoint.load(tmp_path / f"c.{fmt}", other)
+    assert report.time == pytest.approx(5.0) and report.step == 50
+    assert "stdp.w" in report.restored and "stdp.delay" in report.restored
+    assert_same(before, captured(other))
+
+
+def test_units_and_kinds_are_recorded(tmp_path, build):
+    net, *_ = build()
+    net.run(1 * b2.ms)
+    checkpoint.save(tmp_path / "c.h5", net)
+    state = checkpoint.read(tmp_path / "c.h5")
+    exc, stdp = state.populations["exc"], state.projections["stdp"]
+    assert exc.info["lastspike"].unit == "s" and exc.info["lastspike"].kind == "internal"
+    assert exc.info["v"].unit == "1" and exc.info["I"].kind == "parameter"
+    assert stdp.info["delay"].unit == "s" and stdp.info["delay"].scope == "synapse"
+    assert stdp["delay"].max() <= 3e-3  # SI values: seconds
+    assert state.meta["simulator"]["name"] == "brian2" and state.meta["dt"] == pytest.approx(0.1)
+    # the CSR is by post neuron and matches Brian2's i, j
+    csr = stdp.to_scipy("w")
+    brian = checkpoint.read(tmp_path / "c.h5").projections["stdp"]
+    assert csr.shape == (60, 60) and csr.nnz == brian.nnz
+
+
+def test_group_and_synapses_on_their_own(tmp_path, build):
+    net, exc, syn, _ = build(seed=1)
+    net.run(3 * b2.ms)
+    checkpoint.save(tmp_path / "exc.npz", exc)
+    checkpoint.save(tmp_path / "stdp.h5", syn)
+    assert list(checkpoint.read(tmp_path / "exc.npz").populations) == ["exc"]
+    assert not checkpoint.read(tmp_path / "stdp.h5").populations
+    other, other_exc, other_syn, _ = build(seed=2)
+    checkpoint.load(tmp_path / "exc.npz", other_exc)
+    checkpoint.load(tmp_path / "stdp.h5", other_syn)
+    assert np.array_equal(other_exc.v[:], exc.v[:]) and np.array_equal(other_exc.lastspike_[:], exc.lastspike_[:])
+    assert np.array_equal(other_syn.i[:], syn.i[:]) and np.array_equal(other_syn.w[:], syn.w[:])
+    assert np.array_equal(other_syn.delay_[:], syn.delay_[:])
+
+
+def test_monitors_only_with_the_flag(tmp_path, build):
+    net, exc, syn, spikes = build(seed=1)
+    net.run(10 * b2.ms)
+    checkpoint.save(tmp_path / "plain.h5", net)
+    checkpoint.save(tmp_path / "mon.h5", net, monitors=True)
+    assert "spikes" not in checkpoint.read(tmp_path / "plain.h5").populations
+    assert "spikes" in checkpoint.read(tmp_path / "mon.h5").populations
+    other, _, _, other_spikes = build(seed=2)
+    checkpoint.load(tmp_path / "mon.h5", other, monitors=True)
+    assert other_spikes.num_spikes == spikes.num_spikes > 0
+    assert np.array_equal(other_spikes.t_[:], spikes.t_[:]) and np.array_equal(other_spikes.i[:], spikes.i[:])
+
+
+def test_checkpointer_loop_resumes_exactly(tmp_path, build):
+    net, exc, syn, spikes = build(seed=1)
+    for _ in range(8):
+        net.run(2 * b2.ms)
+    expected_v, expected_w = exc.v[:].copy(), syn.w[:].copy()
+
+    first, *_ = build(seed=1)
+    with checkpoint.Checkpointer(tmp_path / "ck", first, every_ms=4, background=True) as ckpt:
+        for _ in range(5):   # "killed" after 10 ms; the last checkpoint is at 8 ms
+            first.run(2 * b2.ms)
+            ckpt.maybe_save()
+    again, again_exc, again_syn, _ = build(seed=3)
+    with checkpoint.Checkpointer(tmp_path / "ck", again, every_ms=4) as ckpt:
+        report = ckpt.restore_latest()
+        assert report.time == pytest.approx(8.0)
+        while again.t < 16 * b2.ms - 1e-9 * b2.second:
+            again.run(2 * b2.ms)
+            ckpt.maybe_save()
+    assert np.array_equal(again_exc.v[:], expected_v)
+    assert np.array_equal(again_syn.w[:], expected_w)
+
+
+def _run_sim(tmp_path, target, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    subprocess.run([sys.executable, os.path.join(HERE, "brian2_sim.py"), target,
+                    str(tmp_path / "cython"), *map(str, args)],
+                   check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
+
+
+@pytest.mark.parametrize("target,fmt", [("numpy", "h5"), ("numpy", "txt.gz"), ("cython", "npz")])
+def test_fresh_process_restart_is_bit_for_bit(tmp_path, target, fmt):
+    """Noise, rand(), STDP, random delays: 20 ms + 20 ms straight, against 20 ms,
+    a checkpoint, and 20 ms in a new process whose synapses came out different."""
+    ckpt = tmp_path / f"c.{fmt}"
+    _run_sim(tmp_path, target, tmp_path / "straight.npz", "straight", 20, 20)
+    _run_sim(tmp_path, target, tmp_path / "first.npz", "first", 20, ckpt)
+    _run_sim(tmp_path, target, tmp_path / "resumed.npz", "resume", 20, ckpt)
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    assert len(straight["t"]) > 50
+    for key in straight.files:
+        assert np.array_equal(straight[key], resumed[key]), key
+    if target == "cython":  # the rand()/randn() buffers were half used: their contents mattered
+        rng = checkpoint.read(ckpt).rng["brian2"]
+        assert rng.state["rand_index"] > 0 and len(rng.arrays["rand_buffer"]) == rng.state["buffer_size"]
+
+
+# ------------------------------------------------------------ bad input
+
+
+def test_size_mismatch_raises_and_changes_nothing(tmp_path, build):
+    net, *_ = build(seed=1)
+    net.run(2 * b2.ms)
+    checkpoint.save(tmp_path / "c.h5", net)
+    small = b2.NeuronGroup(50, "v : 1", name="exc")
+    other_net = b2.Network(small)
+    before = captured(other_net)
+    with pytest.raises(checkpoint.StructureMismatchError, match="60 neurons") as info:
+        checkpoint.load(tmp_path / "c.h5", other_net)
+    assert info.value.obj == "exc" and "c.h5" in str(info.value)
+    assert_same(before, captured(other_net))
+
+
+def test_automatic_names_that_differ_are_an_error(tmp_path):
+    def make(extra):
+        for _ in range(extra):  # created first, they take the automatic names
+            b2.NeuronGroup(5, "v : 1")
+        g = b2.NeuronGroup(5, "v : 1")
+        return b2.Network(g), g
+    net, g = make(0)
+    g.v = 1.0
+    checkpoint.save(tmp_path / "c.h5", net)
+    other, other_g = make(1)  # one more group created first: another automatic name
+    assert g.name != other_g.name
+    with pytest.raises(checkpoint.StructureMismatchError, match="name=") as info:
+        checkpoint.load(tmp_path / "c.h5", other)
+    assert g.name in str(info.value) and other_g.name in str(info.value)
+    assert np.all(other_g.v[:] == 0)
+
+
+def _tampered(tmp_path, build, change):
+    """Save a network, change its state with ``change(state)``, write it back."""
+    net, *_ = build(seed=1)
+    net.run(5 * b2.ms)
+    path = tmp_path / "c.h5"
+    checkpoint.save(path, net)
+    state = read_state(path)
+    change(state)
+    write_state(tmp_path / "bad.h5", state)
+    return tmp_path / "bad.h5"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda s: s.projections["stdp"].arrays.__setitem__(
+        "_brian2_index", np.zeros_like(s.projections["stdp"]["_brian2_index"])), "permutation"),
+    (lambda s: s.projections["stdp"].arrays.__setitem__(
+        "_queue", np.array([[0, 10 ** 6]], np.int64)), "spike queue"),
+    (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
+    (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
+])
+def test_state_brian2_would_crash_on_is_refused_before_any_change(tmp_path, build, change, message):
+    bad = _tampered(tmp_path, build, change)
+    other, *_ = build(seed=2)
+    before = captured(other)
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=message):
+        checkpoint.load(bad, other)
+    assert_same(before, captured(other))
+
+
+def test_failure_midway_puts_everything_back(tmp_path, build, monkeypatch):
+    net, *_ = build(seed=1)
+    net.run(5 * b2.ms)
+    checkpoint.save(tmp_path / "c.h5", net)
+    other, _, other_syn, _ = build(seed=2)
+    other.run(1 * b2.ms)
+    before = captured(other)
+    from checkpoint.adapters import brian
+
+    def fail(name, rng):
+        raise RuntimeError("simulated failure after the synapses were rebuilt")
+    monkeypatch.setattr(brian, "_restore_rng", fail)
+    with pytest.raises(RuntimeError, match="simulated"):
+        checkpoint.load(tmp_path / "c.h5", other)
+    monkeypatch.undo()
+    assert_same(before, captured(other))
+    other.run(1 * b2.ms)  # and the network still runs
+
+
+def test_unsupported_brian2_objects(tmp_path):
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="Clock"):
+        checkpoint.save(tmp_path / "c.h5", b2.Clock(dt=0.1 * b2.ms))
+    assert not os.listdir(tmp_path)
