@@ -179,8 +179,9 @@ def test_size_mismatch_raises_and_changes_nothing(tmp_path, build):
 
 def test_automatic_names_that_differ_are_an_error(tmp_path):
     def make(extra):
-        for _ in range(extra):  # created first, they take the automatic names
-            b2.NeuronGroup(5, "v : 1")
+        # created first, these take the first automatic names; kept alive so
+        # that Brian2 does not hand their names out again
+        make.keep = [b2.NeuronGroup(5, "v : 1") for _ in range(extra)]
         g = b2.NeuronGroup(5, "v : 1")
         return b2.Network(g), g
     net, g = make(0)
