@@ -81,7 +81,7 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     started = _time.perf_counter()
     adapter = adapter_for(obj, monitors=monitors)
     file_state = read_state(path, format, progress=progress)
-    model_state = adapter.capture(populations=populations, projections=projections)
+    model_state = adapter.describe(populations=populations, projections=projections)
     adapter.before_plan(file_state, model_state, path)
     plan = make_plan(file_state, model_state, populations=populations, projections=projections,
                      strict=strict, path=path)

@@ -36,6 +36,12 @@ class Adapter:
     def capture(self, populations=True, projections=True):
         raise NotImplementedError
 
+    def describe(self, populations=True, projections=True):
+        """What the restore plan compares a file with: names, shapes, dtypes
+        and connectivity.  Values need not be in order, so adapters may skip
+        the work of ordering them; by default, :meth:`capture`."""
+        return self.capture(populations=populations, projections=projections)
+
     def before_plan(self, file_state, model_state, path):
         """Raise before matching if the file cannot be meant for this model
         (e.g. automatic object names that differ); a no-op by default."""
