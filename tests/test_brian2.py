@@ -1,5 +1,6 @@
 """The Brian2 adapter, with the real Brian2 (numpy and Cython targets)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -247,3 +248,24 @@ def test_unsupported_brian2_objects(tmp_path):
     with pytest.raises(checkpoint.UnsupportedObjectError, match="Clock"):
         checkpoint.save(tmp_path / "c.h5", b2.Clock(dt=0.1 * b2.ms))
     assert not os.listdir(tmp_path)
+
+
+def test_parameters_as_json(tmp_path):
+    group = b2.NeuronGroup(5, "dv/dt = -v / tau : 1\ntau : second (constant, shared)", name="g")
+    syn = b2.Synapses(group, group, "w : 1 (constant)\nx : 1", name="s")
+    syn.connect(p=0.8)
+    syn.x = "i * 10 + j"
+    net = b2.Network(group, syn)
+    group.tau = 10 * b2.ms
+    order_before, x_before = syn.i[:].copy(), syn.x[:].copy()
+    checkpoint.save_parameters(tmp_path / "p.json", net, network={"note": "brian2"})
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["populations"]["g"] == {"tau": 0.01}   # current value, SI
+    group.tau = 20 * b2.ms
+    assert checkpoint.load_parameters(tmp_path / "p.json", net) == {"note": "brian2"}
+    assert group.tau == 10 * b2.ms
+    saved["projections"]["s"] = {"w": 0.25}
+    (tmp_path / "p.json").write_text(json.dumps(saved))
+    checkpoint.load_parameters(tmp_path / "p.json", net, global_only=False)
+    assert np.all(syn.w[:] == 0.25)
+    assert np.array_equal(syn.i[:], order_before) and np.array_equal(syn.x[:], x_before)

@@ -193,8 +193,8 @@ class Brian2Adapter(Adapter):
             indptr, indices = plan.connectivity[name]
         nnz = len(indices)
         order = values.pop(ORDER, None)
-        if order is None:
-            order = np.arange(nnz)
+        if order is None:  # a file of another simulator, or parameters only
+            order = np.arange(nnz) if name in plan.connectivity else model_order
         elif len(order) != nnz or not np.array_equal(np.bincount(np.asarray(order, np.int64) % max(nnz, 1),
                                                                   minlength=nnz), np.ones(nnz, np.int64)):
             raise CorruptCheckpointError(f"{ORDER} is not a permutation of the {nnz} synapses",
