@@ -59,3 +59,22 @@ def test_no_progress_bar_off_a_terminal(tmp_path, capsys):
     checkpoint.save(tmp_path / "n.h5", net)
     checkpoint.load(tmp_path / "n.h5", net, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5"])
+def test_an_array_over_4_gib(tmp_path, fmt):
+    """npz needs ZIP64 past 4 GiB and HDF5 64-bit sizes; both must hold."""
+    n = (4 << 30) + 4099
+    net = checkpoint.Network(dt=1.0)
+    pattern = np.arange(251, dtype=np.uint8)
+    big = np.resize(pattern, n)  # a period that does not divide 4 GiB, so an offset error shows
+    net.add_population("big", n, variables={"x": big})
+    path = tmp_path / f"big.{fmt}"
+    checkpoint.save(path, net)
+    assert path.stat().st_size > n
+    del big, net
+    state = checkpoint.read(path)   # checksums verified over all of it
+    x = state.populations["big"]["x"]
+    assert x.shape == (n,)
+    for start in (0, (4 << 30) - 7, n - 251):
+        assert np.array_equal(x[start:start + 251], np.roll(pattern, -(start % 251))[:len(x[start:start + 251])])
