@@ -30,6 +30,9 @@ test: $(VENV)/.test
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py
 	$(PY) benchmarks/bench_pause.py
+	$(PY) benchmarks/bench_lazy.py
+	$(PIP) install -q -e '.[brian2]'
+	$(PY) benchmarks/bench_brian2.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
