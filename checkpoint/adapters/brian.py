@@ -255,11 +255,11 @@ def _base_name(obj):
 
 
 def _automatic_name(obj):
-    base = _base_name(obj)
-    return base is not None and re.fullmatch(re.escape(base) + r"(_\d+)?", obj.name) is not None
+    return _same_base(obj.name, obj)
 
 
 def _same_base(name, obj):
+    """Whether ``name`` looks like one Brian2 would give an ``obj`` unnamed."""
     base = _base_name(obj)
     return base is not None and re.fullmatch(re.escape(base) + r"(_\d+)?", name) is not None
 
