@@ -72,7 +72,7 @@ def test_every_format_restores_everything_into_other_connectivity(tmp_path, buil
 
 
 def test_units_and_kinds_are_recorded(tmp_path, build):
-    net, *_ = build()
+    net, _, syn, _ = build()
     net.run(1 * b2.ms)
     checkpoint.save(tmp_path / "c.h5", net)
     state = checkpoint.read(tmp_path / "c.h5")
@@ -82,10 +82,12 @@ def test_units_and_kinds_are_recorded(tmp_path, build):
     assert stdp.info["delay"].unit == "s" and stdp.info["delay"].scope == "synapse"
     assert stdp["delay"].max() <= 3e-3  # SI values: seconds
     assert state.meta["simulator"]["name"] == "brian2" and state.meta["dt"] == pytest.approx(0.1)
-    # the CSR is by post neuron and matches Brian2's i, j
-    csr = stdp.to_scipy("w")
-    brian = checkpoint.read(tmp_path / "c.h5").projections["stdp"]
-    assert csr.shape == (60, 60) and csr.nnz == brian.nnz
+    # the CSR is by post neuron and holds Brian2's (i, j, w) triples, each once
+    csr = stdp.to_scipy("w").tocoo()
+    assert csr.shape == (60, 60) and csr.nnz == len(syn)
+    from_file = sorted(zip(csr.col.tolist(), csr.row.tolist(), csr.data.tolist()))
+    from_brian = sorted(zip(syn.i[:].tolist(), syn.j[:].tolist(), syn.w[:].tolist()))
+    assert from_file == from_brian
 
 
 def test_group_and_synapses_on_their_own(tmp_path, build):
@@ -211,6 +213,8 @@ def _tampered(tmp_path, build, change):
 @pytest.mark.parametrize("change,message", [
     (lambda s: s.projections["stdp"].arrays.__setitem__(
         "_brian2_index", np.zeros_like(s.projections["stdp"]["_brian2_index"])), "permutation"),
+    (lambda s: s.projections["stdp"].arrays.__setitem__(  # right residues, out of range
+        "_brian2_index", s.projections["stdp"]["_brian2_index"] + s.projections["stdp"].nnz), "permutation"),
     (lambda s: s.projections["stdp"].arrays.__setitem__(
         "_queue", np.array([[0, 10 ** 6]], np.int64)), "spike queue"),
     (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),

@@ -195,8 +195,7 @@ class Brian2Adapter(Adapter):
         order = values.pop(ORDER, None)
         if order is None:  # a file of another simulator, or parameters only
             order = np.arange(nnz) if name in plan.connectivity else model_order
-        elif len(order) != nnz or not np.array_equal(np.bincount(np.asarray(order, np.int64) % max(nnz, 1),
-                                                                  minlength=nnz), np.ones(nnz, np.int64)):
+        elif not _is_permutation(order, nnz):
             raise CorruptCheckpointError(f"{ORDER} is not a permutation of the {nnz} synapses",
                                          path=path, obj=name)
         _check_queues(syn, values, nnz, path, name)
@@ -332,6 +331,18 @@ def _stable_argsort(values, bound):
         values = values.astype(np.uint16)
     perm = np.argsort(values, kind="stable")
     return perm.astype(np.int32) if len(perm) < 1 << 31 else perm
+
+
+def _is_permutation(order, n):
+    """Whether ``order`` holds each of 0..n-1 exactly once (in O(n))."""
+    order = np.asarray(order)
+    if order.shape != (n,) or order.dtype.kind not in "iu":
+        return False
+    if n == 0:
+        return True
+    if order.min() < 0 or order.max() >= n:
+        return False
+    return bool(np.all(np.bincount(order, minlength=n) == 1))
 
 
 def _pathway_prefix(pathway):
