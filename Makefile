@@ -16,16 +16,22 @@ $(VENV)/.core: $(PY) setup.cfg pyproject.toml
 	$(PIP) install -q -e '.[progress,plot]'
 	touch $@
 
+# ANNarchy builds from source and compiles every network with g++ and cmake.
+$(VENV)/.toolchain: $(PY)
+	command -v g++ >/dev/null && command -v cmake >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q g++ cmake)
+	touch $@
+
 # The tests run the real simulators: they are installed here.
-$(VENV)/.test: $(VENV)/.core
-	$(PIP) install -q -e '.[test,brian2]'
+$(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
+	$(PIP) install -q -e '.[test,brian2,annarchy]'
 	touch $@
 
 demo: $(VENV)/.core
 	$(PY) examples/demo.py
 
 test: $(VENV)/.test
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py

@@ -88,17 +88,19 @@ def main(directory, out, mode, duration, extra):
         net.get_monitor("exc_spikes").get("spike")   # keep only the second half
         net.get_monitor("lif_spikes").get("spike")
         net.simulate(float(extra))
+        rebuilt = False
     elif mode == "first":
         net = build(directory, 1)
         net.simulate(float(duration))
         checkpoint.save(extra, net)
         return
     else:
-        import os
-        net = build(directory, int(os.environ.get("RESUME_SEED", 2)))
+        net = build(directory, 2)
+        before = net.get_projection("stdp").pre_ranks
         checkpoint.load(extra, net)
+        rebuilt = before != net.get_projection("stdp").pre_ranks
         net.simulate(float(duration))
-    np.savez(out, **result(net))
+    np.savez(out, rebuilt=rebuilt, **result(net))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,281 @@
+"""The ANNarchy 5 adapter, with the real ANNarchy: every network is compiled
+(into this test session's own temporary folders) and simulated."""
+
+import json
+import os
+import subprocess
+import sys
+
+import ANNarchy as ann  # installed by `make test` (setup.cfg extra "annarchy")
+import annarchy_sim
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint.adapters import adapter_for
+from checkpoint.formats import read_state, write_state
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Compiling a network takes ~20 s: the tests share two compiled networks, on one worker.
+pytestmark = [pytest.mark.xdist_group("annarchy"),
+              pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """Two compiled copies of the test network with different random
+    connectivity (seeds 1 and 2), each in its own build folder, and their
+    initial states."""
+    folder = tmp_path_factory.mktemp("annarchy")
+    nets = [annarchy_sim.build(str(folder / name), seed) for name, seed in (("a", 1), ("b", 2))]
+    initial = [folder / "a.h5", folder / "b.h5"]
+    for net, path in zip(nets, initial):
+        checkpoint.save(path, net)
+    return nets, initial
+
+
+@pytest.fixture
+def networks(compiled):
+    """The two networks, back in their initial states (and connectivity)."""
+    nets, initial = compiled
+    for net, path in zip(nets, initial):
+        checkpoint.load(path, net)
+    return nets
+
+
+def captured(obj):
+    """Every array the adapter sees, copied, by "section/object/variable"."""
+    state = adapter_for(obj).capture()
+    out = {"meta": (state.time, state.step)}
+    for section in ("populations", "projections"):
+        for name, group in getattr(state, section).items():
+            for var in group:
+                out[f"{section}/{name}/{var}"] = np.array(group[var], copy=True)
+            if section == "projections":
+                out[f"{section}/{name}/indptr"] = np.array(group.indptr)
+                out[f"{section}/{name}/indices"] = np.array(group.indices)
+    for name, rng in state.rng.items():
+        out[f"rng/{name}"] = (repr(rng.state), {k: a.copy() for k, a in rng.arrays.items()})
+    return out
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key], equal_nan=True), key
+        elif isinstance(a[key], tuple) and len(a[key]) == 2 and isinstance(a[key][1], dict):
+            assert a[key][0] == b[key][0], key
+            assert all(np.array_equal(a[key][1][k], b[key][1][k]) for k in a[key][1]), key
+        else:
+            assert a[key] == b[key], key
+
+
+def different_connectivity(a, b):
+    return any(not np.array_equal(p.pre_ranks[0], q.pre_ranks[0]) or p.nb_synapses != q.nb_synapses
+               for p, q in zip(a.get_projections(), b.get_projections()))
+
+
+@pytest.mark.parametrize("fmt", ["h5", "npz", "mat", "txt.gz"])
+def test_every_format_restores_everything_into_other_connectivity(tmp_path, networks, fmt):
+    first, second = networks
+    first.simulate(20)
+    second.simulate(5)
+    assert different_connectivity(first, second)
+    path = tmp_path / f"net.{fmt}"
+    checkpoint.save(path, first)
+    expected = captured(first)
+    report = checkpoint.load(path, second)
+    assert not report.skipped and not report.kept
+    assert_same(captured(second), expected)
+    # both continue exactly alike: nothing that matters was left behind
+    first.simulate(15)
+    second.simulate(15)
+    assert_same(captured(second), captured(first))
+
+
+def test_what_is_captured(tmp_path, networks):
+    net, _ = networks
+    net.simulate(10)
+    state = adapter_for(net).capture()
+    stdp, uniform, oja = (state.projections[n] for n in ("stdp", "uniform", "oja"))
+    assert set(state.populations) == {"exc", "input", "lif", "rate_in", "rate_out", "lonely"}
+    assert (stdp.info["delay"].scope, stdp.info["delay"].unit) == ("synapse", "ms")
+    assert uniform.info["delay"].scope == "global" and uniform["delay"] == pytest.approx(2.0)
+    assert stdp.info["_last_event"] == checkpoint.state.ArrayInfo("internal", "synapse")
+    assert stdp.info["_delayed_spikes"].scope == "free" and stdp["_delayed_spikes"].shape[1] == 3
+    assert (oja.info["alpha"].kind, oja.info["alpha"].scope) == ("parameter", "post")
+    assert (oja.info["eta"].kind, oja.info["eta"].scope) == ("parameter", "global")
+    assert state.populations["exc"].info["last_spike"].kind == "internal"
+    assert state.populations["rate_in"].info["tau"].scope == "global"
+    assert state.rng["annarchy"].arrays["state"].shape == (1, 625)
+    assert state.time == pytest.approx(net.time) and state.step == net.current_step
+    # the CSR holds ANNarchy's own synapses, with its weights
+    proj = net.get_projection("stdp")
+    matrix = stdp.to_scipy("w").toarray()
+    for post, pres, ws in zip(proj.post_ranks, proj.pre_ranks, proj.w):
+        assert np.array_equal(matrix[post, pres], ws)
+    delays = stdp.to_scipy("delay").toarray()
+    for post, pres, ds in zip(proj.post_ranks, proj.pre_ranks, proj.delay):
+        assert np.allclose(delays[post, pres], ds)
+
+
+def test_population_and_projection_on_their_own(tmp_path, networks):
+    first, second = networks
+    first.simulate(5)
+    exc, proj = first.get_population("exc"), first.get_projection("oja")
+    checkpoint.save(tmp_path / "exc.npz", exc)
+    checkpoint.save(tmp_path / "oja.h5", proj)
+    checkpoint.load(tmp_path / "exc.npz", second.get_population("exc"))
+    checkpoint.load(tmp_path / "oja.h5", second.get_projection("oja"))
+    assert np.array_equal(second.get_population("exc").v, exc.v)
+    assert np.array_equal(second.get_projection("oja").post_ranks, proj.post_ranks)
+    assert all(np.array_equal(a, b) for a, b in zip(second.get_projection("oja").w, proj.w))
+    assert checkpoint.read(tmp_path / "exc.npz").meta["content"] == "population"
+
+
+def test_checkpointer_loop_resumes_exactly(tmp_path, networks):
+    first, second = networks
+    checkpoint.save(tmp_path / "start.h5", first)
+    for _ in range(6):
+        first.simulate(2)
+    expected = captured(first)
+
+    checkpoint.load(tmp_path / "start.h5", first)
+    start = first.time
+    with checkpoint.Checkpointer(tmp_path / "ck", first, every_ms=4) as ckpt:
+        for _ in range(5):   # "killed" after 10 ms; the last checkpoint is at 8 ms
+            first.simulate(2)
+            ckpt.maybe_save()
+    with checkpoint.Checkpointer(tmp_path / "ck", second, every_ms=4) as ckpt:
+        report = ckpt.restore_latest()
+        assert report.time == pytest.approx(start + 8)
+        while second.time < start + 12 - 1e-9:
+            second.simulate(2)
+            ckpt.maybe_save()
+    assert_same(captured(second), expected)
+
+
+def _run_sim(build_dir, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    subprocess.run([sys.executable, os.path.join(HERE, "annarchy_sim.py"), build_dir, *map(str, args)],
+                   check=True, env=env, capture_output=True)
+
+
+@pytest.mark.parametrize("fmt", ["h5", "npz"])
+def test_fresh_process_restart_is_bit_for_bit(tmp_path_factory, tmp_path, fmt):
+    """Three processes: the uninterrupted run; a run saved at 60 ms; a fresh
+    process (other random connectivity) that loads it and runs on."""
+    build_dir = str(tmp_path_factory.getbasetemp() / "annarchy_fresh")   # compiled once for both formats
+    ckpt = tmp_path / f"run.{fmt}"
+    _run_sim(build_dir, tmp_path / "straight.npz", "straight", 60, 60)
+    _run_sim(build_dir, tmp_path / "first.npz", "first", 60, ckpt)
+    _run_sim(build_dir, tmp_path / "resumed.npz", "resume", 60, ckpt)
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    assert resumed["rebuilt"], "the resumed network should have had other connectivity"
+    assert len(straight["exc_spikes"]) > 20 and len(straight["lif_spikes"]) > 5
+    for key in ("exc_spikes", "lif_spikes", "v", "r", "stdp_w", "oja_w", "step"):
+        assert np.array_equal(straight[key], resumed[key]), key
+
+
+def _tampered(tmp_path, net, change):
+    """Save ``net``, change the state with ``change(state)``, write it back
+    (fresh checksums: the adapter's own checks must catch it)."""
+    path = tmp_path / "tampered.h5"
+    checkpoint.save(path, net)
+    state = read_state(path)
+    change(state)
+    write_state(path, state)
+    return path
+
+
+def _set(section, obj, var, value):
+    def change(state):
+        getattr(state, section)[obj].arrays[var] = np.asarray(value)
+    return change
+
+
+def _scaled(section, obj, var, factor):
+    def change(state):
+        group = getattr(state, section)[obj]
+        group.arrays[var] = np.asarray(group.arrays[var]) * factor
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 10 ** 6, 0]])), "range"),
+    (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 0, 10 ** 6]])), "does not exist"),
+    (_scaled("projections", "stdp", "delay", 0.0), "at least one time step"),
+    (_set("populations", "exc", "spiked", np.array([10 ** 6], np.int32)), "out of range"),
+    (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
+    (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
+])
+def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, networks, change, message):
+    net, _ = networks
+    net.simulate(12)   # some spikes in flight
+    path = _tampered(tmp_path, net, change)
+    net.simulate(1)
+    before, on_disk = captured(net), path.read_bytes()
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=message) as error:
+        checkpoint.load(path, net)
+    assert str(path) in str(error.value)
+    assert_same(captured(net), before)
+    assert path.read_bytes() == on_disk
+
+
+def test_size_mismatch_raises_and_changes_nothing(tmp_path, networks):
+    net, _ = networks
+    path = tmp_path / "net.npz"
+    checkpoint.save(path, net)
+    state = read_state(path)
+    state.populations["lif"].size = 31
+    state.populations["lif"].arrays = {k: (np.append(v, v[:1]) if v.shape == (30,) else v)
+                                       for k, v in state.populations["lif"].arrays.items()}
+    write_state(path, state)
+    net.simulate(1)
+    before = captured(net)
+    with pytest.raises(checkpoint.StructureMismatchError, match="31 neurons"):
+        checkpoint.load(path, net)
+    assert_same(captured(net), before)
+
+
+def test_failure_midway_puts_everything_back(tmp_path, networks, monkeypatch):
+    first, second = networks
+    first.simulate(3)
+    checkpoint.save(tmp_path / "net.h5", first)
+    second.simulate(2)
+    before = captured(second)
+    native = adapter_for(second).native
+
+    def fail(states):
+        raise RuntimeError("injected failure after everything else was written")
+    monkeypatch.setattr(native, "write_rng", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        checkpoint.load(tmp_path / "net.h5", second)
+    monkeypatch.undo()
+    assert_same(captured(second), before)
+    second.simulate(1)   # and the rebuilt-then-restored connectivity still runs
+
+
+def test_unsupported_uses(tmp_path, networks):
+    net, _ = networks
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="monitors"):
+        checkpoint.save(tmp_path / "x.h5", net, monitors=True)
+    fresh = ann.Network()
+    fresh.create(3, ann.Izhikevich)
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="compile"):
+        checkpoint.save(tmp_path / "x.h5", fresh)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_parameters_as_json(tmp_path, networks):
+    first, second = networks
+    first.get_population("rate_in").tau = 12.5
+    first.get_projection("oja").eta = 0.02
+    checkpoint.save_parameters(tmp_path / "p.json", first, network={"note": "tuned"})
+    document = json.loads((tmp_path / "p.json").read_text())
+    assert document["populations"]["rate_in"]["tau"] == 12.5
+    assert document["projections"]["oja"]["eta"] == 0.02
+    assert checkpoint.load_parameters(tmp_path / "p.json", second) == {"note": "tuned"}
+    assert second.get_population("rate_in").tau == 12.5
+    assert second.get_projection("oja").eta == 0.02
