@@ -39,6 +39,7 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_lazy.py
 	$(PIP) install -q -e '.[brian2]'
 	$(PY) benchmarks/bench_brian2.py
+	$(PY) benchmarks/bench_annarchy.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

@@ -16,11 +16,11 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import checkpoint
+from _simulators import best, print_speedups
 
 
 def build(b2, neurons, synapses, seed=1):
@@ -39,14 +39,6 @@ def build(b2, neurons, synapses, seed=1):
     syn.delay = "rand() * 5 * ms"
     return b2.Network(group, syn), syn
 
-
-def best(repeat, action):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -85,11 +77,7 @@ def main():
     finally:
         shutil.rmtree(folder)
     print(f"Brian2 {b2.__version__}, {len(syn)} synapses, {args.neurons} neurons, best of {args.repeat}")
-    print(f"| {'':34} | {'save':>8} | {'load':>8} | {'MB':>6} | save speed-up | load speed-up |")
-    base_save, base_load = rows[0][1], rows[0][2]
-    for name, save, load, size in rows:
-        print(f"| {name:34} | {save:7.3f}s | {load:7.3f}s | {size / 1e6:6.1f} | "
-              f"{base_save / save:12.1f}x | {base_load / load:12.1f}x |")
+    print_speedups(rows)
 
 
 if __name__ == "__main__":

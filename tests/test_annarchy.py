@@ -162,6 +162,7 @@ def _run_sim(build_dir, *args):
                    check=True, env=env, capture_output=True)
 
 
+@pytest.mark.xdist_group("annarchy_fresh")   # compiles its own network: runs beside the others
 @pytest.mark.parametrize("fmt", ["h5", "npz"])
 def test_fresh_process_restart_is_bit_for_bit(tmp_path_factory, tmp_path, fmt):
     """Three processes: the uninterrupted run; a run saved at 60 ms; a fresh
