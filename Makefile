@@ -31,7 +31,7 @@ demo: $(VENV)/.core
 	$(PY) examples/demo.py
 
 test: $(VENV)/.test
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py

@@ -16,9 +16,9 @@ from checkpoint.adapters import adapter_for
 from checkpoint.formats import read_state, write_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Compiling a network takes ~20 s: the tests share two compiled networks, on one worker.
-pytestmark = [pytest.mark.xdist_group("annarchy"),
-              pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")]
+# Compiling a network takes ~20 s: the tests of this file share two compiled
+# networks (`make test` keeps a file's tests on one worker: --dist loadfile).
+pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,6 @@ def _run_sim(build_dir, *args):
                    check=True, env=env, capture_output=True)
 
 
-@pytest.mark.xdist_group("annarchy_fresh")   # compiles its own network: runs beside the others
 @pytest.mark.parametrize("fmt", ["h5", "npz"])
 def test_fresh_process_restart_is_bit_for_bit(tmp_path_factory, tmp_path, fmt):
     """Three processes: the uninterrupted run; a run saved at 60 ms; a fresh
