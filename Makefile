@@ -37,6 +37,8 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py
 	$(PY) benchmarks/bench_pause.py
 	$(PY) benchmarks/bench_lazy.py
+	$(PY) benchmarks/bench_compression.py
+	$(PY) benchmarks/bench_scaling.py --plot docs/scaling.png --csv scaling.csv
 	$(PIP) install -q -e '.[brian2]'
 	$(PY) benchmarks/bench_brian2.py
 	$(PY) benchmarks/bench_annarchy.py

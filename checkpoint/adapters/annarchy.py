@@ -19,7 +19,7 @@ one post neuron keep ANNarchy's order, so a restore rebuilds ANNarchy's
 exact structure and sums in the same order.  Delays are stored in ms.
 """
 
-import os
+import logging
 import re
 import weakref
 from pathlib import Path
@@ -41,6 +41,7 @@ _STRUCTURAL = {"size", "max_delay", "idx_delay", "post_rank", "pre_rank"}
 _PER_NEURON = {"last_spike", "refractory_remaining", "in_ref"}
 _RANDOM = re.compile(r"rand_\d+$")   # redrawn at the start of every step before use
 _NATIVE = weakref.WeakKeyDictionary()  # ANNarchy wrapper module -> NativeState
+log = logging.getLogger("checkpoint")
 
 
 def _annarchy():
@@ -544,6 +545,10 @@ def _native_state(net):
                     for p in net.get_projections()]
         native = NativeState(wrapper, header_dir, objects, lil,
                              [ann_dir / "include", ann_dir / "thirdparty"])
+        unreadable = [f"{obj}.{name}" for obj in native.fields for name in native.unsupported(obj)]
+        if unreadable:
+            log.warning("checkpoint: members of ANNarchy's C++ structures of a type checkpoint cannot "
+                        "read, not captured: %s", ", ".join(unreadable))
         _NATIVE[wrapper] = native
     return native
 
@@ -611,8 +616,3 @@ def _check_engines(rng, model_shape, path):
                                      f"{tuple(model_shape)}", path=path, obj=f"rng {rng.name}")
     if words and (np.any(state[:, :-1] >= 2 ** 32) or np.any(state[:, -1] > words - 1)):
         raise CorruptCheckpointError("not a std::mt19937 state", path=path, obj=f"rng {rng.name}")
-
-
-def _I64P():
-    import ctypes
-    return ctypes.POINTER(ctypes.c_int64)

@@ -114,7 +114,8 @@ class MatFormat:
             if value.dtype.hasobject or value.size != int(np.prod(entry["shape"], dtype=np.int64)):
                 raise CorruptCheckpointError(f"variable {entry['key']!r} has the wrong size",
                                              path=path, obj=label)
-            array = value.astype(ALLOWED_DTYPES[entry["dtype"]]).reshape(entry["shape"])
-            return verify_array(array.copy(order="C"), entry, path, label)
+            # scipy hands over its own buffers: convert or reorder only when needed
+            array = np.ascontiguousarray(value.astype(ALLOWED_DTYPES[entry["dtype"]], copy=False))
+            return verify_array(array.reshape(entry["shape"]), entry, path, label)
 
         return unflatten(manifest, fetch, path)
