@@ -182,7 +182,7 @@ class ANNarchyAdapter(Adapter):
                 if values:
                     arrays[name] = (csr.to_csr(flat) if per_synapse else _shaped(flat, 0)) * self.network.dt
                 else:
-                    arrays[name] = _shaped(_placeholder(np.float64, len(flat)), field.depth > 0)
+                    arrays[name] = _shaped(_placeholder(np.float64, len(flat)), 1 if per_synapse else 0)
                 info[name] = ArrayInfo("parameter", "synapse" if per_synapse else "global", "ms")
             elif per_synapse:
                 arrays[name] = csr.to_csr(flat)
@@ -218,7 +218,7 @@ class ANNarchyAdapter(Adapter):
             by_object.setdefault((a.section, a.name), {})[a.var] = a.value
         for name in plan.connectivity:
             by_object.setdefault(("projections", name), {})
-        writes = self._prepare(by_object, plan)
+        writes = _Writes(self, by_object, plan)   # every check happens here, before any change
         undo = self._snapshot(writes, plan)
         try:
             for name, (post_rank, row_lengths, pre_rank) in writes.connectivity.items():
@@ -236,10 +236,6 @@ class ANNarchyAdapter(Adapter):
         except BaseException:
             undo()
             raise
-
-    def _prepare(self, by_object, plan):
-        """Turn the plan into native writes; raise before any change."""
-        return _Writes(self, by_object, plan)
 
     def _snapshot(self, writes, plan):
         saved = [(field, self.native.read(field)) for field in writes.touched_fields()]
