@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import checkpoint
-from bench_formats import peak_extra, raw_h5, raw_npy, timed
+from bench_formats import arrays, peak_extra, raw_h5, raw_npy, timed
 
 TEXT_LIMIT = 1_000_000
 
@@ -42,13 +42,6 @@ def network(synapses, seed=0):
     net.add_projection("exc_exc", pop, pop, connectivity=(indptr, rng.integers(0, neurons, synapses)),
                        variables={"w": rng.random(synapses)})
     return net
-
-
-def arrays(net):
-    pop, proj = net.populations["exc"], net.projections["exc_exc"]
-    out = {f"exc_{v}": pop[v] for v in pop.variables}
-    out.update(indptr=proj.indptr, indices=proj.indices, w=proj.w)
-    return out
 
 
 def measure(synapses, folder, repeat):

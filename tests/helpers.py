@@ -79,3 +79,33 @@ def file_digest(path):
 
 def folder_digests(folder):
     return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+
+
+def capture_copy(state, meta):
+    """Every array of an adapter's captured ``state``, copied, by
+    "section/object/variable", with the random states and ``meta`` (a string)."""
+    out = {}
+    for section in ("populations", "projections"):
+        for name, group in getattr(state, section).items():
+            for var in group:
+                out[f"{section}/{name}/{var}"] = np.array(group[var], copy=True)
+            if section == "projections":
+                out[f"{section}/{name}/indptr"] = np.array(group.indptr)
+                out[f"{section}/{name}/indices"] = np.array(group.indices)
+    for name, rng in state.rng.items():
+        out[f"rng/{name}"] = (repr(rng.state), {k: a.copy() for k, a in rng.arrays.items()})
+    out["meta"] = meta
+    return out
+
+
+def assert_same_capture(a, b):
+    """Two :func:`capture_copy` results hold the same bits."""
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key], equal_nan=True), key
+        elif isinstance(a[key], tuple):
+            assert a[key][0] == b[key][0], key
+            assert all(np.array_equal(a[key][1][k], b[key][1][k]) for k in a[key][1]), key
+        else:
+            assert a[key] == b[key], key

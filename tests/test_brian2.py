@@ -13,6 +13,7 @@ import pytest
 import checkpoint
 from checkpoint.adapters import adapter_for
 from checkpoint.formats import read_state, write_state
+from helpers import assert_same_capture, capture_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
@@ -31,30 +32,10 @@ def build(tmp_path):
 def captured(obj, monitors=False):
     """Every array the adapter sees, copied, by "section/object/variable"."""
     state = adapter_for(obj, monitors=monitors).capture()
-    out = {}
-    for section in ("populations", "projections"):
-        for name, group in getattr(state, section).items():
-            for var in group:
-                out[f"{section}/{name}/{var}"] = np.array(group[var], copy=True)
-            if section == "projections":
-                out[f"{section}/{name}/indptr"] = np.array(group.indptr)
-                out[f"{section}/{name}/indices"] = np.array(group.indices)
-    for name, rng in state.rng.items():
-        out[f"rng/{name}"] = (repr(rng.state), {k: a.copy() for k, a in rng.arrays.items()})
-    out["meta"] = repr(state.meta["brian2"])
-    return out
+    return capture_copy(state, repr(state.meta["brian2"]))
 
 
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        if isinstance(a[key], np.ndarray):
-            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key], equal_nan=True), key
-        elif isinstance(a[key], tuple):
-            assert a[key][0] == b[key][0], key
-            assert all(np.array_equal(a[key][1][k], b[key][1][k]) for k in a[key][1]), key
-        else:
-            assert a[key] == b[key], key
+assert_same = assert_same_capture
 
 
 @pytest.mark.parametrize("fmt", ["h5", "npz", "mat", "txt", "txt.gz"])
