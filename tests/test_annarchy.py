@@ -205,6 +205,28 @@ def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, ne
     assert path.read_bytes() == on_disk
 
 
+def test_longer_delays_in_the_file_grow_the_delay_buffers(tmp_path, networks):
+    """Delays beyond the network's longest: ANNarchy's queues and ring buffer
+    are lengthened, spikes in flight kept, and both networks run on alike."""
+    first, second = networks
+    first.simulate(12)
+    path = _tampered(tmp_path, first, _scaled("projections", "stdp", "delay", 2.0))
+    stdp = first.get_projection("stdp")
+    longest = int(round(max(max(d) for d in stdp.delay) * 2 / first.dt))
+    assert longest > stdp.max_delay
+    in_flight = checkpoint.read(path).projections["stdp"]["_delayed_spikes"]
+    assert len(in_flight) > 0
+    for net in (first, second):
+        checkpoint.load(path, net)
+        assert net.get_projection("stdp").max_delay >= longest
+        assert net.get_population("input").max_delay >= longest
+    state = adapter_for(second).capture()
+    assert np.array_equal(state.projections["stdp"]["_delayed_spikes"], in_flight)
+    first.simulate(15)
+    second.simulate(15)
+    assert_same(captured(second), captured(first))
+
+
 def test_size_mismatch_raises_and_changes_nothing(tmp_path, networks):
     net, _ = networks
     path = tmp_path / "net.npz"

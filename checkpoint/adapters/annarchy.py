@@ -159,9 +159,7 @@ class ANNarchyAdapter(Adapter):
 
     def _capture_projection(self, proj, values):
         fields = self._fields(proj, "proj")
-        post_rank = self.native.read(fields["post_rank"])[1]
-        row_lengths, pre_rank = self.native.read(fields["pre_rank"])
-        row_lengths = row_lengths[1:]
+        post_rank, row_lengths, pre_rank = _read_lil(self.native, _global_name(proj))
         pre, post = _population(proj.pre), _population(proj.post)
         csr = _LilCsr(post_rank, row_lengths, post.size)
         self._described[proj.name] = csr
@@ -174,9 +172,8 @@ class ANNarchyAdapter(Adapter):
             counts, lengths, flat = self._read(field, values)
             per_synapse = field.depth == 2 and list(counts) == lil_counts
             if name == IN_FLIGHT:
-                idx_delay = self._scalar(fields, "idx_delay")
-                arrays[name] = (_in_flight_triples(lengths, flat, idx_delay, post_rank) if values
-                                else np.zeros((0, 3), np.int64))
+                arrays[name] = (_in_flight_triples(lengths, flat, self._scalar(fields, "idx_delay"), post_rank)
+                                if values else np.zeros((0, 3), np.int64))
                 info[name] = ArrayInfo("internal", "free", "step")
             elif name == "delay":
                 if values:
@@ -239,7 +236,7 @@ class ANNarchyAdapter(Adapter):
 
     def _snapshot(self, writes, plan):
         saved = [(field, self.native.read(field)) for field in writes.touched_fields()]
-        connectivity = {obj: self._read_lil(obj) for obj in writes.connectivity}
+        connectivity = {obj: _read_lil(self.native, obj) for obj in writes.connectivity}
         python = writes.python_state()
         engines = self.native.read_rng() if plan.rng else None
         numpy_state = self.network.default_rng.bit_generator.state
@@ -257,11 +254,6 @@ class ANNarchyAdapter(Adapter):
                 self.native.write_rng(engines)
         return undo
 
-    def _read_lil(self, obj):
-        fields = self.native.fields[obj]
-        post_rank = self.native.read(fields["post_rank"])[1]
-        lengths, pre = self.native.read(fields["pre_rank"])
-        return post_rank, lengths[1:], pre
 
 
 class _Writes:
@@ -413,11 +405,9 @@ class _Writes:
             if name.startswith("_delayed_") and field.depth == 2 and name != IN_FLIGHT:
                 self._delay_queue(ann_obj, field, *self.native.read(field))
             elif name == IN_FLIGHT:
-                lengths, flat = self.native.read(field)
-                post_rank = self.native.read(fields["post_rank"])[1]
+                csr = self.adapter._described.get(ann_obj.name) or _current_csr(self.native, ann_obj)
                 idx = int(self.native.read(fields["idx_delay"])[1][0])
-                self._in_flight(ann_obj, _in_flight_triples(lengths, flat, idx, post_rank),
-                                self.adapter._described.get(ann_obj.name) or _current_csr(self.native, ann_obj))
+                self._in_flight(ann_obj, _in_flight_triples(*self.native.read(field), idx, csr.post_rank), csr)
 
     # -- generic ---------------------------------------------------------------
 
@@ -549,11 +539,17 @@ def _native_state(net):
     return native
 
 
-def _current_csr(native, proj):
-    fields = native.fields[_global_name(proj)]
+def _read_lil(native, obj):
+    """A LIL projection's ``(post_rank, row_lengths, pre_rank)`` as ANNarchy holds them."""
+    fields = native.fields[obj]
     post_rank = native.read(fields["post_rank"])[1]
-    lengths = native.read(fields["pre_rank"])[0][1:]
-    return _LilCsr(post_rank, lengths, _population(proj.post).size)
+    lengths, pre_rank = native.read(fields["pre_rank"])
+    return post_rank, lengths[1:], pre_rank
+
+
+def _current_csr(native, proj):
+    post_rank, row_lengths, _ = _read_lil(native, _global_name(proj))
+    return _LilCsr(post_rank, row_lengths, _population(proj.post).size)
 
 
 def _population(obj):
