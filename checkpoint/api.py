@@ -3,10 +3,11 @@
 import logging
 import os
 import time as _time
+from concurrent.futures import ThreadPoolExecutor
 
 from .adapters import adapter_for
 from .formats import read_state, write_state
-from .restore import make_plan
+from .restore import hash_connectivity, make_plan
 
 __all__ = ["save", "load", "read"]
 
@@ -80,11 +81,13 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     """
     started = _time.perf_counter()
     adapter = adapter_for(obj, monitors=monitors)
-    file_state = read_state(path, format, progress=progress)
     model_state = adapter.describe(populations=populations, projections=projections)
-    adapter.before_plan(file_state, model_state, path)
-    plan = make_plan(file_state, model_state, populations=populations, projections=projections,
-                     strict=strict, path=path)
+    with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
+        hash_connectivity(model_state, pool)  # overlaps the read, for make_plan's comparison
+        file_state = read_state(path, format, progress=progress)
+        adapter.before_plan(file_state, model_state, path)
+        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
+                         strict=strict, path=path)
     adapter.apply(plan)
     plan.report.warn()
     log.info("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),

@@ -8,13 +8,14 @@ that cannot fit raises :class:`StructureMismatchError` here.
 """
 
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import CheckpointWarning, StructureMismatchError
 
-__all__ = ["RestoreReport", "Plan", "Assignment", "make_plan", "swap_contents"]
+__all__ = ["RestoreReport", "Plan", "Assignment", "make_plan", "hash_connectivity", "swap_contents"]
 
 
 @dataclass
@@ -159,11 +160,24 @@ def _same_connectivity(f, m):
     arrays is several times cheaper than comparing them element by element."""
     if f.nnz != len(m.indices):
         return False
-    checksums = getattr(f, "connectivity_checksums", None)
-    if checksums is not None:
-        from .formats.layout import checksum
-        return checksums == (checksum(np.asarray(m.indptr, np.int64)), checksum(np.asarray(m.indices, np.int64)))
+    if f.connectivity_checksums is not None:
+        model = m.connectivity_checksums
+        model = model.result() if isinstance(model, Future) else _connectivity_checksums(m)
+        return f.connectivity_checksums == model
     return np.array_equal(f.indptr, m.indptr) and np.array_equal(f.indices, m.indices)
+
+
+def _connectivity_checksums(projection):
+    from .formats.layout import checksum
+    return checksum(np.asarray(projection.indptr, np.int64)), checksum(np.asarray(projection.indices, np.int64))
+
+
+def hash_connectivity(model_state, pool):
+    """Start hashing the model's connectivity on ``pool`` (the hash runs
+    without the GIL), so that :func:`make_plan` finds it done when it
+    compares it with the file's: call it before reading the file."""
+    for projection in model_state.projections.values():
+        projection.connectivity_checksums = pool.submit(_connectivity_checksums, projection)
 
 
 def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None):

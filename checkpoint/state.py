@@ -109,7 +109,8 @@ class ProjectionState(_ArrayGroup):
         self.shape = (int(shape[0]), int(shape[1]))
         self.indptr = indptr
         self.indices = indices
-        #: XXH3 checksums of (indptr, indices) as stored, when read from a file.
+        #: XXH3 checksums of (indptr, indices) as stored, when read from a file;
+        #: for a model being restored, a Future of its own (restore.hash_connectivity).
         self.connectivity_checksums = None
 
     @property

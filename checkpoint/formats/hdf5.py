@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from . import _h5guard
 from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest,
-                     unflatten, verify_array)
+                     read_into, unflatten, verify_array)
 
 # Deflate cannot expand data more than ~1032:1; plugin codecs (zstd, blosc)
 # can, so their bound is looser.
@@ -62,7 +62,7 @@ class LazyArray:
 
     def read(self):
         """The whole array, checksum verified."""
-        return _read_dataset(self._dataset, self._entry, self._path, self._label)
+        return verify_array(_read_dataset(self._dataset, self._entry), self._entry, self._path, self._label)
 
     def __array__(self, dtype=None, copy=None):
         array = self.read()
@@ -72,11 +72,23 @@ class LazyArray:
         return f"LazyArray({self._label!r}, shape={self.shape}, dtype={self.dtype})"
 
 
-def _read_dataset(dataset, entry, path, label):
+def _read_dataset(dataset, entry, raw=None, on_block=None):
+    """The dataset's data as stored (the caller verifies its checksum).
+
+    A contiguous, unfiltered dataset (the default layout, whose byte range
+    the userblock has already confirmed) is read straight from ``raw``, the
+    file opened for reading, in blocks handed to ``on_block``; anything else
+    through HDF5.
+    """
     out = np.empty(entry["shape"], ALLOWED_DTYPES[entry["dtype"]])
-    if out.size:
+    if not out.size:
+        return out
+    if raw is None or dataset.chunks is not None or dataset.compression is not None:
         dataset.read_direct(out)
-    return verify_array(out, entry, path, label)
+        return out
+    raw.seek(dataset.id.get_offset())
+    read_into(raw, out, on_block)
+    return out
 
 
 def _hard_dataset(f, key, path, label):
@@ -157,8 +169,10 @@ class HDF5Format:
         _load_filter_plugins()
         f = h5py.File(path, "r")
         try:
-            manifest = self._manifest(f, path)
-            state = unflatten(manifest, self._fetcher(f, path, file_size, raw_ranges, lazy), path, lazy=lazy)
+            with open(path, "rb", buffering=0) as raw:
+                manifest = self._manifest(f, path)
+                fetch = self._fetcher(f, raw, path, file_size, raw_ranges, lazy)
+                state = unflatten(manifest, fetch, path, lazy=lazy)
         except BaseException:
             f.close()
             raise
@@ -176,11 +190,14 @@ class HDF5Format:
         digest = digest.decode() if isinstance(digest, bytes) else digest
         return decode_manifest(dataset.asstr()[()], digest, path)
 
-    def _fetcher(self, f, path, file_size, raw_ranges, lazy):
-        def fetch(entry, label):
+    def _fetcher(self, f, raw, path, file_size, raw_ranges, lazy):
+        def fetch(entry, label, on_block):
             dataset = _hard_dataset(f, entry["key"], path, label)
             _check_dataset(dataset, entry, file_size, raw_ranges, path, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)
-            return _read_dataset(dataset, entry, path, label)
+            try:
+                return _read_dataset(dataset, entry, raw, on_block)
+            except EOFError:
+                raise CorruptCheckpointError("dataset ends beyond the file", path=path, obj=label) from None
         return fetch

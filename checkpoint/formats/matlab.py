@@ -20,7 +20,7 @@ import xxhash
 
 from ..errors import CorruptCheckpointError, FormatLimitError
 from .compression import parse
-from .layout import ALLOWED_DTYPES, IdentifierKeys, decode_manifest, unflatten, verify_array
+from .layout import ALLOWED_DTYPES, IdentifierKeys, decode_manifest, unflatten
 
 HEADER_TEXT = 116
 HEADER = 128
@@ -104,7 +104,7 @@ class MatFormat:
                                verify_compressed_data_integrity=True)
         manifest = decode_manifest(mat.get("checkpoint_manifest"), mat.get("checkpoint_manifest_xxh3"), path)
 
-        def fetch(entry, label):
+        def fetch(entry, label, on_block):
             top, field = entry["key"].split(".", 1)
             try:
                 value = np.asarray(mat[top][field])
@@ -116,6 +116,6 @@ class MatFormat:
                                              path=path, obj=label)
             # scipy hands over its own buffers: convert or reorder only when needed
             array = np.ascontiguousarray(value.astype(ALLOWED_DTYPES[entry["dtype"]], copy=False))
-            return verify_array(array.reshape(entry["shape"]), entry, path, label)
+            return array.reshape(entry["shape"])
 
         return unflatten(manifest, fetch, path)

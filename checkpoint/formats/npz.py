@@ -16,11 +16,10 @@ from numpy.lib import format as npy
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from .compression import zip_level
-from .layout import ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest, unflatten, verify_array
+from .layout import ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest, read_into, unflatten
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
 _DEFLATE_MAX_RATIO = 1100
-_CHUNK = 64 << 20
 
 
 def _read_header(stream, path, label):
@@ -35,16 +34,6 @@ def _read_header(stream, path, label):
     if fortran and len(shape) > 1:
         raise CorruptCheckpointError("Fortran-ordered array not expected", path=path, obj=label)
     return list(shape), dtype
-
-
-def _readinto(stream, out):
-    view = memoryview(out.reshape(-1).view(np.uint8))
-    pos = 0
-    while pos < len(view):
-        n = stream.readinto(view[pos:pos + _CHUNK])
-        if not n:
-            raise EOFError("member ends early")
-        pos += n
 
 
 class NpzFormat:
@@ -66,7 +55,7 @@ class NpzFormat:
         with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
             manifest = decode_manifest(self._small_text(zf, "manifest", path),
                                        self._small_text(zf, "manifest_xxh3", path), path)
-            fetch = lambda entry, label: self._member(zf, raw, entry, path, label)  # noqa: E731
+            fetch = lambda entry, label, on_block: self._member(zf, raw, entry, path, label, on_block)  # noqa: E731
             return unflatten(manifest, fetch, path)
 
     def _small_text(self, zf, name, path):
@@ -79,7 +68,7 @@ class NpzFormat:
                 raise CorruptCheckpointError(f"{name} is truncated", path=path)
             return str(np.frombuffer(data, dtype)[0])
 
-    def _member(self, zf, raw, entry, path, label):
+    def _member(self, zf, raw, entry, path, label, on_block):
         try:
             info = zf.getinfo(entry["key"] + ".npy")
         except KeyError:
@@ -93,8 +82,8 @@ class NpzFormat:
         bound = info.file_size if stored else min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
         check_size_bound(entry, bound, path, label)
         out = np.empty(entry["shape"], dtype)
-        _readinto(stream, out)
-        return verify_array(out, entry, path, label)
+        read_into(stream, out, on_block)
+        return out
 
     @staticmethod
     def _open_stored(raw, info, path):

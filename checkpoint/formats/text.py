@@ -24,8 +24,7 @@ import numpy as np
 
 from ..errors import CorruptCheckpointError
 from .compression import parse
-from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten,
-                     verify_array)
+from .layout import ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten
 
 MAGIC = "checkpoint-text 1"
 _BLOCK = 1 << 16
@@ -102,10 +101,10 @@ class TextFormat:
             manifest = decode_manifest(manifest_text, digest, path)
             arrays = self._read_arrays(f, manifest, bound, path)
 
-        def fetch(entry, label):
+        def fetch(entry, label, on_block):
             if entry["key"] not in arrays:
                 raise CorruptCheckpointError(f"array {entry['key']!r} is missing", path=path, obj=label)
-            return verify_array(arrays[entry["key"]], entry, path, label)
+            return arrays[entry["key"]]
 
         return unflatten(manifest, fetch, path)
 
