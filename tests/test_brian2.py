@@ -52,6 +52,32 @@ def test_every_format_restores_everything_into_other_connectivity(tmp_path, buil
     assert_same(before, captured(other))
 
 
+def test_cached_synapse_order_follows_new_connections_and_rebuilds(tmp_path, build):
+    """The CSR order is cached per Synapses between saves: it must follow
+    synapses added by connect() and the rebuild a load does."""
+    net, exc, syn, _ = build(seed=1)
+    net.run(1 * b2.ms)
+
+    def csr_matches(path):
+        state = checkpoint.read(path).projections["stdp"]
+        dense = np.zeros((len(exc), len(exc)))
+        np.add.at(dense, (syn.j[:], syn.i[:]), syn.w[:])
+        assert state.nnz == len(syn)
+        np.testing.assert_array_equal(state.to_scipy("w").toarray(), dense)
+
+    checkpoint.save(tmp_path / "a.h5", net)
+    csr_matches(tmp_path / "a.h5")
+    syn.connect(i=[0, 5, 5], j=[3, 3, 59])
+    syn.w[-3:] = [0.1, 0.2, 0.3]
+    checkpoint.save(tmp_path / "b.h5", net)
+    csr_matches(tmp_path / "b.h5")
+    checkpoint.load(tmp_path / "a.h5", net)      # back to the first connectivity
+    checkpoint.save(tmp_path / "c.h5", net)
+    csr_matches(tmp_path / "c.h5")
+    assert checkpoint.read(tmp_path / "c.h5").projections["stdp"].nnz == len(syn) != \
+        checkpoint.read(tmp_path / "b.h5").projections["stdp"].nnz
+
+
 def test_units_and_kinds_are_recorded(tmp_path, build):
     net, _, syn, _ = build()
     net.run(1 * b2.ms)
