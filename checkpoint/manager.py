@@ -248,6 +248,13 @@ class Checkpointer:
     def _clock(self):
         return self.adapter.clock()
 
+    @property
+    def time_ms(self):
+        """The simulated time in ms, as checkpoints record it.  For NEST,
+        whose clock restarts at 0 in a restored kernel, this counts on from
+        the checkpoint: loop on it rather than on ``nest.biological_time``."""
+        return self._clock()[0]
+
     def maybe_save(self):
         """Save if due; after a signal, save, wait, and raise :class:`Interrupted`.
 

@@ -6,6 +6,7 @@ is lost on restart; ``test_fresh_process_restart_loses_only_what_nest_hides``
 measures how much.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,33 @@ def test_unsupported_nest_objects(tmp_path):
     with pytest.raises(UnsupportedObjectError):
         checkpoint.save(tmp_path / "mon.h5", nest, monitors=True)
     assert not list(tmp_path.iterdir())
+
+
+def test_example_resumes_where_it_stopped(tmp_path):
+    script = os.path.join(HERE, "..", "examples", "nest_stdp.py")
+
+    def run(duration):
+        done = subprocess.run([sys.executable, script, "--duration-ms", str(duration), "--folder",
+                               str(tmp_path / "ck")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+    assert "fresh start" in run(300)
+    out = run(500)
+    assert "restored" in out and "t = 300.0 ms" in out and "done at t = 500.0 ms" in out
+    with checkpoint.Checkpointer(tmp_path / "ck", nest_sim.build()[0]) as ckpt:
+        assert checkpoint.read(ckpt.latest()).time == 500.0
+
+
+def test_parameters_as_json_set_every_node(tmp_path):
+    """NEST parameters are per node: save_parameters has none to write, and
+    load_parameters sets a file value on every node with global_only=False."""
+    nest, exc, _, _ = nest_sim.build()
+    checkpoint.save_parameters(tmp_path / "p.json", nest, network={"note": "x"})
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["populations"]["iaf_psc_alpha@1"] == {} and saved["network"] == {"note": "x"}
+    (tmp_path / "q.json").write_text(json.dumps({"populations": {"iaf_psc_alpha@1": {"tau_m": 12.0}}}))
+    with pytest.warns(checkpoint.CheckpointWarning):
+        checkpoint.load_parameters(tmp_path / "q.json", nest)            # per node: skipped
+    assert exc.get("tau_m")[0] == 10.0
+    checkpoint.load_parameters(tmp_path / "q.json", nest, global_only=False)
+    assert set(exc.get("tau_m")) == {12.0}
