@@ -16,7 +16,9 @@ from numpy.lib import format as npy
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from .compression import zip_level
-from .layout import ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest, read_into, unflatten
+from ._writer import BackgroundWriter
+from .layout import (ALLOWED_DTYPES, BLOCK_BYTES, PathKeys, check_size_bound, decode_manifest, read_into,
+                     unflatten)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
 _DEFLATE_MAX_RATIO = 1100
@@ -45,11 +47,13 @@ class NpzFormat:
 
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
         method, level = zip_level(compression)
-        with zipfile.ZipFile(tmp, "w", method, allowZip64=True, compresslevel=level) as zf:
-            header = [("manifest", np.array(manifest_text)), ("manifest_xxh3", np.array(digest))]
-            for key, array in itertools.chain(header, items):
-                with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                    npy.write_array(member, array, allow_pickle=False)
+        # zipfile's CRC-32 of one block runs while the writer thread writes the last
+        with open(tmp, "wb") as f, BackgroundWriter(f) as writer:
+            with zipfile.ZipFile(writer, "w", method, allowZip64=True, compresslevel=level) as zf:
+                header = [("manifest", np.array(manifest_text)), ("manifest_xxh3", np.array(digest))]
+                for key, array in itertools.chain(header, items):
+                    with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                        _write_npy(member, array)
 
     def read(self, path, lazy=False):
         with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
@@ -95,3 +99,15 @@ class NpzFormat:
             raise CorruptCheckpointError("bad ZIP local header", path=path)
         raw.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
         return raw
+
+
+def _write_npy(stream, array):
+    """``np.save``'s bytes, the data handed over in blocks of the array's own
+    memory (no copies: the writer thread is done with them before save returns)."""
+    if array.dtype.hasobject or not array.flags.c_contiguous or array.nbytes < BLOCK_BYTES:
+        npy.write_array(stream, array, allow_pickle=False)
+        return
+    npy.write_array_header_1_0(stream, npy.header_data_from_array_1_0(array))
+    data = memoryview(array.reshape(-1)).cast("B")
+    for start in range(0, len(data), BLOCK_BYTES):
+        stream.write(data[start:start + BLOCK_BYTES])
