@@ -168,19 +168,20 @@ class Brian2Adapter(Adapter):
         for name in plan.connectivity:
             by_object.setdefault(("projections", name), {})
         checked = {key: self._check(key, values, plan) for key, values in by_object.items()}
-        undo = self._snapshot(by_object, plan)
+        undo = [self._snapshot(by_object, plan, checked)]
         try:
             for (section, name), values in by_object.items():
                 if section == "populations":
                     _restore_group(self.populations[name], values)
                 else:
-                    _restore_synapses(self.projections[name], values, *checked[(section, name)])
+                    undo += _restore_synapses(self.projections[name], values, *checked[(section, name)])
             if plan.clock is not None and self.network is not None:
                 _restore_clocks(self.network, plan)
             for name, rng in plan.rng.items():
                 _restore_rng(name, rng)
         except BaseException:
-            undo()
+            for step in reversed(undo):
+                step()
             raise
 
     def _check(self, key, values, plan):
@@ -205,16 +206,23 @@ class Brian2Adapter(Adapter):
         rebuild = name in plan.connectivity or not np.array_equal(order, model_order)
         return np.asarray(order, np.int64), np.asarray(indptr, np.int64), np.asarray(indices, np.int64), rebuild
 
-    def _snapshot(self, by_object, plan):
+    def _snapshot(self, by_object, plan, checked):
+        """The undo record, with Brian2's own ``_full_state``: of groups, of
+        spike queues, and of Synapses that are rebuilt (the per-synapse
+        arrays of the others are swapped, see :func:`_set_synapse_value`)."""
         states, arrays = [], []
         for section, name in by_object:
-            group = (self.populations if section == "populations" else self.projections)[name]
-            parts = [group] + (list(group._pathways) if section == "projections" else [])
-            states += [(part, part._full_state()) for part in parts]
-            if section == "projections":  # Brian2's own state misses heterogeneous delays
-                own = {id(var) for var in _owned(group).values()}
+            if section == "populations":
+                group = self.populations[name]
+                states.append((group, group._full_state()))
+                continue
+            syn = self.projections[name]
+            states += [(pathway, pathway._full_state()) for pathway in syn._pathways]
+            if checked[(section, name)][-1]:  # rebuilt: every array changes
+                states.append((syn, syn._full_state()))
+                own = {id(var) for var in _owned(syn).values()}  # Brian2's state misses heterogeneous delays
                 arrays += [(var, np.array(var.get_value(), copy=True))
-                           for var in _synapse_variables(group).values() if id(var) not in own]
+                           for var in _synapse_variables(syn).values() if id(var) not in own]
         clocks = None
         if plan.clock is not None and self.network is not None:
             clocks = (self.network.t_, [(c, c._full_state()) for c in {o.clock for o in _all_objects(self.network)}])
@@ -475,26 +483,35 @@ def _restore_queue(pathway, rows, shape, dt):
         if len(rows) and np.any(rows[1:, 0] < rows[:-1, 0]):  # saved in delivery order already
             rows = rows[_stable_argsort(rows[:, 0], ring)]
         bounds = np.searchsorted(rows[:, 0], np.arange(1, ring))
-        slots = [part.tolist() for part in np.split(rows[:, 1], bounds)]
+        # Cython fills its vectors from any iterable of ints; a memoryview is twice as fast as a list
+        slots = [memoryview(part) for part in np.split(rows[:, 1].astype(np.int32), bounds)]
         pathway.queue._restore_from_full_state((0, slots))
 
 
 def _restore_synapses(syn, values, order, indptr, indices, rebuild):
     """Rebuild the synapses in the file's Brian2 order if they differ, then
-    set every array."""
+    set every array.  Returns the undo steps of what the snapshot left out."""
     nnz = len(indices)
     if rebuild:
         _rebuild_synapses(syn, order, indptr, indices)
     variables = _synapse_variables(syn)
     assigned = [(variables[name], value) for name, value in values.items() if name in variables]
-    # a scatter runs without the GIL: two at a time
-    with ThreadPoolExecutor(2, thread_name_prefix="checkpoint-brian2") as pool:
-        list(pool.map(lambda item: _set_synapse_value(*item, order, nnz), assigned))
+    undo = []
+    try:
+        # a scatter runs without the GIL: two at a time
+        with ThreadPoolExecutor(2, thread_name_prefix="checkpoint-brian2") as pool:
+            for step in pool.map(lambda item: _set_synapse_value(*item, order, nnz, swap=not rebuild), assigned):
+                undo.append(step)
+    except BaseException:
+        for step in reversed(undo):
+            step()
+        raise
     for pathway in syn._pathways:
         key = _pathway_prefix(pathway) + "_queue"
         if key in values:
             _restore_queue(pathway, np.asarray(values[key], np.int64),
                            np.asarray(values[key + "_shape"], np.int64), values.get(key + "_dt"))
+    return undo
 
 
 def _rebuild_synapses(syn, order, indptr, indices):
@@ -513,19 +530,43 @@ def _rebuild_synapses(syn, order, indptr, indices):
     syn._update_synapse_numbers(0)
 
 
-def _set_synapse_value(var, value, order, nnz):
+def _set_synapse_value(var, value, order, nnz, swap=False):
+    """Set one Synapses variable from the file's CSR-ordered ``value``.
+
+    With ``swap``, a per-synapse array is scattered into a new buffer that
+    takes the old one's place, as ``DynamicArray1D.resize`` does when it
+    grows; the old buffer is the undo record (returned as a callable), so
+    no copy of it is made.  Without, the undo is the caller's snapshot.
+    """
     from brian2.core.variables import DynamicArrayVariable
+    from brian2.devices.device import get_device
     value = np.asarray(value)
-    if value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) and not var.scalar:
-        live = var.get_value()  # the runtime device hands out the live array
-        if live.shape == (nnz,):
-            live[order] = value
-        else:
-            full = np.empty(nnz, var.dtype)
-            full[order] = value
-            var.set_value(full)
-    else:
+    per_synapse = value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) \
+        and not var.scalar
+    if not per_synapse:
+        old = np.array(var.get_value(), copy=True) if swap else None
         _set_value(var, value)
+        return (lambda: _set_value(var, old)) if swap else _nothing
+    live = var.get_value()  # the runtime device hands out the live array
+    if not swap and live.shape == (nnz,):
+        live[order] = value
+        return _nothing
+    full = np.empty(nnz, var.dtype)
+    full[order] = value
+    if not swap:
+        var.set_value(full)
+        return _nothing
+    dynamic = get_device().get_value(var, access_data=False)
+    old = dynamic._data, dynamic.data, dynamic.shape
+    dynamic._data, dynamic.data, dynamic.shape = full, full[:nnz], (nnz,)
+
+    def undo():
+        dynamic._data, dynamic.data, dynamic.shape = old
+    return undo
+
+
+def _nothing():
+    pass
 
 
 # ---------------------------------------------------------------- groups
