@@ -24,7 +24,7 @@ $(VENV)/.toolchain: $(PY)
 
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
-	$(PIP) install -q -e '.[test,brian2,annarchy,nest]'
+	$(PIP) install -q -e '.[test,brian2,annarchy,nest,mpi]'
 	touch $@
 
 demo: $(VENV)/.core

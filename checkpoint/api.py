@@ -6,6 +6,7 @@ import time as _time
 from concurrent.futures import ThreadPoolExecutor
 
 from .adapters import adapter_for
+from .errors import StructureMismatchError
 from .formats import read_state, write_state
 from .restore import hash_connectivity, make_plan
 
@@ -13,9 +14,12 @@ __all__ = ["save", "load", "read"]
 
 log = logging.getLogger("checkpoint")
 
+#: ``meta`` key of a sharded checkpoint's manifest (see :mod:`checkpoint.distributed`).
+SHARDS = "shards"
+
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None, progress=None, monitors=False):
+         metadata=None, progress=None, monitors=False, comm=None):
     """Save the full state of ``obj`` to ``path``, atomically.
 
     Parameters
@@ -41,12 +45,21 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     monitors : bool
         Also save the simulator's monitors (Brian2's SpikeMonitor,
         StateMonitor, ...) with what they recorded.
+    comm : mpi4py communicator, optional
+        An MPI run: every rank calls ``save`` with its own part of the
+        model, written as one shard per rank plus a manifest at ``path``
+        (:mod:`checkpoint.distributed`).
 
     Raises
     ------
     UnsupportedFormatError, UnsupportedObjectError, FormatLimitError, CheckpointError
         Nothing is written and an existing file at ``path`` stays as it was.
     """
+    if comm is not None:
+        from . import distributed
+        return distributed.save(path, obj, comm, populations=populations, projections=projections,
+                                format=format, compression=compression, metadata=metadata,
+                                progress=progress, monitors=monitors)
     started = _time.perf_counter()
     state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
     state.meta["user"] = dict(metadata or {})
@@ -56,7 +69,7 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
 
 
 def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
-         monitors=False):
+         monitors=False, comm=None):
     """Restore ``obj`` from ``path``: all of it, or nothing.
 
     Objects and variables are matched by name.  Variables in the file but
@@ -64,7 +77,9 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     keep their values; both are listed in the report and warned about.  The
     simulated time, step and random generator state are restored when the
     whole network is loaded.  ``monitors=True`` also restores the monitors
-    saved with ``save(..., monitors=True)``.
+    saved with ``save(..., monitors=True)``.  ``comm``: an MPI run's
+    communicator; every rank loads its own shard of a checkpoint saved with
+    ``comm`` (by as many ranks), all or none of them.
 
     Returns
     -------
@@ -79,20 +94,37 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
         The file is damaged, hostile or of an unknown kind.  The network is
         unchanged.
     """
+    if comm is not None:
+        from . import distributed
+        return distributed.load(path, obj, comm, populations=populations, projections=projections,
+                                strict=strict, format=format, progress=progress, monitors=monitors)
     started = _time.perf_counter()
-    adapter = adapter_for(obj, monitors=monitors)
-    model_state = adapter.describe(populations=populations, projections=projections)
-    with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
-        hash_connectivity(model_state, pool)  # overlaps the read, for make_plan's comparison
-        file_state = read_state(path, format, progress=progress)
-        adapter.before_plan(file_state, model_state, path)
-        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
-                         strict=strict, path=path)
+    adapter, plan = prepare_load(path, obj, populations=populations, projections=projections, strict=strict,
+                                 format=format, progress=progress, monitors=monitors)
     adapter.apply(plan)
     plan.report.warn()
     log.info("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
              _time.perf_counter() - started)
     return plan.report
+
+
+def prepare_load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
+                 monitors=False):
+    """Everything :func:`load` does before it changes the model: read and
+    verify the file, match it with the model.  Returns ``(adapter, plan)``."""
+    adapter = adapter_for(obj, monitors=monitors)
+    model_state = adapter.describe(populations=populations, projections=projections)
+    with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
+        hash_connectivity(model_state, pool)  # overlaps the read, for make_plan's comparison
+        file_state = read_state(path, format, progress=progress)
+        if SHARDS in file_state.meta:
+            raise StructureMismatchError(
+                f"this is the manifest of a checkpoint in {file_state.meta[SHARDS]['ranks']} shards, "
+                "one per MPI rank: load it from every rank with comm=", path=path)
+        adapter.before_plan(file_state, model_state, path)
+        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
+                         strict=strict, path=path)
+    return adapter, plan
 
 
 def read(path, lazy=False, format=None, progress=None):

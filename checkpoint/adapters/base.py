@@ -53,6 +53,12 @@ class Adapter:
 
     def apply(self, plan):
         """Apply ``plan``; on any failure undo what was done and re-raise."""
+        self.apply_reversibly(plan)
+
+    def apply_reversibly(self, plan):
+        """Apply ``plan`` and return a callable that undoes it (for a restore
+        that all ranks of an MPI run must make or none); on a failure, undo
+        and re-raise."""
         self.check_rng(plan)
         undo = []
         try:
@@ -68,6 +74,11 @@ class Adapter:
             for step in reversed(undo):
                 step()
             raise
+
+        def undo_all():
+            for step in reversed(undo):
+                step()
+        return undo_all
 
     # -- hooks ---------------------------------------------------------------
 

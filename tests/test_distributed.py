@@ -1,0 +1,132 @@
+"""Sharded checkpoints of MPI runs, under a real ``mpiexec`` (MPICH from
+PyPI, installed by `make test` with mpi4py)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import checkpoint
+from checkpoint import CheckpointError, StructureMismatchError
+from checkpoint.distributed import shard_paths
+from helpers import file_digest, izhikevich_network
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+
+
+def mpirun(folder, mode, ranks=2):
+    """Run tests/mpi_sim.py on ``ranks`` processes; return each rank's record."""
+    assert MPIEXEC, "mpiexec not found: `make test` installs it (pip install mpi4py mpich)"
+    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "mpi_sim.py"),
+                           mode, str(folder)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return [json.loads((folder / f"{mode}-{rank}.json").read_text()) for rank in range(ranks)]
+
+
+def tree_digests(folder):
+    return {os.path.relpath(os.path.join(root, name), folder): file_digest(os.path.join(root, name))
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_every_rank_restores_its_own_part_in_a_new_run(tmp_path):
+    saved = mpirun(tmp_path, "save")
+    assert all("error" not in r for r in saved), saved
+    shards = shard_paths(tmp_path / "run.h5")
+    assert [os.path.basename(p).split(".", 1)[1] for p in shards] == ["rank-0-of-2.h5", "rank-1-of-2.h5"]
+    assert checkpoint.read(shards[1]).populations["pop0"].size == 40      # an ordinary checkpoint
+    manifest = checkpoint.read(tmp_path / "run.h5")
+    assert manifest.meta["shards"]["ranks"] == 2 and manifest.step == 20 and not manifest.populations
+    assert manifest.meta["user"] == {"mode": "save"}
+
+    loaded = mpirun(tmp_path, "load")
+    for before, after in zip(saved, loaded):
+        assert "error" not in after, after
+        assert after["state"] == before["state"]           # bit for bit, per rank
+        assert after["draw"] == before["draw"]             # each rank's generator continues
+        assert after["report"]["time"] == pytest.approx(10.0)
+
+
+def test_a_new_checkpoint_replaces_the_old_shards_after_its_commit(tmp_path):
+    mpirun(tmp_path, "save")
+    first = set(shard_paths(tmp_path / "run.h5"))
+    again = mpirun(tmp_path, "save-again")
+    second = set(shard_paths(tmp_path / "run.h5"))
+    assert not first & second
+    assert sorted(os.listdir(tmp_path / "run.h5.shards")) == sorted(os.path.basename(p) for p in second)
+    loaded = mpirun(tmp_path, "load")
+    assert [r["state"] for r in loaded] == [r["state"] for r in again]
+
+
+def test_a_failed_save_on_one_rank_fails_on_all_and_keeps_the_old_checkpoint(tmp_path):
+    mpirun(tmp_path, "save")
+    files = tree_digests(tmp_path)
+    results = mpirun(tmp_path, "save-fail")
+    assert "UnsupportedObjectError" in results[1]["error"]
+    assert "rank 1 could not save its shard" in results[0]["error"] and "run.h5" in results[0]["error"]
+    after = tree_digests(tmp_path)
+    checkpoint_files = [k for k in files if k.startswith("run.h5")]
+    assert len(checkpoint_files) == 3      # the manifest and two shards, as they were
+    assert {k: after.get(k) for k in after if k.startswith("run.h5")} == {k: files[k] for k in checkpoint_files}
+
+
+def test_a_damaged_shard_fails_the_load_on_every_rank_and_changes_nothing(tmp_path):
+    mpirun(tmp_path, "save")
+    shard = shard_paths(tmp_path / "run.h5")[1]
+    data = bytearray(open(shard, "rb").read())
+    data[len(data) // 2] ^= 0x20
+    open(shard, "wb").write(bytes(data))
+    results = mpirun(tmp_path, "load")
+    assert "CorruptCheckpointError" in results[1]["error"]
+    assert "rank 1 could not read and check its shard" in results[0]["error"]
+    assert all(r["unchanged"] for r in results)
+
+
+def test_a_failure_while_applying_on_one_rank_is_undone_on_all(tmp_path):
+    mpirun(tmp_path, "save")
+    results = mpirun(tmp_path, "load-fail-apply")
+    assert "injected failure on rank 1" in results[1]["error"]
+    assert "rank 1 could not apply its shard" in results[0]["error"]
+    assert all(r["unchanged"] for r in results), results
+
+
+def test_another_number_of_ranks_is_refused_on_every_rank(tmp_path):
+    mpirun(tmp_path, "save")
+    results = mpirun(tmp_path, "load", ranks=3)
+    assert all("StructureMismatchError" in r["error"] and "2 shards, this run 3 ranks" in r["error"]
+               for r in results)
+    assert all(r["unchanged"] for r in results)
+
+
+def test_the_manifest_without_comm_is_a_clear_error(tmp_path):
+    mpirun(tmp_path, "save")
+    net = izhikevich_network()
+    with pytest.raises(StructureMismatchError, match="one per MPI rank") as info:
+        checkpoint.load(tmp_path / "run.h5", net)
+    assert "run.h5" in str(info.value)
+
+
+def test_a_forged_shard_name_is_refused(tmp_path):
+    mpirun(tmp_path, "save")
+    state = checkpoint.read(tmp_path / "run.h5")
+    state.meta["shards"]["files"][1] = "../../etc/passwd"
+    from checkpoint.formats import write_state
+    write_state(tmp_path / "forged.h5", state)
+    with pytest.raises(CheckpointError, match="bad shard name"):
+        shard_paths(tmp_path / "forged.h5")
+    with pytest.raises(CheckpointError, match="bad shard name"):
+        checkpoint.load(tmp_path / "forged.h5", izhikevich_network(), comm=SingleRank())
+
+
+class SingleRank:
+    """The few calls of an mpi4py communicator a one-rank load makes."""
+    rank, size = 0, 1
+
+    def allgather(self, value):
+        return [value]
+
+    def bcast(self, value, root=0):
+        return value
