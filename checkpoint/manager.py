@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -25,7 +26,8 @@ import numpy as np
 
 from ._atomic import TMP_MARK
 from .adapters import adapter_for
-from .api import load
+from .api import SHARDS, load, save
+from .distributed import SHARD_FOLDER, shard_paths
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from .formats import format_for, read_state, write_state
 
@@ -34,6 +36,7 @@ __all__ = ["Checkpointer", "SaveSchedule", "Retention"]
 log = logging.getLogger("checkpoint")
 LOCK_NAME = ".checkpoint.lock"
 _NAME = re.compile(r"^ckpt-(\d{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
+_SHARDS = re.compile(r"^ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(SHARD_FOLDER) + "$")
 _TEMPORARY = re.compile(r"^\.ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(TMP_MARK) + r"\d+-[0-9a-f]{8}$")
 
 
@@ -100,6 +103,12 @@ class Checkpointer:
         raises :class:`checkpoint.Interrupted`.
     monitors : bool
         Save and restore the simulator's monitors too (see :func:`checkpoint.save`).
+    comm : mpi4py communicator, optional
+        An MPI run: every rank creates a Checkpointer on the same folder with
+        its own part of the model and calls every method at the same points.
+        Checkpoints are sharded (:mod:`checkpoint.distributed`), written
+        without a background thread; the ranks agree on when to save, so a
+        signal received by any rank stops all of them at the same step.
 
     Examples
     --------
@@ -113,17 +122,19 @@ class Checkpointer:
     def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
                  keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
                  signals=(signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None, create=True,
-                 monitors=False):
+                 monitors=False, comm=None):
         if keep < 1:
             raise ValueError("keep must be at least 1")
         self.directory = os.path.abspath(os.fspath(directory))
         self.obj = obj
         self.monitors = monitors
+        self.comm = comm
+        self._leader = comm is None or comm.rank == 0   # the rank that owns the folder
         self.adapter = adapter_for(obj, monitors=monitors)
         self.schedule = SaveSchedule(every_steps, every_ms, every_seconds)
         self.retention = Retention(keep, keep_every_ms, keep_every_seconds)
         self.suffix = format_for("x", format).suffixes[0]
-        self.background = background
+        self.background = background and comm is None   # MPI calls stay on the main thread
         self.compression, self.metadata = compression, metadata
         self._verified = {}
         self._buffers = {}   # snapshot buffers, reused: copying into warm memory is the whole pause
@@ -132,13 +143,36 @@ class Checkpointer:
         self._signal = None
         self._old_handlers = {}
         self._lock_file = None
-        self._open_folder(create)
-        self._clean_temporaries()
+        self._on_leader(lambda: (self._open_folder(create), self._clean_temporaries()), "open the folder")
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
         kept = [p for p in self._files() if p[2]]
         self._last_kept = (self._time_of(kept[-1][1]) if kept else None, time.monotonic())
         self._install_signals(signals)
+
+    # ------------------------------------------------------------- MPI ranks
+
+    def _on_leader(self, work, what):
+        """Run ``work`` on the leader only and hand its result (or failure)
+        to every rank."""
+        if self.comm is None:
+            return work()
+        result = error = None
+        if self._leader:
+            try:
+                result = work()
+            except Exception as exc:
+                error = exc
+        failed, result = self.comm.bcast((error is not None and f"{type(error).__name__}: {error}", result), root=0)
+        if error is not None:
+            raise error
+        if failed:
+            raise CheckpointError(f"rank 0 could not {what}: {failed}", path=self.directory)
+        return result
+
+    def _anyone(self, flag):
+        """Whether ``flag`` holds on any rank."""
+        return flag if self.comm is None else any(self.comm.allgather(bool(flag)))
 
     # ------------------------------------------------------------- the folder
 
@@ -174,10 +208,14 @@ class Checkpointer:
 
     def _clean_temporaries(self):
         for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
             if _TEMPORARY.match(name):
                 with contextlib.suppress(OSError):
-                    os.remove(os.path.join(self.directory, name))
+                    os.remove(path)
                     log.info("removed a leftover temporary %s", name)
+            elif _SHARDS.match(name) and not os.path.exists(path[:-len(SHARD_FOLDER)]):
+                shutil.rmtree(path, ignore_errors=True)   # shards of a save that never committed
+                log.info("removed the shards of an uncommitted checkpoint %s", name)
 
     def _files(self):
         """``(step, path, permanent)`` of every checkpoint file, oldest first."""
@@ -194,7 +232,8 @@ class Checkpointer:
         return None
 
     def _valid(self, path):
-        """Whether ``path`` reads and verifies; cached by size and mtime."""
+        """Whether ``path`` (and, sharded, each shard) reads and verifies;
+        cached by size and mtime."""
         try:
             stat = os.stat(path)
         except OSError:
@@ -202,7 +241,10 @@ class Checkpointer:
         key = (path, stat.st_size, stat.st_mtime_ns)
         if key not in self._verified:
             try:
-                read_state(path)
+                state = read_state(path)
+                if SHARDS in state.meta:
+                    for shard in shard_paths(path):
+                        read_state(shard)
                 self._verified[key] = True
             except CheckpointError:
                 self._verified[key] = False
@@ -210,16 +252,19 @@ class Checkpointer:
 
     def checkpoints(self):
         """Paths of all complete checkpoints whose checksums verify, oldest first."""
-        return [path for _, path, _ in self._files() if self._valid(path)]
+        return self._on_leader(lambda: [path for _, path, _ in self._files() if self._valid(path)],
+                               "list the checkpoints")
 
     def latest(self):
         """Path of the newest complete, valid checkpoint, or None.  A damaged
         newer one is passed over with a :class:`CheckpointWarning`."""
-        for _, path, _ in reversed(self._files()):
-            if self._valid(path):
-                return path
-            warnings.warn(f"{path}: damaged checkpoint passed over", CheckpointWarning, stacklevel=2)
-        return None
+        def newest():
+            for _, path, _ in reversed(self._files()):
+                if self._valid(path):
+                    return path
+                warnings.warn(f"{path}: damaged checkpoint passed over", CheckpointWarning, stacklevel=4)
+            return None
+        return self._on_leader(newest, "find the latest checkpoint")
 
     # ------------------------------------------------------------- restoring
 
@@ -231,17 +276,24 @@ class Checkpointer:
         passed over, with a warning, for the one before it.
         """
         self._raise_background_error()
+        if self.comm is not None:   # the leader has verified every shard of the one it names
+            path = self.latest()
+            return None if path is None else self._resumed(path, load(path, self.obj, comm=self.comm,
+                                                                      **load_options))
         for _, path, _ in reversed(self._files()):
             try:
                 report = load(path, self.obj, **dict({"monitors": self.monitors}, **load_options))
             except CorruptCheckpointError as exc:
                 warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=2)
                 continue
-            time_ms, step = self._clock()
-            self._last = (step, time_ms, time.monotonic())
-            log.info("resumed from %s at step %d (t=%s ms)", path, step, time_ms)
-            return report
+            return self._resumed(path, report)
         return None
+
+    def _resumed(self, path, report):
+        time_ms, step = self._clock()
+        self._last = (step, time_ms, time.monotonic())
+        log.info("resumed from %s at step %d (t=%s ms)", path, step, time_ms)
+        return report
 
     # ---------------------------------------------------------------- saving
 
@@ -261,17 +313,18 @@ class Checkpointer:
         Returns the path written, or None.
         """
         self._raise_background_error()
+        time_ms, step = self._clock()
+        due = step != self._last[0] and self.schedule.due(step, time_ms, *self._last)
+        if self.comm is not None:   # one decision for all ranks: a signal or a wall clock may differ
+            signals, dues = zip(*self.comm.allgather((self._signal, due)))
+            self._signal = next((s for s in signals if s is not None), None)
+            due = any(dues)
         if self._signal is not None:
             signum, self._signal = self._signal, None
             path = self.save()
             self.wait()
             raise Interrupted(signum, path)
-        time_ms, step = self._clock()
-        if step == self._last[0]:
-            return None
-        if self.schedule.due(step, time_ms, *self._last):
-            return self.save()
-        return None
+        return self.save() if due else None
 
     def save(self):
         """Write a checkpoint now (in the background if so configured).
@@ -279,15 +332,11 @@ class Checkpointer:
         Returns the path the checkpoint will have once committed.
         """
         self.wait()
+        if self.comm is not None:
+            return self._save_sharded()
         state = self.adapter.capture()
         state.meta["user"] = dict(self.metadata or {})
-        step, time_ms = state.step, state.time
-        permanent = self.retention.permanent(time_ms, self._last_kept[0], time.monotonic(), self._last_kept[1])
-        if permanent:
-            self._last_kept = (time_ms, time.monotonic())
-        name = f"ckpt-{step:012d}{'-keep' if permanent else ''}{self.suffix}"
-        path = os.path.join(self.directory, name)
-        self._last = (step, time_ms, time.monotonic())
+        path = self._path_for(state.step, state.time)
         if self.background:
             snapshot = _snapshot(state, self._buffers)
             if self._executor is None:
@@ -295,6 +344,23 @@ class Checkpointer:
             self._future = self._executor.submit(self._commit, path, snapshot)
         else:
             self._commit(path, state)
+        return path
+
+    def _path_for(self, step, time_ms):
+        """The next checkpoint's path (``-keep`` when retention says so)."""
+        permanent = self.retention.permanent(time_ms, self._last_kept[0], time.monotonic(), self._last_kept[1])
+        if permanent:
+            self._last_kept = (time_ms, time.monotonic())
+        self._last = (step, time_ms, time.monotonic())
+        return os.path.join(self.directory, f"ckpt-{step:012d}{'-keep' if permanent else ''}{self.suffix}")
+
+    def _save_sharded(self):
+        time_ms, step = self._clock()
+        path = self._on_leader(lambda: self._path_for(step, time_ms), "name the checkpoint")
+        self._last = (step, time_ms, time.monotonic())
+        save(path, self.obj, comm=self.comm, compression=self.compression, metadata=self.metadata,
+             monitors=self.monitors)
+        self._on_leader(lambda: self._apply_retention(path), "delete old checkpoints")
         return path
 
     def _commit(self, path, state):
@@ -314,6 +380,7 @@ class Checkpointer:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
                 log.info("removed old checkpoint %s", path)
+            shutil.rmtree(path + SHARD_FOLDER, ignore_errors=True)   # after its manifest: never half listed
 
     def wait(self):
         """Wait for a background write; raise its error if it failed."""

@@ -12,10 +12,14 @@ Modes (each rank writes ``FOLDER/<mode>-<rank>.json`` with what it saw):
   record the report and the state.
 * ``load-fail-apply``: like ``load``, but rank 1's apply fails midway.
 * ``save-fail``: rank 1 passes an object checkpoint cannot save.
+* ``loop``: a Checkpointer loop to step 60 (checkpoint every 10 steps),
+  resuming from ``FOLDER/ck`` if it has checkpoints.
+* ``loop-signal``: the same, but rank 1 alone gets SIGUSR1 at step 25.
 """
 
 import json
 import os
+import signal
 import sys
 
 import numpy as np
@@ -52,6 +56,22 @@ def main(mode, folder):
             checkpoint.save(path, net, comm=comm, metadata={"mode": mode})
             out["state"] = digest(net)
             out["draw"] = net.rng.random(3).tolist()
+        elif mode in ("loop", "loop-signal"):
+            net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
+            with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=10, keep=2,
+                                         comm=comm) as ckpt:
+                report = ckpt.restore_latest()
+                out["resumed_at"] = None if report is None else report.step
+                try:
+                    while net.step < 60:
+                        simulate(net, 1)
+                        if mode == "loop-signal" and rank == 1 and net.step == 25:
+                            os.kill(os.getpid(), signal.SIGUSR1)
+                        ckpt.maybe_save()
+                except checkpoint.Interrupted as stop:
+                    out["interrupted"] = {"step": net.step, "path": os.path.basename(stop.path)}
+                out["kept"] = [os.path.basename(p) for p in ckpt.checkpoints()]
+            out["state"] = digest(net)
         elif mode == "save-fail":
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
             simulate(net, 40)

@@ -130,3 +130,19 @@ class SingleRank:
 
     def bcast(self, value, root=0):
         return value
+
+
+def test_checkpointer_loop_stops_every_rank_on_one_ranks_signal_and_resumes_exactly(tmp_path):
+    (tmp_path / "straight").mkdir()
+    straight = mpirun(tmp_path / "straight", "loop")
+    assert all(r["resumed_at"] is None and "interrupted" not in r for r in straight), straight
+    assert straight[0]["kept"] == ["ckpt-000000000050.h5", "ckpt-000000000060.h5"]   # keep=2
+
+    stopped = mpirun(tmp_path, "loop-signal")
+    assert [r["interrupted"] for r in stopped] == [{"step": 25, "path": "ckpt-000000000025.h5"}] * 2
+    resumed = mpirun(tmp_path, "loop")
+    assert [r["resumed_at"] for r in resumed] == [25, 25]
+    assert [r["state"] for r in resumed] == [r["state"] for r in straight]     # bit for bit, every rank
+    assert sorted(os.listdir(tmp_path / "ck")) == [
+        ".checkpoint.lock", "ckpt-000000000050.h5", "ckpt-000000000050.h5.shards",
+        "ckpt-000000000060.h5", "ckpt-000000000060.h5.shards"]
