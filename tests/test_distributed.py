@@ -146,3 +146,16 @@ def test_checkpointer_loop_stops_every_rank_on_one_ranks_signal_and_resumes_exac
     assert sorted(os.listdir(tmp_path / "ck")) == [
         ".checkpoint.lock", "ckpt-000000000050.h5", "ckpt-000000000050.h5.shards",
         "ckpt-000000000060.h5", "ckpt-000000000060.h5.shards"]
+
+
+def test_example_resumes_on_every_rank(tmp_path):
+    script = os.path.join(HERE, "..", "examples", "mpi_izhikevich.py")
+
+    def run(steps):
+        done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, script, "--steps", str(steps), "--folder",
+                               str(tmp_path / "ck")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+    assert "fresh start" in run(300)
+    out = run(500)
+    assert "resumed at step 300" in out and "done at step 500" in out
