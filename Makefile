@@ -42,6 +42,7 @@ bench: $(VENV)/.test
 	$(PIP) install -q -e '.[brian2]'
 	$(PY) benchmarks/bench_brian2.py
 	$(PY) benchmarks/bench_annarchy.py
+	$(PY) benchmarks/bench_nest.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

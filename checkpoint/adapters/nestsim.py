@@ -28,6 +28,7 @@ report, saved times, the Checkpointer's schedule); devices' ``start``,
 (spike_recorder, multimeter) are not captured.
 """
 
+import contextlib
 import logging
 import zlib
 
@@ -133,11 +134,12 @@ class NESTAdapter(Adapter):
             raise UnsupportedObjectError("NEST recorders' events cannot be restored into a kernel: "
                                          "save without monitors=True", obj="nest")
         kind = type(obj).__name__
+        self._connections = {}   # the last capture's connections, read once per synapse model
         if obj is nest:
             self.content = "network"
-            groups = [g for g in _node_groups(nest.GetNodes()) if g.element_type in POPULATION_TYPES]
-            self.populations = {g.name: g for g in groups}
-            self.projections = {p.name: p for p in _projections(groups)}
+            self._groups = [g for g in _node_groups(nest.GetNodes()) if g.element_type in POPULATION_TYPES]
+            self.populations = {g.name: g for g in self._groups}
+            self.projections = {}   # found by each capture: connections change during a run
         elif kind == "NodeCollection":
             groups = _node_groups(obj)
             if len(groups) != 1 or groups[0].element_type not in POPULATION_TYPES:
@@ -170,30 +172,52 @@ class NESTAdapter(Adapter):
             for name, group in self.populations.items():
                 state.populations[name] = _capture_group(group)
         if projections:
+            self._read_connections()
             for name, projection in self.projections.items():
-                state.projections[name] = _capture_projection(projection)[0]
+                state.projections[name] = self._connections[projection.synapse_model].capture(projection)
         return state
+
+    def _read_connections(self):
+        """Read every connection the projections hold, one status call per
+        synapse model (NEST builds a dictionary per connection, by far the
+        slowest step), and, for the whole kernel, find the projections."""
+        nest = _nest()
+        if self.content == "network":
+            models = [m for m in nest.synapse_models
+                      if m != OFFSET_MODEL and nest.GetDefaults(m).get("num_connections", 0)]
+            self._connections = {m: Connections(nest.GetConnections(synapse_model=m)) for m in models}
+            self.projections = {p.name: p for m in models for p in self._connections[m].projections(m, self._groups)}
+        else:   # one population (no connections) or one projection
+            self._connections = {p.synapse_model: Connections(p.connections()) for p in self.projections.values()}
 
     # ------------------------------------------------------------- restore
 
     def apply(self, plan):
-        by_object = {}
+        """Apply ``plan`` (after :meth:`describe`, whose reading of the
+        connections it uses); on any failure put everything back."""
+        values = {}
         for a in plan.assignments:
-            by_object.setdefault((a.section, a.name), {})[a.var] = a.value
-        for name in plan.connectivity:
-            by_object.setdefault(("projections", name), {})
+            values.setdefault((a.section, a.name), {})[a.var] = a.value
         nest, undo = _nest(), []
         try:
-            for (section, name), values in by_object.items():
-                try:
-                    if section == "populations":
-                        undo.append(_restore_group(self.populations[name], values))
-                    else:
-                        undo.append(_restore_projection(self.projections[name], values,
-                                                        plan.connectivity.get(name)))
-                except nest.NESTError as exc:  # a value this model does not take
-                    raise StructureMismatchError(f"NEST refused the file's values: {exc}",
-                                                 path=plan.report.path, obj=name) from None
+            for (section, name), group_values in values.items():
+                if section == "populations":
+                    with _refused(nest, plan, name):
+                        undo.append(_restore_group(self.populations[name], group_values))
+            rebuilt = set()
+            for name, connectivity in plan.connectivity.items():
+                projection = self.projections[name]
+                with _refused(nest, plan, name):
+                    undo.append(_rebuild(projection, self._connections[projection.synapse_model].capture(projection),
+                                         connectivity, values.get(("projections", name), {})))
+                rebuilt.add(projection.synapse_model)
+            for model in rebuilt:    # their SynapseCollections went stale
+                self._connections[model] = Connections(nest.GetConnections(synapse_model=model))
+            for model, connections in self._connections.items():
+                mine = {self.projections[name]: v for (section, name), v in values.items()
+                        if section == "projections" and self.projections[name].synapse_model == model}
+                with _refused(nest, plan, ", ".join(p.name for p in mine)):
+                    undo.append(connections.set(mine))
             if plan.clock is not None and self.content == "network":
                 undo.append(_restore_clock(plan))
         except BaseException:
@@ -202,15 +226,22 @@ class NESTAdapter(Adapter):
             raise
 
 
+@contextlib.contextmanager
+def _refused(nest, plan, name):
+    """A value NEST refuses becomes a StructureMismatchError naming the object."""
+    try:
+        yield
+    except nest.NESTError as exc:
+        raise StructureMismatchError(f"NEST refused the file's values: {exc}", path=plan.report.path,
+                                     obj=name) from None
+
+
 # ---------------------------------------------------------------- nodes
 
 
 def _capture_group(group):
-    nodes = group.nodes()
-    keys = sorted(settable_keys(group.model) & set(nodes[0].get()))   # defaults list a few more
-    status = nodes.get(keys) if keys else {}
-    if len(keys) == 1:
-        status = {keys[0]: status}
+    status = _status(group.nodes())
+    keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
     recordables = set(_nest().GetDefaults(group.model).get("recordables", ()))
     arrays, info = {}, {}
     for key in keys:
@@ -224,9 +255,17 @@ def _capture_group(group):
     return PopulationState(group.name, group.size, None, arrays, info)
 
 
+def _status(nodes):
+    """``{key: value per node}``: one status call for all keys (``get(keys)``
+    makes one per key, 20 times slower)."""
+    status = nodes.get()
+    return status if len(nodes) > 1 else {key: (value,) for key, value in status.items()}
+
+
 def _restore_group(group, values):
     nodes = group.nodes()
-    old = {key: np.atleast_1d(nodes.get(key)).tolist() for key in values}
+    status = _status(nodes)
+    old = {key: list(status[key]) for key in values}
     try:
         nodes.set({key: np.asarray(value).tolist() for key, value in values.items()})
     except BaseException:   # NEST may have set the nodes before the one it refused
@@ -238,27 +277,73 @@ def _restore_group(group, values):
 # ---------------------------------------------------------- connections
 
 
-def _projections(groups):
-    """One Projection per synapse model and (pre group, post group) pair
-    with connections, recorders left out."""
-    nest = _nest()
-    by_id = list(groups)
-    bounds = np.array([g.first for g in by_id], np.int64)
-    out = []
-    for model in nest.synapse_models:
-        if model == OFFSET_MODEL or nest.GetDefaults(model).get("num_connections", 0) == 0:
-            continue
-        status = nest.GetConnections(synapse_model=model).get(["source", "target"])
-        pairs = set()
-        for src, tgt in zip(np.atleast_1d(status["source"]), np.atleast_1d(status["target"])):
-            pairs.add((src, tgt))
-        found = set()
-        for src, tgt in pairs:
-            i, j = np.searchsorted(bounds, src, "right") - 1, np.searchsorted(bounds, tgt, "right") - 1
-            if i >= 0 and j >= 0 and src <= by_id[i].last and tgt <= by_id[j].last:
-                found.add((i, j))
-        out += [Projection(model, by_id[i], by_id[j]) for i, j in sorted(found)]
-    return out
+class Connections:
+    """The connections of one SynapseCollection, read with one status call."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.keys = []
+        status = {}
+        if len(collection):
+            sample = collection[0].get()
+            self.keys = sorted(k for k, v in sample.items() if k not in CONNECTION_IDENTITY and _is_number(v))
+            status = collection.get(["source", "target"] + self.keys)
+        self.source = np.atleast_1d(np.asarray(status.get("source", []), np.int64))
+        self.target = np.atleast_1d(np.asarray(status.get("target", []), np.int64))
+        self.values = {key: np.atleast_1d(np.asarray(status[key])) for key in self.keys}
+
+    def projections(self, model, groups):
+        """One Projection per (pre group, post group) pair with connections;
+        connections to or from other nodes (recorders) are left out."""
+        firsts = np.array([g.first for g in groups], np.int64)
+        lasts = np.array([g.last for g in groups], np.int64)
+
+        def group_of(ids):   # index into groups, -1 outside every group
+            index = np.searchsorted(firsts, ids, "right") - 1
+            inside = (index >= 0) & (ids <= lasts[np.maximum(index, 0)])
+            return np.where(inside, index, -1)
+        pre, post = group_of(self.source), group_of(self.target)
+        pairs = np.unique(np.stack([pre, post], axis=1)[(pre >= 0) & (post >= 0)], axis=0)
+        return [Projection(model, groups[i], groups[j]) for i, j in pairs]
+
+    def positions(self, projection):
+        """Where the projection's synapses are in the collection, in CSR
+        order (by post neuron; NEST's order within one)."""
+        pre, post = projection.pre, projection.post
+        index = np.flatnonzero((self.source >= pre.first) & (self.source <= pre.last)
+                               & (self.target >= post.first) & (self.target <= post.last))
+        return index[np.argsort(self.target[index], kind="stable")]
+
+    def capture(self, projection):
+        at = self.positions(projection)
+        post = self.target[at] - projection.post.first
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(post, minlength=projection.post.size))])
+        state = ProjectionState(projection.name, projection.pre.name, projection.post.name,
+                                (projection.post.size, projection.pre.size), indptr.astype(np.int64),
+                                self.source[at] - projection.pre.first, target=None)
+        for key in self.keys:
+            state.arrays[key] = self.values[key][at]
+            state.info[key] = ArrayInfo("parameter" if key == "delay" else "variable", "synapse",
+                                        "ms" if key == "delay" else None)
+        return state
+
+    def set(self, values_by_projection):
+        """Set per-synapse values given in CSR order, ``{Projection: {key:
+        array}}``, with one call for the whole collection; returns the undo."""
+        new = {}
+        for projection, values in values_by_projection.items():
+            at = self.positions(projection)
+            for key, value in values.items():
+                new.setdefault(key, self.values[key].copy())[at] = value
+        if not new or not len(self.collection):
+            return lambda: None
+        old = {key: self.values[key].tolist() for key in new}
+        try:
+            self.collection.set({key: value.tolist() for key, value in new.items()})
+        except BaseException:   # NEST may have set some connections before refusing one
+            self.collection.set(old)
+            raise
+        return lambda: self.collection.set(old)
 
 
 def _projection_of(connections):
@@ -279,74 +364,20 @@ def _projection_of(connections):
     return Projection(str(models.pop()), pre, post)
 
 
-def _connection_keys(connections):
-    if len(connections) == 0:
-        return []
-    sample = connections[0].get()
-    return sorted(k for k, v in sample.items() if k not in CONNECTION_IDENTITY and _is_number(v))
-
-
-def _capture_projection(projection):
-    """``(ProjectionState, connections, perm)``; ``perm[k]`` is the NEST
-    position of the k-th synapse in CSR order."""
-    connections = projection.connections()
-    keys = _connection_keys(connections)
-    status = connections.get(["source", "target"] + keys) if len(connections) else {}
-    pre = np.atleast_1d(np.asarray(status.get("source", []), np.int64)) - projection.pre.first
-    post = np.atleast_1d(np.asarray(status.get("target", []), np.int64)) - projection.post.first
-    perm = np.argsort(post, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(post, minlength=projection.post.size))]).astype(np.int64)
-    state = ProjectionState(projection.name, projection.pre.name, projection.post.name,
-                            (projection.post.size, projection.pre.size), indptr, pre[perm], target=None)
-    for key in keys:
-        state.arrays[key] = np.atleast_1d(np.asarray(status[key]))[perm]
-        state.info[key] = ArrayInfo("parameter" if key == "delay" else "variable", "synapse",
-                                    "ms" if key == "delay" else None)
-    return state, connections, perm
-
-
-def _restore_projection(projection, values, connectivity):
-    """Set the per-synapse values; rebuild the connections first when the
-    file's connectivity differs.  Returns the undo.
-
-    A SynapseCollection goes stale when connections of its synapse model
-    are removed, so every step fetches the connections afresh.
-    """
-    before = _capture_projection(projection)[0]     # in CSR order: the undo record
-    rebuilt = connectivity is not None
-
-    def undo():
-        if rebuilt:
-            _replace(projection, before)
-        else:
-            _set_in_csr_order(projection, {key: before.arrays[key] for key in values})
+def _rebuild(projection, before, connectivity, values):
+    """Replace the projection's connections with the file's (``delay`` and
+    ``weight`` given to Connect; the rest is set afterwards, with the other
+    values).  Returns the undo: ``before``'s connections back."""
+    if "delay" not in values and len(connectivity[1]):
+        raise StructureMismatchError("the file's connectivity differs from the model's and has no delays "
+                                     "to rebuild it with", obj=projection.name)
     try:
-        if rebuilt:
-            if "delay" not in values and len(connectivity[1]):
-                raise StructureMismatchError("the file's connectivity differs from the model's and has "
-                                             "no delays to rebuild it with", obj=projection.name)
-            _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity,
-                                                 arrays={"delay": values.get("delay")}))
-        _set_in_csr_order(projection, values)
+        _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity,
+                                             arrays={key: values.get(key) for key in ("weight", "delay")}))
     except BaseException:
-        undo()
+        _replace(projection, before)
         raise
-    return undo
-
-
-def _set_in_csr_order(projection, arrays):
-    """Set per-synapse ``arrays`` given in CSR order on the NEST connections."""
-    if not arrays:
-        return
-    _, connections, perm = _capture_projection(projection)
-    if len(connections) == 0:
-        return
-    in_nest_order = {}
-    for key, value in arrays.items():
-        ordered = np.empty_like(np.asarray(value))
-        ordered[perm] = value
-        in_nest_order[key] = ordered.tolist()
-    connections.set(in_nest_order)
+    return lambda: _replace(projection, before)
 
 
 def _replace(projection, state):
@@ -363,8 +394,9 @@ def _replace(projection, state):
                  if state.arrays.get(key) is not None})
     _nest().Connect(np.asarray(state.indices, np.int64) + projection.pre.first, post + projection.post.first,
                     "one_to_one", syn_spec=spec)
-    _set_in_csr_order(projection, {key: value for key, value in state.arrays.items()
-                                   if key not in ("weight", "delay") and value is not None})
+    rest = {key: value for key, value in state.arrays.items() if key not in ("weight", "delay") and value is not None}
+    if rest:
+        Connections(projection.connections()).set({projection: rest})
 
 
 # ------------------------------------------------------------ clock, rng
