@@ -42,6 +42,8 @@ def test_every_format_restores_everything_into_other_connectivity(tmp_path, fmt)
     assert captured(nest)[f"projections/{STDP}/indices"].shape != before[f"projections/{STDP}/indices"].shape
     report = checkpoint.load(tmp_path / f"n.{fmt}", nest)
     assert report.time == pytest.approx(50.0) and report.step == 500
+    # reseeded from the file's seed and step: not a replay of the first run's numbers
+    assert nest.rng_seed == nestsim._continuation_seed(5, 500) not in (5, 9)
     assert f"{STDP}.weight" in report.restored and "iaf_psc_alpha@1.V_m" in report.restored
     assert_same_capture(before, captured(nest))
 
@@ -52,6 +54,8 @@ def test_what_is_captured(tmp_path):
     checkpoint.save(tmp_path / "n.h5", nest)
     state = checkpoint.read(tmp_path / "n.h5")
     assert sorted(state.populations) == ["iaf_psc_alpha@1", "iaf_psc_exp@81", "poisson_generator@101"]
+    assert not [name for name in state.projections if "spike_recorder" in name]   # recorders left out
+    assert len(state.projections) == 5
     exc_state = state.populations["iaf_psc_alpha@1"]
     np.testing.assert_array_equal(exc_state["V_m"], exc.get("V_m"))
     assert exc_state.info["V_m"].kind == "variable" and exc_state.info["C_m"].kind == "parameter"
