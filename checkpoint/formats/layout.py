@@ -157,6 +157,13 @@ def _check_entry(array, entry, path, obj):
             f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
 
 
+class _ArrayChecksum:
+    """One array's checksum in progress: the hasher and the bytes fed so far."""
+
+    def __init__(self):
+        self.hasher, self.fed = _StreamingChecksum(), 0
+
+
 class DeferredChecksums:
     """Verify arrays' checksums on a worker thread while the reader goes on.
 
@@ -172,21 +179,22 @@ class DeferredChecksums:
         self._pending = []
 
     def start(self):
-        return [_StreamingChecksum(), 0]
+        """A new array's checksum: hand it to :meth:`feed` and :meth:`finish`."""
+        return _ArrayChecksum()
 
     def feed(self, job, block):
         """Queue ``block`` (the next bytes of the array, kept alive until hashed)."""
         block = _bytes(block)
-        job[1] += block.nbytes
-        self._pool.submit(job[0].update, block)
+        job.fed += block.nbytes
+        self._pool.submit(job.hasher.update, block)
 
     def finish(self, job, array, entry, path, obj):
         _check_entry(array, entry, path, obj)
-        if job[1] == 0:
+        if job.fed == 0:
             self.feed(job, array)
-        elif job[1] != array.nbytes:
-            raise AssertionError(f"{obj}: {job[1]} of {array.nbytes} bytes were handed over for hashing")
-        self._pending.append((self._pool.submit(job[0].hexdigest), entry, path, obj))
+        elif job.fed != array.nbytes:
+            raise AssertionError(f"{obj}: {job.fed} of {array.nbytes} bytes were handed over for hashing")
+        self._pending.append((self._pool.submit(job.hasher.hexdigest), entry, path, obj))
         return array
 
     def wait(self):
