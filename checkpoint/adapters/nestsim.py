@@ -4,8 +4,8 @@ NEST exposes its state through ``GetStatus``/``SetStatus`` dictionaries, so
 that is what is captured:
 
 * **populations**: the kernel's neurons and stimulation devices, in runs of
-  consecutive node IDs of one model, named ``"<model> <first>-<last>"``
-  (``"iaf_psc_alpha 1-100"``), which the same script recreates identically.
+  consecutive node IDs of one model, named ``"<model>@<first node ID>"``
+  (``"iaf_psc_alpha@1"``), which the same script recreates identically.
   Every numeric status entry the model lets a script set (found once per
   model by setting a default to its own value), per node; ``recordables``
   are variables, the rest parameters.
@@ -15,6 +15,9 @@ that is what is captured:
   settable per-connection entry (weight, delay in ms, plasticity state such
   as ``Kplus``).
 * the time, the resolution, and the kernel's ``rng_seed``/``rng_type``.
+
+Reading connections costs NEST about 10 µs each (a Python dictionary per
+connection), so each synapse model's connections are read once per capture.
 
 NEST does not expose, and so a restart loses: the random generators' state
 (a restored kernel is reseeded from the file's seed and step, so that it
@@ -41,7 +44,8 @@ from .base import Adapter
 log = logging.getLogger("checkpoint")
 
 POPULATION_TYPES = ("neuron", "stimulator")
-# Per-connection entries a script cannot set (identity, layout, bookkeeping).
+# Status entries a script cannot set (identity, layout, bookkeeping), of a
+# node and of a connection.
 NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "thread_local_id", "vp",
                  "frozen", "archiver_length", "post_trace", "t_spike", "elementsize"}
 CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
