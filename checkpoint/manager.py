@@ -347,7 +347,12 @@ class Checkpointer:
         return path
 
     def _path_for(self, step, time_ms):
-        """The next checkpoint's path (``-keep`` when retention says so)."""
+        """The next checkpoint's path (``-keep`` when retention says so); a
+        second save at one step rewrites that step's checkpoint."""
+        same_step = [path for saved_step, path, _ in self._files() if saved_step == step]
+        if same_step:
+            self._last = (step, time_ms, time.monotonic())
+            return same_step[-1]
         permanent = self.retention.permanent(time_ms, self._last_kept[0], time.monotonic(), self._last_kept[1])
         if permanent:
             self._last_kept = (time_ms, time.monotonic())

@@ -45,6 +45,17 @@ def test_every_ms_and_permanent_keeps(tmp_path):
     assert "ckpt-000000000100.h5" in names(tmp_path) and len(names(tmp_path)) == 4
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_a_second_save_at_one_step_rewrites_that_checkpoint(tmp_path, background):
+    net = izhikevich_network()  # dt = 0.5 ms
+    with Checkpointer(tmp_path, net, every_ms=5.0, keep_every_ms=5.0, background=background) as ckpt:
+        advance(net, ckpt, 10)                       # saved at step 10, kept for ever
+        net.populations["pop0"].v[:] = 7.0           # a change without a step
+        ckpt.save()
+    assert names(tmp_path) == ["ckpt-000000000010-keep.h5"]
+    assert np.all(checkpoint.read(tmp_path / "ckpt-000000000010-keep.h5").populations["pop0"]["v"] == 7.0)
+
+
 def test_every_seconds(tmp_path, monkeypatch):
     import checkpoint.manager as manager
     clock = [1000.0]
