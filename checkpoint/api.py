@@ -28,9 +28,11 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         Destination; its suffix picks the format unless ``format`` is given:
         ``.h5``/``.hdf5``, ``.npz``, ``.mat``, ``.txt``, ``.txt.gz``/``.gz``.
     obj : network, population or projection
-        An embedded :class:`checkpoint.Network`, a Brian2 ``Network``, or one
-        population / projection of either (then the file holds that one
-        object).
+        An embedded :class:`checkpoint.Network`, a Brian2 ``Network``, a
+        compiled ANNarchy ``Network``, the ``nest`` module (the running
+        kernel), or one population / projection of any of them
+        (``NeuronGroup``/``Synapses``, ANNarchy's, a NEST ``NodeCollection``
+        or ``SynapseCollection``): then the file holds that one object.
     populations, projections : bool
         Leave that half out of the file when False.
     format : str, optional

@@ -30,4 +30,5 @@ def adapter_for(obj, monitors=False):
             return getattr(adapter_module, class_name)(obj, monitors=monitors)
     raise UnsupportedObjectError(
         f"cannot checkpoint a {type(obj).__module__}.{type(obj).__qualname__}: pass a "
-        "checkpoint.Network or one of its populations or projections")
+        "checkpoint.Network, a Brian2 or compiled ANNarchy Network, the nest module, or one of "
+        "their populations or projections")
