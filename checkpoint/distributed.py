@@ -82,6 +82,8 @@ def save(path, obj, comm, *, format=None, **options):
     shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
     error = None
     try:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise CheckpointError("the folder does not exist", path=path)
         os.makedirs(os.path.dirname(shard), exist_ok=True)
         save_one(shard, obj, format=fmt.name, **options)
     except Exception as exc:   # every rank must reach the allgather below

@@ -159,3 +159,17 @@ def test_example_resumes_on_every_rank(tmp_path):
     assert "fresh start" in run(300)
     out = run(500)
     assert "resumed at step 300" in out and "done at step 500" in out
+
+
+def test_one_rank_in_process_round_trip_and_a_missing_folder(tmp_path):
+    """The same calls with a one-rank communicator, without mpiexec."""
+    net = izhikevich_network(seed=1)
+    checkpoint.save(tmp_path / "one.npz", net, comm=SingleRank())
+    assert [os.path.basename(p).split(".", 1)[1] for p in shard_paths(tmp_path / "one.npz")] == ["rank-0-of-1.npz"]
+    other = izhikevich_network(seed=2)
+    report = checkpoint.load(tmp_path / "one.npz", other, comm=SingleRank())
+    assert "pop0.v" in report.restored
+    assert (other.populations["pop0"].v == net.populations["pop0"].v).all()
+    with pytest.raises(CheckpointError, match="folder does not exist"):
+        checkpoint.save(tmp_path / "missing" / "run.h5", net, comm=SingleRank())
+    assert not (tmp_path / "missing").exists()
