@@ -119,7 +119,10 @@ def cmd_verify(args):
     bad = 0
     for path in paths:
         try:
-            read_state(path)
+            if "shards" in read_state(path).meta:   # a sharded checkpoint: its manifest, then every shard
+                from .distributed import shard_paths
+                for shard in shard_paths(path):
+                    read_state(shard)
             print(f"ok       {path}")
         except CheckpointError as exc:
             bad += 1

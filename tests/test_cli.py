@@ -70,6 +70,19 @@ def test_verify_file_and_folder(tmp_path):
     assert cli("verify", newest).returncode == 1
 
 
+def test_verify_checks_every_shard_of_a_sharded_checkpoint(tmp_path):
+    from checkpoint.distributed import shard_paths
+    from helpers import SingleRank
+    checkpoint.save(tmp_path / "run.h5", izhikevich_network(), comm=SingleRank())
+    assert cli("verify", tmp_path / "run.h5").returncode == 0
+    shard = shard_paths(tmp_path / "run.h5")[0]
+    data = bytearray(open(shard, "rb").read())
+    data[len(data) // 2] ^= 8
+    open(shard, "wb").write(bytes(data))
+    out = cli("verify", tmp_path / "run.h5")
+    assert out.returncode == 1 and "DAMAGED" in out.stdout and "rank-0-of-1" in out.stdout
+
+
 def test_plot(saved, tmp_path):
     path, _ = saved
     out = cli("plot", path, "-o", tmp_path / "p.png")

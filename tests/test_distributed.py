@@ -12,7 +12,7 @@ import pytest
 import checkpoint
 from checkpoint import CheckpointError, StructureMismatchError
 from checkpoint.distributed import shard_paths
-from helpers import file_digest, izhikevich_network
+from helpers import SingleRank, file_digest, izhikevich_network
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -120,16 +120,6 @@ def test_a_forged_shard_name_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="bad shard name"):
         checkpoint.load(tmp_path / "forged.h5", izhikevich_network(), comm=SingleRank())
 
-
-class SingleRank:
-    """The few calls of an mpi4py communicator a one-rank load makes."""
-    rank, size = 0, 1
-
-    def allgather(self, value):
-        return [value]
-
-    def bcast(self, value, root=0):
-        return value
 
 
 def test_checkpointer_loop_stops_every_rank_on_one_ranks_signal_and_resumes_exactly(tmp_path):
