@@ -193,6 +193,10 @@ def test_unsupported_nest_objects(tmp_path):
         checkpoint.save(tmp_path / "m.h5", exc + inh)       # two models
     with pytest.raises(UnsupportedObjectError):
         checkpoint.save(tmp_path / "mon.h5", nest, monitors=True)
+    with pytest.raises(UnsupportedObjectError):     # exc -> exc and exc -> inh: two projections
+        checkpoint.save(tmp_path / "two.h5", nest.GetConnections(source=exc, synapse_model="stdp_synapse"))
+    with pytest.raises(UnsupportedObjectError):     # two synapse models
+        checkpoint.save(tmp_path / "models.h5", nest.GetConnections(target=exc))
     assert not list(tmp_path.iterdir())
 
 

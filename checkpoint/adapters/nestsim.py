@@ -108,8 +108,8 @@ def _node_groups(nodes):
     if len(nodes) == 0:
         return []
     ids = np.atleast_1d(np.asarray(nodes.tolist(), np.int64))
-    status = nodes.get(["model", "element_type"])
-    models, types = np.atleast_1d(status["model"]), np.atleast_1d(status["element_type"])
+    status = _status(nodes)
+    models, types = np.asarray(status["model"]), np.asarray(status["element_type"])
     breaks = np.flatnonzero((np.diff(ids) != 1) | (models[1:] != models[:-1])) + 1
     starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]])
     return [NodeGroup(str(models[s]), str(types[s]), int(ids[s]), int(ids[e - 1])) for s, e in zip(starts, ends)]
@@ -299,14 +299,7 @@ class Connections:
     def projections(self, model, groups):
         """One Projection per (pre group, post group) pair with connections;
         connections to or from other nodes (recorders) are left out."""
-        firsts = np.array([g.first for g in groups], np.int64)
-        lasts = np.array([g.last for g in groups], np.int64)
-
-        def group_of(ids):   # index into groups, -1 outside every group
-            index = np.searchsorted(firsts, ids, "right") - 1
-            inside = (index >= 0) & (ids <= lasts[np.maximum(index, 0)])
-            return np.where(inside, index, -1)
-        pre, post = group_of(self.source), group_of(self.target)
+        pre, post = _group_index(groups, self.source), _group_index(groups, self.target)
         pairs = np.unique(np.stack([pre, post], axis=1)[(pre >= 0) & (post >= 0)], axis=0)
         return [Projection(model, groups[i], groups[j]) for i, j in pairs]
 
@@ -356,16 +349,21 @@ def _projection_of(connections):
     models = set(np.atleast_1d(status["synapse_model"]))
     sources, targets = np.atleast_1d(status["source"]), np.atleast_1d(status["target"])
     groups = [g for g in _node_groups(nest.GetNodes()) if g.element_type in POPULATION_TYPES]
-
-    def group_of(ids):
-        hits = [g for g in groups if ids.min() >= g.first and ids.max() <= g.last] if len(ids) else []
-        return hits[0] if hits else None
-
-    pre, post = group_of(sources), group_of(targets)
-    if len(models) != 1 or pre is None or post is None:
+    pre, post = (np.unique(_group_index(groups, np.asarray(ids, np.int64))) for ids in (sources, targets))
+    if len(models) != 1 or len(pre) != 1 or len(post) != 1 or pre[0] < 0 or post[0] < 0:
         raise UnsupportedObjectError("pass a SynapseCollection of one synapse model between one "
                                      "population and another", obj="SynapseCollection")
-    return Projection(str(models.pop()), pre, post)
+    return Projection(str(models.pop()), groups[pre[0]], groups[post[0]])
+
+
+def _group_index(groups, ids):
+    """For each node ID, its group's index in ``groups`` (sorted by first
+    ID), or -1 when no group holds it (a recorder)."""
+    firsts = np.array([g.first for g in groups], np.int64)
+    lasts = np.array([g.last for g in groups], np.int64)
+    index = np.searchsorted(firsts, ids, "right") - 1
+    inside = (index >= 0) & (ids <= lasts[np.maximum(index, 0)])
+    return np.where(inside, index, -1)
 
 
 def _rebuild(projection, before, connectivity, values):
