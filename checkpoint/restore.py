@@ -168,7 +168,7 @@ def _same_connectivity(f, m):
 
 
 def _connectivity_checksums(projection):
-    from .formats.layout import checksum
+    from .formats.checksums import checksum
     return checksum(np.asarray(projection.indptr, np.int64)), checksum(np.asarray(projection.indices, np.int64))
 
 

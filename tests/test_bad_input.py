@@ -204,7 +204,7 @@ def test_hdf5_virtual_dataset_is_refused(tmp_path):
 
 
 def _forge_manifest(path, change):
-    from checkpoint.formats.layout import digest_text
+    from checkpoint.formats.checksums import digest_text
 
     def edit(f):
         manifest = json.loads(f["manifest"].asstr()[()])
@@ -356,20 +356,42 @@ def test_file_size_limit_in_a_subprocess_keeps_the_old_file(tmp_path, suffix):
 def test_block_by_block_checksum_is_the_checksum(monkeypatch):
     """The digest fed in blocks (what a load computes) is the one-shot digest
     stored in the manifest, with the C library and with the Python fallback."""
-    from checkpoint.formats import layout
+    from checkpoint.formats import checksums
     rng = np.random.default_rng(3)
     arrays = [rng.random(n) for n in (0, 1, 7, 4096, 100_003)] + [rng.integers(0, 9, (513, 3))]
-    for native in (layout._NATIVE, None):
-        monkeypatch.setattr(layout, "_NATIVE", native)
-        with layout.DeferredChecksums() as checks:
+    for native in (checksums._NATIVE, None):
+        monkeypatch.setattr(checksums, "_NATIVE", native)
+        with checksums.VerifiedReads() as reads:
             for array in arrays:
-                entry = {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": layout.checksum(array)}
-                job = checks.start()
+                entry = {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksums.checksum(array)}
+                read = reads.start()
                 flat = array.reshape(-1).view(np.uint8)
                 for start in range(0, flat.nbytes, 1000):  # blocks that split elements
-                    checks.feed(job, flat[start:start + 1000])
-                checks.finish(job, array, entry, "f", "x")
-            checks.wait()
+                    read.feed(flat[start:start + 1000])
+                reads.finish(read, array, entry, "f", "x")
+            reads.wait()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_reads_at_an_offset_hash_in_order_with_any_number_of_threads(tmp_path, monkeypatch, threads):
+    """Raw reads split into blocks across threads give the array's bytes and
+    its one-shot digest; a file that ends early is an EOFError, with no
+    thread left waiting."""
+    from checkpoint.formats import checksums
+    monkeypatch.setattr(checksums, "BLOCK_BYTES", 1000)
+    array = np.random.default_rng(4).random(12_345)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"x" * 77 + array.tobytes())
+    with open(path, "rb") as f, checksums.VerifiedReads(threads) as reads:
+        out = np.empty_like(array)
+        read = reads.start()
+        read.at(f, 77, out)
+        assert out.tobytes() == array.tobytes()
+        entry = {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksums.checksum(array)}
+        reads.finish(read, out, entry, str(path), "x")
+        reads.wait()
+        with pytest.raises(EOFError):
+            reads.start().at(f, 77 + 8 * 5000, np.empty(12_345))
 
 
 @pytest.mark.parametrize("suffix", ["h5", "npz"])
@@ -377,8 +399,8 @@ def test_damage_late_in_a_large_array_is_caught_when_read_in_blocks(tmp_path, mo
     """With blocks of 256 bytes, the projection's weights span many blocks:
     a flipped bit in one of the last is caught, names the array, and the
     network is unchanged; the intact file still loads bit for bit."""
-    from checkpoint.formats import layout
-    monkeypatch.setattr(layout, "BLOCK_BYTES", 256)
+    from checkpoint.formats import checksums
+    monkeypatch.setattr(checksums, "BLOCK_BYTES", 256)
     net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
     weights = net.projections["proj0"].w.tobytes()
     path = tmp_path / f"net.{suffix}"

@@ -31,7 +31,7 @@ from ..errors import (
     StructureMismatchError,
     UnsupportedObjectError,
 )
-from ..formats.layout import checksum
+from ..formats.checksums import checksum
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
 from .base import Adapter
 

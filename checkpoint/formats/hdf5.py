@@ -14,8 +14,9 @@ import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from . import _h5guard
-from .layout import (ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest,
-                     read_into, unflatten, verify_array)
+from ._writer import WritebackFile, write_array_data
+from .checksums import verify_array
+from .layout import ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten
 
 # Deflate cannot expand data more than ~1032:1; plugin codecs (zstd, blosc)
 # can, so their bound is looser.
@@ -29,6 +30,30 @@ def dataset_options(compression, array):
         return {}
     from .compression import hdf5_options
     return hdf5_options(compression, array)
+
+
+def _create_dataset(f, key, array, compression, raw):
+    """Create the dataset at ``key`` holding ``array``.
+
+    Uncompressed data gets its contiguous space allocated at once (and not
+    filled), and we write its bytes ourselves through ``raw``, the same file
+    opened a second time, which sends them to the disk as they are written
+    (:class:`WritebackFile`).  HDF5 never touches raw data it did not write,
+    so the two do not meet; compressed data goes through HDF5's filters.
+    """
+    options = dataset_options(compression, array)
+    if options or not array.size:
+        return f.create_dataset(key, data=array, **options)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dset = f.create_dataset(key, shape=array.shape, dtype=array.dtype, dcpl=dcpl)
+    if dset.id.get_offset() is None or dset.id.get_storage_size() != array.nbytes:
+        dset.write_direct(array)  # not allocated as asked (HDF5 does so for scalars): let it write
+    else:
+        raw.seek(dset.id.get_offset())
+        write_array_data(raw, array)
+    return dset
 
 
 def _load_filter_plugins():
@@ -72,13 +97,13 @@ class LazyArray:
         return f"LazyArray({self._label!r}, shape={self.shape}, dtype={self.dtype})"
 
 
-def _read_dataset(dataset, entry, raw=None, on_block=None):
+def _read_dataset(dataset, entry, raw=None, read=None):
     """The dataset's data as stored (the caller verifies its checksum).
 
     A contiguous, unfiltered dataset (the default layout, whose byte range
     the userblock has already confirmed) is read straight from ``raw``, the
-    file opened for reading, in blocks handed to ``on_block``; anything else
-    through HDF5.
+    file opened for reading, through ``read`` (an :class:`ArrayRead`, which
+    hashes it as it arrives); anything else through HDF5.
     """
     out = np.empty(entry["shape"], ALLOWED_DTYPES[entry["dtype"]])
     if not out.size:
@@ -86,8 +111,7 @@ def _read_dataset(dataset, entry, raw=None, on_block=None):
     if raw is None or dataset.chunks is not None or dataset.compression is not None:
         dataset.read_direct(out)
         return out
-    raw.seek(dataset.id.get_offset())
-    read_into(raw, out, on_block)
+    read.at(raw, dataset.id.get_offset(), out)
     return out
 
 
@@ -139,7 +163,7 @@ class HDF5Format:
         entries = {e["key"]: e for _, e in all_entries(manifest)}
         userblock = _h5guard.userblock_size(len(entries))
         raw_ranges = []
-        with h5py.File(tmp, "w", userblock_size=userblock) as f:
+        with h5py.File(tmp, "w", userblock_size=userblock) as f, WritebackFile(tmp, "r+b") as raw:
             f.attrs["format"] = manifest["format"]
             f.attrs["format_version"] = manifest["format_version"]
             f.attrs["manifest_xxh3"] = digest
@@ -148,7 +172,7 @@ class HDF5Format:
                     f.attrs[attr] = manifest["meta"][attr]
             f.create_dataset("manifest", data=manifest_text, dtype=h5py.string_dtype("utf-8"))
             for key, array in items:
-                dset = f.create_dataset(key, data=array, **dataset_options(compression, array))
+                dset = _create_dataset(f, key, array, compression, raw)
                 if dset.chunks is None and array.size:
                     raw_ranges.append((dset.id.get_offset(), dset.id.get_storage_size()))
                 for attr in ("kind", "scope", "unit"):
@@ -191,13 +215,13 @@ class HDF5Format:
         return decode_manifest(dataset.asstr()[()], digest, path)
 
     def _fetcher(self, f, raw, path, file_size, raw_ranges, lazy):
-        def fetch(entry, label, on_block):
+        def fetch(entry, label, read):
             dataset = _hard_dataset(f, entry["key"], path, label)
             _check_dataset(dataset, entry, file_size, raw_ranges, path, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)
             try:
-                return _read_dataset(dataset, entry, raw, on_block)
+                return _read_dataset(dataset, entry, raw, read)
             except EOFError:
                 raise CorruptCheckpointError("dataset ends beyond the file", path=path, obj=label) from None
         return fetch

@@ -7,24 +7,21 @@ differ only in how keys look and how bytes are laid down; docs/format.rst is
 the specification.
 """
 
-import ctypes
 import datetime
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import xxhash
 
 from .._progress import advance
 from .._version import __version__
 from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError
+from .checksums import CHECKSUM_PREFIX, VerifiedReads, checksum, digest_text
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
                      PopulationState, ProjectionState, RngState)
 
 FORMAT_NAME = "checkpoint"
 FORMAT_VERSION = 1
-CHECKSUM_PREFIX = "xxh3-64:"
 
 #: Array dtypes every format can hold exactly, as numpy's little-endian codes.
 ALLOWED_DTYPES = {np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<") for t in (
@@ -48,166 +45,6 @@ def canonical(array, path=None, obj=None):
         array = array.astype(target)
     # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
     return array if array.flags.c_contiguous else array.copy(order="C")
-
-
-def _native_xxh3():
-    """ctypes bindings of the xxhash package's C functions, or None.
-
-    Called through ctypes they run without the GIL, so hashing one block can
-    overlap reading the next; the package's Python functions hold the GIL.
-    """
-    try:
-        from xxhash import _xxhash
-        lib = ctypes.CDLL(_xxhash.__file__)
-        functions = (lib.XXH3_64bits, lib.XXH3_createState, lib.XXH3_freeState, lib.XXH3_64bits_reset,
-                     lib.XXH3_64bits_update, lib.XXH3_64bits_digest)
-    except (ImportError, AttributeError, OSError):
-        return None
-    one_shot, create, free, reset, update, digest = functions
-    one_shot.restype, one_shot.argtypes = ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_size_t]
-    create.restype, create.argtypes = ctypes.c_void_p, []
-    free.argtypes = reset.argtypes = digest.argtypes = [ctypes.c_void_p]
-    update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    digest.restype = ctypes.c_uint64
-    return lib
-
-
-_NATIVE = _native_xxh3()
-_NATIVE_MIN_BYTES = 1 << 16   # below this the ctypes call costs more than it saves
-#: Readers hand over what they read in blocks of about this size, so that
-#: the checksum of an array is computed while the rest of it is read.
-BLOCK_BYTES = 8 << 20
-
-
-def read_into(stream, out, on_block=None):
-    """Fill ``out`` from a binary ``stream`` (at its position), handing each
-    block read to ``on_block``.  File reads release the GIL, so a checksum
-    of one block runs while the next is read.  Raises ``EOFError`` early."""
-    view = memoryview(out.reshape(-1).view(np.uint8))
-    pos = 0
-    while pos < len(view):
-        n = stream.readinto(view[pos:pos + BLOCK_BYTES])
-        if not n:
-            raise EOFError("the data ends early")
-        if on_block is not None:
-            on_block(view[pos:pos + n])
-        pos += n
-
-
-def _bytes(array):
-    return np.asarray(array).reshape(-1).view(np.uint8)
-
-
-def checksum(array):
-    """XXH3-64 of the array's C-order little-endian bytes, as ``xxh3-64:<hex>``."""
-    data = _bytes(array)
-    if _NATIVE is not None and data.nbytes >= _NATIVE_MIN_BYTES and data.flags.c_contiguous:
-        return f"{CHECKSUM_PREFIX}{_NATIVE.XXH3_64bits(data.ctypes.data, data.nbytes):016x}"
-    return CHECKSUM_PREFIX + xxhash.xxh3_64_hexdigest(data)
-
-
-class _StreamingChecksum:
-    """``checksum`` of bytes handed over block by block (the same digest)."""
-
-    def __init__(self):
-        self._state = _NATIVE.XXH3_createState() if _NATIVE is not None else None
-        if self._state is None:
-            self._hasher = xxhash.xxh3_64()
-        else:
-            _NATIVE.XXH3_64bits_reset(self._state)
-
-    def update(self, data):
-        if self._state is None:
-            self._hasher.update(data)
-        else:
-            _NATIVE.XXH3_64bits_update(self._state, data.ctypes.data, data.nbytes)
-
-    def hexdigest(self):
-        if self._state is None:
-            return CHECKSUM_PREFIX + self._hasher.hexdigest()
-        try:
-            return f"{CHECKSUM_PREFIX}{_NATIVE.XXH3_64bits_digest(self._state):016x}"
-        finally:
-            self.__del__()
-
-    def __del__(self):
-        if getattr(self, "_state", None) is not None:
-            _NATIVE.XXH3_freeState(self._state)
-            self._state = None
-
-
-def digest_text(text):
-    """XXH3-64 of a UTF-8 text, as 16 hex digits."""
-    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
-
-
-def verify_array(array, entry, path, obj):
-    """Raise :class:`CorruptCheckpointError` unless ``array`` is what ``entry``
-    in the manifest describes, checksum included."""
-    _check_entry(array, entry, path, obj)
-    if checksum(array) != entry["checksum"]:
-        raise CorruptCheckpointError("checksum mismatch: the data is damaged", path=path, obj=obj)
-    return array
-
-
-def _check_entry(array, entry, path, obj):
-    if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
-        raise CorruptCheckpointError(
-            f"stored as {array.dtype.str} {list(array.shape)}, manifest says "
-            f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
-
-
-class _ArrayChecksum:
-    """One array's checksum in progress: the hasher and the bytes fed so far."""
-
-    def __init__(self):
-        self.hasher, self.fed = _StreamingChecksum(), 0
-
-
-class DeferredChecksums:
-    """Verify arrays' checksums on a worker thread while the reader goes on.
-
-    For each array: ``start`` one, ``feed`` it the array's bytes in order as
-    they are read (or nothing), ``finish`` it with the array.  ``wait``
-    raises :class:`CorruptCheckpointError` for the first array, in reading
-    order, whose checksum does not match; nothing read may be used before it
-    returns.  A context manager: leaving it drops what is still queued.
-    """
-
-    def __init__(self):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-verify")
-        self._pending = []
-
-    def start(self):
-        """A new array's checksum: hand it to :meth:`feed` and :meth:`finish`."""
-        return _ArrayChecksum()
-
-    def feed(self, job, block):
-        """Queue ``block`` (the next bytes of the array, kept alive until hashed)."""
-        block = _bytes(block)
-        job.fed += block.nbytes
-        self._pool.submit(job.hasher.update, block)
-
-    def finish(self, job, array, entry, path, obj):
-        _check_entry(array, entry, path, obj)
-        if job.fed == 0:
-            self.feed(job, array)
-        elif job.fed != array.nbytes:
-            raise AssertionError(f"{obj}: {job.fed} of {array.nbytes} bytes were handed over for hashing")
-        self._pending.append((self._pool.submit(job.hasher.hexdigest), entry, path, obj))
-        return array
-
-    def wait(self):
-        for future, entry, path, obj in self._pending:
-            if future.result() != entry["checksum"]:
-                raise CorruptCheckpointError("checksum mismatch: the data is damaged", path=path, obj=obj)
-        self._pending.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def entry_nbytes(entry):
@@ -483,17 +320,17 @@ def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
 def unflatten(manifest, fetch, path, lazy=False):
     """Build a :class:`NetworkState` from a validated manifest.
 
-    ``fetch(entry, label, on_block)`` returns the array stored under
+    ``fetch(entry, label, read)`` returns the array stored under
     ``entry["key"]`` as read, not yet checked against the entry's checksum
-    (or, when ``lazy``, a dataset that checks itself on a full read).  A
-    reader that reads an array in parts may call ``on_block(part)`` with its
-    consecutive bytes as they arrive.  Checksums are verified here, on a
-    worker thread while reading goes on; the state is returned only once all
-    of them match.
+    (or, when ``lazy``, a dataset that checks itself on a full read).
+    ``read`` is a :class:`~.checksums.ArrayRead` (None when lazy): a reader
+    that fills the array through it has the checksum computed as the bytes
+    arrive.  Checksums are verified here; the state is returned only once
+    all of them match.
     """
-    with DeferredChecksums() as checks:
-        state = _unflatten(manifest, fetch, path, lazy, checks)
-        checks.wait()
+    with VerifiedReads() as reads:
+        state = _unflatten(manifest, fetch, path, lazy, reads)
+        reads.wait()
     if not lazy:
         for name, p in manifest["projections"].items():
             proj = state.projections[name]
@@ -501,7 +338,7 @@ def unflatten(manifest, fetch, path, lazy=False):
     return state
 
 
-def _unflatten(manifest, fetch, path, lazy, checks):
+def _unflatten(manifest, fetch, path, lazy, reads):
     def info(e):
         return ArrayInfo(e["kind"], e["scope"], e.get("unit"))
 
@@ -511,9 +348,8 @@ def _unflatten(manifest, fetch, path, lazy, checks):
         if lazy:
             array = raw_fetch(entry, label, None)
         else:
-            job = checks.start()
-            array = checks.finish(job, raw_fetch(entry, label, lambda part: checks.feed(job, part)),
-                                  entry, path, label)
+            read = reads.start()
+            array = reads.finish(read, raw_fetch(entry, label, read), entry, path, label)
         advance(entry_nbytes(entry))
         return array
 

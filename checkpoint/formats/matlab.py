@@ -104,7 +104,7 @@ class MatFormat:
                                verify_compressed_data_integrity=True)
         manifest = decode_manifest(mat.get("checkpoint_manifest"), mat.get("checkpoint_manifest_xxh3"), path)
 
-        def fetch(entry, label, on_block):
+        def fetch(entry, label, read):
             top, field = entry["key"].split(".", 1)
             try:
                 value = np.asarray(mat[top][field])

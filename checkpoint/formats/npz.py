@@ -16,8 +16,9 @@ from numpy.lib import format as npy
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from .compression import zip_level
-from ._writer import BackgroundWriter
-from .layout import (ALLOWED_DTYPES, BLOCK_BYTES, PathKeys, check_size_bound, decode_manifest, read_into,
+from ._writer import BackgroundWriter, WritebackFile, write_array_data
+from .checksums import BLOCK_BYTES
+from .layout import (ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest,
                      unflatten)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
@@ -48,7 +49,7 @@ class NpzFormat:
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
         method, level = zip_level(compression)
         # zipfile's CRC-32 of one block runs while the writer thread writes the last
-        with open(tmp, "wb") as f, BackgroundWriter(f) as writer:
+        with WritebackFile(tmp) as f, BackgroundWriter(f) as writer:
             with zipfile.ZipFile(writer, "w", method, allowZip64=True, compresslevel=level) as zf:
                 header = [("manifest", np.array(manifest_text)), ("manifest_xxh3", np.array(digest))]
                 for key, array in itertools.chain(header, items):
@@ -59,7 +60,7 @@ class NpzFormat:
         with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
             manifest = decode_manifest(self._small_text(zf, "manifest", path),
                                        self._small_text(zf, "manifest_xxh3", path), path)
-            fetch = lambda entry, label, on_block: self._member(zf, raw, entry, path, label, on_block)  # noqa: E731
+            fetch = lambda entry, label, read: self._member(zf, raw, entry, path, label, read)  # noqa: E731
             return unflatten(manifest, fetch, path)
 
     def _small_text(self, zf, name, path):
@@ -72,7 +73,7 @@ class NpzFormat:
                 raise CorruptCheckpointError(f"{name} is truncated", path=path)
             return str(np.frombuffer(data, dtype)[0])
 
-    def _member(self, zf, raw, entry, path, label, on_block):
+    def _member(self, zf, raw, entry, path, label, read):
         try:
             info = zf.getinfo(entry["key"] + ".npy")
         except KeyError:
@@ -86,7 +87,10 @@ class NpzFormat:
         bound = info.file_size if stored else min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
         check_size_bound(entry, bound, path, label)
         out = np.empty(entry["shape"], dtype)
-        read_into(stream, out, on_block)
+        if stored:
+            read.at(raw, raw.tell(), out)
+        else:
+            read.stream(stream, out)
         return out
 
     @staticmethod
@@ -108,6 +112,4 @@ def _write_npy(stream, array):
         npy.write_array(stream, array, allow_pickle=False)
         return
     npy.write_array_header_1_0(stream, npy.header_data_from_array_1_0(array))
-    data = memoryview(array.reshape(-1)).cast("B")
-    for start in range(0, len(data), BLOCK_BYTES):
-        stream.write(data[start:start + BLOCK_BYTES])
+    write_array_data(stream, array)

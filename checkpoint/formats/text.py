@@ -101,7 +101,7 @@ class TextFormat:
             manifest = decode_manifest(manifest_text, digest, path)
             arrays = self._read_arrays(f, manifest, bound, path)
 
-        def fetch(entry, label, on_block):
+        def fetch(entry, label, read):
             if entry["key"] not in arrays:
                 raise CorruptCheckpointError(f"array {entry['key']!r} is missing", path=path, obj=label)
             return arrays[entry["key"]]

@@ -1,0 +1,247 @@
+"""Array checksums (XXH3-64), and reads that verify them as the bytes arrive.
+
+A load reads every byte once and hashes it once.  Raw data at a known file
+offset (uncompressed npz members, contiguous HDF5 datasets) is read by a few
+threads at once, each hashing its block as soon as the one before it is
+hashed, so that reading and hashing share the cores.  Other streams
+(deflated members, text) are read block by block and hashed on a thread of
+its own while the next block is read.  The hash is the xxhash package's C
+function called through ctypes, which releases the GIL.
+"""
+
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import xxhash
+
+from ..errors import CorruptCheckpointError
+
+CHECKSUM_PREFIX = "xxh3-64:"
+#: Arrays are read, written and hashed in blocks of this size, so that one
+#: block's hash (or writeback) overlaps the next block's read (or write).
+BLOCK_BYTES = 8 << 20
+#: Threads that read (and hash) raw data at once: more cores than this gain
+#: little, since the hash of one array runs in order.
+READ_THREADS = max(2, min(4, os.cpu_count() or 2))
+
+
+def _native_xxh3():
+    """ctypes bindings of the xxhash package's C functions, or None.
+
+    Called through ctypes they run without the GIL, so hashing one block can
+    overlap reading the next; the package's Python functions hold the GIL.
+    """
+    try:
+        from xxhash import _xxhash
+        lib = ctypes.CDLL(_xxhash.__file__)
+        functions = (lib.XXH3_64bits, lib.XXH3_createState, lib.XXH3_freeState, lib.XXH3_64bits_reset,
+                     lib.XXH3_64bits_update, lib.XXH3_64bits_digest)
+    except (ImportError, AttributeError, OSError):
+        return None
+    one_shot, create, free, reset, update, digest = functions
+    one_shot.restype, one_shot.argtypes = ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_size_t]
+    create.restype, create.argtypes = ctypes.c_void_p, []
+    free.argtypes = reset.argtypes = digest.argtypes = [ctypes.c_void_p]
+    update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    digest.restype = ctypes.c_uint64
+    return lib
+
+
+_NATIVE = _native_xxh3()
+_NATIVE_MIN_BYTES = 1 << 16   # below this the ctypes call costs more than it saves
+
+
+def _bytes(array):
+    return np.asarray(array).reshape(-1).view(np.uint8)
+
+
+def checksum(array):
+    """XXH3-64 of the array's C-order little-endian bytes, as ``xxh3-64:<hex>``."""
+    data = _bytes(array)
+    if _NATIVE is not None and data.nbytes >= _NATIVE_MIN_BYTES and data.flags.c_contiguous:
+        return f"{CHECKSUM_PREFIX}{_NATIVE.XXH3_64bits(data.ctypes.data, data.nbytes):016x}"
+    return CHECKSUM_PREFIX + xxhash.xxh3_64_hexdigest(data)
+
+
+def digest_text(text):
+    """XXH3-64 of a UTF-8 text, as 16 hex digits."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
+
+
+class StreamingChecksum:
+    """``checksum`` of bytes handed over block by block (the same digest)."""
+
+    def __init__(self):
+        self._lib = _NATIVE  # kept: the state must be freed by the library that made it
+        self._state = self._lib.XXH3_createState() if self._lib is not None else None
+        if self._state is None:
+            self._hasher = xxhash.xxh3_64()
+        else:
+            self._lib.XXH3_64bits_reset(self._state)
+
+    def update(self, data):
+        """Add the next bytes, a uint8 array."""
+        if self._state is None:
+            self._hasher.update(data)
+        else:
+            self._lib.XXH3_64bits_update(self._state, data.ctypes.data, data.nbytes)
+
+    def hexdigest(self):
+        if self._state is None:
+            return CHECKSUM_PREFIX + self._hasher.hexdigest()
+        try:
+            return f"{CHECKSUM_PREFIX}{self._lib.XXH3_64bits_digest(self._state):016x}"
+        finally:
+            self.__del__()
+
+    def __del__(self):
+        if getattr(self, "_state", None) is not None:
+            self._lib.XXH3_freeState(self._state)
+            self._state = None
+
+
+def verify_array(array, entry, path, obj):
+    """Raise :class:`CorruptCheckpointError` unless ``array`` is what ``entry``
+    in the manifest describes, checksum included."""
+    check_entry(array, entry, path, obj)
+    if checksum(array) != entry["checksum"]:
+        raise CorruptCheckpointError("checksum mismatch: the data is damaged", path=path, obj=obj)
+    return array
+
+
+def check_entry(array, entry, path, obj):
+    if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
+        raise CorruptCheckpointError(
+            f"stored as {array.dtype.str} {list(array.shape)}, manifest says "
+            f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
+
+
+def _pread_full(fd, block, offset):
+    """Fill ``block`` (a uint8 array) from ``fd`` at ``offset``; EOFError if the file ends first."""
+    done = 0
+    while done < block.nbytes:
+        n = os.preadv(fd, [block[done:]], offset + done)
+        if not n:
+            raise EOFError("the data ends early")
+        done += n
+
+
+class ArrayRead:
+    """One array's bytes on their way in, and their checksum.
+
+    A format fills the array with :meth:`at` or :meth:`stream`, or with
+    neither (then :meth:`VerifiedReads.finish` hashes the whole array).
+    """
+
+    def __init__(self, reads):
+        self._reads = reads
+        self.hasher, self.fed = StreamingChecksum(), 0
+        self.digest = None  # a str, or a Future of one
+
+    def at(self, file, offset, out):
+        """Fill ``out`` with the raw bytes of ``file`` (a file object or
+        descriptor) from ``offset``: several threads read blocks, and each
+        hashes its block once the block before it is hashed."""
+        fd = file if isinstance(file, int) else file.fileno()
+        view = _bytes(out)
+        starts = range(0, view.nbytes, BLOCK_BYTES)
+        workers = min(self._reads.threads, len(starts))
+        if workers < 2 or not hasattr(os, "preadv"):
+            for start in starts:
+                block = view[start:start + BLOCK_BYTES]
+                _pread_full(fd, block, offset + start)
+                self.hasher.update(block)
+        else:
+            self._pipelined(fd, offset, view, starts, workers)
+        self.fed = view.nbytes
+        self.digest = self.hasher.hexdigest()
+
+    def _pipelined(self, fd, offset, view, starts, workers):
+        hashed = [threading.Event() for _ in starts]
+        failed = threading.Event()
+
+        def work(first):
+            try:
+                for k in range(first, len(starts), workers):
+                    block = view[starts[k]:starts[k] + BLOCK_BYTES]
+                    _pread_full(fd, block, offset + starts[k])
+                    if k:
+                        hashed[k - 1].wait()
+                    if failed.is_set():
+                        return
+                    self.hasher.update(block)
+                    hashed[k].set()
+            except BaseException:
+                failed.set()
+                for event in hashed:  # wake the others, who then stop
+                    event.set()
+                raise
+
+        for future in [self._reads.pool.submit(work, first) for first in range(workers)]:
+            future.result()
+
+    def stream(self, stream, out):
+        """Fill ``out`` from a binary ``stream`` at its position, block by
+        block; each block is hashed on the hashing thread while the next is
+        read.  Raises ``EOFError`` if the stream ends early."""
+        view = _bytes(out)
+        pos = 0
+        while pos < view.nbytes:
+            n = stream.readinto(view[pos:pos + BLOCK_BYTES])
+            if not n:
+                raise EOFError("the data ends early")
+            self.feed(view[pos:pos + n])
+            pos += n
+
+    def feed(self, block):
+        """Queue ``block`` (the next bytes of the array, kept alive until hashed)."""
+        block = _bytes(block)
+        self.fed += block.nbytes
+        self._reads.hashing.submit(self.hasher.update, block)
+
+
+class VerifiedReads:
+    """Verify the checksums of the arrays of one file as they are read.
+
+    For each array: :meth:`start` an :class:`ArrayRead`, fill the array
+    through it (or not), :meth:`finish` it with the array.  :meth:`wait`
+    raises :class:`CorruptCheckpointError` for the first array, in reading
+    order, whose checksum does not match; nothing read may be used before it
+    returns.  A context manager: leaving it stops the threads.
+    """
+
+    def __init__(self, threads=None):
+        self.threads = threads or READ_THREADS
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="checkpoint-read")
+        self.hashing = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-verify")
+        self._pending = []
+
+    def start(self):
+        return ArrayRead(self)
+
+    def finish(self, read, array, entry, path, obj):
+        check_entry(array, entry, path, obj)
+        if read.digest is None:
+            if read.fed == 0:
+                read.feed(array)
+            elif read.fed != array.nbytes:
+                raise AssertionError(f"{obj}: {read.fed} of {array.nbytes} bytes were handed over for hashing")
+            read.digest = self.hashing.submit(read.hasher.hexdigest)
+        self._pending.append((read.digest, entry, path, obj))
+        return array
+
+    def wait(self):
+        for digest, entry, path, obj in self._pending:
+            if (digest if isinstance(digest, str) else digest.result()) != entry["checksum"]:
+                raise CorruptCheckpointError("checksum mismatch: the data is damaged", path=path, obj=obj)
+        self._pending.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.hashing.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
