@@ -350,6 +350,81 @@ def test_file_size_limit_in_a_subprocess_keeps_the_old_file(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+# ------------------------------------------ writeback while saving
+
+
+def _fake_sync_file_range(calls, error=0):
+    """A stand-in for libc's sync_file_range that records its calls and
+    fails with ``error`` (an errno), or calls the real one."""
+    import ctypes
+    from checkpoint.formats import _writer
+
+    def sync(fd, offset, nbytes, flags):
+        calls.append((offset, nbytes, flags))
+        if error:
+            ctypes.set_errno(error)
+            return -1
+        return _writer._libc_sync_file_range()(fd, offset, nbytes, flags)
+    return sync
+
+
+@pytest.mark.parametrize("suffix", ["h5", "npz"])
+def test_saves_written_back_in_many_small_ranges_load_bit_for_bit(tmp_path, monkeypatch, suffix):
+    """With 4 KiB writeback ranges and 1000-byte blocks, every range is sent,
+    waited for and dropped, HDF5's own writes and ours share the file, and
+    the checkpoint still loads bit for bit."""
+    from checkpoint.formats import _writer
+    calls = []
+    monkeypatch.setattr(_writer, "_SYNC_FILE_RANGE", _fake_sync_file_range(calls))
+    monkeypatch.setattr(_writer, "WRITEBACK_BYTES", 4096)
+    monkeypatch.setattr(_writer, "BLOCK_BYTES", 1000)
+    net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
+    path = tmp_path / f"net.{suffix}"
+    checkpoint.save(path, net)
+    assert len([c for c in calls if c[2] == 7]) > 10, "ranges were waited for"
+    other = izhikevich_network(seed=5, n_exc=200, n_inh=100, density=0.3)
+    checkpoint.load(path, other)
+    assert_same_arrays(arrays_of(net), arrays_of(other))
+
+
+@pytest.mark.parametrize("suffix", ["h5", "npz"])
+def test_writeback_io_error_keeps_the_old_file(tmp_path, monkeypatch, suffix):
+    """EIO reported by writeback (a failing disk) fails the save, names the
+    file, and leaves the old checkpoint and no temporary file."""
+    import errno
+    from checkpoint.formats import _writer
+    net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
+    path = tmp_path / f"net.{suffix}"
+    checkpoint.save(path, net)
+    digest = file_digest(path)
+    monkeypatch.setattr(_writer, "_SYNC_FILE_RANGE", _fake_sync_file_range([], errno.EIO))
+    monkeypatch.setattr(_writer, "WRITEBACK_BYTES", 4096)
+    net.populations["pop0"].v[:] = 1.0
+    with pytest.raises(CheckpointError, match="Input/output error") as caught:
+        checkpoint.save(path, net)
+    assert path.name in str(caught.value)
+    assert file_digest(path) == digest
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("suffix", ["h5", "npz"])
+def test_file_systems_without_writeback_get_plain_writes(tmp_path, monkeypatch, suffix):
+    """Where sync_file_range is refused (EINVAL) a save asks once, then
+    writes plainly, and the checkpoint is whole."""
+    import errno
+    from checkpoint.formats import _writer
+    calls = []
+    monkeypatch.setattr(_writer, "_SYNC_FILE_RANGE", _fake_sync_file_range(calls, errno.EINVAL))
+    monkeypatch.setattr(_writer, "WRITEBACK_BYTES", 4096)
+    net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
+    path = tmp_path / f"net.{suffix}"
+    checkpoint.save(path, net)
+    assert len(calls) == 1
+    other = izhikevich_network(seed=5, n_exc=200, n_inh=100, density=0.3)
+    checkpoint.load(path, other)
+    assert_same_arrays(arrays_of(net), arrays_of(other))
+
+
 # ------------------------------------------ checksums verified block by block
 
 
