@@ -447,13 +447,17 @@ def test_block_by_block_checksum_is_the_checksum(monkeypatch):
             reads.wait()
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3, "no preadv"])
 def test_reads_at_an_offset_hash_in_order_with_any_number_of_threads(tmp_path, monkeypatch, threads):
-    """Raw reads split into blocks across threads give the array's bytes and
-    its one-shot digest; a file that ends early is an EOFError, with no
-    thread left waiting."""
+    """Raw reads split into blocks across threads (or read in turn where
+    there is no ``os.preadv``) give the array's bytes and its one-shot
+    digest; a file that ends early is an EOFError, with no thread left
+    waiting."""
     from checkpoint.formats import checksums
     monkeypatch.setattr(checksums, "BLOCK_BYTES", 1000)
+    if threads == "no preadv":
+        monkeypatch.delattr(os, "preadv")
+        threads = 2
     array = np.random.default_rng(4).random(12_345)
     path = tmp_path / "raw.bin"
     path.write_bytes(b"x" * 77 + array.tobytes())

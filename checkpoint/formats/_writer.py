@@ -30,7 +30,7 @@ def _libc_sync_file_range():
     """Linux's ``sync_file_range`` through ctypes (it releases the GIL), or None."""
     try:
         function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not Linux
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     function.restype = ctypes.c_int

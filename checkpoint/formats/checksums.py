@@ -119,6 +119,16 @@ def check_entry(array, entry, path, obj):
             f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
 
 
+def _read_full(file, block):
+    """Fill ``block`` (a uint8 array) from ``file`` at its position; EOFError if it ends first."""
+    done = 0
+    while done < block.nbytes:
+        n = file.readinto(block[done:])
+        if not n:
+            raise EOFError("the data ends early")
+        done += n
+
+
 def _pread_full(fd, block, offset):
     """Fill ``block`` (a uint8 array) from ``fd`` at ``offset``; EOFError if the file ends first."""
     done = 0
@@ -142,20 +152,20 @@ class ArrayRead:
         self.digest = None  # a str, or a Future of one
 
     def at(self, file, offset, out):
-        """Fill ``out`` with the raw bytes of ``file`` (a file object or
-        descriptor) from ``offset``: several threads read blocks, and each
-        hashes its block once the block before it is hashed."""
-        fd = file if isinstance(file, int) else file.fileno()
+        """Fill ``out`` with the raw bytes of ``file`` (opened for reading)
+        from ``offset``: several threads read blocks, and each hashes its
+        block once the block before it is hashed."""
         view = _bytes(out)
         starts = range(0, view.nbytes, BLOCK_BYTES)
         workers = min(self._reads.threads, len(starts))
-        if workers < 2 or not hasattr(os, "preadv"):
+        if workers < 2 or not hasattr(os, "preadv"):  # one block, or no preadv (Windows)
+            file.seek(offset)
             for start in starts:
                 block = view[start:start + BLOCK_BYTES]
-                _pread_full(fd, block, offset + start)
+                _read_full(file, block)
                 self.hasher.update(block)
         else:
-            self._pipelined(fd, offset, view, starts, workers)
+            self._pipelined(file.fileno(), offset, view, starts, workers)
         self.fed = view.nbytes
         self.digest = self.hasher.hexdigest()
 
