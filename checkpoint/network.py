@@ -8,8 +8,6 @@ arrays itself (see examples/izhikevich_stdp.py).  Everything here is what
 import numpy as np
 import scipy.sparse
 
-from .formats.checksums import checksum
-
 __all__ = ["Network", "Population", "Projection"]
 
 
@@ -139,8 +137,7 @@ def _csr_arrays(connectivity, shape):
 class Projection(_Group):
     """Synapses from ``pre`` to ``post``, stored in CSR order by post neuron.
 
-    ``indptr``/``indices`` are the connectivity, read-only (it is fixed
-    when the projection is made, or by a load); a per-synapse array ``w``
+    ``indptr``/``indices`` are the connectivity; a per-synapse array ``w``
     has one value per synapse in that order, so ``w[indptr[i]:indptr[i+1]]``
     are the weights onto post neuron ``i`` from pre neurons
     ``indices[indptr[i]:indptr[i+1]]``.
@@ -153,7 +150,8 @@ class Projection(_Group):
         object.__setattr__(self, "post", post)
         object.__setattr__(self, "target", target)
         indptr, indices = _csr_arrays(connectivity, (post.size, pre.size))
-        self._adopt_connectivity(indptr, indices)
+        object.__setattr__(self, "_indptr", indptr)
+        object.__setattr__(self, "_indices", indices)
         nnz = len(indices)
         parameters = dict(parameters or {})
         if delays is not None:
@@ -167,16 +165,6 @@ class Projection(_Group):
         for kind, values in (("variable", variables), ("internal", internal)):
             for var, value in (values or {}).items():
                 self._add(var, _as_local(value, nnz, f"{name}.{var}"), kind, "synapse")
-
-    def _adopt_connectivity(self, indptr, indices, checksums=None):
-        """Make ``indptr``/``indices`` (int64 arrays nothing else holds) the
-        connectivity, read-only, with their checksums: a load compares them
-        with a file's without hashing the model's arrays again."""
-        for array in (indptr, indices):
-            array.setflags(write=False)
-        object.__setattr__(self, "_indptr", indptr)
-        object.__setattr__(self, "_indices", indices)
-        object.__setattr__(self, "_connectivity_checksums", checksums or (checksum(indptr), checksum(indices)))
 
     @property
     def indptr(self):

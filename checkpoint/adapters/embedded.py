@@ -43,7 +43,6 @@ class EmbeddedAdapter(Adapter):
                 state.projections[name] = ProjectionState(
                     name, proj.pre.name, proj.post.name, proj.shape, proj.indptr, proj.indices,
                     proj.target, dict(proj._values), self._info(proj))
-                state.projections[name].connectivity_checksums = proj._connectivity_checksums
         if self.content == "network":
             state.rng[RNG_NAME] = RngState(RNG_NAME, RNG_KIND, net.rng.bit_generator.state)
         return state
@@ -78,9 +77,14 @@ class EmbeddedAdapter(Adapter):
 
     def _set_connectivity(self, name, indptr, indices):
         proj = self.projections[name]
-        old = proj._indptr, proj._indices, proj._connectivity_checksums
-        proj._adopt_connectivity(indptr.copy(), indices.copy())
-        return lambda: proj._adopt_connectivity(*old)
+        old = proj._indptr, proj._indices
+        object.__setattr__(proj, "_indptr", indptr.copy())
+        object.__setattr__(proj, "_indices", indices.copy())
+
+        def undo():
+            object.__setattr__(proj, "_indptr", old[0])
+            object.__setattr__(proj, "_indices", old[1])
+        return undo
 
     def _set_clock(self, clock):
         net, old = self.network, self.network.step
