@@ -162,10 +162,7 @@ def _same_connectivity(f, m):
         return False
     if f.connectivity_checksums is not None:
         model = m.connectivity_checksums
-        if model is None:
-            model = _connectivity_checksums(m)
-        elif isinstance(model, Future):
-            model = model.result()
+        model = model.result() if isinstance(model, Future) else _connectivity_checksums(m)
         return f.connectivity_checksums == model
     return np.array_equal(f.indptr, m.indptr) and np.array_equal(f.indices, m.indices)
 
@@ -180,8 +177,7 @@ def hash_connectivity(model_state, pool):
     without the GIL), so that :func:`make_plan` finds it done when it
     compares it with the file's: call it before reading the file."""
     for projection in model_state.projections.values():
-        if projection.connectivity_checksums is None:  # an adapter may know them already
-            projection.connectivity_checksums = pool.submit(_connectivity_checksums, projection)
+        projection.connectivity_checksums = pool.submit(_connectivity_checksums, projection)
 
 
 def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None):
