@@ -35,6 +35,7 @@ test: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py
+	$(PY) benchmarks/bench_writeback.py
 	$(PY) benchmarks/bench_pause.py
 	$(PY) benchmarks/bench_lazy.py
 	$(PY) benchmarks/bench_compression.py
