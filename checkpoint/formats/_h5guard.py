@@ -66,30 +66,31 @@ def stamp(path, userblock, ranges):
         f.write(text.ljust(userblock, b" "))
 
 
-def verify(path):
-    """Check the digest; return the set of raw-data ranges it excluded.
+def verify(f, path):
+    """Check the digest of the open file ``f``; return the set of raw-data
+    ranges it excluded.
 
     Raises :class:`CorruptCheckpointError` when the file is not ours, or
     damaged anywhere outside contiguous raw data.
     """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(512)
-        if not head.startswith(MAGIC):
-            raise CorruptCheckpointError("not a checkpoint HDF5 file (no checkpoint userblock)", path=path)
-        declared = re.match(rb"userblock=(\d{3,10})\n", head[len(MAGIC):])
-        userblock = int(declared.group(1)) if declared else 0
-        if userblock < 512 or userblock > size or userblock & (userblock - 1):
-            raise CorruptCheckpointError("damaged userblock", path=path)
-        f.seek(0)
-        match = _FIELDS.match(f.read(userblock), len(MAGIC))
-        if match is None or int(match.group(1)) != userblock:
-            raise CorruptCheckpointError("damaged userblock", path=path)
-        ranges = _parse_ranges(match.group(3), userblock, size, path)
-        try:
-            digest = _digest(f, match.group(3), userblock, size, ranges)
-        except CorruptCheckpointError:
-            raise CorruptCheckpointError("file ends early: truncated", path=path) from None
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    head = f.read(512)
+    if not head.startswith(MAGIC):
+        raise CorruptCheckpointError("not a checkpoint HDF5 file (no checkpoint userblock)", path=path)
+    declared = re.match(rb"userblock=(\d{3,10})\n", head[len(MAGIC):])
+    userblock = int(declared.group(1)) if declared else 0
+    if userblock < 512 or userblock > size or userblock & (userblock - 1):
+        raise CorruptCheckpointError("damaged userblock", path=path)
+    f.seek(0)
+    match = _FIELDS.match(f.read(userblock), len(MAGIC))
+    if match is None or int(match.group(1)) != userblock:
+        raise CorruptCheckpointError("damaged userblock", path=path)
+    ranges = _parse_ranges(match.group(3), userblock, size, path)
+    try:
+        digest = _digest(f, match.group(3), userblock, size, ranges)
+    except CorruptCheckpointError:
+        raise CorruptCheckpointError("file ends early: truncated", path=path) from None
     if digest != match.group(2).decode():
         raise CorruptCheckpointError("HDF5 metadata digest mismatch: the file is damaged", path=path)
     return set(ranges)

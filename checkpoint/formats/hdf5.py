@@ -7,6 +7,7 @@ attributes for people browsing the file in HDFView.  Only hard links inside
 the file are followed; virtual datasets and external storage are refused.
 """
 
+import math
 import os
 
 import h5py
@@ -16,7 +17,7 @@ from ..errors import CorruptCheckpointError, UnsafeContentError
 from . import _h5guard
 from ._writer import WritebackFile, write_array_data
 from .checksums import verify_array
-from .layout import ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten
+from .layout import ALLOWED_DTYPES, PathKeys, all_entries, decode_manifest, entry_nbytes, unflatten
 
 # Deflate cannot expand data more than ~1032:1; plugin codecs (zstd, blosc)
 # can, so their bound is looser.
@@ -132,24 +133,66 @@ def _hard_dataset(f, key, path, label):
     return dataset
 
 
-def _check_dataset(dataset, entry, file_size, raw_ranges, path, label):
-    """Compare the stored dataset with the manifest before any allocation."""
-    if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
-        raise UnsafeContentError("object or reference dtype refused", path=path, obj=label)
-    if dataset.dtype != ALLOWED_DTYPES[entry["dtype"]] or list(dataset.shape) != entry["shape"]:
-        raise CorruptCheckpointError(
-            f"dataset is {dataset.dtype} {list(dataset.shape)}, manifest says "
-            f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
-    filters = dataset.compression
-    if filters is None and dataset.chunks is None and dataset.size:
-        # Its raw data must be one of the ranges the userblock digest left
-        # to the per-array checksum, and exactly its size.
-        if (dataset.id.get_offset(), dataset.id.get_storage_size()) not in raw_ranges or \
-                dataset.id.get_storage_size() != dataset.nbytes:
-            raise CorruptCheckpointError("dataset storage does not match the file's index",
-                                         path=path, obj=label)
-    ratio = 1 if filters is None and not dataset.chunks else _MAX_RATIO.get(filters, _PLUGIN_RATIO)
-    check_size_bound(entry, max(file_size, 1 << 16) * ratio, path, label)
+class _StorageBudget:
+    """What the datasets of one file may declare, from what the file holds.
+
+    A dataset's stored bytes (its contiguous range, or the sum of its
+    chunks) bound its size: equal for raw data, times the codec's largest
+    ratio for filtered chunks.  All datasets together cannot store more
+    than the file's size, so chunk indexes that alias one chunk, or
+    datasets whose chunks were never written (HDF5 would hand out their
+    fill value), are refused before anything is allocated.
+    """
+
+    def __init__(self, file_size, raw_ranges, path):
+        self.left, self.raw_ranges, self.path = file_size, raw_ranges, path
+
+    def check(self, dataset, entry, label):
+        if dataset.dtype.kind == "O" or dataset.dtype.hasobject:
+            raise UnsafeContentError("object or reference dtype refused", path=self.path, obj=label)
+        if dataset.dtype != ALLOWED_DTYPES[entry["dtype"]] or list(dataset.shape) != entry["shape"]:
+            raise CorruptCheckpointError(
+                f"dataset is {dataset.dtype} {list(dataset.shape)}, manifest says "
+                f"{entry['dtype']} {entry['shape']}", path=self.path, obj=label)
+        if not dataset.size:
+            return
+        stored = dataset.id.get_storage_size()
+        filters = dataset.compression
+        if dataset.chunks is None and filters is None:
+            # its raw data must be one of the ranges the userblock digest left
+            # to the per-array checksum, and exactly its size
+            if (dataset.id.get_offset(), stored) not in self.raw_ranges or stored != dataset.nbytes:
+                raise CorruptCheckpointError("dataset storage does not match the file's index",
+                                             path=self.path, obj=label)
+        if dataset.chunks is not None:
+            # our writer writes every chunk; a missing one would read as fill values
+            expected = math.prod(-(-n // c) for n, c in zip(dataset.shape, dataset.chunks))
+            if dataset.id.get_num_chunks() != expected:
+                raise CorruptCheckpointError(f"{dataset.id.get_num_chunks()} of {expected} chunks stored",
+                                             path=self.path, obj=label)
+        ratio = 1 if filters is None else _MAX_RATIO.get(filters, _PLUGIN_RATIO)
+        if stored > self.left or stored * ratio < entry_nbytes(entry):
+            raise CorruptCheckpointError(
+                f"dataset declares {entry_nbytes(entry)} bytes but stores {stored} "
+                f"({'more than the file has left' if stored > self.left else 'too few for its codec'})",
+                path=self.path, obj=label)
+        self.left -= stored
+
+
+def _open_same_file(raw):
+    """h5py's File on the inode ``raw`` has open, not on a path that may have
+    been replaced since.  HDF5 resolves the real path of a name it opens, so
+    it gets a file object: on Linux a new open file description of the same
+    inode (through /proc/self/fd, which works even once the path is gone),
+    elsewhere a duplicate descriptor."""
+    same = f"/proc/self/fd/{raw.fileno()}"
+    handle = open(same, "rb") if os.path.exists(same) else os.fdopen(os.dup(raw.fileno()), "rb")
+    try:
+        f = h5py.File(handle, "r")
+    except BaseException:
+        handle.close()
+        raise
+    return f, handle
 
 
 class HDF5Format:
@@ -188,22 +231,28 @@ class HDF5Format:
         _h5guard.stamp(tmp, userblock, raw_ranges)
 
     def read(self, path, lazy=False):
-        file_size = os.path.getsize(path)
-        raw_ranges = _h5guard.verify(path)
-        _load_filter_plugins()
-        f = h5py.File(path, "r")
-        try:
-            with open(path, "rb", buffering=0) as raw:
+        # Every byte of one read comes from the inode opened here, so a file
+        # atomically replaced meanwhile cannot mix into what was verified.
+        with open(path, "rb", buffering=0) as raw:
+            file_size = os.fstat(raw.fileno()).st_size
+            raw_ranges = _h5guard.verify(raw, path)
+            _load_filter_plugins()
+            f, handle = _open_same_file(raw)
+
+            def close():
+                f.close()
+                handle.close()
+            try:
                 manifest = self._manifest(f, path)
                 fetch = self._fetcher(f, raw, path, file_size, raw_ranges, lazy)
                 state = unflatten(manifest, fetch, path, lazy=lazy)
-        except BaseException:
-            f.close()
-            raise
+            except BaseException:
+                close()
+                raise
         if lazy:
-            state._closer = f.close
+            state._closer = close
         else:
-            f.close()
+            close()
         return state
 
     def _manifest(self, f, path):
@@ -215,9 +264,11 @@ class HDF5Format:
         return decode_manifest(dataset.asstr()[()], digest, path)
 
     def _fetcher(self, f, raw, path, file_size, raw_ranges, lazy):
+        budget = _StorageBudget(file_size, raw_ranges, path)
+
         def fetch(entry, label, read):
             dataset = _hard_dataset(f, entry["key"], path, label)
-            _check_dataset(dataset, entry, file_size, raw_ranges, path, label)
+            budget.check(dataset, entry, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)
             try:

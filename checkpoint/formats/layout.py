@@ -9,6 +9,7 @@ the specification.
 
 import datetime
 import json
+import math
 import re
 
 import numpy as np
@@ -22,6 +23,11 @@ from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, Net
 
 FORMAT_NAME = "checkpoint"
 FORMAT_VERSION = 1
+
+#: Limits every reader enforces before it allocates (docs/format.rst, "Limits").
+MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
+MAX_ARRAY_BYTES = 1 << 50          # one array (1 PiB: far beyond any machine, far below overflow)
+MAX_DIMENSIONS = 32
 
 #: Array dtypes every format can hold exactly, as numpy's little-endian codes.
 ALLOWED_DTYPES = {np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<") for t in (
@@ -48,7 +54,8 @@ def canonical(array, path=None, obj=None):
 
 
 def entry_nbytes(entry):
-    return int(np.prod(entry["shape"], dtype=np.int64)) * ALLOWED_DTYPES[entry["dtype"]].itemsize
+    """Bytes of the array an entry declares (Python integers: never overflows)."""
+    return math.prod(entry["shape"]) * ALLOWED_DTYPES[entry["dtype"]].itemsize
 
 
 def check_size_bound(entry, limit, path, obj):
@@ -183,17 +190,35 @@ def encode_manifest(manifest, path=None):
         text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"metadata is not JSON-serialisable: {exc}", path=path) from None
+    if len(text) > MAX_MANIFEST_CHARS:   # never write what no reader would accept
+        raise FormatLimitError(f"the manifest would be {len(text)} characters, more than the "
+                               f"{MAX_MANIFEST_CHARS} readers accept: fewer arrays, or less user metadata",
+                               path=path)
     return text, digest_text(text)
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode_manifest(text, digest, path):
-    """Check the manifest's digest, parse it and validate its structure."""
+    """Check the manifest's digest, parse it and validate its structure.
+
+    The digest proves the text undamaged, not harmless (anyone can
+    recompute it), so the text's length and every value that is used
+    later are checked here, once, against one schema.
+    """
     if not isinstance(text, str) or not isinstance(digest, str) or digest_text(text) != digest:
         raise CorruptCheckpointError("manifest checksum mismatch or manifest missing", path=path)
+    if len(text) > MAX_MANIFEST_CHARS:
+        raise CorruptCheckpointError(f"manifest of {len(text)} characters, more than the "
+                                     f"{MAX_MANIFEST_CHARS} a reader accepts", path=path)
     try:
-        manifest = json.loads(text)
+        manifest = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
         raise CorruptCheckpointError(f"manifest is not valid JSON: {exc}", path=path) from None
+    except RecursionError:
+        raise CorruptCheckpointError("manifest nested too deeply", path=path) from None
     _validate_manifest(manifest, path)
     return manifest
 
@@ -218,8 +243,10 @@ def _validate_entry(entry, path, obj, with_info):
         raise UnsafeContentError("object arrays are refused", path=path, obj=obj)
     _require(dtype in ALLOWED_DTYPES, f"dtype {dtype!r} is not allowed", path, obj)
     shape = entry.get("shape")
-    _require(isinstance(shape, list) and len(shape) <= 32 and all(_is_int(n) and n >= 0 for n in shape),
-             f"bad shape {shape!r}", path, obj)
+    _require(isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS
+             and all(_is_int(n) and n >= 0 for n in shape), f"bad shape {shape!r}", path, obj)
+    _require(entry_nbytes(entry) <= MAX_ARRAY_BYTES, f"shape {shape!r} declares more than "
+             f"{MAX_ARRAY_BYTES} bytes", path, obj)
     _require(isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
              "array entry has no checksum", path, obj)
     if with_info:
@@ -237,6 +264,51 @@ def _validate_scope(entry, scopes, lengths, path, obj):
              f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
 
 
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _optional(meta, key, check, what, path):
+    value = meta.get(key)
+    _require(value is None or check(value), f"meta {key!r} is {value!r}, expected {what}", path)
+
+
+def _validate_meta(meta, path):
+    """The metadata that a load or the Checkpointer uses: its types and ranges.
+
+    Unknown keys pass (a newer writer may add some); known ones must be
+    exactly of their type: no string for a step, no NaN for a time.
+    """
+    _optional(meta, "time", _is_number, "a finite number of ms", path)
+    _optional(meta, "step", lambda v: _is_int(v) and 0 <= v < 2 ** 63, "an integer >= 0", path)
+    _optional(meta, "dt", lambda v: _is_number(v) and v > 0, "a finite number > 0", path)
+    _optional(meta, "content", lambda v: isinstance(v, str), "a string", path)
+    for key in ("user", "simulator", "library", "brian2", "nest"):
+        _optional(meta, key, lambda v: isinstance(v, dict), "an object", path)
+    brian2 = meta.get("brian2") or {}
+    _optional(brian2, "t", _is_number, "a finite number of seconds", path)
+    clocks = brian2.get("clocks") or {}
+    _require(isinstance(clocks, dict) and all(
+        isinstance(c, dict) and _is_int(c.get("timestep")) and 0 <= c["timestep"] < 2 ** 63
+        and _is_number(c.get("dt")) and c["dt"] > 0 for c in clocks.values()),
+        "meta 'brian2.clocks' is not {name: {timestep, dt}}", path)
+    nest = meta.get("nest") or {}
+    _optional(nest, "rng_seed", lambda v: _is_int(v) and 0 <= v < 2 ** 32, "a seed", path)
+    _optional(nest, "biological_time", _is_number, "a finite number", path)
+    if meta.get("shards") is not None:
+        _validate_shards(meta["shards"], path)
+
+
+def _validate_shards(shards, path):
+    _require(isinstance(shards, dict), "meta 'shards' is not an object", path)
+    ranks, files, token = shards.get("ranks"), shards.get("files"), shards.get("id")
+    _require(_is_int(ranks) and 1 <= ranks <= 1 << 20, f"meta 'shards.ranks' is {ranks!r}", path)
+    _require(isinstance(token, str) and re.fullmatch(r"[0-9a-f]{1,64}", token) is not None,
+             f"meta 'shards.id' is {token!r}", path)
+    _require(isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
+             "meta 'shards.files' is not one file name per rank", path)
+
+
 def _validate_manifest(m, path):
     _require(isinstance(m, dict) and m.get("format") == FORMAT_NAME, "not a checkpoint manifest", path)
     version = m.get("format_version")
@@ -246,6 +318,7 @@ def _validate_manifest(m, path):
             f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
             "upgrade checkpoint", path=path)
     _require(isinstance(m.get("meta"), dict), "manifest has no meta", path)
+    _validate_meta(m["meta"], path)
     for section in ("populations", "projections", "rng"):
         _require(isinstance(m.get(section), dict), f"manifest has no {section}", path)
     keys = set()
@@ -256,8 +329,12 @@ def _validate_manifest(m, path):
         keys.add(e["key"])
 
     for name, pop in m["populations"].items():
-        _require(isinstance(pop, dict) and _is_int(pop.get("size")) and pop["size"] >= 0,
+        _require(isinstance(pop, dict) and _is_int(pop.get("size")) and 0 <= pop["size"] < 2 ** 62,
                  "population has no valid size", path, name)
+        geometry = pop.get("geometry")
+        _require(geometry is None or (isinstance(geometry, list) and len(geometry) <= MAX_DIMENSIONS
+                                      and all(_is_int(n) and 0 <= n < 2 ** 62 for n in geometry)),
+                 f"bad geometry {geometry!r}", path, name)
         _require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
         for var, e in pop["arrays"].items():
             entry(e, f"{name}.{var}", True)
@@ -266,8 +343,11 @@ def _validate_manifest(m, path):
         _require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict),
                  "projection has no arrays", path, name)
         shape = proj.get("shape")
-        _require(isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and n >= 0 for n in shape),
+        _require(isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and 0 <= n < 2 ** 62 for n in shape),
                  "projection has no valid shape", path, name)
+        for part in ("pre", "post", "target"):
+            _require(proj.get(part) is None or isinstance(proj[part], str), f"bad {part} {proj.get(part)!r}",
+                     path, name)
         for part in ("indptr", "indices"):
             entry(proj.get(part), f"{name}.{part}")
             _require(proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,

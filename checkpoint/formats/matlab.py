@@ -6,9 +6,10 @@ Layout: one top-level struct per object (``pop_<name>``, ``proj_<name>``,
 ``checkpoint_manifest_xxh3``.  Names are made into legal identifiers; the
 manifest maps them back.
 
-scipy's MAT parser can crash the process on a damaged file, so the 116-byte
-text header carries an XXH3-64 digest and the length of everything after the
-128-byte header, and the whole file is verified before scipy reads it.
+scipy's MAT parser can crash the process on a damaged or forged file, so the
+116-byte text header carries an XXH3-64 digest and the length of everything
+after the 128-byte header, the whole file is verified, and its element
+structure is walked (:mod:`._matguard`) before scipy reads it.
 """
 
 import os
@@ -19,8 +20,9 @@ import scipy.io
 import xxhash
 
 from ..errors import CorruptCheckpointError, FormatLimitError
+from . import _matguard
 from .compression import parse
-from .layout import ALLOWED_DTYPES, IdentifierKeys, decode_manifest, unflatten
+from .layout import ALLOWED_DTYPES, IdentifierKeys, unflatten
 
 HEADER_TEXT = 116
 HEADER = 128
@@ -54,19 +56,19 @@ def _stamp_header(path):
         f.write(text.ljust(HEADER_TEXT, b" "))
 
 
-def verify_file(path):
-    """Raise :class:`CorruptCheckpointError` unless the file's body matches
-    the digest in its header."""
-    with open(path, "rb") as f:
-        header = f.read(HEADER)
-        match = _DIGEST.search(header[:HEADER_TEXT])
-        if len(header) < HEADER or not match:
-            raise CorruptCheckpointError("not a checkpoint MAT file (no digest in its header)", path=path)
-        length = int(match.group(2))
-        if os.path.getsize(path) - HEADER != length:
-            raise CorruptCheckpointError("file length differs from its header: truncated or extended",
-                                         path=path)
-        digest, _ = _digest_file(f, length)
+def verify_file(f, path):
+    """Raise :class:`CorruptCheckpointError` unless the body of the open file
+    ``f`` matches the digest in its header."""
+    f.seek(0)
+    header = f.read(HEADER)
+    match = _DIGEST.search(header[:HEADER_TEXT])
+    if len(header) < HEADER or not match:
+        raise CorruptCheckpointError("not a checkpoint MAT file (no digest in its header)", path=path)
+    length = int(match.group(2))
+    if os.fstat(f.fileno()).st_size - HEADER != length:
+        raise CorruptCheckpointError("file length differs from its header: truncated or extended",
+                                     path=path)
+    digest, _ = _digest_file(f, length)
     if digest != match.group(1).decode():
         raise CorruptCheckpointError("file digest mismatch: the file is damaged", path=path)
 
@@ -99,10 +101,14 @@ class MatFormat:
         _stamp_header(tmp)
 
     def read(self, path, lazy=False):
-        verify_file(path)
-        mat = scipy.io.loadmat(path, simplify_cells=True, mat_dtype=False,
-                               verify_compressed_data_integrity=True)
-        manifest = decode_manifest(mat.get("checkpoint_manifest"), mat.get("checkpoint_manifest_xxh3"), path)
+        # one handle for every check and for scipy: a file replaced meanwhile
+        # cannot mix into what was verified
+        with open(path, "rb") as f:
+            verify_file(f, path)
+            manifest = _matguard.check(f, path)   # scipy crashes on some forged structures
+            f.seek(0)
+            mat = scipy.io.loadmat(f, simplify_cells=True, mat_dtype=False,
+                                   verify_compressed_data_integrity=True)
 
         def fetch(entry, label, read):
             top, field = entry["key"].split(".", 1)

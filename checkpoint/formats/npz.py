@@ -8,6 +8,7 @@ any memory is allocated, and stored members are read straight from the file.
 """
 
 import itertools
+import os
 import struct
 import zipfile
 
@@ -18,7 +19,7 @@ from ..errors import CorruptCheckpointError, UnsafeContentError
 from .compression import zip_level
 from ._writer import BackgroundWriter, WritebackFile, write_array_data
 from .checksums import BLOCK_BYTES
-from .layout import (ALLOWED_DTYPES, PathKeys, check_size_bound, decode_manifest,
+from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest,
                      unflatten)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
@@ -57,35 +58,36 @@ class NpzFormat:
                         _write_npy(member, array)
 
     def read(self, path, lazy=False):
-        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-            manifest = decode_manifest(self._small_text(zf, "manifest", path),
-                                       self._small_text(zf, "manifest_xxh3", path), path)
+        # one handle: zipfile and our raw reads see the same inode throughout
+        with open(path, "rb") as raw, zipfile.ZipFile(raw) as zf:
+            _check_members(zf, raw, path)
+            manifest = decode_manifest(self._small_text(zf, "manifest", MAX_MANIFEST_CHARS, path),
+                                       self._small_text(zf, "manifest_xxh3", 16, path), path)
             fetch = lambda entry, label, read: self._member(zf, raw, entry, path, label, read)  # noqa: E731
             return unflatten(manifest, fetch, path)
 
-    def _small_text(self, zf, name, path):
-        with zf.open(name + ".npy") as member:
+    def _small_text(self, zf, name, max_chars, path):
+        info = _info(zf, name, path, name)
+        with zf.open(info) as member:
             shape, dtype = _read_header(member, path, name)
-            if dtype.kind != "U" or shape != [] or dtype.itemsize > (256 << 20):
-                raise CorruptCheckpointError(f"{name} is not a text", path=path)
+            if dtype.kind != "U" or shape != [] or dtype.itemsize > 4 * max_chars or \
+                    dtype.itemsize > _most_bytes(info):
+                raise CorruptCheckpointError(f"{name} is not a text of at most {max_chars} characters",
+                                             path=path)
             data = member.read(dtype.itemsize)
             if len(data) != dtype.itemsize:
                 raise CorruptCheckpointError(f"{name} is truncated", path=path)
             return str(np.frombuffer(data, dtype)[0])
 
     def _member(self, zf, raw, entry, path, label, read):
-        try:
-            info = zf.getinfo(entry["key"] + ".npy")
-        except KeyError:
-            raise CorruptCheckpointError(f"member {entry['key']!r} is missing", path=path, obj=label) from None
+        info = _info(zf, entry["key"], path, label)
         stored = info.compress_type == zipfile.ZIP_STORED
         stream = self._open_stored(raw, info, path) if stored else zf.open(info)
         shape, dtype = _read_header(stream, path, label)
         if dtype != ALLOWED_DTYPES[entry["dtype"]] or shape != entry["shape"]:
             raise CorruptCheckpointError(f"member is {dtype.str} {shape}, manifest says "
                                          f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
-        bound = info.file_size if stored else min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
-        check_size_bound(entry, bound, path, label)
+        check_size_bound(entry, _most_bytes(info), path, label)
         out = np.empty(entry["shape"], dtype)
         if stored:
             read.at(raw, raw.tell(), out)
@@ -103,6 +105,48 @@ class NpzFormat:
             raise CorruptCheckpointError("bad ZIP local header", path=path)
         raw.seek(info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
         return raw
+
+
+def _info(zf, key, path, label):
+    try:
+        return zf.getinfo(key + ".npy")
+    except KeyError:
+        raise CorruptCheckpointError(f"member {key!r} is missing", path=path, obj=label) from None
+
+
+def _most_bytes(info):
+    """The most bytes a member can hand out: what it stores, or what deflate
+    can make of it."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        return min(info.file_size, info.compress_size)
+    return min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
+
+
+def _check_members(zf, raw, path):
+    """Refuse a ZIP whose members could hand out more than the file holds:
+    a name listed twice, members that overlap or leave the file, methods
+    other than stored and deflated, or more members than the file has room
+    for.  A forged central directory can point many names at one member."""
+    size = os.fstat(raw.fileno()).st_size
+    infos = zf.infolist()
+    if len(infos) > size // _LOCAL_HEADER.size:
+        raise CorruptCheckpointError("more ZIP members than the file has room for", path=path)
+    if len({info.filename for info in infos}) != len(infos):
+        raise CorruptCheckpointError("a ZIP member name is listed twice", path=path)
+    end = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CorruptCheckpointError(f"ZIP member {info.filename!r} uses compression method "
+                                         f"{info.compress_type}", path=path)
+        header = os.pread(raw.fileno(), _LOCAL_HEADER.size, info.header_offset)
+        if info.header_offset < end or len(header) != _LOCAL_HEADER.size:
+            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file",
+                                         path=path)
+        fields = _LOCAL_HEADER.unpack(header)
+        end = info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10] + info.compress_size
+        if fields[0] != b"PK\x03\x04" or end > size:
+            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file",
+                                         path=path)
 
 
 def _write_npy(stream, array):

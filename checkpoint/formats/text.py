@@ -16,21 +16,26 @@ decimal, booleans as 0/1, so every value reads back bit for bit.
 """
 
 import gzip
-import itertools
 import json
+import math
 import os
+import re
 
 import numpy as np
 
 from ..errors import CorruptCheckpointError
 from .compression import parse
-from .layout import ALLOWED_DTYPES, PathKeys, all_entries, check_size_bound, decode_manifest, unflatten
+from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, all_entries, check_size_bound,
+                     decode_manifest, unflatten)
 
 MAGIC = "checkpoint-text 1"
 _BLOCK = 1 << 16
 _DEFAULT_NAN = {np.dtype("<f8"): np.float64(np.nan).view(np.uint64),
                 np.dtype("<f4"): np.float32(np.nan).view(np.uint32)}
 _GZIP_MAX_RATIO = 1100
+_MAX_HEADER_LINE = 64 << 10     # an "array {...}" line
+_MAX_VALUE_LINE = 64            # one value: repr of a float64 is at most 24 characters
+_NAN_LINE = re.compile(r"(\d{1,19}) ([0-9a-f]{1,16})")
 
 
 def _lines(array):
@@ -91,11 +96,12 @@ class TextFormat:
             f.write("end\n")
 
     def read(self, path, lazy=False):
-        bound = max(os.path.getsize(path), 1 << 16) * self.max_ratio
         with self._open(path, "rt") as f:
-            if f.readline().rstrip("\n") != MAGIC:
+            bound = max(os.fstat(_fileno(f)).st_size, 1 << 16) * self.max_ratio
+            if _line(f, len(MAGIC) + 1, path) != MAGIC + "\n":
                 raise CorruptCheckpointError("not a checkpoint text file", path=path)
-            tag, digest, manifest_text = (f.readline().rstrip("\n").split(" ", 2) + ["", ""])[:3]
+            line = _line(f, MAX_MANIFEST_CHARS + 64, path).rstrip("\n")
+            tag, digest, manifest_text = (line.split(" ", 2) + ["", ""])[:3]
             if tag != "manifest":
                 raise CorruptCheckpointError("manifest line missing", path=path)
             manifest = decode_manifest(manifest_text, digest, path)
@@ -111,30 +117,70 @@ class TextFormat:
     def _read_arrays(self, f, manifest, bound, path):
         expected = {e["key"]: (label, e) for label, e in all_entries(manifest)}
         arrays = {}
-        for line in f:
+        while True:
+            line = _line(f, _MAX_HEADER_LINE, path)
             if line == "end\n":
                 return arrays
-            if not line.startswith("array "):
+            if not line:
+                raise CorruptCheckpointError("file ends before its 'end' line: truncated", path=path)
+            header = json.loads(line[6:]) if line.startswith("array ") else None
+            if not isinstance(header, dict):
                 raise CorruptCheckpointError("expected an 'array' line", path=path)
-            header = json.loads(line[6:])
             label, entry = expected.get(header.get("key"), (None, None))
-            if entry is None or header.get("dtype") != entry["dtype"] or header.get("shape") != entry["shape"]:
+            if entry is None or header.get("dtype") != entry["dtype"] or header.get("shape") != entry["shape"] \
+                    or entry["key"] in arrays:
                 raise CorruptCheckpointError(f"array {header.get('key')!r} does not match the manifest",
                                              path=path, obj=label)
             check_size_bound(entry, bound, path, label)
             dtype = ALLOWED_DTYPES[entry["dtype"]]
-            count = int(np.prod(entry["shape"], dtype=np.int64))
-            values = _parse_values(itertools.islice(f, count), dtype, count)
-            self._apply_nan_bits(values, itertools.islice(f, int(header.get("nanbits", 0))))
+            count = math.prod(entry["shape"])
+            nans = header.get("nanbits", 0)
+            if not (isinstance(nans, int) and not isinstance(nans, bool) and 0 <= nans <= count) \
+                    or header.get("count", count) != count:
+                raise CorruptCheckpointError(f"bad count or nanbits in {line[:200]!r}", path=path, obj=label)
+            values = _parse_values(_lines_of(f, count, path), dtype, count)
+            self._apply_nan_bits(values, _lines_of(f, nans, path), path, label)
             arrays[entry["key"]] = values.reshape(entry["shape"])
-        raise CorruptCheckpointError("file ends before its 'end' line: truncated", path=path)
 
     @staticmethod
-    def _apply_nan_bits(values, lines):
-        bits = values.view(np.uint64 if values.itemsize == 8 else np.uint32) if values.dtype.kind == "f" else None
+    def _apply_nan_bits(values, lines, path, label):
+        if values.dtype.kind != "f":
+            if next(lines, None) is not None:
+                raise CorruptCheckpointError("NaN bit patterns for an array that is not float",
+                                             path=path, obj=label)
+            return
+        bits = values.view(np.uint64 if values.itemsize == 8 else np.uint32)
         for line in lines:
-            index, pattern = line.split()
-            bits[int(index)] = int(pattern, 16)
+            match = _NAN_LINE.fullmatch(line.rstrip("\n"))
+            index, pattern = (int(match.group(1)), int(match.group(2), 16)) if match else (-1, 0)
+            if not 0 <= index < len(bits) or pattern >= 1 << (8 * values.itemsize):
+                raise CorruptCheckpointError(f"bad NaN bit pattern line {line[:100]!r}", path=path, obj=label)
+            bits[index] = pattern
+
+
+def _fileno(f):
+    """The descriptor under a text stream (gzip's text wrapper included)."""
+    raw = f.buffer if hasattr(f, "buffer") else f
+    raw = getattr(raw, "fileobj", None) or raw        # gzip.GzipFile keeps the file as .fileobj
+    return raw.fileno()
+
+
+def _line(f, limit, path):
+    """One line of at most ``limit`` characters: a longer one is refused as it
+    streams in, before it is held in memory."""
+    line = f.readline(limit + 1)
+    if len(line) > limit or (line and not line.endswith("\n")):
+        raise CorruptCheckpointError(f"a line longer than {limit} characters, or unterminated", path=path)
+    return line
+
+
+def _lines_of(f, count, path):
+    """The next ``count`` value lines, each bounded."""
+    for _ in range(count):
+        line = _line(f, _MAX_VALUE_LINE, path)
+        if not line:
+            raise CorruptCheckpointError("file ends inside an array: truncated", path=path)
+        yield line
 
 
 class GzipTextFormat(TextFormat):
