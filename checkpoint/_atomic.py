@@ -1,10 +1,15 @@
 """Atomic file replacement: temporary name, fsync, rename, fsync the folder."""
 
 import contextlib
+import logging
 import os
+import re
 import secrets
+import stat
 
 from .errors import CheckpointError
+
+log = logging.getLogger("checkpoint")
 
 #: Temporary files are named ``.<final name>.tmp-<pid>-<random>`` in the
 #: destination folder, so a crash leaves only files this pattern recognises.
@@ -24,6 +29,40 @@ def fsync_path(path, directory=False):
         os.close(fd)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove temporaries of ``path`` left by a writer that was killed (its
+    process is gone): regular files named as :func:`temporary_name` names
+    them, never symlinks, never a live writer's.  Returns the names removed."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(re.escape(f".{name}{TMP_MARK}") + r"(\d+)-[0-9a-f]{8}")
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for candidate in names:
+        match = pattern.fullmatch(candidate)
+        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        full = os.path.join(folder, candidate)
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.remove(full)
+                removed.append(candidate)
+                log.info("removed %s, left by a writer that was killed", full)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path):
     """Yield a temporary path; on success make it ``path`` durably.
@@ -31,17 +70,18 @@ def atomic_write(path):
     On any exception the temporary file is removed and ``path`` is left as it
     was.  I/O errors (disk full, file too large, permissions; h5py raises
     them as ``RuntimeError``) become a :class:`CheckpointError` naming the file.
+    Temporaries of ``path`` left by a killed writer are removed first.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CheckpointError("the folder does not exist", path=path)
+    remove_stale_temporaries(path)
     tmp = temporary_name(path)
     try:
         yield tmp
         fsync_path(tmp)
         os.replace(tmp, path)
-        fsync_path(folder, directory=True)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -50,3 +90,11 @@ def atomic_write(path):
         if isinstance(exc, RuntimeError) and "errno" in str(exc):  # h5py reports I/O errors so
             raise CheckpointError(f"could not write the file: {exc}", path=path) from exc
         raise
+    try:
+        fsync_path(folder, directory=True)
+    except OSError as exc:
+        # the rename happened: say so, rather than "could not write"
+        raise CheckpointError(
+            f"the new file is in place, but syncing its folder failed ({exc.strerror or exc}): it may "
+            "revert to the previous version if the machine crashes before the folder reaches the disk",
+            path=path) from exc
