@@ -108,9 +108,9 @@ def cmd_convert(args):
 
 
 def cmd_verify(args):
-    from .manager import _NAME
+    from .folder import CheckpointFolder
     if os.path.isdir(args.path):
-        paths = [os.path.join(args.path, n) for n in sorted(os.listdir(args.path)) if _NAME.match(n)]
+        paths = [path for _, path, _ in CheckpointFolder(os.path.abspath(args.path), read_only=True).checkpoints()]
         if not paths:
             print(f"{args.path}: no checkpoints")
             return 1

@@ -2,20 +2,17 @@
 
 The Checkpointer decides *when* to save (:class:`SaveSchedule`) and *what to
 keep* (:class:`Retention`); :func:`checkpoint.save` decides *how*; the atomic
-rename decides *whether a checkpoint exists*.  A checkpoint is a file
-``ckpt-<step, 12 digits>[-keep].<suffix>`` in the folder; a ``-keep`` one is
-never deleted.  Temporaries are ``.ckpt-...tmp-<pid>-<hex>`` and are removed
-when the next Checkpointer starts.
+rename decides *whether a checkpoint exists*; :class:`~.folder.CheckpointFolder`
+names, lists and deletes files (only those it can prove it wrote).  A
+checkpoint is a file ``ckpt-<step, 12 digits>[-keep].<suffix>`` in the folder;
+a ``-keep`` one is never deleted.
 """
 
 import concurrent.futures
 import contextlib
 import copy
-import fcntl
 import logging
 import os
-import re
-import shutil
 import signal
 import threading
 import time
@@ -24,20 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._atomic import TMP_MARK
 from .adapters import adapter_for
 from .api import SHARDS, load, save
-from .distributed import SHARD_FOLDER, shard_paths
+from .distributed import shard_paths
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
+from .folder import CheckpointFolder, checkpoint_name
 from .formats import format_for, read_state, write_state
 
 __all__ = ["Checkpointer", "SaveSchedule", "Retention"]
 
 log = logging.getLogger("checkpoint")
-LOCK_NAME = ".checkpoint.lock"
-_NAME = re.compile(r"^ckpt-(\d{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
-_SHARDS = re.compile(r"^ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(SHARD_FOLDER) + "$")
-_TEMPORARY = re.compile(r"^\.ckpt-\d{12}(-keep)?\.[\w.]+" + re.escape(TMP_MARK) + r"\d+-[0-9a-f]{8}$")
 
 
 @dataclass
@@ -142,8 +135,10 @@ class Checkpointer:
         self._executor = None
         self._signal = None
         self._old_handlers = {}
-        self._lock_file = None
-        self._on_leader(lambda: (self._open_folder(create), self._clean_temporaries()), "open the folder")
+        self.folder = None
+        self._on_leader(lambda: setattr(self, "folder", self._open_folder(create)), "open the folder")
+        if self.folder is None:   # the other ranks of an MPI run list the folder rank 0 owns
+            self.folder = CheckpointFolder(self.directory, read_only=True)
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
         kept = [p for p in self._files() if p[2]]
@@ -177,54 +172,17 @@ class Checkpointer:
     # ------------------------------------------------------------- the folder
 
     def _open_folder(self, create):
-        if not os.path.isdir(self.directory):
-            if not create:
-                raise CheckpointError("the checkpoint folder does not exist", path=self.directory)
-            try:
-                os.makedirs(self.directory, exist_ok=True)
-            except OSError as exc:
-                raise CheckpointError(f"cannot create the checkpoint folder: {exc.strerror}",
-                                      path=self.directory) from None
-        if not os.access(self.directory, os.W_OK | os.X_OK):
-            raise CheckpointError("the checkpoint folder is not writable", path=self.directory)
-        lock_path = os.path.join(self.directory, LOCK_NAME)
+        folder = CheckpointFolder(self.directory, create=create)
         try:
-            self._lock_file = open(lock_path, "a+")
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.seek(0)
-            owner = self._lock_file.read().strip() or "another process"
-            self._lock_file.close()
-            self._lock_file = None
-            raise CheckpointError(f"the folder is in use by another Checkpointer ({owner})",
-                                  path=self.directory) from None
-        except OSError as exc:
-            raise CheckpointError(f"cannot lock the checkpoint folder: {exc.strerror}",
-                                  path=self.directory) from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(f"pid {os.getpid()}\n")
-        self._lock_file.flush()
-
-    def _clean_temporaries(self):
-        for name in os.listdir(self.directory):
-            path = os.path.join(self.directory, name)
-            if _TEMPORARY.match(name):
-                with contextlib.suppress(OSError):
-                    os.remove(path)
-                    log.info("removed a leftover temporary %s", name)
-            elif _SHARDS.match(name) and not os.path.exists(path[:-len(SHARD_FOLDER)]):
-                shutil.rmtree(path, ignore_errors=True)   # shards of a save that never committed
-                log.info("removed the shards of an uncommitted checkpoint %s", name)
+            folder.clean_leftovers()
+        except BaseException:
+            folder.close()
+            raise
+        return folder
 
     def _files(self):
         """``(step, path, permanent)`` of every checkpoint file, oldest first."""
-        found = []
-        for name in os.listdir(self.directory):
-            match = _NAME.match(name)
-            if match:
-                found.append((int(match.group(1)), os.path.join(self.directory, name), bool(match.group(2))))
-        return sorted(found)
+        return self.folder.checkpoints()
 
     def _time_of(self, path):
         with contextlib.suppress(CheckpointError):
@@ -349,7 +307,8 @@ class Checkpointer:
     def _path_for(self, step, time_ms):
         """The next checkpoint's path (``-keep`` when retention says so); a
         second save at one step rewrites that step's checkpoint."""
-        same_step = [path for saved_step, path, _ in self._files() if saved_step == step]
+        same_step = [path for saved_step, path, _ in self._files()
+                     if saved_step == step and path.endswith(self.suffix) and self.folder.wrote(path)]
         if same_step:
             self._last = (step, time_ms, time.monotonic())
             return same_step[-1]
@@ -357,7 +316,11 @@ class Checkpointer:
         if permanent:
             self._last_kept = (time_ms, time.monotonic())
         self._last = (step, time_ms, time.monotonic())
-        return os.path.join(self.directory, f"ckpt-{step:012d}{'-keep' if permanent else ''}{self.suffix}")
+        path = self.folder.path(checkpoint_name(step, permanent, self.suffix))
+        if os.path.lexists(path) and not self.folder.wrote(path):
+            raise CheckpointError("a file this Checkpointer did not write has the name of the checkpoint "
+                                  "it is about to save; move it away", path=path)
+        return path
 
     def _save_sharded(self):
         time_ms, step = self._clock()
@@ -365,7 +328,7 @@ class Checkpointer:
         self._last = (step, time_ms, time.monotonic())
         save(path, self.obj, comm=self.comm, compression=self.compression, metadata=self.metadata,
              monitors=self.monitors)
-        self._on_leader(lambda: self._apply_retention(path), "delete old checkpoints")
+        self._on_leader(lambda: (self.folder.record(path), self._apply_retention(path)), "delete old checkpoints")
         return path
 
     def _commit(self, path, state):
@@ -373,19 +336,19 @@ class Checkpointer:
         write_state(path, state, None, self.compression)
         stat = os.stat(path)
         self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
+        self.folder.record(path)
         log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
                  state.time, stat.st_size / 1e6, time.perf_counter() - started)
         self._apply_retention(path)
 
     def _apply_retention(self, newest):
-        """Delete old checkpoints beyond ``keep``, only after ``newest`` is committed."""
-        ordinary = [p for _, p, permanent in self._files() if not permanent and p != newest]
+        """Delete old checkpoints beyond ``keep``, only after ``newest`` is
+        committed, and only those this folder's Checkpointers wrote."""
+        ordinary = [p for _, p, permanent in self._files()
+                    if not permanent and p != newest and self.folder.wrote(p)]
         keep_others = self.retention.keep - 1
         for path in ordinary[: max(0, len(ordinary) - keep_others)]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-                log.info("removed old checkpoint %s", path)
-            shutil.rmtree(path + SHARD_FOLDER, ignore_errors=True)   # after its manifest: never half listed
+            self.folder.delete(path)   # the manifest first, then its shards: never half listed
 
     def wait(self):
         """Wait for a background write; raise its error if it failed."""
@@ -425,9 +388,8 @@ class Checkpointer:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+            if self.folder is not None:
+                self.folder.close()
 
     def __enter__(self):
         return self
@@ -437,8 +399,8 @@ class Checkpointer:
 
     def __del__(self):
         with contextlib.suppress(Exception):
-            if self._lock_file is not None:
-                self._lock_file.close()
+            if self.folder is not None:
+                self.folder.close()
 
 
 def _snapshot(state, buffers):
