@@ -46,15 +46,27 @@ def save_parameters(path, obj, network=None):
             f.write(text + "\n")
 
 
+MAX_DOCUMENT_BYTES = 64 << 20
+
+
 def _read_document(path):
     try:
         with open(path, encoding="utf-8") as f:
-            document = json.load(f)
+            text = f.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         from .formats import CheckpointNotFoundError
         raise CheckpointNotFoundError("no such parameter file", path=path) from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(f"cannot read the parameter file: {getattr(exc, 'strerror', None) or exc}",
+                                     path=path) from None
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise CorruptCheckpointError(f"a parameter file of more than {MAX_DOCUMENT_BYTES} bytes", path=path)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
         raise CorruptCheckpointError(f"not valid JSON: {exc}", path=path) from None
+    except RecursionError:
+        raise CorruptCheckpointError("JSON nested too deeply", path=path) from None
     if not isinstance(document, dict) or not all(isinstance(document.get(s, {}), dict)
                                                  for s in SECTIONS + ("network",)):
         raise CorruptCheckpointError("expected an object with populations, projections, network",
@@ -62,10 +74,32 @@ def _read_document(path):
     return document
 
 
-def _value(value, path, label):
-    if isinstance(value, (bool, int, float)):
-        return np.asarray(value)
-    raise CorruptCheckpointError(f"parameter value {value!r} is not a number", path=path, obj=label)
+def _value(raw, dtype, path, label):
+    """``raw`` (a JSON number) as ``dtype``, exactly or within range; anything
+    that would wrap, overflow, round to an integer or be NaN/inf is refused."""
+    if not isinstance(raw, (bool, int, float)):
+        raise CorruptCheckpointError(f"parameter value {raw!r} is not a number", path=path, obj=label)
+    problem = None
+    if isinstance(raw, float) and not math.isfinite(raw):
+        problem = "is not finite"
+    elif dtype.kind == "b":
+        problem = None if isinstance(raw, bool) else "is not a boolean"
+    elif dtype.kind in "iu":
+        if isinstance(raw, float):
+            problem = "is not an integer"
+        elif not np.iinfo(dtype).min <= int(raw) <= np.iinfo(dtype).max:
+            problem = f"is outside the range of {dtype}"
+    elif dtype.kind == "f":
+        try:
+            too_large = abs(float(raw)) > float(np.finfo(dtype).max)
+        except OverflowError:
+            too_large = True
+        problem = f"overflows {dtype}" if too_large else None
+    else:
+        problem = f"cannot set a parameter of dtype {dtype}"
+    if problem:
+        raise CorruptCheckpointError(f"value {raw!r} {problem}: nothing was changed", path=path, obj=label)
+    return np.asarray(raw).astype(dtype)
 
 
 def load_parameters(path, obj, *, global_only=True):
@@ -107,13 +141,8 @@ def _plan_parameter(plan, section, name, group, param, raw, global_only, path):
     if info is None or info.kind != "parameter" or (global_only and info.scope != "global"):
         plan.report.skipped.append(label)
         return
-    value = _value(raw, path, label)
     target = group[param]
-    if not np.can_cast(value.dtype, target.dtype, "same_kind") or \
-            (target.dtype.kind in "iub" and isinstance(raw, float) and not float(raw).is_integer()) or \
-            (target.dtype.kind in "iu" and isinstance(raw, float) and not math.isfinite(raw)):
-        raise CorruptCheckpointError(f"value {raw!r} does not fit the parameter's {target.dtype}",
-                                     path=path, obj=label)
+    value = _value(raw, target.dtype, path, label)
     array = np.full(target.shape, value, dtype=target.dtype)
     plan.assignments.append(Assignment(section, name, param, array))
     plan.report.restored.append(label)
