@@ -134,7 +134,7 @@ def test_checkpointer_loop_stops_every_rank_on_one_ranks_signal_and_resumes_exac
     assert [r["resumed_at"] for r in resumed] == [25, 25]
     assert [r["state"] for r in resumed] == [r["state"] for r in straight]     # bit for bit, every rank
     assert sorted(os.listdir(tmp_path / "ck")) == [
-        ".checkpoint.lock", "ckpt-000000000050.h5", "ckpt-000000000050.h5.shards",
+        ".checkpoint.ledger.json", ".checkpoint.lock", "ckpt-000000000050.h5", "ckpt-000000000050.h5.shards",
         "ckpt-000000000060.h5", "ckpt-000000000060.h5.shards"]
 
 
