@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test bench clean
+.PHONY: demo test fuzz bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# Many more fuzz cases than make test runs, with a random seed; prints what they ended in.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.test
+	FUZZ_SEED=random FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -s -q tests/test_fuzz.py
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py

@@ -55,13 +55,13 @@ def restamp_h5_keep_ranges(path):
 def restamp(path):
     """Make the outer digest (HDF5 userblock, MAT header) match the bytes."""
     name = os.fspath(path)
-    if name.endswith((".h5", ".hdf5")):
-        try:
+    try:
+        if name.endswith((".h5", ".hdf5")):
             restamp_h5_keep_ranges(name)
-        except (ValueError, IndexError, OSError):
-            pass
-    elif name.endswith(".mat"):
-        matlab._stamp_header(name)
+        elif name.endswith(".mat") and os.path.getsize(name) >= 128:
+            matlab._stamp_header(name)
+    except Exception:   # too damaged to restamp (a truncated userblock): the damage stands as it is
+        pass
 
 
 def rewrite_h5(path, change):

@@ -222,7 +222,7 @@ def test_hdf5_chunked_dataset_never_written_is_refused(tmp_path):
 
 def test_hdf5_sixteen_unallocated_gzip_datasets_are_refused(tmp_path):
     path = saved(tmp_path, "h5")
-    shape = (10_000_000,)
+    shape = (9_000_000,)      # 72 MB each, within deflate's ratio of a 64 KB file: 1.2 GB in all
 
     def many(f):
         for i in range(16):
@@ -540,3 +540,38 @@ def test_deeply_nested_parameter_json_and_a_folder_are_clear_errors(tmp_path):
         checkpoint.load_parameters(path, _parameter_network())
     with pytest.raises(CheckpointError, match=os.path.basename(tmp_path)):
         checkpoint.load_parameters(tmp_path, _parameter_network())
+
+
+# --------------------------------------- the HDF5 library in a helper process
+
+
+def test_hdf5_metadata_that_makes_the_library_loop_is_refused(tmp_path):
+    """Found by the fuzzing harness (tests/fuzz.py): a few changed bytes in
+    the metadata of a compressed checkpoint, the userblock digest
+    recomputed, made h5py hang for ever reading the root group's
+    attributes.  The helper process takes the hang; this process refuses
+    the file."""
+    path = tmp_path / "loop.h5"
+    path.write_bytes(open(os.path.join(os.path.dirname(__file__), "data", "hdf5-metadata-loop.h5"), "rb").read())
+    result = forge.read_in_subprocess(path, memory_limit=CHILD_MEMORY, timeout=200)
+    assert result["outcome"] == "CorruptCheckpointError", result
+    assert "loop.h5" in result["message"]
+
+
+@pytest.mark.parametrize("helper, message", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "crashed"),
+    ("import time; time.sleep(60)", "did not finish")])
+def test_a_helper_that_crashes_or_hangs_makes_the_read_a_clear_error(tmp_path, monkeypatch, helper, message):
+    from checkpoint.formats import _h5sandbox
+    path = saved(tmp_path, "h5")
+    monkeypatch.setattr(_h5sandbox, "BASE_TIMEOUT", 2.0)
+    monkeypatch.setattr(_h5sandbox, "_helper", None)
+    monkeypatch.setattr(_h5sandbox, "_start", lambda: subprocess.Popen(
+        [sys.executable, "-c", helper], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    net = izhikevich_network(seed=5)
+    before = arrays_of(net)
+    with pytest.raises(CorruptCheckpointError, match=message):
+        checkpoint.load(path, net)
+    assert_same_arrays(before, arrays_of(net))
+    monkeypatch.undo()
+    checkpoint.load(path, net)    # a new helper serves the next read

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
-from . import _h5guard
+from . import _h5guard, _h5sandbox
 from ._writer import WritebackFile, write_array_data
 from .checksums import verify_array
 from .layout import ALLOWED_DTYPES, PathKeys, all_entries, decode_manifest, entry_nbytes, unflatten
@@ -234,21 +234,31 @@ class HDF5Format:
         # Every byte of one read comes from the inode opened here, so a file
         # atomically replaced meanwhile cannot mix into what was verified.
         with open(path, "rb", buffering=0) as raw:
-            file_size = os.fstat(raw.fileno()).st_size
-            raw_ranges = _h5guard.verify(raw, path)
-            _load_filter_plugins()
-            f, handle = _open_same_file(raw)
+            _h5guard.verify(raw, path)
+            # a digest proves the metadata undamaged, not harmless: the HDF5
+            # library first walks it in a helper process, where a hang or a
+            # crash costs nothing
+            _h5sandbox.probe(raw, path)
+            return self.read_open(raw, path, lazy)
 
-            def close():
-                f.close()
-                handle.close()
-            try:
-                manifest = self._manifest(f, path)
-                fetch = self._fetcher(f, raw, path, file_size, raw_ranges, lazy)
-                state = unflatten(manifest, fetch, path, lazy=lazy)
-            except BaseException:
-                close()
-                raise
+    def read_open(self, raw, path, lazy=False):
+        """Read from ``raw``, the checkpoint opened for reading, whose
+        userblock is verified (the helper process calls this directly)."""
+        file_size = os.fstat(raw.fileno()).st_size
+        raw_ranges = _h5guard.verify(raw, path)
+        _load_filter_plugins()
+        f, handle = _open_same_file(raw)
+
+        def close():
+            f.close()
+            handle.close()
+        try:
+            manifest = self._manifest(f, path)
+            fetch = self._fetcher(f, raw, path, file_size, raw_ranges, lazy)
+            state = unflatten(manifest, fetch, path, lazy=lazy)
+        except BaseException:
+            close()
+            raise
         if lazy:
             state._closer = close
         else:

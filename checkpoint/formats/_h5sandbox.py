@@ -1,0 +1,108 @@
+"""Let the HDF5 library walk a file's metadata in a helper process first.
+
+The HDF5 library trusts a file's metadata: a forged object header, B-tree
+or attribute can make it loop forever or crash the interpreter.  The
+userblock digest (:mod:`._h5guard`) proves the metadata undamaged, not
+harmless, since anyone can recompute it.  So before this process lets the
+library near a file, a helper process opens the same inode (through
+``/proc/<pid>/fd``) and does everything a lazy read does — open the file,
+read the manifest, open every dataset, check its storage against the
+budget — and reads every chunked dataset in full (chunk indexes are
+metadata too).  A helper that crashes or does not answer in time makes
+the read a :class:`CorruptCheckpointError`, and is replaced by a new one;
+an ordinary error in the helper is left to the real read to raise.
+
+One helper serves a process: it starts on the first HDF5 read (about a
+quarter of a second: it imports h5py) and then costs a few milliseconds
+per file.  It exits when this process does (its standard input closes).
+"""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+
+from ..errors import CorruptCheckpointError
+
+#: Seconds the helper may take for a file: a base, plus time to inflate
+#: the compressed chunks a file of that size can hold.
+BASE_TIMEOUT = 30.0
+BYTES_PER_SECOND = 20e6
+
+_lock = threading.Lock()
+_helper = None
+
+
+def _start():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.Popen([sys.executable, "-c", "from checkpoint.formats._h5sandbox import serve; serve()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=env, text=True, bufsize=1, close_fds=True)
+
+
+def _stop(helper):
+    helper.kill()
+    helper.wait()
+
+
+def probe(raw, path):
+    """Have the helper walk the metadata of ``raw`` (an open checkpoint);
+    raise :class:`CorruptCheckpointError` if the library hangs or crashes."""
+    global _helper
+    same = f"/proc/{os.getpid()}/fd/{raw.fileno()}"
+    target = same if os.path.exists(same) else os.path.abspath(path)
+    timeout = BASE_TIMEOUT + os.fstat(raw.fileno()).st_size / BYTES_PER_SECOND
+    with _lock:
+        if _helper is None or _helper.poll() is not None:
+            _helper = _start()
+        helper = _helper
+        try:
+            helper.stdin.write(json.dumps({"path": target, "name": os.fspath(path)}) + "\n")
+            helper.stdin.flush()
+            ready, _, _ = select.select([helper.stdout], [], [], timeout)
+            answer = helper.stdout.readline() if ready else None
+        except (BrokenPipeError, OSError):
+            answer = ""
+        if answer is None:
+            _stop(helper)
+            _helper = None
+            raise CorruptCheckpointError(f"the HDF5 library did not finish reading this file's metadata in "
+                                         f"{timeout:.0f} s (a forged structure makes it loop)", path=path)
+        if not answer:
+            code = helper.wait()
+            _helper = None
+            raise CorruptCheckpointError(f"the HDF5 library crashed reading this file's metadata (exit "
+                                         f"{code}, in a helper process)", path=path)
+
+
+def walk(path, name):
+    """What a lazy read does to the file at ``path``, plus a full read of
+    every chunked dataset."""
+    from .hdf5 import HDF5Format
+    with open(path, "rb", buffering=0) as raw:
+        with HDF5Format().read_open(raw, name, lazy=True) as state:
+            for group in list(state.populations.values()) + list(state.projections.values()):
+                for array in list(group.arrays.values()) + [getattr(group, "indptr", None),
+                                                           getattr(group, "indices", None)]:
+                    if array is not None and array._dataset.chunks is not None:
+                        array.read()
+            for rng in state.rng.values():
+                for array in rng.arrays.values():
+                    if array._dataset.chunks is not None:
+                        array.read()
+
+
+def serve():
+    """The helper's loop: one JSON request per line in, ``{"done": true}`` out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C is for the run, not for us
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            walk(request["path"], request["name"])
+        except BaseException:   # an ordinary error: the real read will raise it, with its message
+            pass
+        sys.stdout.write(json.dumps({"done": True}) + "\n")
+        sys.stdout.flush()
