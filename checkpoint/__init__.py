@@ -5,9 +5,9 @@ See README.rst for a tour and docs/format.rst for the file format.
 
 from ._version import __version__
 from .api import load, read, save
-from .errors import (CheckpointError, CheckpointWarning, CorruptCheckpointError, FormatLimitError,
-                     Interrupted, StructureMismatchError, UnsafeContentError, UnsupportedFormatError,
-                     UnsupportedObjectError)
+from .errors import (CheckpointError, CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError,
+                     FormatLimitError, Interrupted, StructureMismatchError, UnsafeContentError,
+                     UnsupportedFormatError, UnsupportedObjectError)
 from .manager import Checkpointer
 from .network import Network, Population, Projection
 from .parameters import load_parameters, save_parameters
@@ -18,6 +18,6 @@ __all__ = [
     "__version__", "save", "load", "read", "save_parameters", "load_parameters", "Checkpointer",
     "Network", "Population", "Projection", "NetworkState", "PopulationState", "ProjectionState",
     "RestoreReport", "CheckpointError", "UnsupportedFormatError", "UnsupportedObjectError",
-    "CorruptCheckpointError", "StructureMismatchError", "UnsafeContentError", "FormatLimitError",
-    "CheckpointWarning", "Interrupted",
+    "CorruptCheckpointError", "CheckpointNotFoundError", "StructureMismatchError", "UnsafeContentError",
+    "FormatLimitError", "CheckpointWarning", "Interrupted",
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "StructureMismatchError",
     "UnsafeContentError",
     "FormatLimitError",
+    "CheckpointNotFoundError",
     "CheckpointWarning",
     "Interrupted",
 ]
@@ -68,6 +69,10 @@ class UnsafeContentError(CheckpointError):
 class FormatLimitError(CheckpointError):
     """The state cannot be written in this format (e.g. MATLAB's 2 GiB limit
     per variable, or a dtype the format cannot hold)."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint (or parameter) file does not exist."""
 
 
 class CheckpointWarning(UserWarning):

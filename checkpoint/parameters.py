@@ -9,7 +9,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .adapters import adapter_for
-from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError
+from .errors import CheckpointError, CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError
 from .restore import Assignment, Plan, RestoreReport
 
 __all__ = ["save_parameters", "load_parameters"]
@@ -54,7 +54,6 @@ def _read_document(path):
         with open(path, encoding="utf-8") as f:
             text = f.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
-        from .formats import CheckpointNotFoundError
         raise CheckpointNotFoundError("no such parameter file", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CorruptCheckpointError(f"cannot read the parameter file: {getattr(exc, 'strerror', None) or exc}",

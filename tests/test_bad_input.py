@@ -275,9 +275,11 @@ def test_unknown_suffix_names_the_choices(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(CheckpointError) as info:
+    with pytest.raises(checkpoint.CheckpointNotFoundError) as info:
         checkpoint.load(tmp_path / "nope.h5", izhikevich_network())
     assert isinstance(info.value, FileNotFoundError) and "nope.h5" in str(info.value)
+    with pytest.raises(checkpoint.CheckpointNotFoundError, match="nope.json"):
+        checkpoint.load_parameters(tmp_path / "nope.json", izhikevich_network())
 
 
 def test_unsupported_dtype_is_refused_before_writing(tmp_path):

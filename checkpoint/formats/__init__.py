@@ -15,7 +15,7 @@ import zlib
 
 from .._atomic import atomic_write
 from .._progress import progress_bar, with_progress
-from ..errors import CheckpointError, CorruptCheckpointError, UnsupportedFormatError
+from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError, UnsupportedFormatError
 from . import hdf5, matlab, npz, text
 from .layout import encode_manifest, flatten
 
@@ -28,10 +28,6 @@ ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt
 _DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error,
            zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError,
            tokenize.TokenError, SyntaxError)
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The checkpoint file does not exist."""
 
 
 def choices():
