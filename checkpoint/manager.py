@@ -93,7 +93,9 @@ class Checkpointer:
         Write in a background thread; the run pauses only for a copy.
     signals : tuple of signal numbers
         On one of these the next :meth:`maybe_save` saves, waits, and
-        raises :class:`checkpoint.Interrupted`.
+        raises :class:`checkpoint.Interrupted`.  By default Ctrl-C (SIGINT),
+        SIGTERM (a cluster's time limit) and SIGUSR1; a second Ctrl-C
+        stops at once (``KeyboardInterrupt``).
     monitors : bool
         Save and restore the simulator's monitors too (see :func:`checkpoint.save`).
     comm : mpi4py communicator, optional
@@ -102,6 +104,10 @@ class Checkpointer:
         Checkpoints are sharded (:mod:`checkpoint.distributed`), written
         without a background thread; the ranks agree on when to save, so a
         signal received by any rank stops all of them at the same step.
+    read_only : bool
+        List and restore only, while another process may own the folder:
+        no lock is taken, nothing is written or deleted, no signal handler
+        is installed, and :meth:`save` raises.
 
     Examples
     --------
@@ -114,8 +120,8 @@ class Checkpointer:
 
     def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
                  keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
-                 signals=(signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None, create=True,
-                 monitors=False, comm=None):
+                 signals=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None,
+                 create=True, monitors=False, comm=None, read_only=False):
         if keep < 1:
             raise ValueError("keep must be at least 1")
         self.directory = os.path.abspath(os.fspath(directory))
@@ -134,16 +140,19 @@ class Checkpointer:
         self._future = None
         self._executor = None
         self._signal = None
+        self._ctrl_c = 0        # Ctrl-Cs since the last Interrupted
         self._old_handlers = {}
         self.folder = None
-        self._on_leader(lambda: setattr(self, "folder", self._open_folder(create)), "open the folder")
-        if self.folder is None:   # the other ranks of an MPI run list the folder rank 0 owns
+        self.read_only = read_only
+        if not read_only:
+            self._on_leader(lambda: setattr(self, "folder", self._open_folder(create)), "open the folder")
+        if self.folder is None:   # read-only, or another rank of an MPI run: list the folder rank 0 owns
             self.folder = CheckpointFolder(self.directory, read_only=True)
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
         kept = [p for p in self._files() if p[2]]
         self._last_kept = (self._time_of(kept[-1][1]) if kept else None, time.monotonic())
-        self._install_signals(signals)
+        self._install_signals(() if read_only else signals)
 
     # ------------------------------------------------------------- MPI ranks
 
@@ -270,6 +279,7 @@ class Checkpointer:
 
         Returns the path written, or None.
         """
+        self._refuse_if_read_only()
         self._raise_background_error()
         time_ms, step = self._clock()
         due = step != self._last[0] and self.schedule.due(step, time_ms, *self._last)
@@ -281,6 +291,7 @@ class Checkpointer:
             signum, self._signal = self._signal, None
             path = self.save()
             self.wait()
+            self._ctrl_c = 0
             raise Interrupted(signum, path)
         return self.save() if due else None
 
@@ -289,6 +300,7 @@ class Checkpointer:
 
         Returns the path the checkpoint will have once committed.
         """
+        self._refuse_if_read_only()
         self.wait()
         if self.comm is not None:
             return self._save_sharded()
@@ -372,8 +384,18 @@ class Checkpointer:
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum, frame):
+        if signum == signal.SIGINT:
+            self._ctrl_c += 1
+            if self._ctrl_c > 1:
+                raise KeyboardInterrupt   # a second Ctrl-C, even during the final save: out now
         self._signal = signum
-        log.warning("signal %d received: checkpointing at the next maybe_save()", signum)
+        log.warning("%s received: checkpointing at the next maybe_save() (Ctrl-C again stops at once)",
+                    signal.Signals(signum).name)
+
+    def _refuse_if_read_only(self):
+        if self.read_only:
+            raise CheckpointError("this Checkpointer is read-only: it lists and restores, never saves",
+                                  path=self.directory)
 
     # --------------------------------------------------------------- closing
 

@@ -15,6 +15,9 @@ Modes (each rank writes ``FOLDER/<mode>-<rank>.json`` with what it saw):
 * ``loop``: a Checkpointer loop to step 60 (checkpoint every 10 steps),
   resuming from ``FOLDER/ck`` if it has checkpoints.
 * ``loop-signal``: the same, but rank 1 alone gets SIGUSR1 at step 25.
+* ``loop-ctrl-c``: a slow Checkpointer loop (checkpoints every 1000 steps)
+  that writes ``FOLDER/ready`` at step 5 and runs until a Ctrl-C (SIGINT,
+  which mpiexec forwards to every rank) stops it.
 """
 
 import json
@@ -71,6 +74,20 @@ def main(mode, folder):
                 except checkpoint.Interrupted as stop:
                     out["interrupted"] = {"step": net.step, "path": os.path.basename(stop.path)}
                 out["kept"] = [os.path.basename(p) for p in ckpt.checkpoints()]
+            out["state"] = digest(net)
+        elif mode == "loop-ctrl-c":
+            import time
+            net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
+            with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=1000, comm=comm) as ckpt:
+                try:
+                    while net.step < 100_000:
+                        simulate(net, 1)
+                        if rank == 0 and net.step == 5:
+                            open(os.path.join(folder, "ready"), "w").close()
+                        time.sleep(0.002)
+                        ckpt.maybe_save()
+                except checkpoint.Interrupted as stop:
+                    out["interrupted"] = {"step": net.step, "path": os.path.basename(stop.path)}
             out["state"] = digest(net)
         elif mode == "save-fail":
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)

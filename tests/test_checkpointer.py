@@ -270,3 +270,80 @@ def test_commits_are_logged(tmp_path, caplog):
         with Checkpointer(tmp_path, net, every_steps=5, background=False) as ckpt:
             advance(net, ckpt, 5)
     assert any("committed" in r.message and "step 5" in r.message for r in caplog.records)
+
+
+_CTRL_C_LOOP = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+import checkpoint
+from helpers import izhikevich_network
+net = izhikevich_network()
+with checkpoint.Checkpointer({folder!r}, net, every_steps=100_000) as ckpt:
+    try:
+        while True:
+            net.step += 1
+            if net.step == 5:
+                open({ready!r}, "w").close()
+            time.sleep({pause})
+            if {call_maybe_save}:
+                ckpt.maybe_save()
+    except checkpoint.Interrupted as stop:
+        print("interrupted", net.step, os.path.basename(stop.path))
+"""
+
+
+def _ctrl_c_script(tmp_path, pause, call_maybe_save=True):
+    import time
+    script = _CTRL_C_LOOP.format(tests=os.path.dirname(__file__), folder=str(tmp_path / "ck"),
+                                 ready=str(tmp_path / "ready"), pause=pause, call_maybe_save=call_maybe_save)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "ready").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    return process
+
+
+def test_ctrl_c_checkpoints_and_stops_cleanly(tmp_path):
+    process = _ctrl_c_script(tmp_path, pause=0.005)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    _, step, name = out.split()
+    assert checkpoint.read(tmp_path / "ck" / name).step == int(step)
+    assert "Traceback" not in err
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    """The loop never reaches maybe_save: the first Ctrl-C waits for it,
+    the second one stops the script now."""
+    import time
+    process = _ctrl_c_script(tmp_path, pause=30, call_maybe_save=False)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None            # the first only asked for a checkpoint
+    started = time.time()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=20)
+    assert time.time() - started < 10 and "KeyboardInterrupt" in err
+
+
+def test_a_read_only_checkpointer_lists_and_restores_beside_the_owner(tmp_path):
+    from helpers import folder_digests
+    net = izhikevich_network()
+    with Checkpointer(tmp_path, net, every_steps=5, keep=2, background=False) as owner:
+        advance(net, owner, 12)
+        files = folder_digests(tmp_path)
+        fresh = izhikevich_network(seed=3)
+        with Checkpointer(tmp_path, fresh, read_only=True) as reader:
+            assert [os.path.basename(p) for p in reader.checkpoints()] == [
+                "ckpt-000000000005.h5", "ckpt-000000000010.h5"]
+            assert reader.restore_latest().step == 10 and fresh.step == 10
+            for call in (reader.save, reader.maybe_save):
+                with pytest.raises(CheckpointError, match="read-only"):
+                    call()
+        assert folder_digests(tmp_path) == files
+        assert signal.getsignal(signal.SIGINT) == owner._on_signal
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Checkpointer(tmp_path / "absent", net, read_only=True)
+    assert not (tmp_path / "absent").exists()

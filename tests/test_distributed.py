@@ -163,3 +163,28 @@ def test_one_rank_in_process_round_trip_and_a_missing_folder(tmp_path):
     with pytest.raises(CheckpointError, match="folder does not exist"):
         checkpoint.save(tmp_path / "missing" / "run.h5", net, comm=SingleRank())
     assert not (tmp_path / "missing").exists()
+
+
+def test_ctrl_c_under_mpiexec_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path):
+    """A Ctrl-C at the terminal reaches mpiexec, which forwards SIGINT to
+    every rank: all of them checkpoint at the same step and exit cleanly."""
+    import signal
+    import time
+    process = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_sim.py"),
+                                "loop-ctrl-c", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "ready").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    results = [json.loads((tmp_path / f"loop-ctrl-c-{rank}.json").read_text()) for rank in range(2)]
+    assert all("error" not in r for r in results), results
+    steps = {r["interrupted"]["step"] for r in results}
+    assert len(steps) == 1, results
+    step = steps.pop()
+    manifest = tmp_path / "ck" / f"ckpt-{step:012d}.h5"
+    assert checkpoint.read(manifest).step == step
+    for rank, shard in enumerate(shard_paths(manifest)):
+        assert checkpoint.read(shard).step == step
