@@ -1,5 +1,6 @@
 """save, load and read: the calls simulation scripts make."""
 
+import copy
 import logging
 import os
 import time as _time
@@ -9,6 +10,7 @@ from .adapters import adapter_for
 from .errors import StructureMismatchError
 from .formats import read_state, write_state
 from .restore import hash_connectivity, make_plan
+from .state import NetworkState
 
 __all__ = ["save", "load", "read"]
 
@@ -27,12 +29,14 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     path : str or os.PathLike
         Destination; its suffix picks the format unless ``format`` is given:
         ``.h5``/``.hdf5``, ``.npz``, ``.mat``, ``.txt``, ``.txt.gz``/``.gz``.
-    obj : network, population or projection
+    obj : network, population, projection or NetworkState
         An embedded :class:`checkpoint.Network`, a Brian2 ``Network``, a
         compiled ANNarchy ``Network``, the ``nest`` module (the running
         kernel), or one population / projection of any of them
         (``NeuronGroup``/``Synapses``, ANNarchy's, a NEST ``NodeCollection``
-        or ``SynapseCollection``): then the file holds that one object.
+        or ``SynapseCollection``): then the file holds that one object.  A
+        :class:`NetworkState` (from :func:`read`, edited or not) is written
+        as it is.
     populations, projections : bool
         Leave that half out of the file when False.
     format : str, optional
@@ -63,11 +67,25 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
                                 format=format, compression=compression, metadata=metadata,
                                 progress=progress, monitors=monitors)
     started = _time.perf_counter()
-    state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
-    state.meta["user"] = dict(metadata or {})
+    if isinstance(obj, NetworkState):
+        state = _as_written(obj, populations, projections, metadata)
+    else:
+        state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
+        state.meta["user"] = dict(metadata or {})
     write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
              state.time, _time.perf_counter() - started)
+
+
+def _as_written(state, populations, projections, metadata):
+    """A :class:`NetworkState` (from :func:`read`, maybe edited) to write as it is."""
+    written = copy.copy(state)
+    written.meta = {k: v for k, v in state.meta.items() if k not in ("library_version_written", "created")}
+    written.populations = dict(state.populations) if populations else {}
+    written.projections = dict(state.projections) if projections else {}
+    if metadata is not None:
+        written.meta["user"] = dict(metadata)
+    return written
 
 
 def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,

@@ -192,6 +192,7 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
     plan = Plan(RestoreReport(path=None if path is None else str(path)), file_meta=file_state.meta)
     content = model_state.meta.get("content", "network")
     file_is_network = file_state.meta.get("content", "network") == "network"
+    matched_any = False
     sections = [("populations", populations, _plan_population),
                 ("projections", projections, _plan_projection)]
     for section, wanted, plan_object in sections:
@@ -200,6 +201,7 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
             continue
         single = content != "network"
         pairs, file_only = _pairs(section, getattr(file_state, section), model_objs, single, path)
+        matched_any = matched_any or bool(pairs)
         for name, fobj, mobj in pairs:
             plan_object(plan, name, fobj, mobj, path)
         if not single:
@@ -210,8 +212,16 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
                 for name, mobj in model_objs.items():
                     if name not in matched:
                         plan.report.kept.extend(f"{name}.{var}" for var in mobj.arrays)
+    nothing_in_common = bool(file_state.populations or file_state.projections) and not matched_any
     if content == "network" and populations and projections and file_is_network:
-        _plan_clock_and_rng(plan, file_state, model_state, path)
+        if nothing_in_common:
+            # a file of another network: moving the clock or the generators
+            # would be the only change, and a wrong one
+            plan.report.skipped.extend(["time", "step"] + [f"rng.{name}" for name in file_state.rng])
+            warnings.warn(f"{path}: no population or projection in common with the model: "
+                          "time and random state left as they are", CheckpointWarning, stacklevel=4)
+        else:
+            _plan_clock_and_rng(plan, file_state, model_state, path)
     if strict and (plan.report.skipped or plan.report.kept):
         raise StructureMismatchError(
             f"strict restore: skipped {plan.report.skipped}, kept {plan.report.kept}", path=path)

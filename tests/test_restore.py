@@ -173,3 +173,38 @@ def test_swap_contents_exchanges_large_arrays():
     a, b = np.arange(10_000_001.0), np.zeros(10_000_001)
     swap_contents(a, b, chunk=1 << 20)
     assert b[-1] == 10_000_000.0 and a.sum() == 0.0
+
+
+def test_a_load_with_nothing_in_common_moves_neither_clock_nor_generator(tmp_path):
+    other = checkpoint.Network(dt=0.5, seed=9)
+    other.add_population("elsewhere", 3, variables={"v": 1.0})
+    other.step = 100
+    checkpoint.save(tmp_path / "other.h5", other)
+    net = izhikevich_network()
+    net.step = 7
+    rng_state = net.rng.bit_generator.state
+    with pytest.warns(CheckpointWarning, match="no population or projection in common"):
+        report = checkpoint.load(tmp_path / "other.h5", net)
+    assert net.step == 7 and net.rng.bit_generator.state == rng_state
+    assert report.restored == [] and "step" in report.skipped
+    with pytest.raises(StructureMismatchError):
+        checkpoint.load(tmp_path / "other.h5", net, strict=True)
+
+
+def test_save_writes_a_state_read_and_edited(tmp_path):
+    net = izhikevich_network()
+    net.step = 12
+    checkpoint.save(tmp_path / "a.h5", net, metadata={"who": "me"})
+    state = checkpoint.read(tmp_path / "a.h5")
+    state.populations["pop0"].arrays["v"] = np.full(40, -70.0)
+    checkpoint.save(tmp_path / "b.npz", state)
+    again = checkpoint.read(tmp_path / "b.npz")
+    assert again.step == 12 and again.meta["user"] == {"who": "me"}
+    fresh = izhikevich_network(seed=4)
+    checkpoint.load(tmp_path / "b.npz", fresh)
+    assert np.all(fresh.populations["pop0"].v == -70.0) and fresh.step == 12
+    with checkpoint.read(tmp_path / "a.h5", lazy=True) as lazy:      # lazy arrays are read as they are written
+        checkpoint.save(tmp_path / "c.mat", lazy, projections=False, metadata={"who": "you"})
+    c = checkpoint.read(tmp_path / "c.mat")
+    assert not c.projections and c.meta["user"] == {"who": "you"}
+    assert np.array_equal(c.populations["pop0"]["v"], net.populations["pop0"].v)
