@@ -1,5 +1,7 @@
 """compression= options and the progress bar."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def test_unknown_or_unfit_compression(tmp_path):
     net = izhikevich_network()
     with pytest.raises(UnsupportedFormatError, match="unknown compression"):
         checkpoint.save(tmp_path / "c.h5", net, compression="rar")
-    with pytest.raises(UnsupportedFormatError, match="npz supports only gzip"):
+    with pytest.raises(UnsupportedFormatError, match="npz format cannot compress with .zstd.; it supports gzip"):
         checkpoint.save(tmp_path / "c.npz", net, compression="zstd")
     assert list(tmp_path.iterdir()) == []
 
@@ -78,3 +80,29 @@ def test_an_array_over_4_gib(tmp_path, fmt):
     assert x.shape == (n,)
     for start in (0, (4 << 30) - 7, n - 251):
         assert np.array_equal(x[start:start + 251], np.roll(pattern, -(start % 251))[:len(x[start:start + 251])])
+
+
+@pytest.mark.parametrize("name, compression, message", [
+    ("c.txt", "gzip", "text format cannot compress"),
+    ("c.txt.gz", "zstd", "cannot compress with 'zstd'"),
+    ("c.mat", "lzf", "mat format cannot compress"),
+    ("c.npz", "blosc", "npz format cannot compress"),
+    ("c.h5", "gzip:99", "no level 99"),
+    ("c.h5", "gzip:x", "unknown compression 'gzip:x'"),
+    ("c.h5", {"codec": "bz2"}, "unknown compression {'codec': 'bz2'}"),
+    ("c.h5", 3, "unknown compression 3"),
+])
+def test_compression_a_format_cannot_do_is_refused_before_any_file_is_made(tmp_path, name, compression, message):
+    """One parse, before the temporary file exists: the error names the
+    user's file, never a hidden temporary, and nothing is written."""
+    with pytest.raises(UnsupportedFormatError, match=message) as info:
+        checkpoint.save(tmp_path / name, izhikevich_network(), compression=compression)
+    assert str(info.value).startswith(str(tmp_path / name) + ":")
+    assert os.listdir(tmp_path) == []
+
+
+def test_gzip_text_takes_a_gzip_level(tmp_path):
+    net = izhikevich_network()
+    checkpoint.save(tmp_path / "fast.txt.gz", net, compression="gzip:1")
+    checkpoint.save(tmp_path / "small.txt.gz", net, compression="gzip:9")
+    assert os.path.getsize(tmp_path / "small.txt.gz") < os.path.getsize(tmp_path / "fast.txt.gz")

@@ -1,8 +1,11 @@
 """File formats, found by suffix or by name.
 
 Each format module defines one class with ``name``, ``suffixes``,
-``keys()`` (how storage keys are made), ``write(tmp_path, manifest_text,
-digest, manifest, items, compression)`` and ``read(path, lazy)``.  This
+``codecs`` (the compression codecs it can write), ``keys()`` (how storage
+keys are made), ``write(tmp_path, manifest_text, digest, manifest, items,
+compression)`` (``compression`` already parsed and checked against
+``codecs``: a :class:`~.compression.Compression` or None) and
+``read(path, lazy)``.  This
 module adds what all formats share: choosing a format, atomic writes, and
 turning library exceptions from a bad file into :class:`CorruptCheckpointError`.
 """
@@ -17,6 +20,7 @@ from .._atomic import atomic_write
 from .._progress import progress_bar, with_progress
 from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError, UnsupportedFormatError
 from . import hdf5, matlab, npz, text
+from .compression import for_format
 from .layout import encode_manifest, flatten
 
 FORMATS = {f.name: f for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFormat(),
@@ -53,6 +57,7 @@ def format_for(path, format=None):
 def write_state(path, state, format=None, compression=None, progress=False):
     """Write ``state`` to ``path`` atomically in the chosen format."""
     fmt = format_for(path, format)
+    compression = for_format(compression, fmt, path)   # refused here, before any file exists
     manifest, items = flatten(state, fmt.keys(), path)
     manifest_text, digest = encode_manifest(manifest, path)
     total = sum(array.nbytes for _, array in items)

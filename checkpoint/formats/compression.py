@@ -23,24 +23,56 @@ class Compression:
     fletcher32: bool = False
 
 
-def parse(value):
-    """Turn a ``compression=`` argument into a :class:`Compression` or None."""
+_LEVELS = {"gzip": range(0, 10), "zstd": range(1, 23), "blosc": range(0, 10)}
+
+
+def parse(value, path=None):
+    """Turn a ``compression=`` argument into a :class:`Compression` or None.
+
+    Raises :class:`UnsupportedFormatError` (naming ``path``) for an unknown
+    codec, a level the codec does not have, or a value of another type.
+    """
     if value is None or value is False:
         return None
     if isinstance(value, Compression):
         return value
+    original = value
     if value is True:
         value = "gzip"
     if isinstance(value, str):
         codec, _, level = value.lower().partition(":")
-        value = {"codec": codec, "level": int(level) if level else None}
+        try:
+            value = {"codec": codec, "level": int(level) if level else None}
+        except ValueError:
+            value = {"codec": None}
     if not isinstance(value, dict) or value.get("codec") not in CODECS:
-        raise UnsupportedFormatError(f"unknown compression {value!r}; choose one of: {', '.join(CODECS)}")
+        raise UnsupportedFormatError(f"unknown compression {original!r}; choose one of: {', '.join(CODECS)} "
+                                     "(a level as \"gzip:9\")", path=path)
     level = value.get("level")
     if level is None:
         level = _DEFAULT_LEVEL.get(value["codec"])
+    if level is not None and (not isinstance(level, int) or level not in _LEVELS.get(value["codec"], ())):
+        raise UnsupportedFormatError(f"compression {original!r}: {value['codec']} has no level {level!r}",
+                                     path=path)
     return Compression(value["codec"], level, bool(value.get("shuffle", True)),
                        bool(value.get("fletcher32", False)))
+
+
+def for_format(value, fmt, path):
+    """Parse ``compression=`` for ``fmt`` once, before any file is made:
+    a codec the format cannot write is refused, naming the user's path."""
+    codec = parse(value, path)
+    if codec is not None and codec.codec not in fmt.codecs:
+        can = ", ".join(fmt.codecs) if fmt.codecs else "no compression"
+        raise UnsupportedFormatError(f"the {fmt.name} format cannot compress with {codec.codec!r}; it supports "
+                                     f"{can}", path=path)
+    if codec is not None and codec.codec in ("zstd", "lz4", "blosc"):
+        try:
+            import hdf5plugin  # noqa: F401
+        except ImportError:
+            raise UnsupportedFormatError(f"compression {codec.codec!r} needs the hdf5plugin package: "
+                                         "pip install 'neuro-checkpoint[compression]'", path=path) from None
+    return codec
 
 
 def chunk_shape(array):
@@ -65,7 +97,7 @@ def hdf5_options(value, array):
         import hdf5plugin
     except ImportError:
         raise UnsupportedFormatError(
-            f"compression {c.codec!r} needs the hdf5plugin package: pip install 'checkpoint[compression]'"
+            f"compression {c.codec!r} needs the hdf5plugin package: pip install 'neuro-checkpoint[compression]'"
         ) from None
     if c.codec == "zstd":
         options.update(hdf5plugin.Zstd(clevel=c.level))

@@ -198,6 +198,7 @@ def _open_same_file(raw):
 class HDF5Format:
     name = "h5"
     suffixes = (".h5", ".hdf5")
+    codecs = ("gzip", "lzf", "zstd", "lz4", "blosc")
 
     def keys(self):
         return PathKeys()

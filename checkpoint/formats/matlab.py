@@ -21,7 +21,6 @@ import xxhash
 
 from ..errors import CorruptCheckpointError, FormatLimitError
 from . import _matguard
-from .compression import parse
 from .layout import ALLOWED_DTYPES, IdentifierKeys, unflatten
 
 HEADER_TEXT = 116
@@ -76,14 +75,12 @@ def verify_file(f, path):
 class MatFormat:
     name = "mat"
     suffixes = (".mat",)
+    codecs = ("gzip",)
 
     def keys(self):
         return IdentifierKeys()
 
     def write(self, tmp, manifest_text, digest, manifest, items, compression):
-        codec = parse(compression)
-        if codec is not None and codec.codec != "gzip":
-            raise FormatLimitError("MAT files support only gzip (zlib) compression", path=tmp)
         variables = {"checkpoint_manifest": manifest_text, "checkpoint_manifest_xxh3": digest}
         sizes = {}
         for key, array in items:

@@ -43,6 +43,7 @@ def _read_header(stream, path, label):
 class NpzFormat:
     name = "npz"
     suffixes = (".npz",)
+    codecs = ("gzip",)
 
     def keys(self):
         return PathKeys()

@@ -75,6 +75,7 @@ def _parse_values(lines, dtype, count):
 class TextFormat:
     name = "text"
     suffixes = (".txt",)
+    codecs = ()
     max_ratio = 1
 
     def keys(self):
@@ -186,9 +187,10 @@ def _lines_of(f, count, path):
 class GzipTextFormat(TextFormat):
     name = "text.gz"
     suffixes = (".txt.gz", ".gz")
+    codecs = ("gzip",)
     max_ratio = _GZIP_MAX_RATIO
 
     def _open(self, path, mode, compression=None):
         c = parse(compression)
-        level = c.level if c is not None and c.codec == "gzip" and c.level is not None else 6
+        level = c.level if c is not None and c.level is not None else 6
         return gzip.open(path, mode, compresslevel=level, encoding="utf-8", newline="\n")
