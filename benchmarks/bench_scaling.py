@@ -83,7 +83,7 @@ def plot(rows, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install 'checkpoint[plot]')")
+        print("matplotlib is not installed: no plot (pip install 'neuro-checkpoint[plot]')")
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, column, title in ((axes[0], 2, "save"), (axes[1], 3, "load")):

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from ._version import __version__
 from .errors import CheckpointError
 from .formats import read_state, write_state
 
@@ -64,11 +65,53 @@ def _difference(a, b):
         return f"shape {list(a.shape)} vs {list(b.shape)}"
     if a.tobytes() == b.tobytes() and a.dtype == b.dtype:
         return None
+    if a.dtype != b.dtype and np.array_equal(a, b):
+        return f"dtype {a.dtype} vs {b.dtype}, same values"
     x, y = a.astype(np.float64), b.astype(np.float64)
     delta = np.abs(x - y)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.nanmax(np.where(np.abs(x) > 0, delta / np.abs(x), delta)) if delta.size else 0.0
     return f"max abs diff {np.nanmax(delta) if delta.size else 0:.6g}, max rel diff {relative:.6g}"
+
+
+def _structure_differences(a, b):
+    out = []
+    for name in sorted(set(a.populations) & set(b.populations)):
+        if a.populations[name].size != b.populations[name].size:
+            out.append(f"{name}: {a.populations[name].size} vs {b.populations[name].size} neurons")
+    for name in sorted(set(a.projections) & set(b.projections)):
+        left, right = a.projections[name], b.projections[name]
+        for part in ("shape", "pre", "post", "target"):
+            if _plain(getattr(left, part)) != _plain(getattr(right, part)):
+                out.append(f"{name}: {part} {_plain(getattr(left, part))} vs {_plain(getattr(right, part))}")
+    return out
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# what a load restores besides the arrays: the clock, and what the adapters read from meta
+_RESTORED_META = (("dt", "dt"), ("brian2", "Brian2 clocks"), ("nest", "NEST kernel clock and seed"))
+
+
+def _clock_and_rng_differences(a, b):
+    out = []
+    if a.step != b.step or a.time != b.time:
+        out.append(f"time: {a.time} ms (step {a.step}) vs {b.time} ms (step {b.step})")
+    for key, what in _RESTORED_META:
+        if a.meta.get(key) != b.meta.get(key):
+            out.append(f"{what}: {a.meta.get(key)} vs {b.meta.get(key)}")
+    for name in sorted(set(a.rng) | set(b.rng)):
+        if name not in a.rng or name not in b.rng:
+            out.append(f"random generator {name!r} only in one file")
+            continue
+        left, right = a.rng[name], b.rng[name]
+        same = (left.kind == right.kind and left.state == right.state and left.arrays.keys() == right.arrays.keys()
+                and all(_difference(left.arrays[k], right.arrays[k]) is None for k in left.arrays))
+        if not same:
+            out.append(f"random generator {name!r}: its state differs")
+    return out
 
 
 def cmd_diff(args):
@@ -91,8 +134,7 @@ def cmd_diff(args):
                 d = _difference(left[name][var], right[name][var])
                 if d:
                     differences.append(f"{name}.{var}: {d}")
-    if a.step != b.step or a.time != b.time:
-        differences.append(f"time: {a.time} ms (step {a.step}) vs {b.time} ms (step {b.step})")
+    differences += _structure_differences(a, b) + _clock_and_rng_differences(a, b)
     for line in differences:
         print(line)
     if not differences:
@@ -134,7 +176,7 @@ def cmd_plot(args):
     try:
         import matplotlib
     except ImportError:
-        raise CheckpointError("plot needs matplotlib: pip install 'checkpoint[plot]'") from None
+        raise CheckpointError("plot needs matplotlib: pip install 'neuro-checkpoint[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     state = read_state(args.file)
@@ -160,6 +202,7 @@ def cmd_plot(args):
 def parser():
     p = argparse.ArgumentParser(prog="checkpoint", description="Inspect, compare, convert and verify "
                                 "neural network checkpoints.")
+    p.add_argument("--version", action="version", version=f"checkpoint {__version__} (neuro-checkpoint)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help="the tree: objects, variables, shapes, dtypes, statistics")
     s.add_argument("file")

@@ -6,7 +6,7 @@ one sharded checkpoint holds them all.
 
 Stop it (Ctrl-C, or SIGTERM / SIGUSR1 to any one rank) and start it again
 with as many ranks: every rank goes on from the same step, bit for bit.
-Needs ``pip install 'checkpoint[mpi]'`` (mpi4py and MPICH).
+Needs ``pip install 'neuro-checkpoint[mpi]'`` (mpi4py and MPICH).
 """
 
 import argparse

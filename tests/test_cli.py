@@ -109,3 +109,29 @@ def test_console_script(saved):
     script = os.path.join(os.path.dirname(sys.executable), "checkpoint")
     out = subprocess.run([script, "verify", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout
+
+
+def test_diff_compares_everything_a_load_restores(tmp_path):
+    """Two files that differ only in a generator's state, in dt, or in one
+    projection's target are not "equal"."""
+    base = izhikevich_network()
+    checkpoint.save(tmp_path / "a.h5", base)
+    drawn = izhikevich_network()
+    drawn.rng.random(5)
+    checkpoint.save(tmp_path / "rng.h5", drawn)
+    state = checkpoint.read(tmp_path / "a.h5")
+    state.meta["dt"] = 0.25
+    checkpoint.save(tmp_path / "dt.h5", state)
+    state = checkpoint.read(tmp_path / "a.h5")
+    state.projections["proj0"].target = "inh"
+    checkpoint.save(tmp_path / "target.h5", state)
+    for name, says in (("rng.h5", "random generator 'network': its state differs"), ("dt.h5", "dt: 0.5 vs 0.25"),
+                       ("target.h5", "proj0: target exc vs inh")):
+        out = cli("diff", tmp_path / "a.h5", tmp_path / name)
+        assert out.returncode == 1 and says in out.stdout, out.stdout
+    assert cli("diff", tmp_path / "a.h5", tmp_path / "a.h5").stdout.strip() == "equal"
+
+
+def test_version():
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"checkpoint {checkpoint.__version__} (neuro-checkpoint)"
