@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test fuzz bench clean
+.PHONY: demo test fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,42 @@ $(VENV)/.toolchain: $(PY)
 	  (apt-get update -q && apt-get install -y -q g++ cmake)
 	touch $@
 
+# One stamp per simulator extra, so that an example installs only its own.
+$(VENV)/.brian2: $(VENV)/.core
+	$(PIP) install -q -e '.[brian2]'
+	touch $@
+$(VENV)/.annarchy: $(VENV)/.core $(VENV)/.toolchain
+	$(PIP) install -q -e '.[annarchy]'
+	touch $@
+$(VENV)/.nest: $(VENV)/.core
+	$(PIP) install -q -e '.[nest]'
+	touch $@
+$(VENV)/.mpi: $(VENV)/.core
+	$(PIP) install -q -e '.[mpi]'
+	touch $@
+
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
 	$(PIP) install -q -e '.[test,brian2,annarchy,nest,mpi]'
-	touch $@
+	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.nest $(VENV)/.mpi $@
 
 demo: $(VENV)/.core
 	$(PY) examples/demo.py
+
+# The examples, as the README shows them; ARGS passes options, e.g.
+#   make example-annarchy ARGS="--duration-ms 500"
+# Run one again after stopping it (Ctrl-C) and it resumes.
+MPI_RANKS ?= 2
+example-izhikevich: $(VENV)/.core
+	$(PY) examples/izhikevich_stdp.py $(ARGS)
+example-brian2: $(VENV)/.brian2
+	$(PY) examples/brian2_stdp.py $(ARGS)
+example-annarchy: $(VENV)/.annarchy
+	$(PY) examples/annarchy_stdp.py $(ARGS)
+example-nest: $(VENV)/.nest
+	$(PY) examples/nest_stdp.py $(ARGS)
+example-mpi: $(VENV)/.mpi
+	$(VENV)/bin/mpiexec -n $(MPI_RANKS) $(PY) examples/mpi_izhikevich.py $(ARGS)
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 --dist loadfile -q

@@ -74,7 +74,12 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         state.meta["user"] = dict(metadata or {})
     write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
-             state.time, _time.perf_counter() - started)
+             _ms(state.time), _time.perf_counter() - started)
+
+
+def _ms(time_ms):
+    """A time for people: 100 ms, not 99.99999999999999 ms (steps times dt)."""
+    return None if time_ms is None else float(f"{time_ms:.10g}")
 
 
 def _as_written(state, populations, projections, metadata):
@@ -123,8 +128,9 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
                                  format=format, progress=progress, monitors=monitors)
     adapter.apply(plan)
     plan.report.warn()
-    log.info("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
-             _time.perf_counter() - started)
+    # DEBUG: the caller (a Checkpointer, a script printing the report) says it once
+    log.debug("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
+              _time.perf_counter() - started)
     return plan.report
 
 

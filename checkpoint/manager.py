@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .adapters import adapter_for
-from .api import SHARDS, load, save
+from .api import SHARDS, _ms, load, save
 from .distributed import shard_paths
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from .folder import CheckpointFolder, checkpoint_name
@@ -141,6 +141,7 @@ class Checkpointer:
         self._executor = None
         self._signal = None
         self._ctrl_c = 0        # Ctrl-Cs since the last Interrupted
+        self._saved_step = None  # the step of the checkpoint last saved or restored here
         self._old_handlers = {}
         self.folder = None
         self.read_only = read_only
@@ -259,7 +260,8 @@ class Checkpointer:
     def _resumed(self, path, report):
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
-        log.info("resumed from %s at step %d (t=%s ms)", path, step, time_ms)
+        self._saved_step = step
+        log.info("resumed from %s at step %d (t=%s ms)", path, step, _ms(time_ms))
         return report
 
     # ---------------------------------------------------------------- saving
@@ -295,16 +297,22 @@ class Checkpointer:
             raise Interrupted(signum, path)
         return self.save() if due else None
 
-    def save(self):
+    def save(self, *, skip_if_saved=False):
         """Write a checkpoint now (in the background if so configured).
 
-        Returns the path the checkpoint will have once committed.
+        ``skip_if_saved=True`` (the final save of a run loop) writes nothing
+        when this Checkpointer already saved or restored the current step.
+        Returns the path the checkpoint will have once committed, or None
+        when skipped.
         """
         self._refuse_if_read_only()
+        if skip_if_saved and self._saved_step is not None and self._saved_step == self._clock()[1]:
+            return None
         self.wait()
         if self.comm is not None:
             return self._save_sharded()
         state = self.adapter.capture()
+        self._saved_step = state.step
         state.meta["user"] = dict(self.metadata or {})
         path = self._path_for(state.step, state.time)
         if self.background:
@@ -336,6 +344,7 @@ class Checkpointer:
 
     def _save_sharded(self):
         time_ms, step = self._clock()
+        self._saved_step = step
         path = self._on_leader(lambda: self._path_for(step, time_ms), "name the checkpoint")
         self._last = (step, time_ms, time.monotonic())
         save(path, self.obj, comm=self.comm, compression=self.compression, metadata=self.metadata,
@@ -350,7 +359,7 @@ class Checkpointer:
         self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
         self.folder.record(path)
         log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
-                 state.time, stat.st_size / 1e6, time.perf_counter() - started)
+                 _ms(state.time), stat.st_size / 1e6, time.perf_counter() - started)
         self._apply_retention(path)
 
     def _apply_retention(self, newest):

@@ -42,7 +42,7 @@ class RestoreReport:
 
     def __str__(self):
         lines = [f"restored {len(self.restored)} arrays from {self.path}"
-                 + (f" at t = {self.time} ms (step {self.step})" if self.time is not None else "")]
+                 + (f" at t = {self.time:.10g} ms (step {self.step})" if self.time is not None else "")]
         for title, names in (("kept (not in the file)", self.kept), ("skipped (not in the model)", self.skipped)):
             if names:
                 lines.append(f"{title}: {', '.join(names)}")

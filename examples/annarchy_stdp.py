@@ -43,8 +43,8 @@ def main():
     net, stdp = build(seed=os.getpid(), folder=args.folder)  # any seed: a resumed run takes the saved state
     with checkpoint.Checkpointer(os.path.join(args.folder, "checkpoints"), net,
                                  every_ms=100.0, keep=3) as ckpt:
-        report = ckpt.restore_latest()
-        print(report if report else "fresh start")
+        if ckpt.restore_latest() is None:   # a resume is logged, with its time and file
+            print("fresh start")
         try:
             while net.time < args.duration_ms:
                 net.simulate(10.0)
@@ -52,7 +52,7 @@ def main():
         except checkpoint.Interrupted as stop:
             print(f"stopped by signal {stop.signum}; checkpoint {stop.path}")
             sys.exit(0)
-        ckpt.save()
+        ckpt.save(skip_if_saved=True)
     weights = [w for dendrite in stdp.w for w in dendrite]
     print(f"done at t = {net.time} ms; mean weight {sum(weights) / len(weights):.5f}; "
           f"checkpoints in {args.folder}/checkpoints (delete the folder to start over)")

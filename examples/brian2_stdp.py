@@ -47,8 +47,8 @@ def main():
     b2.prefs.codegen.runtime.cython.cache_dir = os.path.join(tempfile.gettempdir(), "brian2-cython")
     net, stdp = build(seed=os.getpid())  # any seed: a resumed run takes the saved synapses
     with checkpoint.Checkpointer(args.folder, net, every_ms=100.0, keep=3) as ckpt:
-        report = ckpt.restore_latest()
-        print(report if report else "fresh start")
+        if ckpt.restore_latest() is None:   # a resume is logged, with its time and file
+            print("fresh start")
         try:
             while net.t < args.duration_ms * b2.ms:
                 net.run(10 * b2.ms)
@@ -56,7 +56,7 @@ def main():
         except checkpoint.Interrupted as stop:
             print(f"stopped by signal {stop.signum}; checkpoint {stop.path}")
             sys.exit(0)
-        ckpt.save()
+        ckpt.save(skip_if_saved=True)
     print(f"done at t = {net.t}; mean weight {stdp.w[:].mean():.5f}; "
           f"checkpoints in {args.folder}/ (delete the folder to start over)")
 

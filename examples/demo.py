@@ -12,7 +12,6 @@ of the weights and spikes is written to demo-output/demo.png.
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 
@@ -68,14 +67,16 @@ def picture(net, raster, path):
     after = net.projections["proj0"].w
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     bins = np.linspace(0, net.projections["proj0"].w_max, 60)
-    axes[0].hist(before, bins, alpha=0.6, label="before")
-    axes[0].hist(after, bins, alpha=0.6, label=f"after {net.time / 1000:.1f} s")
-    axes[0].set(title="proj0 weights (STDP, pop0 -> pop1)", xlabel="w", ylabel="synapses")
+    # outlines, not translucent bars: overlapping bars would mix into a third colour
+    axes[0].hist(before, bins, histtype="step", linewidth=1.5, label="before (built)")
+    axes[0].hist(after, bins, histtype="step", linewidth=1.5, label=f"after {net.time / 1000:.1f} s of STDP")
+    axes[0].set(title="proj0 weights (STDP, pop0 -> pop1)", xlabel="w (synaptic weight)", ylabel="synapses")
     axes[0].legend()
     image = axes[1].imshow(net.projections["proj0"].to_scipy("w")[:, :200].toarray(), aspect="auto",
                            cmap="viridis", interpolation="nearest")
-    axes[1].set(title="final weights (pop1 x first 200 of pop0)", xlabel="pre", ylabel="post")
-    fig.colorbar(image, ax=axes[1])
+    axes[1].set(title="final weights (pop1 x first 200 of pop0; 0: no synapse)", xlabel="pre neuron",
+                ylabel="post neuron")
+    fig.colorbar(image, ax=axes[1], label="w (synaptic weight)")
     if raster:
         steps = np.concatenate([np.full(len(s), t) for t, s in raster]) * net.dt
         ranks = np.concatenate([s for _, s in raster])
@@ -91,11 +92,14 @@ def main():
     net = izhikevich_stdp.build()
     steps = int(round(SIM_MS / net.dt))
     with checkpoint.Checkpointer(os.path.join(OUT, "checkpoints"), net, every_ms=500.0, keep=3,
-                                 keep_every_ms=5000.0,
-                                 signals=(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)) as ckpt:
+                                 keep_every_ms=5000.0) as ckpt:   # Ctrl-C, SIGTERM, SIGUSR1 stop it
         report = ckpt.restore_latest()
         if report is None:
-            print(f"starting a {SIM_MS / 1000:.0f} s simulation; Ctrl-C stops it with a checkpoint")
+            print(f"starting a {SIM_MS / 1000:g} s simulation; Ctrl-C stops it with a checkpoint")
+        elif net.step >= steps:
+            print(f"the run finished earlier (t = {net.time:.0f} ms): its results are in {OUT}/; "
+                  f"rm -rf {OUT} to start over")
+            return 0
         else:
             print(f"resuming from {os.path.basename(ckpt.latest())} at t = {net.time:.0f} ms")
         try:
@@ -104,8 +108,7 @@ def main():
             print(f"\nstopped at t = {net.time:.0f} ms; checkpoint {stop.path}\n"
                   "run 'make demo' again to resume")
             return 0
-        if ckpt.latest() is None or checkpoint.read(ckpt.latest()).step != net.step:
-            ckpt.save()
+        ckpt.save(skip_if_saved=True)
     print(f"finished: t = {net.time:.0f} ms, checkpoints kept: "
           f"{', '.join(os.path.basename(p) for p in ckpt.checkpoints())}")
     paths = []

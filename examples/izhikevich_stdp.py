@@ -4,7 +4,17 @@ Two Izhikevich populations (Izhikevich 2003): ``pop0`` excitatory, ``pop1``
 inhibitory.  ``proj0`` (pop0 -> pop1) is plastic with pair-based STDP whose
 traces live on the neurons; ``proj1`` (pop1 -> pop0) is static inhibition.
 Noise comes from ``net.rng``, so a resumed run continues the same sequence.
+
+    python examples/izhikevich_stdp.py [--duration-ms 5000] [--folder izhikevich-ckpts]
+
+runs it with a checkpoint every 500 ms of simulated time; stop it (Ctrl-C,
+``kill``, a cluster's SIGTERM), run it again, and it continues exactly.
+``examples/demo.py`` (``make demo``) is the same run with more to show.
 """
+
+import argparse
+import logging
+import sys
 
 import numpy as np
 import scipy.sparse
@@ -79,3 +89,30 @@ def step(net):
         pop.last_spike[pop.spiked] = net.step
     _stdp(net.projections["proj0"], net.dt)
     net.step += 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration-ms", type=float, default=5000.0)
+    parser.add_argument("--folder", default="izhikevich-ckpts")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    net = build()
+    steps = int(round(args.duration_ms / net.dt))
+    with checkpoint.Checkpointer(args.folder, net, every_ms=500.0, keep=3) as ckpt:
+        if ckpt.restore_latest() is None:
+            print("fresh start")
+        try:
+            while net.step < steps:
+                step(net)
+                ckpt.maybe_save()
+        except checkpoint.Interrupted as stop:
+            print(f"stopped at t = {net.time:g} ms; checkpoint {stop.path}; run again to resume")
+            sys.exit(0)
+        ckpt.save(skip_if_saved=True)
+    print(f"done at t = {net.time:g} ms; mean STDP weight {net.projections['proj0'].w.mean():.5f}; "
+          f"checkpoints in {args.folder}/ (delete the folder to start over)")
+
+
+if __name__ == "__main__":
+    main()

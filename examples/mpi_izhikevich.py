@@ -42,7 +42,7 @@ def main():
             if comm.rank == 0:
                 print(f"stopped by signal {stop.signum} at step {net.step}; checkpoint {stop.path}")
             sys.exit(0)
-        ckpt.save()
+        ckpt.save(skip_if_saved=True)
     weights = comm.gather(float(net.projections["proj0"].w.mean()), root=0)
     if comm.rank == 0:
         print(f"done at step {net.step}; mean STDP weight per rank {[round(w, 5) for w in weights]}; "

@@ -44,8 +44,8 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     exc = build(seed=1)      # a resumed run takes the saved connections, whatever the seed
     with checkpoint.Checkpointer(args.folder, nest, every_ms=100.0, keep=3) as ckpt:
-        report = ckpt.restore_latest()
-        print(report if report else "fresh start")
+        if ckpt.restore_latest() is None:   # a resume is logged, with its time and file
+            print("fresh start")
         try:
             while ckpt.time_ms < args.duration_ms:
                 nest.Simulate(10.0)
@@ -53,7 +53,7 @@ def main():
         except checkpoint.Interrupted as stop:
             print(f"stopped by signal {stop.signum}; checkpoint {stop.path}")
             sys.exit(0)
-        ckpt.save()
+        ckpt.save(skip_if_saved=True)
     weights = nest.GetConnections(source=exc, synapse_model="stdp_synapse").get("weight")
     print(f"done at t = {ckpt.time_ms} ms; mean STDP weight {sum(weights) / len(weights):.3f}; "
           f"checkpoints in {args.folder}/ (delete the folder to start over)")
