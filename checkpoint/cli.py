@@ -47,13 +47,14 @@ def cmd_inspect(args):
         if kind == "population":
             print(f"  population {name!r}: {group.size} neurons")
         else:
-            print(f"  projection {name!r}: {group.pre!r} -> {group.post!r} ({group.target}), "
-                  f"{group.nnz} synapses, shape {group.shape}")
+            target = f", target {group.target!r}" if group.target is not None else ""
+            print(f"  projection {name!r}: {group.pre!r} -> {group.post!r}{target}, "
+                  f"{group.nnz} synapses, matrix {group.shape[0]} post x {group.shape[1]} pre")
         for var in group:
             info, array = group.info[var], np.asarray(group[var])
-            unit = f" [{info.unit}]" if info.unit else ""
-            print(f"    {var}{unit}: {info.kind}, {info.scope}, {array.dtype} {list(array.shape)}  "
-                  f"{_stats(array)}")
+            unit = f", unit {info.unit}" if info.unit else ""
+            shape = "scalar" if array.ndim == 0 else "shape " + " x ".join(map(str, array.shape))
+            print(f"    {var}: {info.kind}, {info.scope}, {array.dtype}, {shape}{unit};  {_stats(array)}")
     for name, rng in state.rng.items():
         print(f"  random generator {name!r}: {rng.kind}")
     return 0
@@ -172,6 +173,15 @@ def cmd_verify(args):
     return 1 if bad else 0
 
 
+def _label(var, info):
+    return f"{var} ({info.unit})" if info.unit and info.unit != "1" else var
+
+
+def _is_constant(values):
+    finite = values[np.isfinite(values)]
+    return values.size <= 1 or finite.size == 0 or (finite.min() == finite.max() and finite.size == values.size)
+
+
 def cmd_plot(args):
     try:
         import matplotlib
@@ -180,20 +190,46 @@ def cmd_plot(args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     state = read_state(args.file)
-    panels = [(f"{kind} {name}: {var}", np.asarray(group[var])) for kind, name, group in _groups(state)
-              for var in group if np.asarray(group[var]).size > 1]
-    if not panels:
-        raise CheckpointError("nothing to plot: no array with more than one value", path=args.file)
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
-    for ax, (title, values) in zip(axes.flat, panels):
-        values = values.astype(np.float64).ravel()
-        ax.hist(values[np.isfinite(values)], bins=50)
-        ax.set_title(title, fontsize=9)
-    for ax in list(axes.flat)[len(panels):]:
+    histograms, constants = [], []
+    for kind, name, group in _groups(state):
+        for var in group:
+            values = np.asarray(group[var]).astype(np.float64).ravel()
+            label = _label(var, group.info[var])
+            if _is_constant(values):   # one number tells it all: a row of the table, not a panel
+                constants.append((name, label, f"{values[0]:.6g}" if values.size else "empty",
+                                  values.size))
+            else:
+                histograms.append((name, label, values))
+    if not histograms and not constants:
+        raise CheckpointError("nothing to plot: the file holds no arrays", path=args.file)
+    columns = min(3, max(1, len(histograms)))
+    rows = -(-len(histograms) // columns) + (1 if constants else 0)
+    table_height = 0.25 * (len(constants) + 2) if constants else 0
+    fig = plt.figure(figsize=(4.6 * columns, 3.2 * (rows - bool(constants)) + table_height + 0.6),
+                     layout="constrained")
+    heights = [3.2] * (rows - bool(constants)) + ([table_height] if constants else [])
+    grid = fig.add_gridspec(rows, columns, height_ratios=heights)
+    for i, (name, label, values) in enumerate(histograms):
+        ax = fig.add_subplot(grid[i // columns, i % columns])
+        finite = values[np.isfinite(values)]
+        ax.hist(finite, bins=50)
+        ax.set_title(f"{name}: {label}", fontsize=9, wrap=True)
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if finite.size < values.size:
+            ax.text(0.98, 0.95, f"{values.size - finite.size} not finite", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7)
+    if constants:
+        ax = fig.add_subplot(grid[rows - 1, :])
         ax.axis("off")
-    fig.tight_layout()
+        ax.set_title("arrays with one value", fontsize=9, loc="left")
+        table = ax.table(cellText=[[obj, label, value, str(size)] for obj, label, value, size in constants],
+                         colLabels=["object", "array (unit)", "value", "elements"], loc="upper left",
+                         cellLoc="left", colLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(8)
+    fig.suptitle(f"{os.path.basename(args.file)}: t = {state.time} ms, step {state.step}", fontsize=10)
     fig.savefig(args.output, dpi=80)
     print(f"wrote {args.output}")
     return 0
@@ -220,7 +256,7 @@ def parser():
     s = sub.add_parser("verify", help="checksums of a file or of every checkpoint in a folder")
     s.add_argument("path")
     s.set_defaults(run=cmd_verify)
-    s = sub.add_parser("plot", help="histograms of every array")
+    s = sub.add_parser("plot", help="a histogram of every array, a table of those with one value")
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(run=cmd_plot)

@@ -3,10 +3,14 @@
 import subprocess
 import sys
 
+import numpy as np
+import scipy.sparse
+
 import pytest
 
 import checkpoint
 from checkpoint import Checkpointer
+from checkpoint.state import ArrayInfo
 from helpers import izhikevich_network, same_bits, state_arrays
 
 
@@ -135,3 +139,18 @@ def test_diff_compares_everything_a_load_restores(tmp_path):
 def test_version():
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"checkpoint {checkpoint.__version__} (neuro-checkpoint)"
+
+
+def test_inspect_says_which_bracket_is_which_and_omits_a_missing_target(tmp_path):
+    net = checkpoint.Network()
+    a = net.add_population("a", 3, parameters={"V_min": -np.inf}, variables={"v": -65.0})
+    net.add_projection("p", a, a, None, scipy.sparse.csr_matrix(np.ones((3, 3))), variables={"w": 0.5})
+    checkpoint.save(tmp_path / "n.h5", net)
+    state = checkpoint.read(tmp_path / "n.h5")
+    state.populations["a"].info["v"] = ArrayInfo("variable", "neuron", "mV")
+    checkpoint.save(tmp_path / "n.h5", state)
+    out = cli("inspect", tmp_path / "n.h5").stdout
+    assert "v: variable, neuron, float64, shape 3, unit mV" in out
+    assert "projection 'p': 'a' -> 'a', 9 synapses, matrix 3 post x 3 pre" in out and "None" not in out
+    plotted = cli("plot", tmp_path / "n.h5", "-o", tmp_path / "n.png")     # every array one value: a table
+    assert plotted.returncode == 0, plotted.stderr
