@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
+.PHONY: demo test docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ $(VENV)/.mpi: $(VENV)/.core
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
 	$(PIP) install -q -e '.[test,brian2,annarchy,nest,mpi]'
-	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.nest $(VENV)/.mpi $@
+	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.nest $(VENV)/.mpi $(VENV)/.docs $@
 
 demo: $(VENV)/.core
 	$(PY) examples/demo.py
@@ -62,6 +62,14 @@ example-mpi: $(VENV)/.mpi
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
+# The documentation (Sphinx); warnings are errors, as in tests/test_docs.py.
+$(VENV)/.docs: $(VENV)/.core
+	$(PIP) install -q -e '.[docs]'
+	touch $@
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 # Many more fuzz cases than make test runs, with a random seed; prints what they ended in.
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(VENV)/.test
@@ -80,4 +88,4 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_nest.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-output docs/_build .pytest_cache .hypothesis
