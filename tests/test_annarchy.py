@@ -283,3 +283,27 @@ def test_parameters_as_json(tmp_path, networks):
     assert checkpoint.load_parameters(tmp_path / "p.json", second) == {"note": "tuned"}
     assert second.get_population("rate_in").tau == 12.5
     assert second.get_projection("oja").eta == 0.02
+
+
+class SubclassedNetwork(ann.Network):
+    """The style ANNarchy 5's documentation teaches (and copy()/parallel_run() need)."""
+
+    def __init__(self, size=20):
+        self.exc = self.create(size, ann.Izhikevich, name="exc")
+        self.exc.noise = 2.0
+        self.proj = self.connect(self.exc, self.exc, "exc", synapse=ann.STDP, name="stdp")
+        self.proj.fixed_probability(0.3, weights=ann.Uniform(0.0, 0.5, rng=self.default_rng))
+
+
+def test_a_subclass_of_network_defined_in_the_script_is_checkpointed(tmp_path):
+    """The adapter comes from the class hierarchy, not the class's module
+    (this subclass lives in the test module, like a user's in __main__)."""
+    net = SubclassedNetwork(size=20, dt=0.5, seed=3)
+    net.compile(directory=str(tmp_path / "build"))
+    net.simulate(20.0)
+    checkpoint.save(tmp_path / "sub.h5", net)
+    saved = captured(net)
+    net.simulate(20.0)
+    report = checkpoint.load(tmp_path / "sub.h5", net)
+    assert "exc.v" in report.restored and "stdp.w" in report.restored
+    assert_same(saved, captured(net))

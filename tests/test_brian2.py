@@ -281,3 +281,25 @@ def test_parameters_as_json(tmp_path):
     checkpoint.load_parameters(tmp_path / "p.json", net, global_only=False)
     assert np.all(syn.w[:] == 0.25)
     assert np.array_equal(syn.i[:], order_before) and np.array_equal(syn.x[:], x_before)
+
+
+class SubclassedNetwork(b2.Network):
+    """A user's own Network subclass, defined in the script."""
+
+    def __init__(self):
+        group = b2.NeuronGroup(5, "dv/dt = -v / (10*ms) : 1", name="sub_group")
+        group.v = "rand()"
+        super().__init__(group)
+        self.group = group
+
+
+def test_a_subclass_of_network_defined_in_the_script_is_checkpointed(tmp_path):
+    b2.prefs.codegen.target = "numpy"
+    net = SubclassedNetwork()
+    net.run(1 * b2.ms)
+    checkpoint.save(tmp_path / "sub.h5", net)
+    v = np.array(net.group.v[:])
+    net.run(1 * b2.ms)
+    report = checkpoint.load(tmp_path / "sub.h5", net)
+    assert "sub_group.v" in report.restored and np.array_equal(net.group.v[:], v)
+    assert float(net.t / b2.ms) == 1.0

@@ -55,3 +55,16 @@ def test_ctrl_c_stops_an_example_and_the_next_run_resumes(tmp_path):
     assert "stopped at t =" in output and "Traceback" not in output, output
     resumed = make("izhikevich", "--duration-ms 1000", folder)
     assert "resumed from" in resumed
+
+
+def test_make_demo_twice_leaves_the_finished_runs_picture(tmp_path):
+    import sys
+    env = dict(os.environ, DEMO_MS="300", DEMO_OUTPUT=str(tmp_path / "out"))
+    first = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "demo.py")], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "picture:" in first.stdout, first.stderr
+    picture = (tmp_path / "out" / "demo.png").read_bytes()
+    again = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "demo.py")], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "finished earlier" in again.stdout, again.stderr
+    assert (tmp_path / "out" / "demo.png").read_bytes() == picture

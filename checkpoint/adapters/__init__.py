@@ -22,9 +22,12 @@ def adapter_for(obj, monitors=False):
     if isinstance(obj, (Network, Population, Projection)):
         from .embedded import EmbeddedAdapter
         return EmbeddedAdapter(obj)
-    module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__ or ""
+    # the simulator comes from the class hierarchy, not the class's own module:
+    # a user's subclass of a simulator's Network (defined in __main__) is that simulator's
+    modules = [obj.__name__] if isinstance(obj, types.ModuleType) else \
+        [cls.__module__ or "" for cls in type(obj).__mro__]
     for prefix, module_name, class_name in _SIMULATORS:
-        if module == prefix or module.startswith(prefix + "."):
+        if any(module == prefix or module.startswith(prefix + ".") for module in modules):
             import importlib
             adapter_module = importlib.import_module(f"{__name__}.{module_name}")
             return getattr(adapter_module, class_name)(obj, monitors=monitors)
