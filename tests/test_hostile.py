@@ -243,7 +243,7 @@ def test_zip_entries_aliasing_one_stored_member_are_refused(tmp_path):
     path = saved(tmp_path, "npz")
     big = np.arange(17 * MB // 8, dtype="<f8")
     forge.rewrite_npz(path, extra=[("populations/pop0/big0.npy", forge._npy_bytes(big))])
-    from checkpoint.formats.checksums import checksum
+    from checkpoint.hashing import checksum
 
     def declare(m):
         template = m["populations"]["pop0"]["arrays"]["v"]
@@ -485,14 +485,20 @@ def test_a_temporary_left_by_a_killed_save_is_removed_by_the_next_save(tmp_path)
 
 def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     """A real SIGKILL in the middle of a large save."""
+    import signal
+    import time
     path = tmp_path / "big.npz"
-    script = ("import checkpoint, numpy as np, os, signal, threading\n"
+    script = ("import checkpoint\n"
               "net = checkpoint.Network()\n"
-              "net.add_population('p', 50_000_000, variables={'v': 1.0})\n"
-              "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()\n"
+              "net.add_population('p', 100_000_000, variables={'v': 1.0})\n"
               f"checkpoint.save({str(path)!r}, net)\n")
-    done = subprocess.run([sys.executable, "-c", script], timeout=120)
-    assert done.returncode == -9
+    saver = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while not any(".tmp-" in n for n in os.listdir(tmp_path)):   # the save has begun
+        assert saver.poll() is None and time.time() < deadline
+        time.sleep(0.002)
+    saver.send_signal(signal.SIGKILL)
+    assert saver.wait(timeout=60) == -9
     leftovers = [n for n in os.listdir(tmp_path) if ".tmp-" in n]
     assert leftovers and not path.exists()
     checkpoint.save(path, izhikevich_network())
