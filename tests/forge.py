@@ -22,7 +22,7 @@ import numpy as np
 from numpy.lib import format as npy
 
 from checkpoint.formats import _h5guard, matlab
-from checkpoint.formats.checksums import digest_text
+from checkpoint.hashing import digest_text
 
 # ----------------------------------------------------------------- restamping
 

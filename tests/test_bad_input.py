@@ -204,7 +204,7 @@ def test_hdf5_virtual_dataset_is_refused(tmp_path):
 
 
 def _forge_manifest(path, change):
-    from checkpoint.formats.checksums import digest_text
+    from checkpoint.hashing import digest_text
 
     def edit(f):
         manifest = json.loads(f["manifest"].asstr()[()])
@@ -433,11 +433,12 @@ def test_file_systems_without_writeback_get_plain_writes(tmp_path, monkeypatch, 
 def test_block_by_block_checksum_is_the_checksum(monkeypatch):
     """The digest fed in blocks (what a load computes) is the one-shot digest
     stored in the manifest, with the C library and with the Python fallback."""
+    from checkpoint import hashing
     from checkpoint.formats import checksums
     rng = np.random.default_rng(3)
     arrays = [rng.random(n) for n in (0, 1, 7, 4096, 100_003)] + [rng.integers(0, 9, (513, 3))]
-    for native in (checksums._NATIVE, None):
-        monkeypatch.setattr(checksums, "_NATIVE", native)
+    for native in (hashing._NATIVE, None):
+        monkeypatch.setattr(hashing, "_NATIVE", native)
         with checksums.VerifiedReads() as reads:
             for array in arrays:
                 entry = {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksums.checksum(array)}

@@ -20,13 +20,11 @@ the file's bytes from the end of the userblock, skipping the listed ranges.
 import os
 import re
 
-import xxhash
-
 from ..errors import CorruptCheckpointError
+from ..hashing import digest_file
 
 MAGIC = b"checkpoint-hdf5 1\n"
 _FIELDS = re.compile(rb"userblock=(\d+)\nxxh3-64=([0-9a-f]{16})\n(ranges=[0-9:,]*\n)")
-_CHUNK = 16 << 20
 
 
 def userblock_size(n_datasets):
@@ -37,28 +35,12 @@ def userblock_size(n_datasets):
     return size
 
 
-def _digest(f, ranges_line, start, end, ranges):
-    h = xxhash.xxh3_64(ranges_line)
-    pos = start
-    for offset, length in ranges + [(end, 0)]:
-        f.seek(pos)
-        remaining = offset - pos
-        while remaining > 0:
-            block = f.read(min(_CHUNK, remaining))
-            if not block:
-                raise CorruptCheckpointError("file ends early: truncated")
-            h.update(block)
-            remaining -= len(block)
-        pos = offset + length
-    return h.hexdigest()
-
-
 def stamp(path, userblock, ranges):
     """Write the userblock of a freshly written file."""
     ranges = sorted(ranges)
     ranges_line = ("ranges=" + ",".join(f"{o}:{n}" for o, n in ranges) + "\n").encode()
     with open(path, "r+b") as f:
-        digest = _digest(f, ranges_line, userblock, os.path.getsize(path), ranges)
+        digest = digest_file(f, userblock, os.path.getsize(path), ranges, prefix=ranges_line)
         text = MAGIC + f"userblock={userblock}\nxxh3-64={digest}\n".encode() + ranges_line
         if len(text) > userblock:
             raise ValueError("userblock too small")  # userblock_size() prevents this
@@ -88,7 +70,7 @@ def verify(f, path):
         raise CorruptCheckpointError("damaged userblock", path=path)
     ranges = _parse_ranges(match.group(3), userblock, size, path)
     try:
-        digest = _digest(f, match.group(3), userblock, size, ranges)
+        digest = digest_file(f, userblock, size, ranges, prefix=match.group(3))
     except CorruptCheckpointError:
         raise CorruptCheckpointError("file ends early: truncated", path=path) from None
     if digest != match.group(2).decode():

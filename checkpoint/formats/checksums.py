@@ -1,4 +1,4 @@
-"""Array checksums (XXH3-64), and reads that verify them as the bytes arrive.
+"""Reads that verify array checksums (:mod:`checkpoint.hashing`) as the bytes arrive.
 
 A load reads every byte once and hashes it once.  Raw data at a known file
 offset (uncompressed npz members, contiguous HDF5 datasets) is read by a few
@@ -9,98 +9,20 @@ its own while the next block is read.  The hash is the xxhash package's C
 function called through ctypes, which releases the GIL.
 """
 
-import ctypes
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import xxhash
 
 from ..errors import CorruptCheckpointError
-
-CHECKSUM_PREFIX = "xxh3-64:"
+from ..hashing import StreamingChecksum, _bytes, checksum
 #: Arrays are read, written and hashed in blocks of this size, so that one
 #: block's hash (or writeback) overlaps the next block's read (or write).
 BLOCK_BYTES = 8 << 20
 #: Threads that read (and hash) raw data at once: more cores than this gain
 #: little, since the hash of one array runs in order.
 READ_THREADS = max(2, min(4, os.cpu_count() or 2))
-
-
-def _native_xxh3():
-    """ctypes bindings of the xxhash package's C functions, or None.
-
-    Called through ctypes they run without the GIL, so hashing one block can
-    overlap reading the next; the package's Python functions hold the GIL.
-    """
-    try:
-        from xxhash import _xxhash
-        lib = ctypes.CDLL(_xxhash.__file__)
-        functions = (lib.XXH3_64bits, lib.XXH3_createState, lib.XXH3_freeState, lib.XXH3_64bits_reset,
-                     lib.XXH3_64bits_update, lib.XXH3_64bits_digest)
-    except (ImportError, AttributeError, OSError):
-        return None
-    one_shot, create, free, reset, update, digest = functions
-    one_shot.restype, one_shot.argtypes = ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_size_t]
-    create.restype, create.argtypes = ctypes.c_void_p, []
-    free.argtypes = reset.argtypes = digest.argtypes = [ctypes.c_void_p]
-    update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    digest.restype = ctypes.c_uint64
-    return lib
-
-
-_NATIVE = _native_xxh3()
-_NATIVE_MIN_BYTES = 1 << 16   # below this the ctypes call costs more than it saves
-
-
-def _bytes(array):
-    return np.asarray(array).reshape(-1).view(np.uint8)
-
-
-def checksum(array):
-    """XXH3-64 of the array's C-order little-endian bytes, as ``xxh3-64:<hex>``."""
-    data = _bytes(array)
-    if _NATIVE is not None and data.nbytes >= _NATIVE_MIN_BYTES and data.flags.c_contiguous:
-        return f"{CHECKSUM_PREFIX}{_NATIVE.XXH3_64bits(data.ctypes.data, data.nbytes):016x}"
-    return CHECKSUM_PREFIX + xxhash.xxh3_64_hexdigest(data)
-
-
-def digest_text(text):
-    """XXH3-64 of a UTF-8 text, as 16 hex digits."""
-    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
-
-
-class StreamingChecksum:
-    """``checksum`` of bytes handed over block by block (the same digest)."""
-
-    def __init__(self):
-        self._lib = _NATIVE  # kept: the state must be freed by the library that made it
-        self._state = self._lib.XXH3_createState() if self._lib is not None else None
-        if self._state is None:
-            self._hasher = xxhash.xxh3_64()
-        else:
-            self._lib.XXH3_64bits_reset(self._state)
-
-    def update(self, data):
-        """Add the next bytes, a uint8 array."""
-        if self._state is None:
-            self._hasher.update(data)
-        else:
-            self._lib.XXH3_64bits_update(self._state, data.ctypes.data, data.nbytes)
-
-    def hexdigest(self):
-        if self._state is None:
-            return CHECKSUM_PREFIX + self._hasher.hexdigest()
-        try:
-            return f"{CHECKSUM_PREFIX}{self._lib.XXH3_64bits_digest(self._state):016x}"
-        finally:
-            self.__del__()
-
-    def __del__(self):
-        if getattr(self, "_state", None) is not None:
-            self._lib.XXH3_freeState(self._state)
-            self._state = None
 
 
 def verify_array(array, entry, path, obj):

@@ -17,10 +17,11 @@ import re
 
 import numpy as np
 import scipy.io
-import xxhash
 
 from ..errors import CorruptCheckpointError, FormatLimitError
+from ..hashing import digest_file
 from . import _matguard
+from .base import Format
 from .layout import ALLOWED_DTYPES, IdentifierKeys, unflatten
 
 HEADER_TEXT = 116
@@ -29,27 +30,13 @@ HEADER = 128
 # under 2 GiB, tags and padding included.
 MAX_VARIABLE_BYTES = (1 << 31) - (1 << 20)
 _DIGEST = re.compile(rb"checkpoint xxh3-64=([0-9a-f]{16}) length=(\d+)")
-_CHUNK = 64 << 20
-
-
-def _digest_file(f, length):
-    h = xxhash.xxh3_64()
-    remaining = length
-    while remaining:
-        block = f.read(min(_CHUNK, remaining))
-        if not block:
-            break
-        h.update(block)
-        remaining -= len(block)
-    return h.hexdigest(), length - remaining
 
 
 def _stamp_header(path):
     """Write the digest of the body into the header's descriptive text."""
     length = os.path.getsize(path) - HEADER
     with open(path, "r+b") as f:
-        f.seek(HEADER)
-        digest, _ = _digest_file(f, length)
+        digest = digest_file(f, HEADER, HEADER + length)
         text = f"MATLAB 5.0 MAT-file, checkpoint xxh3-64={digest} length={length}".encode()
         f.seek(0)
         f.write(text.ljust(HEADER_TEXT, b" "))
@@ -67,12 +54,12 @@ def verify_file(f, path):
     if os.fstat(f.fileno()).st_size - HEADER != length:
         raise CorruptCheckpointError("file length differs from its header: truncated or extended",
                                      path=path)
-    digest, _ = _digest_file(f, length)
+    digest = digest_file(f, HEADER, HEADER + length)
     if digest != match.group(1).decode():
         raise CorruptCheckpointError("file digest mismatch: the file is damaged", path=path)
 
 
-class MatFormat:
+class MatFormat(Format):
     name = "mat"
     suffixes = (".mat",)
     codecs = ("gzip",)
