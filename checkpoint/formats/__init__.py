@@ -1,20 +1,13 @@
-"""File formats, found by suffix or by name.
+"""File formats, found by suffix or by name in one registry (``FORMATS``).
 
-Each format module defines one class with ``name``, ``suffixes``,
-``codecs`` (the compression codecs it can write), ``keys()`` (how storage
-keys are made), ``write(tmp_path, manifest_text, digest, manifest, items,
-compression)`` (``compression`` already parsed and checked against
-``codecs``: a :class:`~.compression.Compression` or None) and
-``read(path, lazy)``.  This
-module adds what all formats share: choosing a format, atomic writes, and
-turning library exceptions from a bad file into :class:`CorruptCheckpointError`.
+Each format module defines one :class:`~.base.Format` (the contract and its
+call order are in :mod:`checkpoint.formats.base`).  This module adds what
+all formats share: choosing a format, parsing ``compression=`` once,
+atomic writes, and turning a library's exceptions from a bad file into
+:class:`CorruptCheckpointError`.
 """
 
 import os
-import struct
-import tokenize
-import zipfile
-import zlib
 
 from .._atomic import atomic_write
 from .._progress import progress_bar, with_progress
@@ -27,11 +20,6 @@ FORMATS = {f.name: f for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFor
                                text.TextFormat(), text.GzipTextFormat())}
 ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt.gz": "text.gz",
            "matlab": "mat"}
-
-# Exceptions that libraries raise on damaged input; all become CorruptCheckpointError.
-_DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error,
-           zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError,
-           tokenize.TokenError, SyntaxError)
 
 
 def choices():
@@ -79,5 +67,5 @@ def read_state(path, format=None, lazy=False, progress=False):
         raise
     except MemoryError:
         raise CorruptCheckpointError("the file declares more data than fits in memory", path=path) from None
-    except _DAMAGE as exc:
+    except fmt.damage as exc:
         raise CorruptCheckpointError(f"unreadable ({type(exc).__name__}: {exc})", path=path) from exc

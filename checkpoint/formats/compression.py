@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from ..errors import UnsupportedFormatError
 
 CODECS = ("gzip", "lzf", "zstd", "lz4", "blosc")
+#: The most bytes one stored byte may expand to, per codec: what a reader
+#: allows before it allocates (deflate cannot exceed about 1032:1; the
+#: plugin codecs can go far beyond on zeros).  docs/format.rst, "Limits".
+MAX_RATIO = {None: 1, "gzip": 1100, "lzf": 1100, "zstd": 100_000, "lz4": 100_000, "blosc": 100_000}
+PLUGIN_MAX_RATIO = 100_000   # any other HDF5 filter
 _DEFAULT_LEVEL = {"gzip": 4, "zstd": 3, "blosc": 5}
 _CHUNK_BYTES = 1 << 20  # 1 MiB chunks: large enough to stream, small enough to slice
 

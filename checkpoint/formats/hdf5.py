@@ -15,14 +15,11 @@ import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
 from . import _h5guard, _h5sandbox
+from .base import Format
+from .compression import MAX_RATIO, PLUGIN_MAX_RATIO
 from ._writer import WritebackFile, write_array_data
 from .checksums import verify_array
 from .layout import ALLOWED_DTYPES, PathKeys, all_entries, decode_manifest, entry_nbytes, unflatten
-
-# Deflate cannot expand data more than ~1032:1; plugin codecs (zstd, blosc)
-# can, so their bound is looser.
-_MAX_RATIO = {"gzip": 1100, "lzf": 1100}
-_PLUGIN_RATIO = 100_000
 
 
 def dataset_options(compression, array):
@@ -170,7 +167,7 @@ class _StorageBudget:
             if dataset.id.get_num_chunks() != expected:
                 raise CorruptCheckpointError(f"{dataset.id.get_num_chunks()} of {expected} chunks stored",
                                              path=self.path, obj=label)
-        ratio = 1 if filters is None else _MAX_RATIO.get(filters, _PLUGIN_RATIO)
+        ratio = MAX_RATIO.get(filters, PLUGIN_MAX_RATIO)
         if stored > self.left or stored * ratio < entry_nbytes(entry):
             raise CorruptCheckpointError(
                 f"dataset declares {entry_nbytes(entry)} bytes but stores {stored} "
@@ -195,10 +192,11 @@ def _open_same_file(raw):
     return f, handle
 
 
-class HDF5Format:
+class HDF5Format(Format):
     name = "h5"
     suffixes = (".h5", ".hdf5")
     codecs = ("gzip", "lzf", "zstd", "lz4", "blosc")
+    lazy = True
 
     def keys(self):
         return PathKeys()

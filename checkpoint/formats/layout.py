@@ -17,7 +17,8 @@ import numpy as np
 from .._progress import advance
 from .._version import __version__
 from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError
-from .checksums import CHECKSUM_PREFIX, VerifiedReads, checksum, digest_text
+from ..hashing import CHECKSUM_PREFIX, checksum, digest_text
+from .checksums import VerifiedReads
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
                      PopulationState, ProjectionState, RngState)
 

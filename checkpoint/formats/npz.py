@@ -16,14 +16,14 @@ import numpy as np
 from numpy.lib import format as npy
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
-from .compression import zip_level
+from .base import Format
+from .compression import MAX_RATIO, zip_level
 from ._writer import BackgroundWriter, WritebackFile, write_array_data
 from .checksums import BLOCK_BYTES
 from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest,
                      unflatten)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
-_DEFLATE_MAX_RATIO = 1100
 
 
 def _read_header(stream, path, label):
@@ -40,7 +40,7 @@ def _read_header(stream, path, label):
     return list(shape), dtype
 
 
-class NpzFormat:
+class NpzFormat(Format):
     name = "npz"
     suffixes = (".npz",)
     codecs = ("gzip",)
@@ -120,7 +120,7 @@ def _most_bytes(info):
     can make of it."""
     if info.compress_type == zipfile.ZIP_STORED:
         return min(info.file_size, info.compress_size)
-    return min(info.file_size, info.compress_size * _DEFLATE_MAX_RATIO)
+    return min(info.file_size, info.compress_size * MAX_RATIO["gzip"])
 
 
 def _check_members(zf, raw, path):

@@ -24,7 +24,8 @@ import re
 import numpy as np
 
 from ..errors import CorruptCheckpointError
-from .compression import parse
+from .base import Format
+from .compression import MAX_RATIO, parse
 from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, all_entries, check_size_bound,
                      decode_manifest, unflatten)
 
@@ -32,7 +33,6 @@ MAGIC = "checkpoint-text 1"
 _BLOCK = 1 << 16
 _DEFAULT_NAN = {np.dtype("<f8"): np.float64(np.nan).view(np.uint64),
                 np.dtype("<f4"): np.float32(np.nan).view(np.uint32)}
-_GZIP_MAX_RATIO = 1100
 _MAX_HEADER_LINE = 64 << 10     # an "array {...}" line
 _MAX_VALUE_LINE = 64            # one value: repr of a float64 is at most 24 characters
 _NAN_LINE = re.compile(r"(\d{1,19}) ([0-9a-f]{1,16})")
@@ -72,11 +72,11 @@ def _parse_values(lines, dtype, count):
     return values.astype(dtype)
 
 
-class TextFormat:
+class TextFormat(Format):
     name = "text"
     suffixes = (".txt",)
     codecs = ()
-    max_ratio = 1
+    max_ratio = MAX_RATIO[None]
 
     def keys(self):
         return PathKeys()
@@ -188,7 +188,7 @@ class GzipTextFormat(TextFormat):
     name = "text.gz"
     suffixes = (".txt.gz", ".gz")
     codecs = ("gzip",)
-    max_ratio = _GZIP_MAX_RATIO
+    max_ratio = MAX_RATIO["gzip"]
 
     def _open(self, path, mode, compression=None):
         c = parse(compression)
