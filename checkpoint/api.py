@@ -1,23 +1,13 @@
-"""save, load and read: the calls simulation scripts make."""
+"""save, load and read: the calls simulation scripts make.
 
-import copy
-import logging
-import os
-import time as _time
-from concurrent.futures import ThreadPoolExecutor
+This layer only dispatches: to :mod:`checkpoint.local` for one process, to
+:mod:`checkpoint.distributed` for an MPI run (``comm=``).
+"""
 
-from .adapters import adapter_for
-from .errors import StructureMismatchError
-from .formats import read_state, write_state
-from .restore import hash_connectivity, make_plan
-from .state import NetworkState
+from . import local
+from .formats import read_state
 
 __all__ = ["save", "load", "read"]
-
-log = logging.getLogger("checkpoint")
-
-#: ``meta`` key of a sharded checkpoint's manifest (see :mod:`checkpoint.distributed`).
-SHARDS = "shards"
 
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
@@ -66,31 +56,8 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         return distributed.save(path, obj, comm, populations=populations, projections=projections,
                                 format=format, compression=compression, metadata=metadata,
                                 progress=progress, monitors=monitors)
-    started = _time.perf_counter()
-    if isinstance(obj, NetworkState):
-        state = _as_written(obj, populations, projections, metadata)
-    else:
-        state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
-        state.meta["user"] = dict(metadata or {})
-    write_state(path, state, format, compression, progress=progress)
-    log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
-             _ms(state.time), _time.perf_counter() - started)
-
-
-def _ms(time_ms):
-    """A time for people: 100 ms, not 99.99999999999999 ms (steps times dt)."""
-    return None if time_ms is None else float(f"{time_ms:.10g}")
-
-
-def _as_written(state, populations, projections, metadata):
-    """A :class:`NetworkState` (from :func:`read`, maybe edited) to write as it is."""
-    written = copy.copy(state)
-    written.meta = {k: v for k, v in state.meta.items() if k not in ("library_version_written", "created")}
-    written.populations = dict(state.populations) if populations else {}
-    written.projections = dict(state.projections) if projections else {}
-    if metadata is not None:
-        written.meta["user"] = dict(metadata)
-    return written
+    return local.save(path, obj, populations=populations, projections=projections, format=format,
+                      compression=compression, metadata=metadata, progress=progress, monitors=monitors)
 
 
 def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
@@ -123,34 +90,8 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
         from . import distributed
         return distributed.load(path, obj, comm, populations=populations, projections=projections,
                                 strict=strict, format=format, progress=progress, monitors=monitors)
-    started = _time.perf_counter()
-    adapter, plan = prepare_load(path, obj, populations=populations, projections=projections, strict=strict,
-                                 format=format, progress=progress, monitors=monitors)
-    adapter.apply(plan)
-    plan.report.warn()
-    # DEBUG: the caller (a Checkpointer, a script printing the report) says it once
-    log.debug("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
-              _time.perf_counter() - started)
-    return plan.report
-
-
-def prepare_load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
-                 monitors=False):
-    """Everything :func:`load` does before it changes the model: read and
-    verify the file, match it with the model.  Returns ``(adapter, plan)``."""
-    adapter = adapter_for(obj, monitors=monitors)
-    model_state = adapter.describe(populations=populations, projections=projections)
-    with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
-        hash_connectivity(model_state, pool)  # overlaps the read, for make_plan's comparison
-        file_state = read_state(path, format, progress=progress)
-        if SHARDS in file_state.meta:
-            raise StructureMismatchError(
-                f"this is the manifest of a checkpoint in {file_state.meta[SHARDS]['ranks']} shards, "
-                "one per MPI rank: load it from every rank with comm=", path=path)
-        adapter.before_plan(file_state, model_state, path)
-        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
-                         strict=strict, path=path)
-    return adapter, plan
+    return local.load(path, obj, populations=populations, projections=projections, strict=strict,
+                      format=format, progress=progress, monitors=monitors)
 
 
 def read(path, lazy=False, format=None, progress=None):

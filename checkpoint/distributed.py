@@ -34,8 +34,8 @@ import re
 import secrets
 
 from .adapters import adapter_for
-from .api import SHARDS, prepare_load
-from .api import save as save_one
+from .local import SHARDS, prepare_load
+from .local import save as save_one
 from .errors import CheckpointError, StructureMismatchError, UnsupportedObjectError
 from .formats import format_for, read_state, write_state
 from .state import NetworkState
@@ -156,7 +156,6 @@ def load(path, obj, comm, **options):
     ``options`` are those of :func:`checkpoint.load`.  Returns this rank's
     :class:`RestoreReport`.
     """
-    from .adapters.embedded import EmbeddedAdapter
     plan = undo = error = None
     try:
         shards = shard_paths(path)
@@ -164,8 +163,9 @@ def load(path, obj, comm, **options):
             raise StructureMismatchError(f"the checkpoint has {len(shards)} shards, this run {comm.size} ranks",
                                          path=path)
         adapter, plan = prepare_load(shards[comm.rank], obj, **options)
-        if not isinstance(adapter, EmbeddedAdapter):
-            raise UnsupportedObjectError("sharded checkpoints hold embedded networks", path=path)
+        if not adapter.shardable:
+            raise UnsupportedObjectError(f"a {adapter.simulator} model cannot be one shard of an MPI "
+                                         "checkpoint; sharded checkpoints hold embedded networks", path=path)
     except Exception as exc:
         error = exc
     _agree(comm, error, path, "read and check its shard")

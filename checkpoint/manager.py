@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .adapters import adapter_for
-from .api import SHARDS, _ms, load, save
+from .api import load, save
+from .local import SHARDS, _ms
 from .distributed import shard_paths
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from .folder import CheckpointFolder, checkpoint_name

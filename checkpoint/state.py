@@ -110,7 +110,7 @@ class ProjectionState(_ArrayGroup):
         self.indptr = indptr
         self.indices = indices
         #: XXH3 checksums of (indptr, indices) as stored, when read from a file;
-        #: for a model being restored, a Future of its own (restore.hash_connectivity).
+        #: for a model being restored, a Future of its own (restore.start_connectivity_hashes).
         self.connectivity_checksums = None
 
     @property

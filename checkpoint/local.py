@@ -1,0 +1,87 @@
+"""Saving and loading in one process: capture, write; read, plan, apply.
+
+:mod:`checkpoint.api` calls these for a run without ``comm=``, and
+:mod:`checkpoint.distributed` calls them for each rank's shard.
+"""
+
+import copy
+import logging
+import os
+import time as _time
+from concurrent.futures import ThreadPoolExecutor
+
+from .adapters import adapter_for
+from .errors import StructureMismatchError
+from .formats import read_state, write_state
+from .restore import make_plan, start_connectivity_hashes
+from .state import NetworkState
+
+__all__ = ["save", "load", "prepare_load", "SHARDS"]
+
+log = logging.getLogger("checkpoint")
+
+#: ``meta`` key of a sharded checkpoint's manifest (see :mod:`checkpoint.distributed`).
+SHARDS = "shards"
+
+
+def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
+         metadata=None, progress=None, monitors=False):
+    """:func:`checkpoint.save` in one process."""
+    started = _time.perf_counter()
+    if isinstance(obj, NetworkState):
+        state = _as_written(obj, populations, projections, metadata)
+    else:
+        state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
+        state.meta["user"] = dict(metadata or {})
+    write_state(path, state, format, compression, progress=progress)
+    log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
+             _ms(state.time), _time.perf_counter() - started)
+
+
+def _ms(time_ms):
+    """A time for people: 100 ms, not 99.99999999999999 ms (steps times dt)."""
+    return None if time_ms is None else f"{time_ms:.10g}"
+
+
+def _as_written(state, populations, projections, metadata):
+    """A :class:`NetworkState` (from :func:`read`, maybe edited) to write as it is."""
+    written = copy.copy(state)
+    written.meta = {k: v for k, v in state.meta.items() if k not in ("library_version_written", "created")}
+    written.populations = dict(state.populations) if populations else {}
+    written.projections = dict(state.projections) if projections else {}
+    if metadata is not None:
+        written.meta["user"] = dict(metadata)
+    return written
+
+
+def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
+         monitors=False):
+    """:func:`checkpoint.load` in one process."""
+    started = _time.perf_counter()
+    adapter, plan = prepare_load(path, obj, populations=populations, projections=projections, strict=strict,
+                                 format=format, progress=progress, monitors=monitors)
+    adapter.apply(plan)
+    plan.report.warn()
+    # DEBUG: the caller (a Checkpointer, a script printing the report) says it once
+    log.debug("loaded %s: %d arrays restored in %.2f s", os.fspath(path), len(plan.report.restored),
+              _time.perf_counter() - started)
+    return plan.report
+
+
+def prepare_load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
+                 monitors=False):
+    """Everything :func:`load` does before it changes the model: read and
+    verify the file, match it with the model.  Returns ``(adapter, plan)``."""
+    adapter = adapter_for(obj, monitors=monitors)
+    model_state = adapter.describe(populations=populations, projections=projections)
+    with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
+        start_connectivity_hashes(model_state, pool)  # overlaps the read, for make_plan's comparison
+        file_state = read_state(path, format, progress=progress)
+        if SHARDS in file_state.meta:
+            raise StructureMismatchError(
+                f"this is the manifest of a checkpoint in {file_state.meta[SHARDS]['ranks']} shards, "
+                "one per MPI rank: load it from every rank with comm=", path=path)
+        adapter.before_plan(file_state, model_state, path)
+        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
+                         strict=strict, path=path)
+    return adapter, plan
