@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import CheckpointWarning, StructureMismatchError
+from .hashing import checksum
 
-__all__ = ["RestoreReport", "Plan", "Assignment", "make_plan", "hash_connectivity", "swap_contents"]
+__all__ = ["RestoreReport", "Plan", "Assignment", "UndoLog", "make_plan", "start_connectivity_hashes",
+           "swap_contents"]
 
 
 @dataclass
@@ -80,6 +82,57 @@ class Plan:
     clock: dict = None                                 # {"step": int, "time": float}
     rng: dict = field(default_factory=dict)            # model rng name -> RngState
     file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
+
+    def by_object(self):
+        """``{(section, name): {var: value}}``: the assignments grouped by the
+        object they change, with an (empty) entry for every projection whose
+        connectivity changes, in the plan's order."""
+        grouped = {}
+        for a in self.assignments:
+            grouped.setdefault((a.section, a.name), {})[a.var] = a.value
+        for name in self.connectivity:
+            grouped.setdefault(("projections", name), {})
+        return grouped
+
+
+class UndoLog:
+    """The one undo mechanism of every adapter.
+
+    Each change to the simulator is recorded, as it is made, with a callable
+    that puts it back; :meth:`undo` calls them newest first.  Used as a
+    context manager it undoes everything when the block raises, so an
+    adapter's ``apply`` reads::
+
+        with UndoLog() as log:
+            log.add(change_one())      # each change returns its undo
+            log.add(change_two())
+        return log                     # apply_reversibly: the caller may undo later
+    """
+
+    def __init__(self):
+        self._steps = []
+
+    def add(self, undo):
+        """Record ``undo`` (a callable, or None for a change that needs none)."""
+        if undo is not None:
+            self._steps.append(undo)
+        return undo
+
+    def undo(self):
+        steps, self._steps = self._steps, []
+        for step in reversed(steps):
+            step()
+
+    def __call__(self):
+        self.undo()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.undo()
+        return False
 
 
 def _pairs(section, file_objs, model_objs, single, path):
@@ -168,11 +221,10 @@ def _same_connectivity(f, m):
 
 
 def _connectivity_checksums(projection):
-    from .formats.checksums import checksum
     return checksum(np.asarray(projection.indptr, np.int64)), checksum(np.asarray(projection.indices, np.int64))
 
 
-def hash_connectivity(model_state, pool):
+def start_connectivity_hashes(model_state, pool):
     """Start hashing the model's connectivity on ``pool`` (the hash runs
     without the GIL), so that :func:`make_plan` finds it done when it
     compares it with the file's: call it before reading the file."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
+from ..restore import UndoLog
 from .base import Adapter, check_numpy_rng_state
 from .annarchy_native import NativeState, level_counts, wrapper_of
 
@@ -206,18 +207,13 @@ class ANNarchyAdapter(Adapter):
             else:
                 _check_engines(rng, self.native.read_rng().shape, plan.report.path)
 
-    def apply(self, plan):
+    def apply_reversibly(self, plan):
         """Check what ANNarchy would crash on, snapshot every object touched
         (the undo record), then write."""
         self.check_rng(plan)
-        by_object = {}
-        for a in plan.assignments:
-            by_object.setdefault((a.section, a.name), {})[a.var] = a.value
-        for name in plan.connectivity:
-            by_object.setdefault(("projections", name), {})
-        writes = _Writes(self, by_object, plan)   # every check happens here, before any change
-        undo = self._snapshot(writes, plan)
-        try:
+        writes = _Writes(self, plan.by_object(), plan)   # every check happens here, before any change
+        with UndoLog() as undo:
+            undo.add(self._snapshot(writes, plan))
             for name, (post_rank, row_lengths, pre_rank) in writes.connectivity.items():
                 self.native.set_lil(name, post_rank, row_lengths, pre_rank)
             for field, (lengths, flat) in writes.fields:
@@ -230,9 +226,7 @@ class ANNarchyAdapter(Adapter):
                     self.network.default_rng.bit_generator.state = rng.state
                 else:
                     self.native.write_rng(rng.arrays["state"])
-        except BaseException:
-            undo()
-            raise
+        return undo
 
     def _snapshot(self, writes, plan):
         saved = [(field, self.native.read(field)) for field in writes.touched_fields()]

@@ -1,28 +1,71 @@
-"""What every simulator adapter provides.
+"""The contract of a simulator adapter.
 
-An adapter knows one simulator and nothing about files.  ``capture`` returns
-a :class:`~checkpoint.state.NetworkState` whose arrays may be views of the
-simulator's own memory (formats write them straight away; the Checkpointer
-copies them first when writing in the background).  ``apply`` carries out a
-validated :class:`~checkpoint.restore.Plan` and, if the simulator rejects a
-value midway, puts back what it had already changed.
+An adapter knows one simulator and nothing about files: it turns the
+simulator's objects into a :class:`~checkpoint.state.NetworkState` and
+applies a validated :class:`~checkpoint.restore.Plan` back to them.
+:func:`checkpoint.adapters.adapter_for` picks it from the class hierarchy
+of the object passed to save/load.
+
+Call order
+----------
+
+Saving
+    ``capture(populations, projections)`` returns the state.  Its arrays
+    may be views of the simulator's own memory: formats write them at once,
+    and the Checkpointer copies them before writing in the background.
+    Changes nothing.
+
+Loading
+    1. ``describe(populations, projections)``: what the restore plan
+       compares the file with (names, shapes, dtypes, connectivity; values
+       need not be in order).  Changes nothing.
+    2. ``before_plan(file_state, model_state, path)``: refuse a file that
+       cannot be meant for this model.  Changes nothing.
+    3. :func:`checkpoint.restore.make_plan` matches and validates.
+    4. ``apply(plan)``, or ``apply_reversibly(plan)`` which returns an
+       :class:`~checkpoint.restore.UndoLog` the caller may still undo (every
+       rank of an MPI run applies, or none).  First every check the
+       simulator would fail on (``check_rng`` and the adapter's own), then
+       the changes, each recorded in one ``UndoLog``: a failure midway puts
+       back everything already changed, and re-raises.
+
+Each loop turn of a Checkpointer
+    ``clock()`` returns ``(time in ms, step)``.  Changes nothing.
+
+Capabilities
+------------
+
+Class attributes say what an adapter can do, so callers ask instead of
+testing its type: :attr:`Adapter.shardable` (a rank's part can be one shard
+of an MPI checkpoint), :attr:`Adapter.captures_monitors`,
+:attr:`Adapter.exact_restart`.  The conformance suite every adapter runs
+is ``tests/adapter_contract.py``.
 """
+
+import abc
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import CorruptCheckpointError
-from ..restore import swap_contents
+from ..restore import UndoLog
+from ..state import NetworkState
 
 _NUMPY_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
-class Adapter:
-    """Base class: subclasses set ``simulator`` and implement
-    ``capture`` and the ``_set_*`` hooks used by :meth:`apply`."""
+class Adapter(abc.ABC):
+    """One simulator's adapter (see the module docstring for the call order)."""
 
+    #: the simulator's name and version, recorded in every file's meta
     simulator = "unknown"
     simulator_version = None
+    #: a rank's part can be saved as one shard of an MPI checkpoint
+    shardable = False
+    #: ``monitors=True`` captures recording devices
+    captures_monitors = False
+    #: a restart from a checkpoint continues bit for bit
+    exact_restart = True
 
     def __init__(self, obj):
         self.obj = obj
@@ -33,8 +76,9 @@ class Adapter:
                 "simulator": {"name": self.simulator, "version": self.simulator_version},
                 "library": {"name": "checkpoint", "version": __version__}}
 
-    def capture(self, populations=True, projections=True):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def capture(self, populations=True, projections=True) -> NetworkState:
+        """The state of the object: populations, projections, clock, generators."""
 
     def describe(self, populations=True, projections=True):
         """What the restore plan compares a file with: names, shapes, dtypes
@@ -55,30 +99,10 @@ class Adapter:
         """Apply ``plan``; on any failure undo what was done and re-raise."""
         self.apply_reversibly(plan)
 
-    def apply_reversibly(self, plan):
-        """Apply ``plan`` and return a callable that undoes it (for a restore
-        that all ranks of an MPI run must make or none); on a failure, undo
-        and re-raise."""
-        self.check_rng(plan)
-        undo = []
-        try:
-            for name, (indptr, indices) in plan.connectivity.items():
-                undo.append(self._set_connectivity(name, indptr, indices))
-            for a in plan.assignments:
-                undo.append(self._assign(a))
-            if plan.clock is not None:
-                undo.append(self._set_clock(plan.clock))
-            for name, rng in plan.rng.items():
-                undo.append(self._set_rng(name, rng))
-        except BaseException:
-            for step in reversed(undo):
-                step()
-            raise
-
-        def undo_all():
-            for step in reversed(undo):
-                step()
-        return undo_all
+    @abc.abstractmethod
+    def apply_reversibly(self, plan) -> UndoLog:
+        """Apply ``plan`` and return the :class:`UndoLog` of its changes; on a
+        failure, undo them and re-raise."""
 
     # -- hooks ---------------------------------------------------------------
 
@@ -86,20 +110,6 @@ class Adapter:
         """Raise before any change if a random generator state cannot be set."""
         for name, rng in plan.rng.items():
             check_numpy_rng_state(rng, plan.report.path)
-
-    def _assign(self, a):
-        """Default for adapters whose arrays are numpy memory we own: swap the
-        file's values in, keeping the old ones in the file's buffer as undo."""
-        target = self._array(a.section, a.name, a.var)
-        value = a.value
-        if a.replace:
-            return self._replace_array(a.section, a.name, a.var, value.astype(target.dtype, copy=False))
-        if value.dtype == target.dtype and target.flags.c_contiguous and value.flags.c_contiguous:
-            swap_contents(target, value)
-            return lambda: swap_contents(target, value)
-        old = target.copy()
-        np.copyto(target, value, casting="safe")
-        return lambda: np.copyto(target, old)
 
 
 def check_numpy_rng_state(rng, path):

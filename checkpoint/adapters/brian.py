@@ -31,7 +31,8 @@ from ..errors import (
     StructureMismatchError,
     UnsupportedObjectError,
 )
-from ..formats.checksums import checksum
+from ..hashing import checksum
+from ..restore import UndoLog
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
 from .base import Adapter
 
@@ -50,6 +51,7 @@ def _brian2():
 
 class Brian2Adapter(Adapter):
     simulator = "brian2"
+    captures_monitors = True
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
@@ -158,31 +160,25 @@ class Brian2Adapter(Adapter):
             elif name == BUFFER_RNG:
                 _check_buffers(rng, plan.report.path)
 
-    def apply(self, plan):
+    def apply_reversibly(self, plan):
         """Validate what Brian2 would crash on, snapshot every object touched
-        with Brian2's own ``_full_state`` (the undo record), then apply."""
+        with Brian2's own ``_full_state`` (the first undo record), then apply."""
         self.check_rng(plan)
-        by_object = {}
-        for a in plan.assignments:
-            by_object.setdefault((a.section, a.name), {})[a.var] = a.value
-        for name in plan.connectivity:
-            by_object.setdefault(("projections", name), {})
+        by_object = plan.by_object()
         checked = {key: self._check(key, values, plan) for key, values in by_object.items()}
-        undo = [self._snapshot(by_object, plan, checked)]
-        try:
+        with UndoLog() as undo:
+            undo.add(self._snapshot(by_object, plan, checked))
             for (section, name), values in by_object.items():
                 if section == "populations":
                     _restore_group(self.populations[name], values)
                 else:
-                    undo += _restore_synapses(self.projections[name], values, *checked[(section, name)])
+                    for step in _restore_synapses(self.projections[name], values, *checked[(section, name)]):
+                        undo.add(step)
             if plan.clock is not None and self.network is not None:
                 _restore_clocks(self.network, plan)
             for name, rng in plan.rng.items():
                 _restore_rng(name, rng)
-        except BaseException:
-            for step in reversed(undo):
-                step()
-            raise
+        return undo
 
     def _check(self, key, values, plan):
         """Raise before any change; return the synapse order and CSR to apply."""

@@ -5,6 +5,7 @@ import numpy as np
 from .._version import __version__
 from ..network import Network, Population, Projection
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
+from ..restore import UndoLog, swap_contents
 from .base import Adapter
 
 RNG_NAME = "network"
@@ -13,6 +14,7 @@ RNG_KIND = "numpy.random.Generator"
 
 class EmbeddedAdapter(Adapter):
     simulator = "checkpoint.Network"
+    shardable = True     # each rank holds its own embedded network
 
     def __init__(self, obj):
         super().__init__(obj)
@@ -50,7 +52,35 @@ class EmbeddedAdapter(Adapter):
     def clock(self):
         return self.network.time, self.network.step
 
-    # -- hooks used by Adapter.apply ------------------------------------------
+    # -- restore ----------------------------------------------------------------
+
+    def apply_reversibly(self, plan):
+        self.check_rng(plan)
+        with UndoLog() as undo:
+            for name, (indptr, indices) in plan.connectivity.items():
+                undo.add(self._set_connectivity(name, indptr, indices))
+            for a in plan.assignments:
+                undo.add(self._assign(a))
+            if plan.clock is not None:
+                undo.add(self._set_clock(plan.clock))
+            for name, rng in plan.rng.items():
+                undo.add(self._set_rng(name, rng))
+        return undo
+
+    def _swap_in(self, a):
+        """Swap the file's values into the model's array, keeping the old
+        ones in the file's buffer as the undo record (or copy, and keep a
+        copy, when the layouts differ)."""
+        target = self._array(a.section, a.name, a.var)
+        value = a.value
+        if a.replace:
+            return self._replace_array(a.section, a.name, a.var, value.astype(target.dtype, copy=False))
+        if value.dtype == target.dtype and target.flags.c_contiguous and value.flags.c_contiguous:
+            swap_contents(target, value)
+            return lambda: swap_contents(target, value)
+        old = target.copy()
+        np.copyto(target, value, casting="safe")
+        return lambda: np.copyto(target, old)
 
     def _group(self, section, name):
         return (self.populations if section == "populations" else self.projections)[name]
@@ -65,7 +95,7 @@ class EmbeddedAdapter(Adapter):
         values = self._group(a.section, a.name)._values
         old = values[a.var]
         if a.value.dtype != old.dtype or not a.value.flags.writeable or not a.value.flags.c_contiguous:
-            return super()._assign(a)
+            return self._swap_in(a)
         values[a.var] = a.value
         return lambda: values.__setitem__(a.var, old)
 

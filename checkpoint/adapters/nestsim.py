@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import StructureMismatchError, UnsupportedObjectError
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState
+from ..restore import UndoLog
 from .base import Adapter
 
 log = logging.getLogger("checkpoint")
@@ -196,24 +197,22 @@ class NESTAdapter(Adapter):
 
     # ------------------------------------------------------------- restore
 
-    def apply(self, plan):
+    def apply_reversibly(self, plan):
         """Apply ``plan`` (after :meth:`describe`, whose reading of the
         connections it uses); on any failure put everything back."""
-        values = {}
-        for a in plan.assignments:
-            values.setdefault((a.section, a.name), {})[a.var] = a.value
-        nest, undo = _nest(), []
-        try:
+        values = plan.by_object()
+        nest = _nest()
+        with UndoLog() as undo:
             for (section, name), group_values in values.items():
                 if section == "populations":
                     with _refused(nest, plan, name):
-                        undo.append(_restore_group(self.populations[name], group_values))
+                        undo.add(_restore_group(self.populations[name], group_values))
             rebuilt = set()
             for name, connectivity in plan.connectivity.items():
                 projection = self.projections[name]
                 with _refused(nest, plan, name):
-                    undo.append(_rebuild(projection, self._connections[projection.synapse_model].capture(projection),
-                                         connectivity, values.get(("projections", name), {})))
+                    undo.add(_rebuild(projection, self._connections[projection.synapse_model].capture(projection),
+                                      connectivity, values.get(("projections", name), {})))
                 rebuilt.add(projection.synapse_model)
             for model in rebuilt:    # their SynapseCollections went stale
                 self._connections[model] = Connections(nest.GetConnections(synapse_model=model))
@@ -221,13 +220,10 @@ class NESTAdapter(Adapter):
                 mine = {self.projections[name]: v for (section, name), v in values.items()
                         if section == "projections" and self.projections[name].synapse_model == model}
                 with _refused(nest, plan, ", ".join(p.name for p in mine)):
-                    undo.append(connections.set(mine))
+                    undo.add(connections.set(mine))
             if plan.clock is not None and self.content == "network":
-                undo.append(_restore_clock(plan))
-        except BaseException:
-            for step in reversed(undo):
-                step()
-            raise
+                undo.add(_restore_clock(plan))
+        return undo
 
 
 @contextlib.contextmanager
