@@ -8,6 +8,7 @@ import sys
 
 import ANNarchy as ann  # installed by `make test` (setup.cfg extra "annarchy")
 import annarchy_sim
+from adapter_contract import AdapterContract
 import numpy as np
 import pytest
 
@@ -227,38 +228,27 @@ def test_longer_delays_in_the_file_grow_the_delay_buffers(tmp_path, networks):
     assert_same(captured(second), captured(first))
 
 
-def test_size_mismatch_raises_and_changes_nothing(tmp_path, networks):
-    net, _ = networks
-    path = tmp_path / "net.npz"
-    checkpoint.save(path, net)
-    state = read_state(path)
-    state.populations["lif"].size = 31
-    state.populations["lif"].arrays = {k: (np.append(v, v[:1]) if v.shape == (30,) else v)
-                                       for k, v in state.populations["lif"].arrays.items()}
-    write_state(path, state)
-    net.simulate(1)
-    before = captured(net)
-    with pytest.raises(checkpoint.StructureMismatchError, match="31 neurons"):
-        checkpoint.load(path, net)
-    assert_same(captured(net), before)
+class TestANNarchyContract(AdapterContract):
+    """The adapter contract, on the two compiled copies of the test network."""
+    restored = ("exc.v", "stdp.w", "stdp.delay", "oja.alpha")
 
+    @pytest.fixture(autouse=True)
+    def _networks(self, networks):
+        self.nets = networks
 
-def test_failure_midway_puts_everything_back(tmp_path, networks, monkeypatch):
-    first, second = networks
-    first.simulate(3)
-    checkpoint.save(tmp_path / "net.h5", first)
-    second.simulate(2)
-    before = captured(second)
-    native = adapter_for(second).native
+    def make(self, seed):
+        return self.nets[seed - 1]
 
-    def fail(states):
-        raise RuntimeError("injected failure after everything else was written")
-    monkeypatch.setattr(native, "write_rng", fail)
-    with pytest.raises(RuntimeError, match="injected"):
-        checkpoint.load(tmp_path / "net.h5", second)
-    monkeypatch.undo()
-    assert_same(captured(second), before)
-    second.simulate(1)   # and the rebuilt-then-restored connectivity still runs
+    def advance(self, model):
+        model.simulate(5)
+
+    def captured(self, model):
+        return captured(model)
+
+    def fail_midway(self, monkeypatch, model):
+        def fail(states):
+            raise RuntimeError("injected failure after everything else was written")
+        monkeypatch.setattr(adapter_for(model).native, "write_rng", fail)
 
 
 def test_unsupported_uses(tmp_path, networks):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import nest_sim
+from adapter_contract import AdapterContract
 import numpy as np
 import pytest
 
@@ -130,7 +131,26 @@ def test_fresh_process_restart_loses_only_what_nest_hides(tmp_path):
     assert weight_drift < 0.3 * weight_change
 
 
-def test_size_mismatch_raises_and_changes_nothing(tmp_path):
+class TestNESTContract(AdapterContract):
+    """The adapter contract; NEST has one kernel per process, which make() resets."""
+    restored = (f"{STDP}.weight", f"{STDP}.delay", "iaf_psc_alpha@1.V_m")
+
+    def make(self, seed):
+        return nest_sim.build(seed=4 + seed)[0]
+
+    def advance(self, model):
+        model.Simulate(20.0)
+
+    def captured(self, model):
+        return captured(model)
+
+    def fail_midway(self, monkeypatch, model):
+        def fail(plan):
+            raise RuntimeError("injected failure after every population and projection")
+        monkeypatch.setattr(nestsim, "_restore_clock", fail)
+
+
+def test_a_kernel_of_another_size_changes_nothing(tmp_path):
     nest, *_ = nest_sim.build()
     nest.Simulate(10.0)
     checkpoint.save(tmp_path / "n.h5", nest)

@@ -580,7 +580,8 @@ def _add_free(arrays, info, name, depth, lengths, flat):
 
 def _in_flight_triples(lengths, flat, idx_delay, post_rank):
     """A ring buffer ``[slot][dendrite][...]`` as (steps until delivery,
-    post rank, position in the dendrite) rows."""
+    post rank, position in the dendrite) rows, in delivery order: the same
+    rows whatever slot the ring's index happens to be at."""
     slots = int(lengths[0]) if len(lengths) else 0
     if slots == 0 or len(flat) == 0:
         return np.zeros((0, 3), np.int64)
@@ -590,8 +591,9 @@ def _in_flight_triples(lengths, flat, idx_delay, post_rank):
     slot_of_cell = np.repeat(np.arange(slots), per_slot_rows)
     row_of_cell = np.concatenate([np.arange(n) for n in per_slot_rows])
     slot, row = slot_of_cell[cell], row_of_cell[cell]
-    return np.stack([(slot - idx_delay) % slots, np.asarray(post_rank, np.int64)[row],
-                     flat.astype(np.int64)], axis=1)
+    triples = np.stack([(slot - idx_delay) % slots, np.asarray(post_rank, np.int64)[row],
+                        flat.astype(np.int64)], axis=1)
+    return triples[np.argsort(triples[:, 0], kind="stable")]
 
 
 def _check_engines(rng, model_shape, path):

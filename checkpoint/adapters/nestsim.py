@@ -129,6 +129,7 @@ class Projection:
 
 
 class NESTAdapter(Adapter):
+    exact_restart = False   # NEST keeps its generators, spikes in flight and currents out of reach
     simulator = "nest"
 
     def __init__(self, obj, monitors=False):

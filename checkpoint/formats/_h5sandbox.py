@@ -17,6 +17,7 @@ quarter of a second: it imports h5py) and then costs a few milliseconds
 per file.  It exits when this process does (its standard input closes).
 """
 
+import atexit
 import json
 import os
 import select
@@ -46,6 +47,18 @@ def _start():
 def _stop(helper):
     helper.kill()
     helper.wait()
+
+
+@atexit.register
+def _shutdown():
+    """Let the helper go with this process: its input closes, it exits."""
+    if _helper is not None and _helper.poll() is None:
+        for stream in (_helper.stdin, _helper.stdout):
+            stream.close()
+        try:
+            _helper.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _stop(_helper)
 
 
 def probe(raw, path):

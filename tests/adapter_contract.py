@@ -1,0 +1,149 @@
+"""The conformance suite of the adapter contract (checkpoint/adapters/base.py).
+
+Every adapter's test module subclasses :class:`AdapterContract` (as zarr's
+stores subclass ``StoreTests``) and provides, as methods of the subclass:
+
+* ``make(seed)``: a fresh model of the test network whose random
+  connectivity depends on ``seed`` (simulators with one kernel per process
+  may reset it: the suite never uses a model after making the next one);
+* ``advance(model)``: run it a little;
+* ``captured(model)``: every array the adapter sees, copied
+  (:func:`helpers.capture_copy`);
+* ``fail_midway(monkeypatch, model)``: make the next restore fail after it
+  has changed something;
+* ``restored``: labels a whole-network restore must report.
+
+A test that every simulator must pass goes here; the simulator's own module
+keeps only what is particular to it.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint import CorruptCheckpointError, StructureMismatchError
+from checkpoint.adapters import adapter_for
+from checkpoint.adapters.base import Adapter
+from checkpoint.formats import read_state, write_state
+from helpers import assert_same_capture, folder_digests
+
+FORMATS = ["h5", "npz", "mat", "txt.gz"]
+
+
+class AdapterContract:
+    restored = ()
+
+    # -- to provide ------------------------------------------------------------
+
+    def make(self, seed):
+        raise NotImplementedError
+
+    def advance(self, model):
+        raise NotImplementedError
+
+    def captured(self, model):
+        raise NotImplementedError
+
+    def fail_midway(self, monkeypatch, model):
+        raise NotImplementedError
+
+    # -- the contract ------------------------------------------------------------
+
+    def load_changes_nothing(self, path, model, error, match=None):
+        """Loading ``path`` raises ``error`` naming the file; the model and
+        the file's folder are as they were."""
+        before, files = self.captured(model), folder_digests(os.path.dirname(path))
+        with pytest.raises(error, match=match) as info:
+            checkpoint.load(path, model)
+        assert os.path.basename(str(path)) in str(info.value)
+        assert_same_capture(before, self.captured(model))
+        assert folder_digests(os.path.dirname(path)) == files
+        return info.value
+
+    def test_the_adapter_declares_its_contract(self):
+        adapter = adapter_for(self.make(1))
+        assert isinstance(adapter, Adapter)
+        for flag in ("shardable", "captures_monitors", "exact_restart"):
+            assert isinstance(getattr(adapter, flag), bool), flag
+
+    def test_capture_and_describe_change_nothing(self):
+        model = self.make(1)
+        self.advance(model)
+        before = self.captured(model)
+        adapter = adapter_for(model)
+        adapter.capture()
+        adapter.describe()
+        adapter.clock()
+        assert_same_capture(before, self.captured(model))
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_every_format_restores_everything_into_other_connectivity(self, tmp_path, fmt):
+        model = self.make(1)
+        self.advance(model)
+        before = self.captured(model)
+        state = adapter_for(model).capture()
+        saved_time, saved_step = state.time, state.step
+        checkpoint.save(tmp_path / f"c.{fmt}", model)
+        other = self.make(2)
+        report = checkpoint.load(tmp_path / f"c.{fmt}", other)
+        assert report.time == pytest.approx(saved_time) and report.step == saved_step
+        assert set(self.restored) <= set(report.restored), sorted(set(self.restored) - set(report.restored))
+        assert_same_capture(before, self.captured(other))
+
+    def test_a_size_that_does_not_fit_changes_nothing(self, tmp_path):
+        model = self.make(1)
+        checkpoint.save(tmp_path / "c.h5", model)
+        state = read_state(tmp_path / "c.h5")
+        name, pop = next((n, p) for n, p in state.populations.items() if p.size)
+        pop.size += 1
+        pop.arrays = {var: (np.append(a, a[:1]) if pop.info[var].scope == "neuron" else a)
+                      for var, a in pop.arrays.items()}
+        write_state(tmp_path / "grown.h5", state)
+        error = self.load_changes_nothing(tmp_path / "grown.h5", self.make(2), StructureMismatchError)
+        assert name in str(error)
+
+    def test_a_damaged_array_changes_nothing(self, tmp_path):
+        model = self.make(1)
+        self.advance(model)
+        checkpoint.save(tmp_path / "c.npz", model)
+        largest = max((a for group in list(read_state(tmp_path / "c.npz").populations.values())
+                       + list(read_state(tmp_path / "c.npz").projections.values()) for a in group.arrays.values()),
+                      key=lambda a: a.nbytes)
+        data = bytearray((tmp_path / "c.npz").read_bytes())
+        at = bytes(data).find(np.ascontiguousarray(largest).tobytes())
+        assert at >= 0 and largest.nbytes
+        data[at + largest.nbytes // 2] ^= 0xFF                 # one byte of the largest array's data
+        (tmp_path / "c.npz").write_bytes(bytes(data))
+        self.load_changes_nothing(tmp_path / "c.npz", self.make(2), CorruptCheckpointError, "checksum")
+
+    def test_strict_refuses_what_a_plain_load_keeps(self, tmp_path):
+        model = self.make(1)
+        checkpoint.save(tmp_path / "c.h5", model)
+        state = read_state(tmp_path / "c.h5")
+        name, pop = next((n, p) for n, p in state.populations.items() if p.arrays)
+        var = sorted(pop.arrays)[0]
+        del pop.arrays[var], pop.info[var]
+        write_state(tmp_path / "less.h5", state)
+        other = self.make(2)
+        before = self.captured(other)
+        with pytest.raises(StructureMismatchError, match="strict"):
+            checkpoint.load(tmp_path / "less.h5", other, strict=True)
+        assert_same_capture(before, self.captured(other))
+        with pytest.warns(checkpoint.CheckpointWarning, match="kept"):
+            report = checkpoint.load(tmp_path / "less.h5", other)
+        assert f"{name}.{var}" in report.kept
+
+    def test_a_failure_midway_puts_everything_back(self, tmp_path, monkeypatch):
+        model = self.make(1)
+        self.advance(model)
+        checkpoint.save(tmp_path / "c.h5", model)
+        other = self.make(2)
+        before = self.captured(other)
+        self.fail_midway(monkeypatch, other)
+        with pytest.raises(RuntimeError, match="injected"):
+            checkpoint.load(tmp_path / "c.h5", other)
+        monkeypatch.undo()
+        assert_same_capture(before, self.captured(other))
+        self.advance(other)      # and the model still runs
