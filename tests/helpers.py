@@ -4,6 +4,7 @@ import hashlib
 import os
 
 import numpy as np
+import pytest
 import scipy.sparse
 
 import checkpoint
@@ -79,6 +80,18 @@ def file_digest(path):
 
 def folder_digests(folder):
     return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+
+
+def load_fails(path, net, error=checkpoint.CheckpointError, match=None):
+    """Loading fails with ``error`` naming the file; the network and the
+    folder are unchanged."""
+    before, files = arrays_of(net), folder_digests(os.path.dirname(path))
+    with pytest.raises(error, match=match) as info:
+        checkpoint.load(path, net)
+    assert os.path.basename(str(path)) in str(info.value)
+    assert_same_arrays(before, arrays_of(net))
+    assert folder_digests(os.path.dirname(path)) == files
+    return info.value
 
 
 def capture_copy(state, meta):

@@ -16,21 +16,9 @@ import scipy.io
 import checkpoint
 from checkpoint import (CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError,
                         UnsupportedFormatError)
-from helpers import arrays_of, assert_same_arrays, file_digest, folder_digests, izhikevich_network
+from helpers import arrays_of, assert_same_arrays, file_digest, folder_digests, izhikevich_network, load_fails
 
 BINARY = ["h5", "npz", "mat", "txt", "txt.gz"]
-
-
-def load_fails(path, net, error=CheckpointError, match=None):
-    """Loading fails with ``error`` naming the file; the network and the
-    folder are unchanged."""
-    before, files = arrays_of(net), folder_digests(os.path.dirname(path))
-    with pytest.raises(error, match=match) as info:
-        checkpoint.load(path, net)
-    assert os.path.basename(str(path)) in str(info.value)
-    assert_same_arrays(before, arrays_of(net))
-    assert folder_digests(os.path.dirname(path)) == files
-    return info.value
 
 
 FLIP_SCRIPT = textwrap.dedent("""

@@ -21,7 +21,7 @@ import pytest
 import checkpoint
 from checkpoint import CheckpointError, CheckpointWarning, CorruptCheckpointError, UnsafeContentError
 import forge
-from helpers import arrays_of, assert_same_arrays, folder_digests, izhikevich_network
+from helpers import arrays_of, assert_same_arrays, izhikevich_network, load_fails
 
 FORMATS = ["h5", "npz", "mat", "txt", "txt.gz"]
 MB = 1 << 20
@@ -40,12 +40,7 @@ def refused(path, error=CorruptCheckpointError, match=None, net=None):
     assert os.path.basename(str(path)) in result["message"]
     if match is not None:
         assert match in result["message"], result
-    net = net or izhikevich_network()
-    before, files = arrays_of(net), folder_digests(os.path.dirname(path))
-    with pytest.raises(error):
-        checkpoint.load(path, net)
-    assert_same_arrays(before, arrays_of(net))
-    assert folder_digests(os.path.dirname(path)) == files
+    load_fails(path, net or izhikevich_network(), error)
     return result
 
 
