@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 
+from ._ranks import agree
 from .adapters import adapter_for
 from .local import SHARDS, prepare_load
 from .local import save as save_one
@@ -54,22 +55,6 @@ def _suffix(path, fmt):
     return next((s for s in sorted(fmt.suffixes, key=len, reverse=True) if name.endswith(s)), fmt.suffixes[0])
 
 
-def _agree(comm, error, path, what):
-    """Every rank learns whether any rank failed; all raise if one did.
-
-    ``error`` is this rank's exception or None.  The failing rank re-raises
-    its own; the others raise a :class:`CheckpointError` naming it.
-    """
-    errors = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
-    failed = [(rank, message) for rank, message in enumerate(errors) if message is not None]
-    if not failed:
-        return
-    if error is not None:
-        raise error
-    rank, message = failed[0]
-    raise CheckpointError(f"rank {rank} could not {what}: {message}", path=path)
-
-
 def save(path, obj, comm, *, format=None, **options):
     """Save each rank's ``obj`` as one shard of the checkpoint ``path``.
 
@@ -89,14 +74,14 @@ def save(path, obj, comm, *, format=None, **options):
     except Exception as exc:   # every rank must reach the allgather below
         error = exc
     try:
-        _agree(comm, error, path, "save its shard")
+        agree(comm, error, "save its shard", path)
         error = None
         if comm.rank == 0:
             try:
                 _write_manifest(path, fmt, token, comm.size, obj, options.get("metadata"))
             except Exception as exc:
                 error = exc
-        _agree(comm, error if comm.rank == 0 else None, path, "write the manifest")
+        agree(comm, error if comm.rank == 0 else None, "write the manifest", path)
     except BaseException:
         _remove(shard)
         raise
@@ -168,13 +153,13 @@ def load(path, obj, comm, **options):
                                          "checkpoint; sharded checkpoints hold embedded networks", path=path)
     except Exception as exc:
         error = exc
-    _agree(comm, error, path, "read and check its shard")
+    agree(comm, error, "read and check its shard", path)
     try:
         undo = adapter.apply_reversibly(plan)
     except Exception as exc:   # this rank has undone its own changes
         error = exc
     try:
-        _agree(comm, error, path, "apply its shard")
+        agree(comm, error, "apply its shard", path)
     except BaseException:
         if undo is not None:
             undo()

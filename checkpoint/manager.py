@@ -26,6 +26,7 @@ from .api import load, save
 from .local import SHARDS, _ms
 from .distributed import shard_paths
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
+from ._ranks import ONE_PROCESS, on_leader
 from .folder import CheckpointFolder, checkpoint_name
 from .formats import format_for, read_state, write_state
 
@@ -105,6 +106,13 @@ class Checkpointer:
         Checkpoints are sharded (:mod:`checkpoint.distributed`), written
         without a background thread; the ranks agree on when to save, so a
         signal received by any rank stops all of them at the same step.
+    schedule : SaveSchedule, optional
+        When to save, as an object (replaces ``every_*``); any object with
+        the method ``due(step, time_ms, last_step, last_time_ms, last_wall)``.
+    retention : Retention, optional
+        What to keep, as an object (replaces ``keep`` and ``keep_every_*``);
+        any object with ``keep`` and ``permanent(time_ms, last_kept_ms, wall,
+        last_kept_wall)``.
     read_only : bool
         List and restore only, while another process may own the folder:
         no lock is taken, nothing is written or deleted, no signal handler
@@ -122,19 +130,20 @@ class Checkpointer:
     def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
                  keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
                  signals=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None,
-                 create=True, monitors=False, comm=None, read_only=False):
-        if keep < 1:
-            raise ValueError("keep must be at least 1")
+                 create=True, monitors=False, comm=None, read_only=False, schedule=None, retention=None):
         self.directory = os.path.abspath(os.fspath(directory))
         self.obj = obj
         self.monitors = monitors
-        self.comm = comm
-        self._leader = comm is None or comm.rank == 0   # the rank that owns the folder
+        self.sharded = comm is not None          # an MPI run: sharded checkpoints
+        self.comm = comm if comm is not None else ONE_PROCESS
         self.adapter = adapter_for(obj, monitors=monitors)
-        self.schedule = SaveSchedule(every_steps, every_ms, every_seconds)
-        self.retention = Retention(keep, keep_every_ms, keep_every_seconds)
+        # the policies: small objects a script may pass instead of the keywords
+        self.schedule = schedule or SaveSchedule(every_steps, every_ms, every_seconds)
+        self.retention = retention or Retention(keep, keep_every_ms, keep_every_seconds)
+        if self.retention.keep < 1:
+            raise ValueError("keep must be at least 1")
         self.suffix = format_for("x", format).suffixes[0]
-        self.background = background and comm is None   # MPI calls stay on the main thread
+        self.background = background and not self.sharded   # MPI calls stay on the main thread
         self.compression, self.metadata = compression, metadata
         self._verified = {}
         self._buffers = {}   # snapshot buffers, reused: copying into warm memory is the whole pause
@@ -159,26 +168,8 @@ class Checkpointer:
     # ------------------------------------------------------------- MPI ranks
 
     def _on_leader(self, work, what):
-        """Run ``work`` on the leader only and hand its result (or failure)
-        to every rank."""
-        if self.comm is None:
-            return work()
-        result = error = None
-        if self._leader:
-            try:
-                result = work()
-            except Exception as exc:
-                error = exc
-        failed, result = self.comm.bcast((error is not None and f"{type(error).__name__}: {error}", result), root=0)
-        if error is not None:
-            raise error
-        if failed:
-            raise CheckpointError(f"rank 0 could not {what}: {failed}", path=self.directory)
-        return result
-
-    def _anyone(self, flag):
-        """Whether ``flag`` holds on any rank."""
-        return flag if self.comm is None else any(self.comm.allgather(bool(flag)))
+        """Run ``work`` on rank 0, the rank that owns the folder; every rank gets its result."""
+        return on_leader(self.comm, work, what, path=self.directory)
 
     # ------------------------------------------------------------- the folder
 
@@ -245,7 +236,7 @@ class Checkpointer:
         passed over, with a warning, for the one before it.
         """
         self._raise_background_error()
-        if self.comm is not None:   # the leader has verified every shard of the one it names
+        if self.sharded:   # the leader has verified every shard of the one it names
             path = self.latest()
             return None if path is None else self._resumed(path, load(path, self.obj, comm=self.comm,
                                                                       **load_options))
@@ -286,10 +277,10 @@ class Checkpointer:
         self._raise_background_error()
         time_ms, step = self._clock()
         due = step != self._last[0] and self.schedule.due(step, time_ms, *self._last)
-        if self.comm is not None:   # one decision for all ranks: a signal or a wall clock may differ
-            signals, dues = zip(*self.comm.allgather((self._signal, due)))
-            self._signal = next((s for s in signals if s is not None), None)
-            due = any(dues)
+        # one decision for all ranks: a signal or a wall clock may differ between them
+        signals, dues = zip(*self.comm.allgather((self._signal, due)))
+        self._signal = next((s for s in signals if s is not None), None)
+        due = any(dues)
         if self._signal is not None:
             signum, self._signal = self._signal, None
             path = self.save()
@@ -310,12 +301,12 @@ class Checkpointer:
         if skip_if_saved and self._saved_step is not None and self._saved_step == self._clock()[1]:
             return None
         self.wait()
-        if self.comm is not None:
+        if self.sharded:
             return self._save_sharded()
         state = self.adapter.capture()
         self._saved_step = state.step
         state.meta["user"] = dict(self.metadata or {})
-        path = self._path_for(state.step, state.time)
+        path = self._start_save(state.step, state.time)
         if self.background:
             snapshot = _snapshot(state, self._buffers)
             if self._executor is None:
@@ -325,9 +316,10 @@ class Checkpointer:
             self._commit(path, state)
         return path
 
-    def _path_for(self, step, time_ms):
-        """The next checkpoint's path (``-keep`` when retention says so); a
-        second save at one step rewrites that step's checkpoint."""
+    def _start_save(self, step, time_ms):
+        """Mark a save at ``step`` as begun (the schedule counts from it) and
+        return its path (``-keep`` when retention says so); a second save at
+        one step rewrites that step's checkpoint."""
         same_step = [path for saved_step, path, _ in self._files()
                      if saved_step == step and path.endswith(self.suffix) and self.folder.wrote(path)]
         if same_step:
@@ -346,7 +338,7 @@ class Checkpointer:
     def _save_sharded(self):
         time_ms, step = self._clock()
         self._saved_step = step
-        path = self._on_leader(lambda: self._path_for(step, time_ms), "name the checkpoint")
+        path = self._on_leader(lambda: self._start_save(step, time_ms), "name the checkpoint")
         self._last = (step, time_ms, time.monotonic())
         save(path, self.obj, comm=self.comm, compression=self.compression, metadata=self.metadata,
              monitors=self.monitors)

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse
 
 import checkpoint
+from checkpoint._ranks import OneProcess
 
 FORMATS = ["h5", "hdf5", "npz", "mat", "txt", "txt.gz", "gz"]
 
@@ -124,13 +125,6 @@ def assert_same_capture(a, b):
             assert a[key] == b[key], key
 
 
-class SingleRank:
-    """The few calls of an mpi4py communicator that checkpoint makes, for
-    one rank in this process (tests under mpiexec use the real one)."""
-    rank, size = 0, 1
-
-    def allgather(self, value):
-        return [value]
-
-    def bcast(self, value, root=0):
-        return value
+# the communicator of a one-rank run, for in-process tests of sharded checkpoints
+# (tests under mpiexec use the real one)
+SingleRank = OneProcess

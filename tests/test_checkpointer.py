@@ -347,3 +347,18 @@ def test_a_read_only_checkpointer_lists_and_restores_beside_the_owner(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Checkpointer(tmp_path / "absent", net, read_only=True)
     assert not (tmp_path / "absent").exists()
+
+
+def test_policies_passed_as_objects(tmp_path):
+    from checkpoint.manager import Retention, SaveSchedule
+
+    class EveryThird(SaveSchedule):
+        def due(self, step, *args):
+            return step % 3 == 0
+    net = izhikevich_network()
+    with Checkpointer(tmp_path, net, schedule=EveryThird(), retention=Retention(keep=2),
+                      background=False) as ckpt:
+        advance(net, ckpt, 10)
+    assert names(tmp_path) == ["ckpt-000000000006.h5", "ckpt-000000000009.h5"]
+    with pytest.raises(ValueError, match="keep"):
+        Checkpointer(tmp_path / "x", net, retention=Retention(keep=0))

@@ -11,7 +11,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 LAYERS = {
     "errors": 0, "_version": 0, "hashing": 0, "_progress": 0,
     "state": 1, "_atomic": 1,
-    "network": 2, "formats": 2, "restore": 2,
+    "network": 2, "formats": 2, "restore": 2, "_ranks": 2,
     "adapters": 3,
     "local": 4, "parameters": 4,
     "distributed": 5,
