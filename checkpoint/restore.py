@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import CheckpointWarning, StructureMismatchError
 from .hashing import checksum
+from .state import check_connectivity
 
 __all__ = ["RestoreReport", "Plan", "Assignment", "UndoLog", "make_plan", "start_connectivity_hashes",
            "swap_contents"]
@@ -54,10 +55,10 @@ class RestoreReport:
         """Issue one :class:`CheckpointWarning` for skips and one for keeps."""
         if self.skipped:
             warnings.warn(f"{self.path}: in the file but not in the model, skipped: "
-                          f"{', '.join(self.skipped)}", CheckpointWarning, stacklevel=3)
+                          f"{', '.join(self.skipped)}", CheckpointWarning, stacklevel=4)
         if self.kept:
             warnings.warn(f"{self.path}: in the model but not in the file, kept: "
-                          f"{', '.join(self.kept)}", CheckpointWarning, stacklevel=3)
+                          f"{', '.join(self.kept)}", CheckpointWarning, stacklevel=4)
 
 
 @dataclass
@@ -202,7 +203,6 @@ def _plan_projection(plan, name, f, m, path):
         raise StructureMismatchError(f"the file connects {f.shape[1]} -> {f.shape[0]} neurons, "
                                      f"the model {m.shape[1]} -> {m.shape[0]}", path=path, obj=name)
     if not _same_connectivity(f, m):
-        from .formats.layout import check_connectivity
         check_connectivity(f.indptr, f.indices, f.shape, path, name)
         plan.connectivity[name] = (np.asarray(f.indptr, np.int64), np.asarray(f.indices, np.int64))
     _plan_group(plan, "projections", name, f, m, None if name not in plan.connectivity else f.nnz, path)
@@ -271,7 +271,7 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
             # would be the only change, and a wrong one
             plan.report.skipped.extend(["time", "step"] + [f"rng.{name}" for name in file_state.rng])
             warnings.warn(f"{path}: no population or projection in common with the model: "
-                          "time and random state left as they are", CheckpointWarning, stacklevel=4)
+                          "time and random state left as they are", CheckpointWarning, stacklevel=5)
         else:
             _plan_clock_and_rng(plan, file_state, model_state, path)
     if strict and (plan.report.skipped or plan.report.kept):
@@ -287,7 +287,7 @@ def _plan_clock_and_rng(plan, file_state, model_state, path):
         fdt, mdt = file_state.meta.get("dt"), model_state.meta.get("dt")
         if fdt is not None and mdt is not None and not np.isclose(fdt, mdt):
             warnings.warn(f"{path}: saved with dt={fdt} ms, the model has dt={mdt} ms",
-                          CheckpointWarning, stacklevel=4)
+                          CheckpointWarning, stacklevel=6)
     for name, rng in file_state.rng.items():
         if name in model_state.rng and model_state.rng[name].kind == rng.kind:
             plan.rng[name] = rng

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 
+from .errors import CorruptCheckpointError
+
 __all__ = [
     "ArrayInfo",
     "PopulationState",
@@ -123,6 +125,11 @@ class ProjectionState(_ArrayGroup):
             return getattr(self, var)
         return self.arrays[var]
 
+    def __contains__(self, var):
+        """What ``proj[var]`` gives: the arrays, and ``indptr``/``indices``
+        (which iterating over the projection, like ``.arrays``, leaves out)."""
+        return var in self.arrays or var in ("indptr", "indices")
+
     def to_scipy(self, var="w"):
         """Return ``var`` as a ``scipy.sparse.csr_matrix`` of shape post x pre.
 
@@ -213,3 +220,18 @@ class NetworkState:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
+    """Raise unless ``indptr``/``indices`` are a valid CSR of ``shape``.
+
+    The pre-rank range check is a full pass over the synapses; readers skip
+    it and the restore plan runs it before new connectivity reaches a model.
+    """
+    indptr, indices = np.asarray(indptr), np.asarray(indices)
+    ok = (len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
+          and bool(np.all(np.diff(indptr) >= 0)))
+    if not ok:
+        raise CorruptCheckpointError("indptr is not a valid CSR index", path=path, obj=obj)
+    if check_indices and len(indices) and not (int(indices.min()) >= 0 and int(indices.max()) < shape[1]):
+        raise CorruptCheckpointError("a synapse's pre-synaptic rank is out of range", path=path, obj=obj)

@@ -116,7 +116,7 @@ def _node_groups(nodes):
     return [NodeGroup(str(models[s]), str(types[s]), int(ids[s]), int(ids[e - 1])) for s, e in zip(starts, ends)]
 
 
-class Projection:
+class SynapseGroup:
     """The connections of one synapse model from one group to another."""
 
     def __init__(self, synapse_model, pre, post):
@@ -294,11 +294,11 @@ class Connections:
         self.values = {key: np.atleast_1d(np.asarray(status[key])) for key in self.keys}
 
     def projections(self, model, groups):
-        """One Projection per (pre group, post group) pair with connections;
+        """One SynapseGroup per (pre group, post group) pair with connections;
         connections to or from other nodes (recorders) are left out."""
         pre, post = _group_index(groups, self.source), _group_index(groups, self.target)
         pairs = np.unique(np.stack([pre, post], axis=1)[(pre >= 0) & (post >= 0)], axis=0)
-        return [Projection(model, groups[i], groups[j]) for i, j in pairs]
+        return [SynapseGroup(model, groups[i], groups[j]) for i, j in pairs]
 
     def positions(self, projection):
         """Where the projection's synapses are in the collection, in CSR
@@ -322,7 +322,7 @@ class Connections:
         return state
 
     def set(self, values_by_projection):
-        """Set per-synapse values given in CSR order, ``{Projection: {key:
+        """Set per-synapse values given in CSR order, ``{SynapseGroup: {key:
         array}}``, with one call for the whole collection; returns the undo."""
         new = {}
         for projection, values in values_by_projection.items():
@@ -350,7 +350,7 @@ def _projection_of(connections):
     if len(models) != 1 or len(pre) != 1 or len(post) != 1 or pre[0] < 0 or post[0] < 0:
         raise UnsupportedObjectError("pass a SynapseCollection of one synapse model between one "
                                      "population and another", obj="SynapseCollection")
-    return Projection(str(models.pop()), groups[pre[0]], groups[post[0]])
+    return SynapseGroup(str(models.pop()), groups[pre[0]], groups[post[0]])
 
 
 def _group_index(groups, ids):

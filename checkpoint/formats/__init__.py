@@ -14,7 +14,7 @@ from .._progress import progress_bar, with_progress
 from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError, UnsupportedFormatError
 from . import hdf5, matlab, npz, text
 from .compression import for_format
-from .layout import encode_manifest, flatten
+from .manifest import encode_manifest, flatten
 
 FORMATS = {f.name: f for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFormat(),
                                text.TextFormat(), text.GzipTextFormat())}

@@ -9,7 +9,7 @@ its level-5 element tags and accept only what :class:`~.matlab.MatFormat`
 writes:
 
 - first the char arrays ``checkpoint_manifest`` (at most
-  :data:`~.layout.MAX_MANIFEST_CHARS` ASCII characters) and
+  :data:`~.manifest.MAX_MANIFEST_CHARS` ASCII characters) and
   ``checkpoint_manifest_xxh3``; the manifest is decoded and validated;
 - then one 1x1 struct per object named in the manifest, its fields exactly
   the manifest's arrays of that object, each a real numeric array whose
@@ -31,7 +31,7 @@ import zlib
 import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
-from .layout import ALLOWED_DTYPES, MAX_MANIFEST_CHARS, all_entries, decode_manifest, entry_nbytes
+from .manifest import ALLOWED_DTYPES, MAX_MANIFEST_CHARS, all_entries, decode_manifest, entry_nbytes
 
 HEADER = 128
 _TAG = struct.Struct("<II")

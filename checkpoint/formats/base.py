@@ -7,7 +7,7 @@ Writing
     ``format_for(path)`` picks the format; ``compression.for_format``
     parses ``compression=`` once and refuses a codec the format does not
     list in :attr:`Format.codecs` (before any file exists);
-    ``layout.flatten(state, fmt.keys())`` turns the state into a manifest
+    ``manifest.flatten(state, fmt.keys())`` turns the state into a manifest
     and ``(key, array)`` items; then, inside ``atomic_write``,
     :meth:`Format.write` writes them to a temporary path that becomes the
     checkpoint only if it returns.
@@ -16,7 +16,7 @@ Reading
     :meth:`Format.read` opens the file once, checks its structure and sizes
     before any parser or allocation sees them (see docs/format.rst,
     "Safety rules for readers"), decodes the manifest with
-    ``layout.decode_manifest`` and hands ``layout.unflatten`` a fetch
+    ``manifest.decode_manifest`` and hands ``manifest.unflatten`` a fetch
     function; ``unflatten`` verifies every checksum.  An exception of the
     types in :attr:`Format.damage` means a bad file and becomes a
     :class:`~checkpoint.CorruptCheckpointError`.
@@ -52,7 +52,7 @@ class Format(abc.ABC):
 
     @abc.abstractmethod
     def keys(self):
-        """A key maker (``layout.PathKeys`` or ``layout.IdentifierKeys``)."""
+        """A key maker (``manifest.PathKeys`` or ``manifest.IdentifierKeys``)."""
 
     @abc.abstractmethod
     def write(self, tmp, manifest_text, digest, manifest, items, compression):

@@ -19,7 +19,7 @@ from .base import Format
 from .compression import MAX_RATIO, PLUGIN_MAX_RATIO
 from ._writer import WritebackFile, write_array_data
 from .checksums import verify_array
-from .layout import ALLOWED_DTYPES, PathKeys, all_entries, decode_manifest, entry_nbytes, unflatten
+from .manifest import ALLOWED_DTYPES, PathKeys, all_entries, decode_manifest, entry_nbytes, unflatten
 
 
 def dataset_options(compression, array):

@@ -1,4 +1,4 @@
-"""The one logical tree, as a JSON manifest plus a flat set of keyed arrays.
+"""The manifest: its schema, and the one logical tree as a manifest plus keyed arrays.
 
 Every format stores the same two things: the manifest (a JSON document that
 describes the whole state and records, for each array, the key it is stored
@@ -20,7 +20,7 @@ from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, 
 from ..hashing import CHECKSUM_PREFIX, checksum, digest_text
 from .checksums import VerifiedReads
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
-                     PopulationState, ProjectionState, RngState)
+                     PopulationState, ProjectionState, RngState, check_connectivity)
 
 FORMAT_NAME = "checkpoint"
 FORMAT_VERSION = 1
@@ -381,21 +381,6 @@ def all_entries(manifest):
 
 
 # ----------------------------------------------------------------- unflatten
-
-
-def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
-    """Raise unless ``indptr``/``indices`` are a valid CSR of ``shape``.
-
-    The pre-rank range check is a full pass over the synapses; readers skip
-    it and the restore plan runs it before new connectivity reaches a model.
-    """
-    indptr, indices = np.asarray(indptr), np.asarray(indices)
-    ok = (len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
-          and bool(np.all(np.diff(indptr) >= 0)))
-    _require(ok, "indptr is not a valid CSR index", path, obj)
-    if check_indices and len(indices):
-        _require(int(indices.min()) >= 0 and int(indices.max()) < shape[1],
-                 "a synapse's pre-synaptic rank is out of range", path, obj)
 
 
 def unflatten(manifest, fetch, path, lazy=False):

@@ -22,7 +22,7 @@ from ..errors import CorruptCheckpointError, FormatLimitError
 from ..hashing import digest_file
 from . import _matguard
 from .base import Format
-from .layout import ALLOWED_DTYPES, IdentifierKeys, unflatten
+from .manifest import ALLOWED_DTYPES, IdentifierKeys, unflatten
 
 HEADER_TEXT = 116
 HEADER = 128

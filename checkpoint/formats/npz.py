@@ -20,7 +20,7 @@ from .base import Format
 from .compression import MAX_RATIO, zip_level
 from ._writer import BackgroundWriter, WritebackFile, write_array_data
 from .checksums import BLOCK_BYTES
-from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest,
+from .manifest import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest,
                      unflatten)
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import CorruptCheckpointError
 from .base import Format
 from .compression import MAX_RATIO, parse
-from .layout import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, all_entries, check_size_bound,
+from .manifest import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, all_entries, check_size_bound,
                      decode_manifest, unflatten)
 
 MAGIC = "checkpoint-text 1"
