@@ -43,12 +43,13 @@ is ``tests/adapter_contract.py``.
 """
 
 import abc
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import CorruptCheckpointError
-from ..restore import UndoLog
+from ..restore import Plan, UndoLog
 from ..state import NetworkState
 
 _NUMPY_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -70,43 +71,43 @@ class Adapter(abc.ABC):
     def __init__(self, obj):
         self.obj = obj
 
-    def base_meta(self, content, time, step, dt):
+    def base_meta(self, content: str, time: float, step: int, dt: Optional[float]) -> dict:
         return {"time": float(time), "step": int(step), "dt": None if dt is None else float(dt),
                 "content": content,
                 "simulator": {"name": self.simulator, "version": self.simulator_version},
                 "library": {"name": "checkpoint", "version": __version__}}
 
     @abc.abstractmethod
-    def capture(self, populations=True, projections=True) -> NetworkState:
+    def capture(self, populations: bool = True, projections: bool = True) -> NetworkState:
         """The state of the object: populations, projections, clock, generators."""
 
-    def describe(self, populations=True, projections=True):
+    def describe(self, populations: bool = True, projections: bool = True) -> NetworkState:
         """What the restore plan compares a file with: names, shapes, dtypes
         and connectivity.  Values need not be in order, so adapters may skip
         the work of ordering them; by default, :meth:`capture`."""
         return self.capture(populations=populations, projections=projections)
 
-    def before_plan(self, file_state, model_state, path):
+    def before_plan(self, file_state: NetworkState, model_state: NetworkState, path) -> None:
         """Raise before matching if the file cannot be meant for this model
         (e.g. automatic object names that differ); a no-op by default."""
 
-    def clock(self):
+    def clock(self) -> Tuple[float, int]:
         """``(time in ms, step)``; called once per loop turn by the Checkpointer."""
         meta = self.capture(populations=False, projections=False).meta
         return meta["time"], meta["step"]
 
-    def apply(self, plan):
+    def apply(self, plan: Plan) -> None:
         """Apply ``plan``; on any failure undo what was done and re-raise."""
         self.apply_reversibly(plan)
 
     @abc.abstractmethod
-    def apply_reversibly(self, plan) -> UndoLog:
+    def apply_reversibly(self, plan: Plan) -> UndoLog:
         """Apply ``plan`` and return the :class:`UndoLog` of its changes; on a
         failure, undo them and re-raise."""
 
     # -- hooks ---------------------------------------------------------------
 
-    def check_rng(self, plan):
+    def check_rng(self, plan: Plan) -> None:
         """Raise before any change if a random generator state cannot be set."""
         for name, rng in plan.rng.items():
             check_numpy_rng_state(rng, plan.report.path)

@@ -31,8 +31,12 @@ import struct
 import tokenize
 import zipfile
 import zlib
+from typing import Iterable, Optional, Tuple
+
+import numpy as np
 
 from ..state import NetworkState
+from .compression import Compression
 
 
 class Format(abc.ABC):
@@ -55,11 +59,12 @@ class Format(abc.ABC):
         """A key maker (``manifest.PathKeys`` or ``manifest.IdentifierKeys``)."""
 
     @abc.abstractmethod
-    def write(self, tmp, manifest_text, digest, manifest, items, compression):
+    def write(self, tmp: str, manifest_text: str, digest: str, manifest: dict,
+              items: Iterable[Tuple[str, np.ndarray]], compression: Optional[Compression]) -> None:
         """Write the manifest (its text and digest) and the ``(key, array)``
         items to the new file ``tmp``; ``compression`` is a parsed
         :class:`~.compression.Compression` in :attr:`codecs`, or None."""
 
     @abc.abstractmethod
-    def read(self, path, lazy=False) -> NetworkState:
+    def read(self, path: str, lazy: bool = False) -> NetworkState:
         """The verified state in ``path``; never trusts a byte of it."""
