@@ -33,11 +33,12 @@ report, saved times, the Checkpointer's schedule); devices' ``start``,
 
 import contextlib
 import logging
+import warnings
 import zlib
 
 import numpy as np
 
-from ..errors import StructureMismatchError, UnsupportedObjectError
+from ..errors import CheckpointWarning, StructureMismatchError, UnsupportedObjectError
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState
 from ..restore import UndoLog
 from .base import Adapter
@@ -52,7 +53,7 @@ NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "t
 CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
                        "sizeof", "receptor", "synapse_modelid"}
 
-_settable_cache = {}    # node model -> set of settable numeric status keys
+_settable_cache = {}    # node model -> (settable numeric keys, settable per-node array keys)
 # The file's time minus NEST's clock after a restore, kept in the kernel
 # itself (as the weight of a copied synapse model), so that ResetKernel
 # forgets it with everything else.
@@ -74,18 +75,30 @@ def settable_keys(model):
     Setting a model default to its own value changes nothing and raises
     for a read-only key.
     """
+    return _settable(model)[0]
+
+
+def settable_array_keys(model):
+    """Settable status keys whose values are arrays per node (``tau_syn`` of a
+    multisynapse model, a generator's ``spike_times``): not captured yet."""
+    return _settable(model)[1]
+
+
+def _settable(model):
     if model not in _settable_cache:
         nest = _nest()
-        keys = set()
+        numbers, arrays = set(), set()
         for key, value in nest.GetDefaults(model).items():
-            if not _is_number(value) or key in NODE_IDENTITY:  # devices accept these as defaults
+            is_array = isinstance(value, (list, tuple, np.ndarray)) and \
+                np.asarray(value).dtype.kind in "biuf"
+            if key in NODE_IDENTITY or not (_is_number(value) or is_array):  # devices accept these as defaults
                 continue
             try:
                 nest.SetDefaults(model, {key: value})
             except nest.NESTError:
                 continue
-            keys.add(key)
-        _settable_cache[model] = keys
+            (arrays if is_array else numbers).add(key)
+        _settable_cache[model] = numbers, arrays
     return _settable_cache[model]
 
 
@@ -243,12 +256,18 @@ def _refused(nest, plan, name):
 def _capture_group(group):
     status = _status(group.nodes())
     keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
+    for key in sorted(settable_array_keys(group.model) & set(status)):
+        warnings.warn(f"{group.name}.{key} is an array per node: not captured, a restore leaves it as the "
+                      "model has it", CheckpointWarning, stacklevel=2)
     recordables = set(_nest().GetDefaults(group.model).get("recordables", ()))
     arrays, info = {}, {}
     for key in keys:
         value = np.atleast_1d(np.asarray(status[key]))
         if value.shape != (group.size,) or value.dtype.kind not in "biuf":
-            log.info("checkpoint: %s.%s is not one number per node: not captured", group.name, key)
+            # never lost without a word: a per-node array (tau_syn of a
+            # multisynapse model, ...) or a text entry is not in the file
+            warnings.warn(f"{group.name}.{key} is not one number per node: not captured, a restore leaves it "
+                          "as the model has it", CheckpointWarning, stacklevel=2)
             continue
         arrays[key] = value
         info[key] = ArrayInfo("variable" if key in recordables else "parameter", "neuron", "ms" if key in
