@@ -313,3 +313,29 @@ def test_a_subclass_of_network_defined_in_the_script_is_checkpointed(tmp_path):
     report = checkpoint.load(tmp_path / "sub.h5", net)
     assert "sub_group.v" in report.restored and np.array_equal(net.group.v[:], v)
     assert float(net.t / b2.ms) == 1.0
+
+
+def test_magic_network_saves_the_objects_the_magic_run_simulates(tmp_path):
+    """Brian2's documented style: objects in the script's namespace and the
+    magic run(); checkpoint collects them as brian2.store() does."""
+    b2.prefs.codegen.target = "numpy"
+    group = b2.NeuronGroup(3, "dv/dt = -v / (10*ms) : 1", name="magic_group")
+    group.v = [1.0, 2.0, 3.0]
+    b2.run(1 * b2.ms)
+    checkpoint.save(tmp_path / "magic.h5", b2.magic_network)
+    assert list(checkpoint.read(tmp_path / "magic.h5").populations) == ["magic_group"]
+    saved = np.array(group.v[:])
+    b2.run(1 * b2.ms)
+    report = checkpoint.load(tmp_path / "magic.h5", b2.magic_network)
+    assert "magic_group.v" in report.restored and np.array_equal(group.v[:], saved)
+    assert float(b2.defaultclock.t / b2.ms) == pytest.approx(1.0)
+
+
+def _save_magic_with_nothing_in_sight(path):
+    checkpoint.save(path, b2.magic_network)
+
+
+def test_magic_network_with_nothing_in_sight_is_refused_not_an_empty_file(tmp_path):
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="magic_network"):
+        _save_magic_with_nothing_in_sight(tmp_path / "empty.h5")
+    assert not (tmp_path / "empty.h5").exists()

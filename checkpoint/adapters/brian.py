@@ -66,6 +66,8 @@ class Brian2Adapter(Adapter):
         self._described = {}   # projection name -> (Brian2 order, indptr, indices) seen by describe()
         if isinstance(obj, b2.Network):
             self.network, self.content = obj, "network"
+            if isinstance(obj, b2.MagicNetwork):
+                _collect_magic_objects(obj)
             objects = _all_objects(obj)
         elif isinstance(obj, (b2.Synapses, b2.Group)):
             self.network, self.content = None, "projection" if isinstance(obj, b2.Synapses) else "population"
@@ -240,6 +242,20 @@ class Brian2Adapter(Adapter):
 
 
 # ---------------------------------------------------------------- objects
+
+
+def _collect_magic_objects(magic):
+    """Fill ``magic_network`` with the objects the magic ``run()`` would
+    simulate: those in the namespace of the user's code that called
+    save/load (the first frame outside this package), as ``brian2.store()``
+    does; without this it holds nothing between runs."""
+    frame, depth = inspect.currentframe(), 0   # Brian2 counts levels from its caller: this frame
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "checkpoint":
+        frame, depth = frame.f_back, depth + 1
+    magic._update_magic_objects(level=depth)
+    if not magic.objects:
+        raise UnsupportedObjectError("no Brian2 object in the namespace of the code that called checkpoint; "
+                                     "pass a Network(...) of your objects instead", obj="magic_network")
 
 
 def _all_objects(net):
