@@ -83,5 +83,5 @@ def prepare_load(path, obj, *, populations=True, projections=True, strict=False,
                 "one per MPI rank: load it from every rank with comm=", path=path)
         adapter.before_plan(file_state, model_state, path)
         plan = make_plan(file_state, model_state, populations=populations, projections=projections,
-                         strict=strict, path=path)
+                         strict=strict, path=path, restores_dt=adapter.restores_dt)
     return adapter, plan

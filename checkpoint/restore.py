@@ -232,8 +232,12 @@ def start_connectivity_hashes(model_state, pool):
         projection.connectivity_checksums = pool.submit(_connectivity_checksums, projection)
 
 
-def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None):
+def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None,
+              restores_dt=False):
     """Validate a restore of ``file_state`` into the model and return its :class:`Plan`.
+
+    ``restores_dt``: the adapter sets the file's time step (Brian2's
+    clocks); otherwise a file saved with another ``dt`` is warned about.
 
     Raises
     ------
@@ -273,19 +277,19 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
             warnings.warn(f"{path}: no population or projection in common with the model: "
                           "time and random state left as they are", CheckpointWarning, stacklevel=5)
         else:
-            _plan_clock_and_rng(plan, file_state, model_state, path)
+            _plan_clock_and_rng(plan, file_state, model_state, path, restores_dt)
     if strict and (plan.report.skipped or plan.report.kept):
         raise StructureMismatchError(
             f"strict restore: skipped {plan.report.skipped}, kept {plan.report.kept}", path=path)
     return plan
 
 
-def _plan_clock_and_rng(plan, file_state, model_state, path):
+def _plan_clock_and_rng(plan, file_state, model_state, path, restores_dt):
     if file_state.step is not None:
         plan.clock = {"step": int(file_state.step), "time": file_state.time}
         plan.report.time, plan.report.step = file_state.time, int(file_state.step)
         fdt, mdt = file_state.meta.get("dt"), model_state.meta.get("dt")
-        if fdt is not None and mdt is not None and not np.isclose(fdt, mdt):
+        if fdt is not None and mdt is not None and not np.isclose(fdt, mdt) and not restores_dt:
             warnings.warn(f"{path}: saved with dt={fdt} ms, the model has dt={mdt} ms",
                           CheckpointWarning, stacklevel=6)
     for name, rng in file_state.rng.items():

@@ -339,3 +339,21 @@ def test_magic_network_with_nothing_in_sight_is_refused_not_an_empty_file(tmp_pa
     with pytest.raises(checkpoint.UnsupportedObjectError, match="magic_network"):
         _save_magic_with_nothing_in_sight(tmp_path / "empty.h5")
     assert not (tmp_path / "empty.h5").exists()
+
+
+def test_a_clocks_dt_is_restored_as_brian2_restore_does(tmp_path):
+    b2.prefs.codegen.target = "numpy"
+    group = b2.NeuronGroup(3, "dv/dt = -v / (10*ms) : 1", name="dt_group", dt=0.5 * b2.ms)
+    net = b2.Network(group)
+    net.run(1 * b2.ms)
+    checkpoint.save(tmp_path / "dt.h5", net)
+    group.clock.dt = 1 * b2.ms
+    net.run(1 * b2.ms)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", checkpoint.CheckpointWarning)   # dt is restored, not warned about
+        checkpoint.load(tmp_path / "dt.h5", net)
+    assert float(group.clock.dt / b2.ms) == 0.5
+    assert float(net.t / b2.ms) == float(group.clock.t / b2.ms) == 1.0
+    net.run(1 * b2.ms)
+    assert float(group.clock.t / b2.ms) == 2.0

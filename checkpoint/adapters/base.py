@@ -67,6 +67,8 @@ class Adapter(abc.ABC):
     captures_monitors = False
     #: a restart from a checkpoint continues bit for bit
     exact_restart = True
+    #: a load sets the file's time step (otherwise another dt is warned about)
+    restores_dt = False
 
     def __init__(self, obj):
         self.obj = obj

@@ -52,6 +52,7 @@ def _brian2():
 class Brian2Adapter(Adapter):
     simulator = "brian2"
     captures_monitors = True
+    restores_dt = True        # each clock's dt, as Brian2's own restore() does
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
@@ -624,6 +625,7 @@ def _restore_clocks(net, plan):
         clock = clocks.get(name)
         if clock is None or not isinstance(entry, dict):
             continue
+        clock.dt_ = float(entry["dt"])          # as Brian2's restore() does: dt is the clock's state
         clock.variables["timestep"].set_value(int(entry["timestep"]))
         clock.variables["t"].set_value(int(entry["timestep"]) * float(clock.dt_))
     if not saved.get("clocks"):
