@@ -257,3 +257,47 @@ def test_per_node_arrays_not_captured_are_warned_about_at_save_time(tmp_path):
     nest.Create("iaf_psc_alpha_multisynapse", 4, params={"tau_syn": [2.0, 20.0, 60.0, 100.0]})
     with pytest.warns(checkpoint.CheckpointWarning, match=r"iaf_psc_alpha_multisynapse@\d+\.tau_syn is an array per node"):
         checkpoint.save(tmp_path / "multi.h5", nest)
+
+
+def _ported_network(seed, port):
+    """Parrots: a Poisson source -> parrot A -> parrot B on ``port`` (a
+    parrot repeats spikes of port 0 only), and A -> a multisynapse neuron
+    on receptor 2, each pair drawn with probability 0.5 from ``seed``."""
+    nest, *_ = nest_sim.build(seed=seed)
+    a = nest.Create("parrot_neuron", 20)
+    b = nest.Create("parrot_neuron", 20)
+    multi = nest.Create("iaf_psc_alpha_multisynapse", 10, params={"tau_syn": [2.0, 20.0, 60.0]})
+    source = nest.Create("poisson_generator", params={"rate": 500.0})
+    nest.Connect(source, a)
+    nest.Connect(a, b, {"rule": "pairwise_bernoulli", "p": 0.5}, syn_spec={"receptor_type": port})
+    nest.Connect(a, multi, {"rule": "pairwise_bernoulli", "p": 0.5}, syn_spec={"receptor_type": 2})
+    return nest, a, b, multi
+
+
+def _ports(nest, source, target):
+    status = nest.GetConnections(source=source, target=target).get(["source", "target", "receptor"])
+    return sorted(zip(status["source"], status["target"], status["receptor"]))
+
+
+def test_receptor_ports_are_saved_and_rebuilt(tmp_path):
+    """Receptor ports were treated as identity and lost on a rebuild: parrots
+    connected on port 1 came back on port 0 (no error, spikes they should
+    ignore), and a multisynapse target refused the load."""
+    nest, a, b, multi = _ported_network(seed=5, port=1)
+    nest.Simulate(20.0)
+    expected = (_ports(nest, a, b), _ports(nest, a, multi))
+    assert {p for *_, p in expected[0]} == {1}
+    checkpoint.save(tmp_path / "ports.h5", nest)
+    nest, a, b, multi = _ported_network(seed=9, port=0)          # other pairs, the wrong port
+    checkpoint.load(tmp_path / "ports.h5", nest)
+    assert (_ports(nest, a, b), _ports(nest, a, multi)) == expected
+    nest.Simulate(20.0)
+
+
+def test_ports_that_differ_on_the_same_connections_are_rebuilt(tmp_path):
+    nest, a, b, multi = _ported_network(seed=5, port=1)
+    expected = _ports(nest, a, b)
+    checkpoint.save(tmp_path / "ports.h5", nest)
+    nest, a, b, multi = _ported_network(seed=5, port=0)          # the same pairs, the wrong port
+    checkpoint.load(tmp_path / "ports.h5", nest)
+    assert _ports(nest, a, b) == expected

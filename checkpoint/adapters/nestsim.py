@@ -50,6 +50,8 @@ POPULATION_TYPES = ("neuron", "stimulator")
 # node and of a connection.
 NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "thread_local_id", "vp",
                  "frozen", "archiver_length", "post_trace", "t_spike", "elementsize"}
+RECEPTOR = "receptor"
+_CONNECT_KEYS = ("weight", "delay", RECEPTOR)   # given to Connect; the rest is set afterwards
 CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
                        "sizeof", "receptor", "synapse_modelid"}
 
@@ -222,7 +224,14 @@ class NESTAdapter(Adapter):
                     with _refused(nest, plan, name):
                         undo.add(_restore_group(self.populations[name], group_values))
             rebuilt = set()
-            for name, connectivity in plan.connectivity.items():
+            rebuild = dict(plan.connectivity)
+            for (section, name), group_values in values.items():
+                projection = self.projections.get(name) if section == "projections" else None
+                if projection is not None and name not in rebuild and RECEPTOR in group_values and \
+                        self._connections[projection.synapse_model].receptors_differ(projection, group_values[RECEPTOR]):
+                    current = self._connections[projection.synapse_model].capture(projection)
+                    rebuild[name] = (current.indptr, current.indices)
+            for name, connectivity in rebuild.items():
                 projection = self.projections[name]
                 with _refused(nest, plan, name):
                     undo.add(_rebuild(projection, self._connections[projection.synapse_model].capture(projection),
@@ -307,9 +316,11 @@ class Connections:
         if len(collection):
             sample = collection[0].get()
             self.keys = sorted(k for k, v in sample.items() if k not in CONNECTION_IDENTITY and _is_number(v))
-            status = collection.get(["source", "target"] + self.keys)
+            status = collection.get(["source", "target", RECEPTOR] + self.keys)
         self.source = np.atleast_1d(np.asarray(status.get("source", []), np.int64))
         self.target = np.atleast_1d(np.asarray(status.get("target", []), np.int64))
+        # the receptor port: part of a connection's identity (set only by Connect), but state all the same
+        self.receptor = np.atleast_1d(np.asarray(status.get(RECEPTOR, []), np.int64))
         self.values = {key: np.atleast_1d(np.asarray(status[key])) for key in self.keys}
 
     def projections(self, model, groups):
@@ -338,7 +349,13 @@ class Connections:
             state.arrays[key] = self.values[key][at]
             state.info[key] = ArrayInfo("parameter" if key == "delay" else "variable", "synapse",
                                         "ms" if key == "delay" else None)
+        state.arrays[RECEPTOR], state.info[RECEPTOR] = self.receptor[at], ArrayInfo("parameter", "synapse")
         return state
+
+    def receptors_differ(self, projection, receptor):
+        """Whether the file's ports differ from the connections' (then only a
+        rebuild can set them: NEST sets a port only when connecting)."""
+        return not np.array_equal(self.receptor[self.positions(projection)], receptor)
 
     def set(self, values_by_projection):
         """Set per-synapse values given in CSR order, ``{SynapseGroup: {key:
@@ -347,7 +364,8 @@ class Connections:
         for projection, values in values_by_projection.items():
             at = self.positions(projection)
             for key, value in values.items():
-                new.setdefault(key, self.values[key].copy())[at] = value
+                if key != RECEPTOR:   # equal here: a different port was rebuilt
+                    new.setdefault(key, self.values[key].copy())[at] = value
         if not new or not len(self.collection):
             return lambda: None
         old = {key: self.values[key].tolist() for key in new}
@@ -391,7 +409,7 @@ def _rebuild(projection, before, connectivity, values):
                                      "to rebuild it with", obj=projection.name)
     try:
         _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity,
-                                             arrays={key: values.get(key) for key in ("weight", "delay")}))
+                                             arrays={key: values.get(key) for key in _CONNECT_KEYS}))
     except BaseException:
         _replace(projection, before)
         raise
@@ -410,9 +428,11 @@ def _replace(projection, state):
     spec = {"synapse_model": projection.synapse_model}
     spec.update({key: np.asarray(state.arrays[key], np.float64) for key in ("weight", "delay")
                  if state.arrays.get(key) is not None})
+    if state.arrays.get(RECEPTOR) is not None and np.any(state.arrays[RECEPTOR]):
+        spec["receptor_type"] = np.asarray(state.arrays[RECEPTOR], np.int64)
     _nest().Connect(np.asarray(state.indices, np.int64) + projection.pre.first, post + projection.post.first,
                     "one_to_one", syn_spec=spec)
-    rest = {key: value for key, value in state.arrays.items() if key not in ("weight", "delay") and value is not None}
+    rest = {key: value for key, value in state.arrays.items() if key not in _CONNECT_KEYS and value is not None}
     if rest:
         Connections(projection.connections()).set({projection: rest})
 
