@@ -301,3 +301,18 @@ def test_ports_that_differ_on_the_same_connections_are_rebuilt(tmp_path):
     nest, a, b, multi = _ported_network(seed=5, port=0)          # the same pairs, the wrong port
     checkpoint.load(tmp_path / "ports.h5", nest)
     assert _ports(nest, a, b) == expected
+
+
+def test_a_spike_generator_with_spike_times_loads_into_its_kernel(tmp_path):
+    """NEST refuses a spike_generator's options unless set with its spike
+    times; a load sets only what differs (the spike times themselves are
+    an array per node: warned about at save time)."""
+    nest, exc, *_ = nest_sim.build(seed=5)
+    generator = nest.Create("spike_generator", params={"spike_times": [1.0, 2.0, 3.0]})
+    nest.Connect(generator, exc)
+    nest.Simulate(5.0)
+    with pytest.warns(checkpoint.CheckpointWarning, match="spike_times"):
+        checkpoint.save(tmp_path / "gen.h5", nest)
+    report = checkpoint.load(tmp_path / "gen.h5", nest)
+    assert report.time == pytest.approx(5.0)
+    assert list(generator.get("spike_times")) == [1.0, 2.0, 3.0]

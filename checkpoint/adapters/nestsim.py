@@ -294,6 +294,12 @@ def _status(nodes):
 def _restore_group(group, values):
     nodes = group.nodes()
     status = _status(nodes)
+    # only what differs: some models refuse a key whose value does not change
+    # (a spike_generator with spike times takes its options only with them)
+    values = {key: value for key, value in values.items()
+              if not np.array_equal(np.asarray(value), np.asarray(status[key], dtype=np.asarray(value).dtype))}
+    if not values:
+        return None
     old = {key: list(status[key]) for key in values}
     try:
         nodes.set({key: np.asarray(value).tolist() for key, value in values.items()})
