@@ -16,6 +16,7 @@ import scipy.io
 import checkpoint
 from checkpoint import (CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError,
                         UnsupportedFormatError)
+import forge
 from helpers import arrays_of, assert_same_arrays, file_digest, folder_digests, izhikevich_network, load_fails
 
 BINARY = ["h5", "npz", "mat", "txt", "txt.gz"]
@@ -144,23 +145,6 @@ def test_pickle_disguised_as_text_is_not_run(tmp_path):
     assert not marker.exists()
 
 
-def _rewrite_h5(path, change):
-    """Apply ``change(f)`` to an HDF5 checkpoint and restamp its userblock so
-    that the damage is only what ``change`` did (a deliberate forgery)."""
-    from checkpoint.formats import _h5guard
-    with h5py.File(path, "r+") as f:
-        change(f)
-        ranges = []
-
-        def collect(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.chunks is None and obj.size and name != "manifest":
-                if obj.id.get_offset() is not None:
-                    ranges.append((obj.id.get_offset(), obj.id.get_storage_size()))
-        f.visititems(collect)
-        userblock = f.userblock_size
-    _h5guard.stamp(path, userblock, ranges)
-
-
 def test_hdf5_external_link_is_refused(tmp_path):
     net = izhikevich_network()
     path = tmp_path / "net.h5"
@@ -171,7 +155,7 @@ def test_hdf5_external_link_is_refused(tmp_path):
     def link(f):
         del f["populations/pop0/v"]
         f["populations/pop0/v"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "v")
-    _rewrite_h5(path, link)
+    forge.rewrite_h5(path, link)
     load_fails(path, net, UnsafeContentError, "ExternalLink")
 
 
@@ -187,21 +171,8 @@ def test_hdf5_virtual_dataset_is_refused(tmp_path):
         layout[:] = h5py.VirtualSource(str(tmp_path / "src.h5"), "v", shape=(40,))
         del f["populations/pop0/v"]
         f.create_virtual_dataset("populations/pop0/v", layout)
-    _rewrite_h5(path, virtual)
+    forge.rewrite_h5(path, virtual)
     load_fails(path, net, UnsafeContentError, "virtual")
-
-
-def _forge_manifest(path, change):
-    from checkpoint.hashing import digest_text
-
-    def edit(f):
-        manifest = json.loads(f["manifest"].asstr()[()])
-        change(manifest)
-        text = json.dumps(manifest)
-        del f["manifest"]
-        f.create_dataset("manifest", data=text, dtype=h5py.string_dtype("utf-8"))
-        f.attrs["manifest_xxh3"] = digest_text(text)
-    _rewrite_h5(path, edit)
 
 
 def test_huge_declared_shape_is_refused_before_allocation(tmp_path):
@@ -212,7 +183,7 @@ def test_huge_declared_shape_is_refused_before_allocation(tmp_path):
     def huge(m):
         m["populations"]["pop0"]["size"] = 10 ** 13
         m["populations"]["pop0"]["arrays"]["v"]["shape"] = [10 ** 13]
-    _forge_manifest(path, huge)
+    forge.forge_manifest(path, huge)
     load_fails(path, net, CorruptCheckpointError)
 
 
@@ -220,7 +191,7 @@ def test_object_dtype_in_manifest_is_unsafe(tmp_path):
     net = izhikevich_network()
     path = tmp_path / "net.h5"
     checkpoint.save(path, net)
-    _forge_manifest(path, lambda m: m["populations"]["pop0"]["arrays"]["v"].update(dtype="|O"))
+    forge.forge_manifest(path, lambda m: m["populations"]["pop0"]["arrays"]["v"].update(dtype="|O"))
     load_fails(path, net, UnsafeContentError)
 
 
@@ -249,7 +220,7 @@ def test_newer_format_version_says_upgrade(tmp_path):
     net = izhikevich_network()
     path = tmp_path / "net.h5"
     checkpoint.save(path, net)
-    _forge_manifest(path, lambda m: m.update(format_version=99))
+    forge.forge_manifest(path, lambda m: m.update(format_version=99))
     load_fails(path, net, CorruptCheckpointError, "upgrade")
 
 
