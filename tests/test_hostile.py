@@ -576,3 +576,15 @@ def test_a_helper_that_crashes_or_hangs_makes_the_read_a_clear_error(tmp_path, m
     assert_same_arrays(before, arrays_of(net))
     monkeypatch.undo()
     checkpoint.load(path, net)    # a new helper serves the next read
+
+
+def test_a_helper_that_cannot_start_is_a_clear_error_not_a_verdict_on_the_file(tmp_path, monkeypatch):
+    from checkpoint.formats import _h5sandbox
+    path = saved(tmp_path, "h5")
+    monkeypatch.setattr(_h5sandbox, "_helper", None)
+    monkeypatch.setattr(_h5sandbox.sys, "executable", "/bin/false")
+    with pytest.raises(CheckpointError, match="could not start the helper") as info:
+        checkpoint.read(path)
+    assert not isinstance(info.value, CorruptCheckpointError) and "net.h5" in str(info.value)
+    monkeypatch.undo()
+    checkpoint.read(path)

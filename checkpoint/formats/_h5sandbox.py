@@ -26,22 +26,34 @@ import subprocess
 import sys
 import threading
 
-from ..errors import CorruptCheckpointError
+from ..errors import CheckpointError, CorruptCheckpointError
 
 #: Seconds the helper may take for a file: a base, plus time to inflate
 #: the compressed chunks a file of that size can hold.
 BASE_TIMEOUT = 30.0
 BYTES_PER_SECOND = 20e6
 
+READY = "ready"
 _lock = threading.Lock()
 _helper = None
 
 
+STARTUP_TIMEOUT = 120.0
+
+
 def _start():
+    """A new helper, once it has imported h5py and said so."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.Popen([sys.executable, "-c", "from checkpoint.formats._h5sandbox import serve; serve()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=env, text=True, bufsize=1, close_fds=True)
+    helper = subprocess.Popen([sys.executable, "-c", "from checkpoint.formats._h5sandbox import serve; serve()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=env, text=True, bufsize=1, close_fds=True)
+    ready, _, _ = select.select([helper.stdout], [], [], STARTUP_TIMEOUT)
+    if not ready or helper.stdout.readline().strip() != READY:
+        _stop(helper)
+        # not the file's fault: say what failed rather than blame it
+        raise CheckpointError(f"could not start the helper process ({sys.executable}) that lets the HDF5 library "
+                              "check a file before this process reads it")
+    return helper
 
 
 def _stop(helper):
@@ -70,7 +82,10 @@ def probe(raw, path):
     timeout = BASE_TIMEOUT + os.fstat(raw.fileno()).st_size / BYTES_PER_SECOND
     with _lock:
         if _helper is None or _helper.poll() is not None:
-            _helper = _start()
+            try:
+                _helper = _start()
+            except CheckpointError as exc:
+                raise CheckpointError(exc.problem, path=path) from None
         helper = _helper
         try:
             helper.stdin.write(json.dumps({"path": target, "name": os.fspath(path)}) + "\n")
@@ -111,6 +126,9 @@ def walk(path, name):
 def serve():
     """The helper's loop: one JSON request per line in, ``{"done": true}`` out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C is for the run, not for us
+    from .hdf5 import HDF5Format  # noqa: F401  (imports h5py before saying it is ready)
+    sys.stdout.write(READY + "\n")
+    sys.stdout.flush()
     for line in sys.stdin:
         request = json.loads(line)
         try:
