@@ -32,16 +32,17 @@ import glob
 import os
 import re
 import secrets
+import stat
 
 from ._ranks import agree
 from .adapters import adapter_for
-from .local import SHARDS, prepare_load
+from .local import SHARD, SHARDS, prepare_load
 from .local import save as save_one
 from .errors import CheckpointError, StructureMismatchError, UnsupportedObjectError
 from .formats import format_for, read_state, write_state
 from .state import NetworkState
 
-__all__ = ["save", "load", "shard_paths"]
+__all__ = ["save", "load", "shard_paths", "verify_shards"]
 
 SHARD_FOLDER = ".shards"
 
@@ -69,16 +70,23 @@ def save(path, obj, comm, *, format=None, **options):
     try:
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise CheckpointError("the folder does not exist", path=path)
-        os.makedirs(os.path.dirname(shard), exist_ok=True)
-        save_one(shard, obj, format=fmt.name, **options)
+        folder = os.path.dirname(shard)
+        if os.path.islink(folder):
+            raise CheckpointError("the shard folder is a symlink: refused", path=folder)
+        os.makedirs(folder, exist_ok=True)
+        # the shard names its manifest (by token) and its rank
+        digest = save_one(shard, obj, format=fmt.name, meta={SHARD: {"id": token, "rank": comm.rank,
+                                                                      "ranks": comm.size}}, **options)
+        written = (os.path.getsize(shard), digest)
     except Exception as exc:   # every rank must reach the allgather below
-        error = exc
+        error, written = exc, None
     try:
         agree(comm, error, "save its shard", path)
+        shards = comm.allgather(written)   # the manifest names each shard's size and digest
         error = None
         if comm.rank == 0:
             try:
-                _write_manifest(path, fmt, token, comm.size, obj, options.get("metadata"))
+                _write_manifest(path, fmt, token, comm.size, obj, options.get("metadata"), shards)
             except Exception as exc:
                 error = exc
         agree(comm, error if comm.rank == 0 else None, "write the manifest", path)
@@ -88,15 +96,17 @@ def save(path, obj, comm, *, format=None, **options):
     _remove_superseded(path, token, comm.rank)
 
 
-def _write_manifest(path, fmt, token, size, obj, metadata):
-    """The manifest: rank 0's clock and the shard list, no arrays."""
+def _write_manifest(path, fmt, token, size, obj, metadata, shards):
+    """The manifest: rank 0's clock and the shard list (file, size and
+    manifest digest per rank), no arrays."""
     meta = adapter_for(obj).capture(populations=False, projections=False).meta
     meta["content"] = "shards"
     meta["user"] = dict(metadata or {})
     meta[SHARDS] = {"ranks": size, "id": token,
                     "files": [os.path.relpath(_shard_name(path, token, rank, size, _suffix(path, fmt)),
                                               os.path.dirname(os.path.abspath(path)))
-                              for rank in range(size)]}
+                              for rank in range(size)],
+                    "sizes": [size_ for size_, _ in shards], "digests": [digest for _, digest in shards]}
     write_state(path, NetworkState(meta=meta), fmt.name)
 
 
@@ -117,19 +127,61 @@ def _remove_superseded(path, token, rank):
 
 def shard_paths(path):
     """The shard files of the checkpoint whose manifest is ``path``, by rank."""
+    return _shard_list(path)[0]
+
+
+def _shard_list(path):
+    """``(files, shards meta)`` of the manifest at ``path``, every name checked."""
     manifest = read_state(path)
     shards = manifest.meta.get(SHARDS)
     if not isinstance(shards, dict) or not isinstance(shards.get("files"), list):
         raise StructureMismatchError("not the manifest of a sharded checkpoint", path=path)
     folder = os.path.dirname(os.path.abspath(path))
+    shard_folder = os.path.abspath(os.fspath(path)) + SHARD_FOLDER
+    if os.path.islink(shard_folder):
+        raise StructureMismatchError("the shard folder is a symlink: refused", path=path)
     files = []
-    for name in shards["files"]:
-        # shard names come from the file: refuse any that leaves the shard folder
-        if not isinstance(name, str) or not re.fullmatch(r"[^/\\]+\.shards/[0-9a-f]+\.rank-\d+-of-\d+[.\w]+", name):
+    for rank, name in enumerate(shards["files"]):
+        # shard names come from the file: refuse any that leaves this checkpoint's
+        # shard folder, or names another checkpoint's token or another rank
+        expected = rf"{re.escape(os.path.basename(shard_folder))}/{shards['id']}\.rank-{rank}-of-{shards['ranks']}[.\w]+"
+        if not isinstance(name, str) or not re.fullmatch(expected, name):
             raise StructureMismatchError(f"bad shard name {name!r} in the manifest", path=path)
         files.append(os.path.join(folder, name))
-    if len(files) != shards.get("ranks"):
-        raise StructureMismatchError("the manifest's shard list does not match its rank count", path=path)
+    return files, shards
+
+
+def check_shard(shard, rank, shards, state=None):
+    """Raise unless the file ``shard`` is rank ``rank``'s shard of the
+    manifest whose ``meta["shards"]`` is ``shards``: a regular file of the
+    size the manifest records and, once read (``state``), naming that
+    manifest and rank, with the manifest digest the manifest records.
+    (Checkpoints written before shards were bound carry no sizes or
+    digests; their names are checked still.)"""
+    try:
+        st = os.lstat(shard)
+    except OSError:
+        raise StructureMismatchError("a shard is missing", path=shard) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StructureMismatchError("a shard that is not a regular file (a symlink?): refused", path=shard)
+    sizes, digests = shards.get("sizes"), shards.get("digests")
+    if sizes is not None and st.st_size != sizes[rank]:
+        raise StructureMismatchError(f"the shard has {st.st_size} bytes, its manifest says {sizes[rank]}: "
+                                     "not this checkpoint's shard", path=shard)
+    if state is None or digests is None:
+        return
+    binding = {"id": shards["id"], "rank": rank, "ranks": shards["ranks"]}
+    if state.meta.get(SHARD) != binding or state.digest != digests[rank]:
+        raise StructureMismatchError(f"the file is not rank {rank}'s shard of this checkpoint (it names "
+                                     f"{state.meta.get(SHARD)})", path=shard)
+
+
+def verify_shards(path):
+    """Read and check every shard of the checkpoint whose manifest is ``path``."""
+    files, shards = _shard_list(path)
+    for rank, shard in enumerate(files):
+        check_shard(shard, rank, shards)
+        check_shard(shard, rank, shards, read_state(shard))
     return files
 
 
@@ -143,11 +195,14 @@ def load(path, obj, comm, **options):
     """
     plan = undo = error = None
     try:
-        shards = shard_paths(path)
-        if len(shards) != comm.size:
-            raise StructureMismatchError(f"the checkpoint has {len(shards)} shards, this run {comm.size} ranks",
+        files, shards = _shard_list(path)
+        if len(files) != comm.size:
+            raise StructureMismatchError(f"the checkpoint has {len(files)} shards, this run {comm.size} ranks",
                                          path=path)
-        adapter, plan = prepare_load(shards[comm.rank], obj, **options)
+        mine = files[comm.rank]
+        check_shard(mine, comm.rank, shards)
+        adapter, plan = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
+                                     **options)
         if not adapter.shardable:
             raise UnsupportedObjectError(f"a {adapter.simulator} model cannot be one shard of an MPI "
                                          "checkpoint; sharded checkpoints hold embedded networks", path=path)

@@ -22,20 +22,26 @@ log = logging.getLogger("checkpoint")
 
 #: ``meta`` key of a sharded checkpoint's manifest (see :mod:`checkpoint.distributed`).
 SHARDS = "shards"
+#: ``meta`` key of a shard: ``{"id": manifest token, "rank": r, "ranks": n}``.
+SHARD = "shard"
 
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None, progress=None, monitors=False):
-    """:func:`checkpoint.save` in one process."""
+         metadata=None, progress=None, monitors=False, meta=None):
+    """:func:`checkpoint.save` in one process; returns the digest of the file's
+    manifest.  ``meta``: entries added to the state's metadata (a shard's
+    binding to its manifest)."""
     started = _time.perf_counter()
     if isinstance(obj, NetworkState):
         state = _as_written(obj, populations, projections, metadata)
     else:
         state = adapter_for(obj, monitors=monitors).capture(populations=populations, projections=projections)
         state.meta["user"] = dict(metadata or {})
-    write_state(path, state, format, compression, progress=progress)
+    state.meta.update(meta or {})
+    digest = write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
              _ms(state.time), _time.perf_counter() - started)
+    return digest
 
 
 def _ms(time_ms):
@@ -69,7 +75,7 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
 
 
 def prepare_load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
-                 monitors=False):
+                 monitors=False, check=None):
     """Everything :func:`load` does before it changes the model: read and
     verify the file, match it with the model.  Returns ``(adapter, plan)``."""
     adapter = adapter_for(obj, monitors=monitors)
@@ -77,6 +83,8 @@ def prepare_load(path, obj, *, populations=True, projections=True, strict=False,
     with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
         start_connectivity_hashes(model_state, pool)  # overlaps the read, for make_plan's comparison
         file_state = read_state(path, format, progress=progress)
+        if check is not None:   # e.g. that a shard belongs to its manifest
+            check(file_state)
         if SHARDS in file_state.meta:
             raise StructureMismatchError(
                 f"this is the manifest of a checkpoint in {file_state.meta[SHARDS]['ranks']} shards, "

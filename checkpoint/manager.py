@@ -24,7 +24,7 @@ import numpy as np
 from .adapters import adapter_for
 from .api import load, save
 from .local import SHARDS, _ms
-from .distributed import shard_paths
+from .distributed import verify_shards
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from ._ranks import ONE_PROCESS, on_leader
 from .folder import CheckpointFolder, checkpoint_name
@@ -203,8 +203,7 @@ class Checkpointer:
             try:
                 state = read_state(path)
                 if SHARDS in state.meta:
-                    for shard in shard_paths(path):
-                        read_state(shard)
+                    verify_shards(path)
                 self._verified[key] = True
             except CheckpointError:
                 self._verified[key] = False

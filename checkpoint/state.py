@@ -188,6 +188,8 @@ class NetworkState:
     populations: dict = field(default_factory=dict)
     projections: dict = field(default_factory=dict)
     rng: dict = field(default_factory=dict)
+    #: the XXH3-64 digest of the manifest this state was read from (None if not read)
+    digest: str = None
     _closer: object = field(default=None, repr=False)
 
     @property

@@ -11,7 +11,7 @@ import pytest
 
 import checkpoint
 from checkpoint import CheckpointError, StructureMismatchError
-from checkpoint.distributed import shard_paths
+from checkpoint.distributed import shard_paths, verify_shards
 from helpers import SingleRank, file_digest, izhikevich_network
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -188,3 +188,58 @@ def test_ctrl_c_under_mpiexec_stops_every_rank_at_one_step_with_a_checkpoint(tmp
     assert checkpoint.read(manifest).step == step
     for rank, shard in enumerate(shard_paths(manifest)):
         assert checkpoint.read(shard).step == step
+
+
+# ------------------------------------------------ shards bound to their manifest
+
+
+def _swap(a, b):
+    data_a, data_b = open(a, "rb").read(), open(b, "rb").read()
+    open(a, "wb").write(data_b)
+    open(b, "wb").write(data_a)
+
+
+def _refused_on_every_rank(tmp_path, match):
+    with pytest.raises(CheckpointError, match=match):
+        verify_shards(tmp_path / "run.h5")
+    loaded = mpirun(tmp_path, "load")
+    assert all("error" in r and r["unchanged"] for r in loaded), loaded
+    return loaded
+
+
+def test_swapped_shards_are_refused_on_every_rank(tmp_path):
+    mpirun(tmp_path, "save")
+    rank0, rank1 = shard_paths(tmp_path / "run.h5")
+    _swap(rank0, rank1)
+    _refused_on_every_rank(tmp_path, "shard")
+
+
+def test_a_shard_of_another_checkpoint_is_refused(tmp_path):
+    (tmp_path / "other").mkdir()
+    mpirun(tmp_path / "other", "save-again")            # other values, other token, another step
+    mpirun(tmp_path, "save")
+    mine, theirs = shard_paths(tmp_path / "run.h5")[1], shard_paths(tmp_path / "other" / "run.h5")[1]
+    shutil.copy(theirs, mine)
+    _refused_on_every_rank(tmp_path, "shard")
+
+
+def test_a_manifest_listing_another_checkpoints_shards_is_refused(tmp_path):
+    (tmp_path / "other").mkdir()
+    mpirun(tmp_path / "other", "save-again")
+    mpirun(tmp_path, "save")
+    other_shards = shard_paths(tmp_path / "other" / "run.h5")
+    for shard in other_shards:                            # their files beside ours, under their names
+        shutil.copy(shard, tmp_path / "run.h5.shards")
+    state = checkpoint.read(tmp_path / "run.h5")
+    state.meta["shards"]["files"] = [f"run.h5.shards/{os.path.basename(p)}" for p in other_shards]
+    from checkpoint.formats import write_state
+    write_state(tmp_path / "run.h5", state)
+    _refused_on_every_rank(tmp_path, "bad shard name")
+
+
+def test_a_shard_folder_that_is_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    mpirun(tmp_path, "save")
+    shutil.move(str(tmp_path / "run.h5.shards"), str(tmp_path / "elsewhere" / "shards"))
+    os.symlink(tmp_path / "elsewhere" / "shards", tmp_path / "run.h5.shards")
+    _refused_on_every_rank(tmp_path, "symlink")

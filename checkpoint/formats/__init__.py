@@ -43,7 +43,8 @@ def format_for(path, format=None):
 
 
 def write_state(path, state, format=None, compression=None, progress=False):
-    """Write ``state`` to ``path`` atomically in the chosen format."""
+    """Write ``state`` to ``path`` atomically in the chosen format; return
+    the digest of its manifest (which covers every array's checksum)."""
     fmt = format_for(path, format)
     compression = for_format(compression, fmt, path)   # refused here, before any file exists
     manifest, items = flatten(state, fmt.keys(), path)
@@ -51,7 +52,7 @@ def write_state(path, state, format=None, compression=None, progress=False):
     total = sum(array.nbytes for _, array in items)
     with progress_bar(progress, total, f"saving {os.path.basename(os.fspath(path))}"), atomic_write(path) as tmp:
         fmt.write(tmp, manifest_text, digest, manifest, with_progress(items), compression)
-    return fmt
+    return digest
 
 
 def read_state(path, format=None, lazy=False, progress=False):

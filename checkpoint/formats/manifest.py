@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
 MAX_ARRAY_BYTES = 1 << 50          # one array (1 PiB: far beyond any machine, far below overflow)
 MAX_DIMENSIONS = 32
+DIGEST = "digest"   # the key under which a decoded manifest keeps its own digest (never written)
 
 #: Array dtypes every format can hold exactly, as numpy's little-endian codes.
 ALLOWED_DTYPES = {np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<") for t in (
@@ -221,6 +222,7 @@ def decode_manifest(text, digest, path):
     except RecursionError:
         raise CorruptCheckpointError("manifest nested too deeply", path=path) from None
     _validate_manifest(manifest, path)
+    manifest[DIGEST] = digest   # in memory only: the state read from it says which manifest it came from
     return manifest
 
 
@@ -308,6 +310,13 @@ def _validate_shards(shards, path):
              f"meta 'shards.id' is {token!r}", path)
     _require(isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
              "meta 'shards.files' is not one file name per rank", path)
+    sizes, digests = shards.get("sizes"), shards.get("digests")
+    _require(sizes is None or (isinstance(sizes, list) and len(sizes) == ranks
+                               and all(_is_int(n) and n >= 0 for n in sizes)),
+             "meta 'shards.sizes' is not one size per rank", path)
+    _require(digests is None or (isinstance(digests, list) and len(digests) == ranks
+                                 and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)),
+             "meta 'shards.digests' is not one digest per rank", path)
 
 
 def _validate_manifest(m, path):
@@ -419,7 +428,7 @@ def _unflatten(manifest, fetch, path, lazy, reads):
         advance(entry_nbytes(entry))
         return array
 
-    state = NetworkState(meta=dict(manifest["meta"]))
+    state = NetworkState(meta=dict(manifest["meta"]), digest=manifest.get(DIGEST))
     state.meta["library_version_written"] = manifest.get("library_version")
     for name, p in manifest["populations"].items():
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
