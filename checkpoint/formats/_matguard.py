@@ -49,20 +49,20 @@ _INFLATE_BLOCK = 1 << 20
 
 
 class _Bytes:
-    """Random access to the bytes of one element: the file, or an inflated buffer."""
+    """Random access to the bytes being walked: the file, or an inflated element."""
 
-    def __init__(self, read_at, end):
-        self.read_at, self.end = read_at, end
+    def __init__(self, read_at):
+        self.read_at = read_at
 
 
-def _file_source(f, size):
+def _file_source(f):
     fd = f.fileno()
-    return _Bytes(lambda offset, n: os.pread(fd, n, offset), size)
+    return _Bytes(lambda offset, n: os.pread(fd, n, offset))
 
 
 def _buffer_source(buffer):
     view = memoryview(buffer)
-    return _Bytes(lambda offset, n: bytes(view[offset:offset + n]), len(buffer))
+    return _Bytes(lambda offset, n: bytes(view[offset:offset + n]))
 
 
 class _Walk:
@@ -237,7 +237,7 @@ def check(f, path):
     would not have written.
     """
     size = os.fstat(f.fileno()).st_size
-    walk, src = _Walk(path), _file_source(f, size)
+    walk, src = _Walk(path), _file_source(f)
     if size < HEADER:
         walk.fail("shorter than a MAT header")
     offset = HEADER
