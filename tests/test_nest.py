@@ -316,3 +316,23 @@ def test_a_spike_generator_with_spike_times_loads_into_its_kernel(tmp_path):
     report = checkpoint.load(tmp_path / "gen.h5", nest)
     assert report.time == pytest.approx(5.0)
     assert list(generator.get("spike_times")) == [1.0, 2.0, 3.0]
+
+
+def _device_network(seed, connect=True):
+    nest, exc, *_ = nest_sim.build(seed=seed)
+    drive = nest.Create("poisson_generator", 3, params={"rate": 500.0})
+    if connect:
+        nest.Connect(drive, exc, {"rule": "pairwise_bernoulli", "p": 0.5})
+    return nest, drive, exc
+
+
+def test_connections_from_a_device_that_nest_cannot_delete_are_refused_before_any_change(tmp_path):
+    nest, drive, exc = _device_network(seed=5)
+    nest.Simulate(10.0)
+    checkpoint.save(tmp_path / "dev.h5", nest)
+    nest, drive, exc = _device_network(seed=9)                 # other pairs: a rebuild would be needed
+    before = captured(nest)
+    with pytest.raises(StructureMismatchError, match="cannot delete connections from a device") as info:
+        checkpoint.load(tmp_path / "dev.h5", nest)
+    assert "dev.h5" in str(info.value)
+    assert_same_capture(before, captured(nest))

@@ -218,19 +218,13 @@ class NESTAdapter(Adapter):
         connections it uses); on any failure put everything back."""
         values = plan.by_object()
         nest = _nest()
+        rebuild = self._to_rebuild(plan, values)
         with UndoLog() as undo:
             for (section, name), group_values in values.items():
                 if section == "populations":
                     with _refused(nest, plan, name):
                         undo.add(_restore_group(self.populations[name], group_values))
             rebuilt = set()
-            rebuild = dict(plan.connectivity)
-            for (section, name), group_values in values.items():
-                projection = self.projections.get(name) if section == "projections" else None
-                if projection is not None and name not in rebuild and RECEPTOR in group_values and \
-                        self._connections[projection.synapse_model].receptors_differ(projection, group_values[RECEPTOR]):
-                    current = self._connections[projection.synapse_model].capture(projection)
-                    rebuild[name] = (current.indptr, current.indices)
             for name, connectivity in rebuild.items():
                 projection = self.projections[name]
                 with _refused(nest, plan, name):
@@ -247,6 +241,30 @@ class NESTAdapter(Adapter):
             if plan.clock is not None and self.content == "network":
                 undo.add(_restore_clock(plan))
         return undo
+
+
+    def _to_rebuild(self, plan, values):
+        """``{projection name: (indptr, indices)}`` of the connections a load
+        replaces: other connectivity, or other receptor ports.  Raises, before
+        any change, for connections NEST cannot delete (from a device)."""
+        rebuild = dict(plan.connectivity)
+        for (section, name), group_values in values.items():
+            projection = self.projections.get(name) if section == "projections" else None
+            connections = projection and self._connections[projection.synapse_model]
+            if projection is not None and name not in rebuild and RECEPTOR in group_values and \
+                    connections.receptors_differ(projection, group_values[RECEPTOR]):
+                current = connections.capture(projection)
+                rebuild[name] = (current.indptr, current.indices)
+        for name in rebuild:
+            projection = self.projections[name]
+            if projection.pre.element_type != "neuron" and \
+                    len(self._connections[projection.synapse_model].positions(projection)):
+                raise StructureMismatchError(
+                    f"the connections from {projection.pre.name} differ from the file's, and NEST cannot "
+                    "delete connections from a device: build them as the saved run did (the same rng_seed "
+                    "and calls)",
+                    path=plan.report.path, obj=name)
+        return rebuild
 
 
 @contextlib.contextmanager
