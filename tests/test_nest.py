@@ -336,3 +336,25 @@ def test_connections_from_a_device_that_nest_cannot_delete_are_refused_before_an
         checkpoint.load(tmp_path / "dev.h5", nest)
     assert "dev.h5" in str(info.value)
     assert_same_capture(before, captured(nest))
+
+
+def test_a_load_into_nodes_without_connections_makes_them(tmp_path):
+    """The resume idiom: a script that knows it resumes creates the nodes
+    and connects nothing; the load connects them (one array Connect per
+    synapse model and pair), from neurons and from devices."""
+    nest, drive, exc = _device_network(seed=5)
+    nest.Simulate(10.0)
+    expected = captured(nest)
+    checkpoint.save(tmp_path / "run.h5", nest)
+    nest.ResetKernel()
+    nest.verbosity = nest.VerbosityLevel.ERROR
+    nest.resolution = 0.1
+    nest.Create("iaf_psc_alpha", 80)          # the nodes of nest_sim.build and _device_network, in order
+    nest.Create("iaf_psc_exp", 20)
+    nest.Create("poisson_generator")
+    nest.Create("spike_recorder")
+    nest.Create("poisson_generator", 3)
+    report = checkpoint.load(tmp_path / "run.h5", nest)
+    assert not [s for s in report.skipped if "->" in s], report.skipped
+    assert_same_capture(expected, captured(nest))
+    nest.Simulate(10.0)

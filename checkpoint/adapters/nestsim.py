@@ -213,6 +213,30 @@ class NESTAdapter(Adapter):
 
     # ------------------------------------------------------------- restore
 
+    def before_plan(self, file_state, model_state, path):
+        """The file's projections between nodes the kernel has but not (yet)
+        connected become empty projections of the model, so that the plan
+        makes them, with one array Connect each (the resume idiom: build the
+        nodes, connect only on a fresh start)."""
+        if self.content != "network":
+            return
+        groups = {g.name: g for g in self._groups}
+        models = set(_nest().synapse_models)
+        for name, saved in file_state.projections.items():
+            if name in model_state.projections:
+                continue
+            synapse_model, _, ends = name.partition(" ")
+            pre, _, post = ends.partition("->")
+            if synapse_model not in models or pre not in groups or post not in groups:
+                continue   # nothing to connect: the report lists it as skipped
+            projection = SynapseGroup(synapse_model, groups[pre], groups[post])
+            self.projections[name] = projection
+            self._connections.setdefault(synapse_model, Connections(projection.connections()))
+            model_state.projections[name] = self._connections[synapse_model].capture(projection)
+            for var, array in saved.arrays.items():   # the same names and types, no synapses yet
+                model_state.projections[name].arrays.setdefault(var, np.zeros(0, np.asarray(array).dtype))
+                model_state.projections[name].info.setdefault(var, saved.info[var])
+
     def apply_reversibly(self, plan):
         """Apply ``plan`` (after :meth:`describe`, whose reading of the
         connections it uses); on any failure put everything back."""
