@@ -59,8 +59,11 @@ example-nest: $(VENV)/.nest
 example-mpi: $(VENV)/.mpi
 	$(VENV)/bin/mpiexec -n $(MPI_RANKS) $(PY) examples/mpi_izhikevich.py $(ARGS)
 
+# NEST cannot share a process with ANNarchy or Brian2 (the interpreter crashes),
+# so its tests run in a pytest of their own, after the rest.
 test: $(VENV)/.test
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py
+	$(PY) -m pytest -q tests/test_nest.py
 
 # The documentation (Sphinx); warnings are errors, as in tests/test_docs.py.
 $(VENV)/.docs: $(VENV)/.core
