@@ -278,15 +278,19 @@ class Checkpointer:
         due = step != self._last[0] and self.schedule.due(step, time_ms, *self._last)
         # one decision for all ranks: a signal or a wall clock may differ between them
         signals, dues = zip(*self.comm.allgather((self._signal, due)))
-        self._signal = next((s for s in signals if s is not None), None)
         due = any(dues)
-        if self._signal is not None:
-            signum, self._signal = self._signal, None
-            path = self.save()
-            self.wait()
-            self._ctrl_c = 0
-            raise Interrupted(signum, path)
-        return self.save() if due else None
+        agreed = next((s for s in signals if s is not None), None)
+        if agreed is None:
+            # a signal handled while the allgather was under way (Python runs
+            # the handler once the MPI call returns) is shared at the next
+            # call: never overwrite it here, or every rank loses it and the run
+            # goes on (it hung under mpiexec)
+            return self.save() if due else None
+        self._signal = None
+        path = self.save()
+        self.wait()
+        self._ctrl_c = 0
+        raise Interrupted(agreed, path)
 
     def save(self, *, skip_if_saved=False):
         """Write a checkpoint now (in the background if so configured).

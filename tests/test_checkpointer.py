@@ -362,3 +362,33 @@ def test_policies_passed_as_objects(tmp_path):
     assert names(tmp_path) == ["ckpt-000000000006.h5", "ckpt-000000000009.h5"]
     with pytest.raises(ValueError, match="keep"):
         Checkpointer(tmp_path / "x", net, retention=Retention(keep=0))
+
+
+def test_a_signal_handled_during_the_ranks_agreement_is_not_lost(tmp_path):
+    """Python runs a signal handler once the MPI call it arrived in returns,
+    that is after the ranks exchanged their signals: the flag it sets must
+    be kept for the next call (it was overwritten, and under mpiexec every
+    rank ran on: a hung Ctrl-C)."""
+    net = izhikevich_network()
+
+    class SignalDuringGather:
+        rank, size = 0, 1
+
+        def __init__(self):
+            self.ckpt = None
+
+        def allgather(self, value):
+            if self.ckpt is not None and net.step == 3:
+                self.ckpt._on_signal(signal.SIGTERM, None)   # what the deferred handler does
+            return [value]
+
+        def bcast(self, value, root=0):
+            return value
+    comm = SignalDuringGather()
+    with Checkpointer(tmp_path, net, every_steps=1000, comm=comm, signals=()) as ckpt:
+        comm.ckpt = ckpt
+        with pytest.raises(Interrupted):
+            for _ in range(10):
+                net.step += 1
+                ckpt.maybe_save()
+    assert net.step == 4          # stopped at the next call, not never
