@@ -13,6 +13,7 @@ import numpy as np
 from ._version import __version__
 from .errors import CheckpointError
 from .formats import read_state, write_state
+from .local import SHARDS
 
 
 def _stats(array):
@@ -117,12 +118,32 @@ def _clock_and_rng_differences(a, b):
 
 def cmd_diff(args):
     a, b = read_state(args.a), read_state(args.b)
+    differences = _state_differences(a, b, args.a, args.b)
+    # a sharded checkpoint's manifest holds no arrays: compare its shards, rank by rank
+    sharded = [SHARDS in s.meta for s in (a, b)]
+    if any(sharded):
+        from .distributed import verify_shards
+        left, right = (verify_shards(p) if is_sharded else [] for p, is_sharded in zip((args.a, args.b), sharded))
+        if len(left) != len(right):
+            differences.append(f"shards: {len(left)} ranks vs {len(right)}")
+        for rank, (x, y) in enumerate(zip(left, right)):
+            differences += [f"rank {rank}: {line}" for line in
+                            _state_differences(read_state(x), read_state(y), x, y)]
+    for line in differences:
+        print(line)
+    if not differences:
+        print("equal")
+    return 1 if differences else 0
+
+
+def _state_differences(a, b, name_a, name_b):
+    """What a load of ``a`` would restore differently from ``b``, line by line."""
     differences = []
     for section in ("populations", "projections"):
         left, right = getattr(a, section), getattr(b, section)
         for name in sorted(set(left) | set(right), key=str):
             if name not in right or name not in left:
-                differences.append(f"{section[:-1]} {name!r} only in {args.a if name in left else args.b}")
+                differences.append(f"{section[:-1]} {name!r} only in {name_a if name in left else name_b}")
                 continue
             if section == "projections":
                 for part in ("indptr", "indices"):
@@ -130,17 +151,12 @@ def cmd_diff(args):
                         differences.append(f"{name}: connectivity differs ({part})")
             for var in sorted(set(left[name]) | set(right[name]), key=str):
                 if var not in left[name] or var not in right[name]:
-                    differences.append(f"{name}.{var} only in {args.a if var in left[name] else args.b}")
+                    differences.append(f"{name}.{var} only in {name_a if var in left[name] else name_b}")
                     continue
                 d = _difference(left[name][var], right[name][var])
                 if d:
                     differences.append(f"{name}.{var}: {d}")
-    differences += _structure_differences(a, b) + _clock_and_rng_differences(a, b)
-    for line in differences:
-        print(line)
-    if not differences:
-        print("equal")
-    return 1 if differences else 0
+    return differences + _structure_differences(a, b) + _clock_and_rng_differences(a, b)
 
 
 def cmd_convert(args):

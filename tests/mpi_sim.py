@@ -8,6 +8,7 @@ Modes (each rank writes ``FOLDER/<mode>-<rank>.json`` with what it saw):
   comm; record the state saved.
 * ``save-again``: the same, 10 steps further (a second checkpoint at the
   same path).
+* ``save-rank-1-differs``: like ``save``, but rank 1's ``v`` is 1 higher.
 * ``load``: build with other values (seed = 100 + rank), load with comm;
   record the report and the state.
 * ``load-fail-apply``: like ``load``, but rank 1's apply fails midway.
@@ -53,9 +54,11 @@ def main(mode, folder):
     path = os.path.join(folder, "run.h5")
     out = {"rank": rank}
     try:
-        if mode in ("save", "save-again"):
+        if mode in ("save", "save-again", "save-rank-1-differs"):
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
-            simulate(net, 20 if mode == "save" else 30)
+            simulate(net, 30 if mode == "save-again" else 20)
+            if mode == "save-rank-1-differs" and rank == 1:
+                net.populations["pop0"].v += 1.0
             checkpoint.save(path, net, comm=comm, metadata={"mode": mode})
             out["state"] = digest(net)
             out["draw"] = net.rng.random(3).tolist()

@@ -243,3 +243,17 @@ def test_a_shard_folder_that_is_a_symlink_is_refused(tmp_path):
     shutil.move(str(tmp_path / "run.h5.shards"), str(tmp_path / "elsewhere" / "shards"))
     os.symlink(tmp_path / "elsewhere" / "shards", tmp_path / "run.h5.shards")
     _refused_on_every_rank(tmp_path, "symlink")
+
+
+def test_diff_compares_every_shard(tmp_path):
+    """Two sharded checkpoints that differ on rank 1 only are not "equal"
+    (diff compared the manifests, which hold no arrays)."""
+    from test_cli import cli
+    for name, mode in (("a", "save"), ("b", "save"), ("c", "save-rank-1-differs")):
+        (tmp_path / name).mkdir()
+        mpirun(tmp_path / name, mode)
+    same = cli("diff", tmp_path / "a" / "run.h5", tmp_path / "b" / "run.h5")
+    assert same.returncode == 0 and same.stdout.strip() == "equal", same.stdout + same.stderr
+    other = cli("diff", tmp_path / "a" / "run.h5", tmp_path / "c" / "run.h5")
+    assert other.returncode == 1 and "rank 1: pop0.v: max abs diff 1" in other.stdout, other.stdout
+    assert "rank 0" not in other.stdout
