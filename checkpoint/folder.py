@@ -208,11 +208,16 @@ class CheckpointFolder:
 
     # -------------------------------------------------------------- deletion
 
-    def delete(self, path):
-        """Delete a checkpoint (and its shards) if the ledger proves it ours;
-        a file that cannot be deleted is a warning."""
-        if self.read_only:
+    def delete(self, paths):
+        """Delete checkpoints (and their shards) that the ledger proves ours,
+        then write the ledger once; a file that cannot be deleted is a warning."""
+        if self.read_only or not paths:
             return
+        for path in paths:
+            self._delete_one(path)
+        self._write_ledger()
+
+    def _delete_one(self, path):
         if not self.wrote(path):
             if os.path.lexists(path):
                 log.info("left %s: not written by this folder's Checkpointer", path)
@@ -226,7 +231,6 @@ class CheckpointFolder:
                     self._remove(shard)
             with contextlib.suppress(OSError):
                 os.rmdir(shards)   # only when empty: a user's file in it keeps it
-        self._write_ledger()
 
     def _remove(self, path):
         name = os.path.relpath(path, self.directory)

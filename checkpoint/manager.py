@@ -364,8 +364,8 @@ class Checkpointer:
         ordinary = [p for _, p, permanent in self._files()
                     if not permanent and p != newest and self.folder.wrote(p)]
         keep_others = self.retention.keep - 1
-        for path in ordinary[: max(0, len(ordinary) - keep_others)]:
-            self.folder.delete(path)   # the manifest first, then its shards: never half listed
+        # each manifest before its shards: a checkpoint is never half listed
+        self.folder.delete(ordinary[: max(0, len(ordinary) - keep_others)])
 
     def wait(self):
         """Wait for a background write; raise its error if it failed."""

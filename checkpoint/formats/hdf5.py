@@ -233,18 +233,20 @@ class HDF5Format(Format):
         # Every byte of one read comes from the inode opened here, so a file
         # atomically replaced meanwhile cannot mix into what was verified.
         with open(path, "rb", buffering=0) as raw:
-            _h5guard.verify(raw, path)
+            raw_ranges = _h5guard.verify(raw, path)
             # a digest proves the metadata undamaged, not harmless: the HDF5
             # library first walks it in a helper process, where a hang or a
             # crash costs nothing
             _h5sandbox.probe(raw, path)
-            return self.read_open(raw, path, lazy)
+            return self.read_open(raw, path, lazy, raw_ranges)
 
-    def read_open(self, raw, path, lazy=False):
-        """Read from ``raw``, the checkpoint opened for reading, whose
-        userblock is verified (the helper process calls this directly)."""
+    def read_open(self, raw, path, lazy=False, raw_ranges=None):
+        """Read from ``raw``, the checkpoint opened for reading; its userblock
+        is verified here unless ``raw_ranges`` (what a verification returned)
+        says it was (the helper process calls this directly)."""
         file_size = os.fstat(raw.fileno()).st_size
-        raw_ranges = _h5guard.verify(raw, path)
+        if raw_ranges is None:
+            raw_ranges = _h5guard.verify(raw, path)
         _load_filter_plugins()
         f, handle = _open_same_file(raw)
 
