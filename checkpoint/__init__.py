@@ -4,6 +4,7 @@ See README.rst for a tour and docs/format.rst for the file format.
 """
 
 from ._version import __version__
+from . import noise
 from .api import load, read, save
 from .errors import (CheckpointError, CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError,
                      FormatLimitError, Interrupted, StructureMismatchError, UnsafeContentError,
@@ -15,7 +16,7 @@ from .restore import RestoreReport
 from .state import NetworkState, PopulationState, ProjectionState
 
 __all__ = [
-    "__version__", "save", "load", "read", "save_parameters", "load_parameters", "Checkpointer",
+    "__version__", "save", "load", "read", "noise", "save_parameters", "load_parameters", "Checkpointer",
     "Network", "Population", "Projection", "NetworkState", "PopulationState", "ProjectionState",
     "RestoreReport", "CheckpointError", "UnsupportedFormatError", "UnsupportedObjectError",
     "CorruptCheckpointError", "CheckpointNotFoundError", "StructureMismatchError", "UnsafeContentError",

@@ -4,7 +4,7 @@ This layer only dispatches: to :mod:`checkpoint.local` for one process, to
 :mod:`checkpoint.distributed` for an MPI run (``comm=``).
 """
 
-from . import local
+from . import distributed, local
 from .formats import read_state
 
 __all__ = ["save", "load", "read"]
@@ -52,7 +52,6 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         Nothing is written and an existing file at ``path`` stays as it was.
     """
     if comm is not None:
-        from . import distributed
         return distributed.save(path, obj, comm, populations=populations, projections=projections,
                                 format=format, compression=compression, metadata=metadata,
                                 progress=progress, monitors=monitors)
@@ -70,8 +69,11 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
     simulated time, step and random generator state are restored when the
     whole network is loaded.  ``monitors=True`` also restores the monitors
     saved with ``save(..., monitors=True)``.  ``comm``: an MPI run's
-    communicator; every rank loads its own shard of a checkpoint saved with
-    ``comm`` (by as many ranks), all or none of them.
+    communicator; every rank loads its own part of a checkpoint saved with
+    ``comm``, on as many ranks or on another number (populations with
+    global ``ids``: see :mod:`checkpoint.distributed`), all or none of
+    them.  Without ``comm``, a sharded checkpoint loads whole into this
+    one process.
 
     Returns
     -------
@@ -86,12 +88,14 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
         The file is damaged, hostile or of an unknown kind.  The network is
         unchanged.
     """
+    options = dict(populations=populations, projections=projections, strict=strict, format=format,
+                   progress=progress, monitors=monitors)
     if comm is not None:
-        from . import distributed
-        return distributed.load(path, obj, comm, populations=populations, projections=projections,
-                                strict=strict, format=format, progress=progress, monitors=monitors)
-    return local.load(path, obj, populations=populations, projections=projections, strict=strict,
-                      format=format, progress=progress, monitors=monitors)
+        return distributed.load(path, obj, comm, **options)
+    try:
+        return local.load(path, obj, **options)
+    except local.ShardedCheckpoint:   # the manifest of an MPI run: all of it, into this process
+        return distributed.load(path, obj, **options)
 
 
 def read(path, lazy=False, format=None, progress=None):
@@ -102,6 +106,12 @@ def read(path, lazy=False, format=None, progress=None):
     NetworkState
         ``state.populations[name][var]`` and ``state.projections[name][var]``
         are numpy arrays (with ``lazy=True`` on HDF5: datasets read on demand
-        by slicing; close the state, or use it in a ``with`` block).
+        by slicing; close the state, or use it in a ``with`` block).  The
+        manifest of a sharded checkpoint gives the whole network, assembled
+        from every shard (never lazily).
     """
-    return read_state(path, format, lazy=lazy, progress=progress)
+    state = read_state(path, format, lazy=lazy, progress=progress)
+    if local.SHARDS in state.meta:
+        state.close()
+        return distributed.read(path)
+    return state

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from . import distributed
 from ._version import __version__
 from .errors import CheckpointError
 from .formats import read_state, write_state
@@ -28,6 +29,30 @@ def _stats(array):
     return f"min {finite.min():.6g}  mean {finite.mean():.6g}  max {finite.max():.6g}"
 
 
+def _read(path):
+    """A checkpoint as one state: a sharded one is assembled from its shards
+    (an error, naming the way out, when its ranks held populations of their own)."""
+    state = read_state(path)
+    if SHARDS in state.meta:
+        return distributed.read(path)
+    return state
+
+
+def _rank_local(path):
+    """The shards of a sharded checkpoint whose ranks each held their own
+    populations (no global ids), or None when it reads as one network."""
+    state = read_state(path)
+    if SHARDS not in state.meta:
+        return None
+    try:
+        distributed.read(path)
+    except CheckpointError as exc:
+        if "without global neuron ids" not in str(exc):
+            raise
+        return distributed.verify_shards(path)
+    return None
+
+
 def _groups(state):
     for name, pop in state.populations.items():
         yield "population", name, pop
@@ -36,10 +61,17 @@ def _groups(state):
 
 
 def cmd_inspect(args):
-    state = read_state(args.file)
+    shards = _rank_local(args.file)
+    for path in shards or [args.file]:
+        _inspect(path, read_state(path) if shards else _read(path))
+    return 0
+
+
+def _inspect(name, state):
     meta = state.meta
     simulator = meta.get("simulator") or {}
-    print(f"{args.file}: t = {state.time} ms, step {state.step}, dt {state.dt}, "
+    assembled = f" (assembled from {meta['assembled_from']['ranks']} shards)" if meta.get("assembled_from") else ""
+    print(f"{name}{assembled}: t = {state.time} ms, step {state.step}, dt {state.dt}, "
           f"{simulator.get('name')} {simulator.get('version') or ''}, written by checkpoint "
           f"{meta.get('library_version_written')}, {meta.get('created')}")
     if meta.get("user"):
@@ -117,13 +149,13 @@ def _clock_and_rng_differences(a, b):
 
 
 def cmd_diff(args):
-    a, b = read_state(args.a), read_state(args.b)
-    differences = _state_differences(a, b, args.a, args.b)
-    # a sharded checkpoint's manifest holds no arrays: compare its shards, rank by rank
-    sharded = [SHARDS in s.meta for s in (a, b)]
-    if any(sharded):
-        from .distributed import verify_shards
-        left, right = (verify_shards(p) if is_sharded else [] for p, is_sharded in zip((args.a, args.b), sharded))
+    local = [_rank_local(p) for p in (args.a, args.b)]
+    if not any(local):   # whole networks (sharded ones assembled): any partition compares
+        differences = _state_differences(_read(args.a), _read(args.b), args.a, args.b)
+    else:   # ranks with populations of their own: the manifests, then shard by shard
+        a, b = read_state(args.a), read_state(args.b)
+        differences = _state_differences(a, b, args.a, args.b)
+        left, right = (shards or [] for shards in local)
         if len(left) != len(right):
             differences.append(f"shards: {len(left)} ranks vs {len(right)}")
         for rank, (x, y) in enumerate(zip(left, right)):
@@ -160,9 +192,13 @@ def _state_differences(a, b, name_a, name_b):
 
 
 def cmd_convert(args):
-    state = read_state(args.source)
-    write_state(args.target, state, args.format, args.compression)
-    print(f"{args.source} -> {args.target}")
+    state = _read(args.source)
+    if args.ranks:
+        distributed.write_shards(args.target, state, args.ranks, args.format, compression=args.compression)
+        print(f"{args.source} -> {args.target} (manifest) + {args.ranks} shards in {args.target}.shards/")
+    else:
+        write_state(args.target, state, args.format, args.compression)
+        print(f"{args.source} -> {args.target}")
     return 0
 
 
@@ -178,9 +214,8 @@ def cmd_verify(args):
     bad = 0
     for path in paths:
         try:
-            if "shards" in read_state(path).meta:   # a sharded checkpoint: its manifest, then every shard
-                from .distributed import verify_shards
-                verify_shards(path)
+            if SHARDS in read_state(path).meta:   # a sharded checkpoint: its manifest, then every shard
+                distributed.verify_shards(path)
             print(f"ok       {path}")
         except CheckpointError as exc:
             bad += 1
@@ -204,7 +239,7 @@ def cmd_plot(args):
         raise CheckpointError("plot needs matplotlib: pip install 'neuro-checkpoint[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    state = read_state(args.file)
+    state = _read(args.file)
     histograms, constants = [], []
     for kind, name, group in _groups(state):
         for var in group:
@@ -267,6 +302,8 @@ def parser():
     s.add_argument("target")
     s.add_argument("--format", default=None, help="target format if not given by its suffix")
     s.add_argument("--compression", default=None, help="e.g. gzip, gzip:9, lzf")
+    s.add_argument("--ranks", type=int, default=None,
+                   help="write a sharded checkpoint for N MPI ranks (each population in N blocks)")
     s.set_defaults(run=cmd_convert)
     s = sub.add_parser("verify", help="checksums of a file or of every checkpoint in a folder")
     s.add_argument("path")

@@ -23,9 +23,20 @@ rank before any rank changes anything; if applying fails on one rank, the
 others undo theirs.  Every rank raises when one does (a
 :class:`CheckpointError` naming the rank), so no rank is left waiting.
 
+Another number of ranks, or another partition of the neurons: a
+population created with ``ids=``/``global_size=`` names the global index of
+each neuron a rank holds, and the manifest records, per shard and
+population, the range and a checksum of those ids.  A rank whose neurons
+are exactly those of the shard of its rank loads that shard as it is (the
+exact path: its random generator too).  Otherwise every rank opens the
+shards whose id ranges meet its own ids, one at a time (HDF5 array by
+array), takes its neurons and the synapses onto them
+(:mod:`checkpoint.repartition`), and reseeds its generator from the
+checkpoint and its rank: per-rank random streams do not map onto another
+partition, and the report says so.
+
 The files must be on a file system all ranks see (as a cluster's scratch
-space is).  Simulators here run on one process, so shards hold embedded
-networks.
+space is).
 """
 
 import glob
@@ -34,15 +45,19 @@ import re
 import secrets
 import stat
 
-from ._ranks import agree
+import numpy as np
+
+from ._ranks import ONE_PROCESS, agree
 from .adapters import adapter_for
-from .local import SHARD, SHARDS, prepare_load
+from .local import SHARD, SHARDS, plan_load, prepare_load
 from .local import save as save_one
 from .errors import CheckpointError, StructureMismatchError, UnsupportedObjectError
 from .formats import format_for, read_state, write_state
-from .state import NetworkState
+from .hashing import checksum
+from .repartition import gather, matching, summary
+from .state import NetworkState, RngState
 
-__all__ = ["save", "load", "shard_paths", "verify_shards"]
+__all__ = ["save", "load", "read", "write_shards", "shard_paths", "verify_shards"]
 
 SHARD_FOLDER = ".shards"
 
@@ -75,38 +90,48 @@ def save(path, obj, comm, *, format=None, **options):
             raise CheckpointError("the shard folder is a symlink: refused", path=folder)
         os.makedirs(folder, exist_ok=True)
         # the shard names its manifest (by token) and its rank
-        digest = save_one(shard, obj, format=fmt.name, meta={SHARD: {"id": token, "rank": comm.rank,
-                                                                      "ranks": comm.size}}, **options)
-        written = (os.path.getsize(shard), digest)
+        digest, state = save_one(shard, obj, format=fmt.name, meta={SHARD: {"id": token, "rank": comm.rank,
+                                                                             "ranks": comm.size}},
+                                 with_state=True, **options)
+        written = (os.path.getsize(shard), digest, summary(state))
     except Exception as exc:   # every rank must reach the allgather below
         error, written = exc, None
     try:
         agree(comm, error, "save its shard", path)
-        shards = comm.allgather(written)   # the manifest names each shard's size and digest
+        shards = comm.allgather(written)   # the manifest names each shard's size, digest and neurons
         error = None
         if comm.rank == 0:
             try:
-                _write_manifest(path, fmt, token, comm.size, obj, options.get("metadata"), shards)
+                _write_manifest(path, fmt, token, comm.size, _clock_meta(obj, options.get("metadata")), shards)
             except Exception as exc:
                 error = exc
         agree(comm, error if comm.rank == 0 else None, "write the manifest", path)
     except BaseException:
         _remove(shard)
         raise
-    _remove_superseded(path, token, comm.rank)
+    _remove_superseded(path, token, comm.rank, comm.size)
 
 
-def _write_manifest(path, fmt, token, size, obj, metadata, shards):
-    """The manifest: rank 0's clock and the shard list (file, size and
-    manifest digest per rank), no arrays."""
-    meta = adapter_for(obj).capture(populations=False, projections=False).meta
-    meta["content"] = "shards"
-    meta["user"] = dict(metadata or {})
+def _clock_meta(obj, metadata):
+    """The manifest's meta: rank 0's clock and the user's metadata."""
+    if isinstance(obj, NetworkState):
+        meta = {k: v for k, v in obj.meta.items() if k not in (SHARDS, SHARD, "library_version_written", "created")}
+    else:
+        meta = adapter_for(obj).capture(populations=False, projections=False).meta
+    meta["user"] = dict(metadata if metadata is not None else meta.get("user") or {})
+    return meta
+
+
+def _write_manifest(path, fmt, token, size, meta, shards):
+    """The manifest: the clock and the shard list (file, size, manifest
+    digest and population summary per rank), no arrays."""
+    meta = dict(meta, content="shards")
     meta[SHARDS] = {"ranks": size, "id": token,
                     "files": [os.path.relpath(_shard_name(path, token, rank, size, _suffix(path, fmt)),
                                               os.path.dirname(os.path.abspath(path)))
                               for rank in range(size)],
-                    "sizes": [size_ for size_, _ in shards], "digests": [digest for _, digest in shards]}
+                    "sizes": [size_ for size_, _, _ in shards], "digests": [digest for _, digest, _ in shards],
+                    "populations": [populations for _, _, populations in shards]}
     write_state(path, NetworkState(meta=meta), fmt.name)
 
 
@@ -117,11 +142,14 @@ def _remove(path):
         pass
 
 
-def _remove_superseded(path, token, rank):
-    """Delete this rank's shards of earlier checkpoints at ``path``."""
-    pattern = os.path.join(glob.escape(os.fspath(path) + SHARD_FOLDER), f"*.rank-{rank}-of-*")
-    for old in glob.glob(pattern):
-        if not os.path.basename(old).startswith(token + "."):
+def _remove_superseded(path, token, rank, ranks):
+    """Delete this rank's shards of earlier checkpoints at ``path`` (rank 0:
+    also those of ranks this run does not have, saved on more ranks)."""
+    folder = glob.escape(os.fspath(path) + SHARD_FOLDER)
+    for old in glob.glob(os.path.join(folder, "*.rank-*-of-*")):
+        match = re.search(r"\.rank-(\d+)-of-\d+", os.path.basename(old))
+        theirs = match is not None and (int(match.group(1)) == rank or (rank == 0 and int(match.group(1)) >= ranks))
+        if theirs and not os.path.basename(old).startswith(token + "."):
             _remove(old)
 
 
@@ -185,30 +213,38 @@ def verify_shards(path):
     return files
 
 
-def load(path, obj, comm, **options):
-    """Restore each rank's ``obj`` from its shard of the checkpoint ``path``:
-    on every rank, or on none.
+def load(path, obj, comm=ONE_PROCESS, **options):
+    """Restore each rank's ``obj`` from the checkpoint ``path``: on every
+    rank, or on none.
 
-    Call it from every rank of ``comm``, as many as saved the checkpoint.
-    ``options`` are those of :func:`checkpoint.load`.  Returns this rank's
-    :class:`RestoreReport`.
+    Call it from every rank of ``comm``: as many as saved the checkpoint or
+    not (see the module's docstring).  ``options`` are those of
+    :func:`checkpoint.load`.  Returns this rank's :class:`RestoreReport`.
     """
-    plan = undo = error = None
+    plan = undo = error = adapter = None
     try:
         files, shards = _shard_list(path)
-        if len(files) != comm.size:
-            raise StructureMismatchError(f"the checkpoint has {len(files)} shards, this run {comm.size} ranks",
-                                         path=path)
-        mine = files[comm.rank]
-        check_shard(mine, comm.rank, shards)
-        adapter, plan = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
-                                     **options)
+        adapter = adapter_for(obj, monitors=options.get("monitors", False))
         if not adapter.shardable:
             raise UnsupportedObjectError(f"a {adapter.simulator} model cannot be one shard of an MPI "
                                          "checkpoint; sharded checkpoints hold embedded networks", path=path)
+        model = adapter.describe()
+        own = _own_shard(files, shards, model, comm)
+    except Exception as exc:
+        error, own = exc, False
+    agree(comm, error, "read the manifest", path)
+    exact = all(comm.allgather(own))   # every rank holds exactly its shard's neurons
+    try:
+        if exact:
+            mine = files[comm.rank]
+            check_shard(mine, comm.rank, shards)
+            adapter, plan = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
+                                         **options)
+        else:
+            plan = _repartitioned_plan(path, files, shards, adapter, model, comm, options)
     except Exception as exc:
         error = exc
-    agree(comm, error, "read and check its shard", path)
+    agree(comm, error, "read and check its shards", path)
     try:
         undo = adapter.apply_reversibly(plan)
     except Exception as exc:   # this rank has undone its own changes
@@ -221,3 +257,156 @@ def load(path, obj, comm, **options):
         raise
     plan.report.warn()
     return plan.report
+
+
+def _own_shard(files, shards, model, comm):
+    """Whether this rank's neurons are exactly those of the shard of its rank."""
+    if len(files) != comm.size:
+        return False
+    recorded = shards.get("populations")
+    if recorded is None:   # written before shards recorded their neurons: by rank only
+        return True
+    mine = recorded[comm.rank]
+    return all(name not in mine or mine[name]["checksum"] == checksum(pop.global_ids())
+               for name, pop in model.populations.items())
+
+
+def _repartitioned_plan(path, files, shards, adapter, model, comm, options):
+    """This rank's plan, gathered from the shards that hold its neurons."""
+    recorded = shards.get("populations")
+    if recorded is None:
+        raise StructureMismatchError(
+            f"saved on {len(files)} ranks before checkpoints recorded global neuron ids: it loads only "
+            f"on {len(files)} ranks", path=path)
+    _refuse_rank_local(recorded, model, path)
+    wanted = {name: (pop.global_ids(), pop.global_size) for name, pop in model.populations.items()}
+    needed = [rank for rank, pops in enumerate(recorded) if _overlaps(pops, wanted)]
+    manifest = read_state(path)
+    state = gather(_open_shards(files, shards, needed), wanted, path, manifest.meta)
+    plan = plan_load(state, adapter, model, path, **{k: v for k, v in options.items() if k != "monitors"})
+    if plan.clock is not None:
+        _reseed(plan, model, manifest, comm.rank, path)
+    return plan
+
+
+def _refuse_rank_local(recorded, model, path):
+    """Populations saved without global ids mean nothing on another partition."""
+    for name in model.populations:
+        if any(name in pops and not pops[name]["global_ids"] for pops in recorded) and len(recorded) > 1:
+            raise StructureMismatchError(
+                f"saved on {len(recorded)} ranks without global neuron ids (add_population(..., ids=, "
+                f"global_size=)): it loads only on {len(recorded)} ranks, each with its own part", path=path,
+                obj=name)
+
+
+def _overlaps(pops, wanted):
+    for name, (ids, _) in wanted.items():
+        info = pops.get(name)
+        if info and info["count"] and len(ids):
+            lo, hi = np.searchsorted(ids, [info["first"], info["last"] + 1])
+            if hi > lo:
+                return True
+    return False
+
+
+def _open_shards(files, shards, ranks):
+    """Each wanted shard, read (lazily where the format can) and checked
+    against its manifest, one at a time."""
+    for rank in ranks:
+        shard = files[rank]
+        check_shard(shard, rank, shards)
+        lazy = format_for(shard).lazy
+        with read_state(shard, lazy=lazy) as state:
+            check_shard(shard, rank, shards, state)
+            yield f"shard {os.path.basename(shard)}", state
+
+
+def _reseed(plan, model, manifest, rank, path):
+    """Per-rank random streams do not map onto another partition: each
+    generator is reseeded from the checkpoint's digest and this rank, the
+    same on every rerun of the same restart, and the report says so."""
+    entropy = int(manifest.digest or "0", 16)
+    for name, rng in model.rng.items():
+        bit_generator = rng.state.get("bit_generator", "PCG64") if isinstance(rng.state, dict) else "PCG64"
+        generator = getattr(np.random, bit_generator, np.random.PCG64)(np.random.SeedSequence(entropy, spawn_key=(rank,)))
+        plan.rng[name] = RngState(name, rng.kind, generator.state)
+        plan.report.reseeded.append(f"rng.{name}")
+
+
+def read(path):
+    """The whole network of a sharded checkpoint as one :class:`NetworkState`:
+    every population in global order, every projection CSR by global post
+    index; each rank's generator as ``<name>.rank<r>``."""
+    files, shards = _shard_list(path)
+    recorded = shards.get("populations") or [{}] * len(files)
+    if len(files) > 1:
+        local = sorted({name for pops in recorded for name, info in pops.items() if not info["global_ids"]})
+        if local or shards.get("populations") is None:
+            raise StructureMismatchError(
+                f"saved on {len(files)} ranks without global neuron ids ({', '.join(local) or 'every population'})"
+                ": there is no one network to assemble; read each shard (checkpoint.distributed.shard_paths)",
+                path=path)
+    manifest = read_state(path)
+    rngs = {}
+
+    def shards_with_rng():
+        for rank, (label, state) in enumerate(_open_shards(files, shards, range(len(files)))):
+            for name, rng in state.rng.items():
+                rngs[f"{name}.rank{rank}"] = RngState(f"{name}.rank{rank}", rng.kind, rng.state,
+                                                      {k: np.asarray(v) for k, v in rng.arrays.items()})
+            yield label, state
+
+    state = gather(shards_with_rng(), None, path, manifest.meta)
+    state.rng = rngs
+    state.meta["assembled_from"] = {"ranks": len(files)}
+    return state
+
+
+def write_shards(path, state, ranks, format=None, **options):
+    """Write ``state`` (one whole network) as a checkpoint in ``ranks``
+    shards, each population split in contiguous blocks of neurons: what
+    ``checkpoint convert --ranks N`` does."""
+    if ranks < 1:
+        raise CheckpointError("--ranks must be at least 1", path=path)
+    blocks = {name: np.array_split(pop.global_ids(), ranks) for name, pop in state.populations.items()}
+    whole = {name: (pop.global_ids(), pop.global_size) for name, pop in state.populations.items()}
+    for name, (ids, size) in whole.items():
+        if len(ids) != size:
+            raise CheckpointError("the state holds part of a population; convert a whole network",
+                                  path=path, obj=name)
+    comms = [_OneOf(rank, ranks) for rank in range(ranks)]
+    parts = []
+    for rank in range(ranks):
+        wanted = {name: (blocks[name][rank], whole[name][1]) for name in whole}
+        part = gather([("the state", state)], wanted, path, state.meta)
+        for name, pop in part.populations.items():
+            if pop.ids is None:
+                pop.ids = pop.global_ids()
+        part.rng = {} if rank else dict(state.rng)
+        parts.append(part)
+    _save_serially(path, parts, comms, format, options)
+
+
+class _OneOf:
+    """Rank ``rank`` of ``size`` simulated in one process, for :func:`write_shards`."""
+
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+
+def _save_serially(path, parts, comms, format, options):
+    fmt = format_for(path, format)
+    token = secrets.token_hex(6)
+    folder = os.fspath(path) + SHARD_FOLDER
+    if os.path.islink(folder):
+        raise CheckpointError("the shard folder is a symlink: refused", path=folder)
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for comm, part in zip(comms, parts):
+        shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
+        digest, state = save_one(shard, part, format=fmt.name, with_state=True,
+                                 meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}}, **options)
+        written.append((os.path.getsize(shard), digest, summary(state)))
+    _write_manifest(path, fmt, token, len(parts), _clock_meta(parts[0], options.get("metadata")), written)
+    for rank in range(len(parts)):
+        _remove_superseded(path, token, rank, len(parts))

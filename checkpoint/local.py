@@ -16,7 +16,7 @@ from .formats import read_state, write_state
 from .restore import make_plan, start_connectivity_hashes
 from .state import NetworkState
 
-__all__ = ["save", "load", "prepare_load", "SHARDS"]
+__all__ = ["save", "load", "prepare_load", "plan_load", "ShardedCheckpoint", "SHARDS"]
 
 log = logging.getLogger("checkpoint")
 
@@ -27,10 +27,10 @@ SHARD = "shard"
 
 
 def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None, progress=None, monitors=False, meta=None):
+         metadata=None, progress=None, monitors=False, meta=None, with_state=False):
     """:func:`checkpoint.save` in one process; returns the digest of the file's
-    manifest.  ``meta``: entries added to the state's metadata (a shard's
-    binding to its manifest)."""
+    manifest (and, ``with_state``, the state written).  ``meta``: entries
+    added to the state's metadata (a shard's binding to its manifest)."""
     started = _time.perf_counter()
     if isinstance(obj, NetworkState):
         state = _as_written(obj, populations, projections, metadata)
@@ -41,7 +41,7 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
     digest = write_state(path, state, format, compression, progress=progress)
     log.info("saved %s (%.1f MB, t=%s ms) in %.2f s", os.fspath(path), state.nbytes() / 1e6,
              _ms(state.time), _time.perf_counter() - started)
-    return digest
+    return (digest, state) if with_state else digest
 
 
 def _ms(time_ms):
@@ -86,10 +86,21 @@ def prepare_load(path, obj, *, populations=True, projections=True, strict=False,
         if check is not None:   # e.g. that a shard belongs to its manifest
             check(file_state)
         if SHARDS in file_state.meta:
-            raise StructureMismatchError(
+            raise ShardedCheckpoint(
                 f"this is the manifest of a checkpoint in {file_state.meta[SHARDS]['ranks']} shards, "
-                "one per MPI rank: load it from every rank with comm=", path=path)
-        adapter.before_plan(file_state, model_state, path)
-        plan = make_plan(file_state, model_state, populations=populations, projections=projections,
-                         strict=strict, path=path, restores_dt=adapter.restores_dt)
+                "one per MPI rank: load it with comm= (or without, into one process)", path=path)
+        plan = plan_load(file_state, adapter, model_state, path, populations=populations,
+                         projections=projections, strict=strict)
     return adapter, plan
+
+
+def plan_load(file_state, adapter, model_state, path, *, populations=True, projections=True, strict=False,
+              **ignored):
+    """The restore plan of ``file_state`` (read and checked) into the model."""
+    adapter.before_plan(file_state, model_state, path)
+    return make_plan(file_state, model_state, populations=populations, projections=projections,
+                     strict=strict, path=path, restores_dt=adapter.restores_dt)
+
+
+class ShardedCheckpoint(StructureMismatchError):
+    """The file is the manifest of a sharded checkpoint (:mod:`checkpoint.distributed` loads it)."""

@@ -32,7 +32,7 @@ class _Group:
     """Named arrays reachable as attributes and items, each with a kind and
     a scope (see :mod:`checkpoint.state`)."""
 
-    _OWN = ("name", "network", "size", "geometry", "pre", "post", "target")
+    _OWN = ("name", "network", "size", "geometry", "pre", "post", "target", "ids", "global_size")
 
     def __init__(self, name, network):
         if not isinstance(name, str) or not name:
@@ -89,17 +89,44 @@ class _Group:
         return self._scopes[var]
 
 
+def _global_ids(name, size, ids, global_size):
+    """``(ids, global_size)`` checked: this rank's sorted, distinct global
+    indices of a population of ``global_size`` neurons (None: all of them)."""
+    if ids is None:
+        global_size = size if global_size is None else int(global_size)
+        if global_size != size:
+            raise ValueError(f"{name}: global_size={global_size} without ids: say which "
+                             f"{size} neurons this rank holds")
+        return None, global_size
+    ids = np.array(ids, dtype=np.int64).reshape(-1)
+    global_size = int(global_size) if global_size is not None else (int(ids[-1]) + 1 if len(ids) else 0)
+    if len(ids) != size:
+        raise ValueError(f"{name}: {len(ids)} ids for {size} neurons")
+    if len(ids) and (ids[0] < 0 or ids[-1] >= global_size or np.any(np.diff(ids) <= 0)):
+        raise ValueError(f"{name}: ids must be sorted, distinct and in [0, global_size={global_size})")
+    ids.flags.writeable = False
+    return ids, global_size
+
+
 class Population(_Group):
-    """A population of ``size`` neurons with named parameters and variables."""
+    """A population of ``size`` neurons with named parameters and variables.
+
+    Under MPI a rank holds part of a population: ``ids`` are the global
+    indices of its neurons (sorted), ``global_size`` the population's size
+    over all ranks.  Both default to "all of it".
+    """
 
     def __init__(self, name, size, network, parameters=None, variables=None, internal=None,
-                 geometry=None):
+                 geometry=None, ids=None, global_size=None):
         super().__init__(name, network)
         size = int(size)
         if size < 0:
             raise ValueError("size must be >= 0")
+        ids, global_size = _global_ids(name, size, ids, global_size)
         object.__setattr__(self, "size", size)
-        object.__setattr__(self, "geometry", tuple(geometry) if geometry else (size,))
+        object.__setattr__(self, "_ids", ids)
+        object.__setattr__(self, "global_size", global_size)
+        object.__setattr__(self, "geometry", tuple(geometry) if geometry else (global_size,))
         for var, value in (parameters or {}).items():
             local = np.ndim(value) != 0
             array = _as_local(value, size, f"{name}.{var}") if local else _as_global(value)
@@ -108,11 +135,26 @@ class Population(_Group):
             for var, value in (values or {}).items():
                 self._add(var, _as_local(value, size, f"{name}.{var}"), kind, "neuron")
 
+    @property
+    def ids(self):
+        """The global index of each neuron this rank holds (read-only)."""
+        if self._ids is None:
+            ids = np.arange(self.size, dtype=np.int64)
+            ids.flags.writeable = False
+            return ids
+        return self._ids
+
+    @property
+    def distributed(self):
+        """Whether ``ids`` were given (the population is split over ranks)."""
+        return self._ids is not None
+
     def __len__(self):
         return self.size
 
     def __repr__(self):
-        return f"Population({self.name!r}, size={self.size})"
+        extra = f", global_size={self.global_size}" if self.distributed else ""
+        return f"Population({self.name!r}, size={self.size}{extra})"
 
 
 def _csr_arrays(connectivity, shape):
@@ -141,6 +183,10 @@ class Projection(_Group):
     has one value per synapse in that order, so ``w[indptr[i]:indptr[i+1]]``
     are the weights onto post neuron ``i`` from pre neurons
     ``indices[indptr[i]:indptr[i+1]]``.
+
+    Under MPI a rank holds the synapses onto its own post neurons (rows in
+    the order of ``post.ids``), and ``indices`` are *global* pre indices:
+    the shape is ``(post.size, pre.global_size)``.
     """
 
     def __init__(self, name, pre, post, network, target="exc", connectivity=None, parameters=None,
@@ -149,7 +195,7 @@ class Projection(_Group):
         object.__setattr__(self, "pre", pre)
         object.__setattr__(self, "post", post)
         object.__setattr__(self, "target", target)
-        indptr, indices = _csr_arrays(connectivity, (post.size, pre.size))
+        indptr, indices = _csr_arrays(connectivity, (post.size, pre.global_size))
         object.__setattr__(self, "_indptr", indptr)
         object.__setattr__(self, "_indices", indices)
         nnz = len(indices)
@@ -176,8 +222,8 @@ class Projection(_Group):
 
     @property
     def shape(self):
-        """``(post size, pre size)``."""
-        return (self.post.size, self.pre.size)
+        """``(post size on this rank, pre global size)``."""
+        return (self.post.size, self.pre.global_size)
 
     @property
     def nnz(self):
@@ -222,11 +268,17 @@ class Network:
         return self.step * self.dt
 
     def add_population(self, name, size, parameters=None, variables=None, internal=None,
-                       geometry=None):
-        """Add a population; scalars given as variables become one value per neuron."""
+                       geometry=None, ids=None, global_size=None):
+        """Add a population; scalars given as variables become one value per neuron.
+
+        Under MPI, ``ids`` are the sorted global indices of the neurons this
+        rank holds (``size == len(ids)``) and ``global_size`` the
+        population's size over all ranks; a checkpoint then loads on any
+        number of ranks and any partition (see :mod:`checkpoint.distributed`).
+        """
         if name in self.populations:
             raise ValueError(f"a population named {name!r} exists already")
-        pop = Population(name, size, self, parameters, variables, internal, geometry)
+        pop = Population(name, size, self, parameters, variables, internal, geometry, ids, global_size)
         self.populations[name] = pop
         return pop
 

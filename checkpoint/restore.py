@@ -34,6 +34,9 @@ class RestoreReport:
         The simulated time and step restored, if the clock was restored.
     path : str
         The file.
+    reseeded : list of str
+        ``"rng.name"``: generators reseeded rather than restored (a sharded
+        checkpoint loaded onto another partition of the neurons).
     """
 
     path: str = None
@@ -42,11 +45,13 @@ class RestoreReport:
     skipped: list = field(default_factory=list)
     time: float = None
     step: int = None
+    reseeded: list = field(default_factory=list)
 
     def __str__(self):
         lines = [f"restored {len(self.restored)} arrays from {self.path}"
                  + (f" at t = {self.time:.10g} ms (step {self.step})" if self.time is not None else "")]
-        for title, names in (("kept (not in the file)", self.kept), ("skipped (not in the model)", self.skipped)):
+        for title, names in (("kept (not in the file)", self.kept), ("skipped (not in the model)", self.skipped),
+                             ("reseeded (another partition of the neurons)", self.reseeded)):
             if names:
                 lines.append(f"{title}: {', '.join(names)}")
         return "\n".join(lines)
@@ -59,6 +64,11 @@ class RestoreReport:
         if self.kept:
             warnings.warn(f"{self.path}: in the model but not in the file, kept: "
                           f"{', '.join(self.kept)}", CheckpointWarning, stacklevel=4)
+        if self.reseeded:
+            warnings.warn(f"{self.path}: loaded onto another partition of the neurons: random generators "
+                          f"cannot follow them and were reseeded from the checkpoint and the rank "
+                          f"({', '.join(self.reseeded)}); checkpoint.noise draws noise that restarts exactly",
+                          CheckpointWarning, stacklevel=4)
 
 
 @dataclass
@@ -195,6 +205,12 @@ def _plan_population(plan, name, f, m, path):
     if f.size != m.size:
         raise StructureMismatchError(f"the file has {f.size} neurons, the model {m.size}",
                                      path=path, obj=name)
+    if (f.ids is not None or m.ids is not None) and (
+            f.global_size != m.global_size or not np.array_equal(f.global_ids(), m.global_ids())):
+        raise StructureMismatchError(
+            f"the file holds other neurons (global ids) of a population of {f.global_size} than the model "
+            f"(of {m.global_size}): a shard of an MPI run loads with comm=, from its manifest",
+            path=path, obj=name)
     _plan_group(plan, "populations", name, f, m, None, path)
 
 

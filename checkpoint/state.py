@@ -81,13 +81,22 @@ class PopulationState(_ArrayGroup):
     """The state of one population.
 
     ``pop[var]`` gives the array of one variable or parameter; ``size`` and
-    ``geometry`` describe the population.
+    ``geometry`` describe the population.  A shard of an MPI run holds part
+    of a population: ``ids`` are the global indices of its ``size`` neurons
+    (sorted; None means all of them, ``0 .. size-1``) and ``global_size``
+    the population's size over all ranks.
     """
 
-    def __init__(self, name, size, geometry=None, arrays=None, info=None):
+    def __init__(self, name, size, geometry=None, arrays=None, info=None, ids=None, global_size=None):
         super().__init__(name, arrays, info)
         self.size = int(size)
-        self.geometry = tuple(geometry) if geometry is not None else (self.size,)
+        self.ids = ids
+        self.global_size = self.size if global_size is None else int(global_size)
+        self.geometry = tuple(geometry) if geometry is not None else (self.global_size,)
+
+    def global_ids(self):
+        """``ids``, or ``0 .. size-1`` for a population held whole."""
+        return np.arange(self.size, dtype=np.int64) if self.ids is None else np.asarray(self.ids, np.int64)
 
     def __repr__(self):
         return f"PopulationState({self.name!r}, size={self.size}, variables={list(self)})"
@@ -237,3 +246,11 @@ def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
         raise CorruptCheckpointError("indptr is not a valid CSR index", path=path, obj=obj)
     if check_indices and len(indices) and not (int(indices.min()) >= 0 and int(indices.max()) < shape[1]):
         raise CorruptCheckpointError("a synapse's pre-synaptic rank is out of range", path=path, obj=obj)
+
+
+def check_ids(ids, global_size, path, obj):
+    """Raise unless a shard's ``ids`` are sorted, distinct and in ``[0, global_size)``."""
+    ids = np.asarray(ids)
+    if len(ids) and (ids[0] < 0 or ids[-1] >= global_size or bool(np.any(np.diff(ids) <= 0))):
+        raise CorruptCheckpointError("the population's ids are not sorted, distinct and within its "
+                                     "global size", path=path, obj=obj)

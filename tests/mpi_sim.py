@@ -16,6 +16,14 @@ Modes (each rank writes ``FOLDER/<mode>-<rank>.json`` with what it saw):
 * ``loop``: a Checkpointer loop to step 60 (checkpoint every 10 steps),
   resuming from ``FOLDER/ck`` if it has checkpoints.
 * ``loop-signal``: the same, but rank 1 alone gets SIGUSR1 at step 25.
+* ``psave``: a network split by global ids (tests/partitioned.py; options
+  ``partition=``, ``file=``, ``steps=``): build this rank's part, advance,
+  save with comm.
+* ``pload``: build this rank's part of another network (other seed, other
+  connectivity) with ``partition=``, load ``file=`` with comm (``nocomm=1``:
+  without), record what it holds.
+* ``ploop``: a Checkpointer loop over the split network to ``steps=``,
+  resuming from ``FOLDER/ck``.
 * ``loop-ctrl-c``: a slow Checkpointer loop (checkpoints every 1000 steps)
   that writes ``FOLDER/ready`` at step 5 and runs until a Ctrl-C (SIGINT,
   which mpiexec forwards to every rank) stops it.
@@ -32,6 +40,7 @@ from mpi4py import MPI
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint  # noqa: E402
 from helpers import arrays_of, izhikevich_network  # noqa: E402
+import partitioned  # noqa: E402
 
 
 def simulate(net, steps):
@@ -48,13 +57,52 @@ def digest(net):
             for key, value in arrays_of(net).items()}
 
 
-def main(mode, folder):
+def split_network(comm, options, seed):
+    """This rank's part of partitioned.whole_network(seed)."""
+    kind = options.get("partition", "blocks")
+    whole = partitioned.whole_network(seed)
+    ids = {name: partitioned.partition(kind, size, comm.size, comm.rank) for name, size in partitioned.SIZES.items()}
+    return partitioned.part_of(whole, ids, seed=100 + comm.rank)
+
+
+def main(mode, folder, *extra):
     comm = MPI.COMM_WORLD
     rank = comm.rank
-    path = os.path.join(folder, "run.h5")
+    options = dict(item.split("=", 1) for item in extra)
+    path = os.path.join(folder, options.get("file", "run.h5"))
     out = {"rank": rank}
+    tag = options.get("tag", "")
     try:
-        if mode in ("save", "save-again", "save-rank-1-differs"):
+        if mode == "psave":
+            net = split_network(comm, options, seed=1)
+            partitioned.advance(net, int(options.get("steps", 20)))
+            checkpoint.save(path, net, comm=comm)
+            out["state"] = partitioned.snapshot(net)
+        elif mode == "pload":
+            net = split_network(comm, options, seed=999)
+            before = partitioned.snapshot(net)
+            try:
+                if options.get("nocomm"):
+                    report = checkpoint.load(path, net)
+                else:
+                    report = checkpoint.load(path, net, comm=comm)
+                out["report"] = {"restored": len(report.restored), "time": report.time, "step": report.step,
+                                 "reseeded": report.reseeded, "skipped": report.skipped, "kept": report.kept}
+            finally:
+                out["unchanged"] = partitioned.snapshot(net) == before
+            out["state"] = partitioned.snapshot(net)
+            out["draw"] = net.rng.random(3).tolist()
+        elif mode == "ploop":
+            net = split_network(comm, options, seed=1)
+            with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=5, keep=2, comm=comm) as ckpt:
+                report = ckpt.restore_latest()
+                out["resumed_at"] = None if report is None else report.step
+                while net.step < int(options["steps"]):
+                    partitioned.advance(net, 1)
+                    ckpt.maybe_save()
+                ckpt.save(skip_if_saved=True)
+            out["state"] = partitioned.snapshot(net)
+        elif mode in ("save", "save-again", "save-rank-1-differs"):
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
             simulate(net, 30 if mode == "save-again" else 20)
             if mode == "save-rank-1-differs" and rank == 1:
@@ -114,7 +162,7 @@ def main(mode, folder):
             out["draw"] = net.rng.random(3).tolist()
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
-    with open(os.path.join(folder, f"{mode}-{rank}.json"), "w") as f:
+    with open(os.path.join(folder, f"{mode}{tag}-{rank}.json"), "w") as f:
         json.dump(out, f)
 
 

@@ -39,7 +39,8 @@ class EmbeddedAdapter(Adapter):
         if populations:
             for name, pop in self.populations.items():
                 state.populations[name] = PopulationState(name, pop.size, pop.geometry,
-                                                          dict(pop._values), self._info(pop))
+                                                          dict(pop._values), self._info(pop),
+                                                          pop._ids, pop.global_size)
         if projections:
             for name, proj in self.projections.items():
                 state.projections[name] = ProjectionState(

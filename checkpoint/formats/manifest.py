@@ -20,10 +20,14 @@ from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, 
 from ..hashing import CHECKSUM_PREFIX, checksum, digest_text
 from .checksums import VerifiedReads
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
-                     PopulationState, ProjectionState, RngState, check_connectivity)
+                     PopulationState, ProjectionState, RngState, check_connectivity, check_ids)
 
 FORMAT_NAME = "checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 2 added a population's ``ids``/``global_size`` (a shard of a run
+#: split over MPI ranks).  Files that use nothing of version 2 are written as
+#: version 1, so that older readers still open them.
+FIRST_VERSION_WITH = {"ids": 2}
 
 #: Limits every reader enforces before it allocates (docs/format.rst, "Limits").
 MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
@@ -86,6 +90,7 @@ class PathKeys:
     """Keys like ``populations/<name>/<variable>`` (HDF5, npz, text)."""
 
     RESERVED = {"indptr", "indices"}
+    RESERVED_POPULATION = {"ids"}
 
     def object(self, section, name):
         return f"{section}/{escape(name)}"
@@ -159,15 +164,18 @@ def flatten(state, keys, path=None):
 
     meta = dict(state.meta)
     meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat())
-    manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+    manifest = {"format": FORMAT_NAME, "format_version": 1,
                 "library_version": __version__, "meta": meta,
                 "populations": {}, "projections": {}, "rng": {}}
     for name, pop in state.populations.items():
         okey = keys.object("populations", name)
-        manifest["populations"][name] = {
-            "size": pop.size, "geometry": list(pop.geometry),
-            "arrays": {var: add(keys.array(okey, var), pop.arrays[var], f"{name}.{var}", pop.info[var])
-                       for var in pop.arrays}}
+        entry = manifest["populations"][name] = {"size": pop.size, "geometry": list(pop.geometry)}
+        if pop.ids is not None:   # part of a population split over MPI ranks (keyed first: "ids")
+            entry["global_size"] = pop.global_size
+            entry["ids"] = add(keys.array(okey, "ids"), np.asarray(pop.ids, np.int64), f"{name}.ids")
+            manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["ids"])
+        entry["arrays"] = {var: add(keys.array(okey, var, PathKeys.RESERVED_POPULATION), pop.arrays[var],
+                                    f"{name}.{var}", pop.info[var]) for var in pop.arrays}
     for name, proj in state.projections.items():
         okey = keys.object("projections", name)
         reserved = PathKeys.RESERVED
@@ -317,6 +325,23 @@ def _validate_shards(shards, path):
     _require(digests is None or (isinstance(digests, list) and len(digests) == ranks
                                  and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)),
              "meta 'shards.digests' is not one digest per rank", path)
+    populations = shards.get("populations")
+    _require(populations is None or (isinstance(populations, list) and len(populations) == ranks
+                                     and all(isinstance(p, dict) for p in populations)),
+             "meta 'shards.populations' is not one summary per rank", path)
+    for rank_populations in populations or []:
+        for name, info in rank_populations.items():
+            _require(_valid_shard_population(info), f"meta 'shards.populations' has a bad entry for {name!r}",
+                     path, name)
+
+
+def _valid_shard_population(info):
+    """One shard's summary of one population (see checkpoint.repartition.summary)."""
+    return (isinstance(info, dict) and isinstance(info.get("global_ids"), bool)
+            and all(_is_int(info.get(k)) for k in ("global_size", "count", "first", "last"))
+            and 0 <= info["count"] <= info["global_size"] < 2 ** 62
+            and (info["count"] == 0 or 0 <= info["first"] <= info["last"] < info["global_size"])
+            and isinstance(info.get("checksum"), str) and len(info["checksum"]) <= 64)
 
 
 def _validate_manifest(m, path):
@@ -346,6 +371,10 @@ def _validate_manifest(m, path):
                                       and all(_is_int(n) and 0 <= n < 2 ** 62 for n in geometry)),
                  f"bad geometry {geometry!r}", path, name)
         _require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
+        if pop.get("ids") is not None:
+            _validate_ids(pop, path, name, entry)
+        else:
+            _require(pop.get("global_size") in (None, pop["size"]), "global_size without ids", path, name)
         for var, e in pop["arrays"].items():
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, POPULATION_SCOPES, {"neuron": pop["size"]}, path, f"{name}.{var}")
@@ -374,9 +403,22 @@ def _validate_manifest(m, path):
             entry(e, f"rng {name}.{var}")
 
 
+def _validate_ids(pop, path, name, entry):
+    """A shard's part of a population: ``size`` global indices (int64, 1-d)
+    of a population of ``global_size``; their values are checked on read."""
+    global_size = pop.get("global_size")
+    _require(_is_int(global_size) and pop["size"] <= global_size < 2 ** 62, f"bad global_size {global_size!r}",
+             path, name)
+    entry(pop["ids"], f"{name}.ids")
+    _require(pop["ids"]["dtype"] == "<i8" and pop["ids"]["shape"] == [pop["size"]],
+             "ids must be one int64 per neuron", path, name)
+
+
 def all_entries(manifest):
     """Yield ``(object label, entry)`` for every array the manifest lists."""
     for name, pop in manifest["populations"].items():
+        if pop.get("ids") is not None:
+            yield f"{name}.ids", pop["ids"]
         for var, e in pop["arrays"].items():
             yield f"{name}.{var}", e
     for name, proj in manifest["projections"].items():
@@ -410,6 +452,9 @@ def unflatten(manifest, fetch, path, lazy=False):
         for name, p in manifest["projections"].items():
             proj = state.projections[name]
             check_connectivity(proj.indptr, proj.indices, p["shape"], path, name, check_indices=False)
+        for name, pop in state.populations.items():
+            if pop.ids is not None:
+                check_ids(pop.ids, pop.global_size, path, name)
     return state
 
 
@@ -431,10 +476,13 @@ def _unflatten(manifest, fetch, path, lazy, reads):
     state = NetworkState(meta=dict(manifest["meta"]), digest=manifest.get(DIGEST))
     state.meta["library_version_written"] = manifest.get("library_version")
     for name, p in manifest["populations"].items():
+        ids = fetch(p["ids"], f"{name}.ids") if p.get("ids") is not None else None
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
-        geometry = p.get("geometry") or [p["size"]]
+        global_size = p.get("global_size", p["size"])
+        geometry = p.get("geometry") or [global_size]
         state.populations[name] = PopulationState(
-            name, p["size"], geometry, arrays, {var: info(e) for var, e in p["arrays"].items()})
+            name, p["size"], geometry, arrays, {var: info(e) for var, e in p["arrays"].items()},
+            ids, global_size)
     for name, p in manifest["projections"].items():
         indptr, indices = fetch(p["indptr"], f"{name}.indptr"), fetch(p["indices"], f"{name}.indices")
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
