@@ -81,7 +81,7 @@ def save(path, obj, comm, *, format=None, **options):
     fmt = format_for(path, format)
     token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
     shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
-    error = None
+    error = meta = None
     try:
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise CheckpointError("the folder does not exist", path=path)
@@ -94,6 +94,7 @@ def save(path, obj, comm, *, format=None, **options):
                                                                              "ranks": comm.size}},
                                  with_state=True, **options)
         written = (os.path.getsize(shard), digest, summary(state))
+        meta = _manifest_meta(state) if comm.rank == 0 else None
     except Exception as exc:   # every rank must reach the allgather below
         error, written = exc, None
     try:
@@ -102,7 +103,7 @@ def save(path, obj, comm, *, format=None, **options):
         error = None
         if comm.rank == 0:
             try:
-                _write_manifest(path, fmt, token, comm.size, _clock_meta(obj, options.get("metadata")), shards)
+                _write_manifest(path, fmt, token, comm.size, meta, shards)
             except Exception as exc:
                 error = exc
         agree(comm, error if comm.rank == 0 else None, "write the manifest", path)
@@ -112,14 +113,12 @@ def save(path, obj, comm, *, format=None, **options):
     _remove_superseded(path, token, comm.rank, comm.size)
 
 
-def _clock_meta(obj, metadata):
-    """The manifest's meta: rank 0's clock and the user's metadata."""
-    if isinstance(obj, NetworkState):
-        meta = {k: v for k, v in obj.meta.items() if k not in (SHARDS, SHARD, "library_version_written", "created")}
-    else:
-        meta = adapter_for(obj).capture(populations=False, projections=False).meta
-    meta["user"] = dict(metadata if metadata is not None else meta.get("user") or {})
-    return meta
+def _manifest_meta(state):
+    """The manifest's meta: rank 0's shard's clock, simulator and user
+    metadata.  (Taken from the shard rank 0 wrote, not from a capture of its
+    own: a simulator's status calls may be collective under MPI, as NEST's
+    are, and must run on every rank alike.)"""
+    return {k: v for k, v in state.meta.items() if k not in (SHARDS, SHARD, "library_version_written", "created")}
 
 
 def _write_manifest(path, fmt, token, size, meta, shards):
@@ -401,12 +400,13 @@ def _save_serially(path, parts, comms, format, options):
     if os.path.islink(folder):
         raise CheckpointError("the shard folder is a symlink: refused", path=folder)
     os.makedirs(folder, exist_ok=True)
-    written = []
+    written, first = [], None
     for comm, part in zip(comms, parts):
         shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
         digest, state = save_one(shard, part, format=fmt.name, with_state=True,
                                  meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}}, **options)
         written.append((os.path.getsize(shard), digest, summary(state)))
-    _write_manifest(path, fmt, token, len(parts), _clock_meta(parts[0], options.get("metadata")), written)
+        first = first or state
+    _write_manifest(path, fmt, token, len(parts), _manifest_meta(first), written)
     for rank in range(len(parts)):
         _remove_superseded(path, token, rank, len(parts))

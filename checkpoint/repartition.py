@@ -76,14 +76,24 @@ class _Population:
         if self.ids is None:   # the whole population, in global order
             self.ids, self.found = np.arange(self.global_size, dtype=np.int64), np.zeros(self.global_size, bool)
         target, source = matching(self.ids, have)
-        if np.any(self.found[target]):
-            raise StructureMismatchError(f"{shard} holds neurons another shard holds too",
-                                         path=self.path, obj=self.name)
+        held = self.found[target]
+        if np.any(held):   # replicated on every rank (NEST's devices): the same values, or refused
+            self._check_replica(pop, target[held], source[held], shard)
+            target, source = target[~held], source[~held]
         self.found[target] = True
         self.geometry = self.geometry or pop.geometry
         for var, values in pop.arrays.items():
             self._take(var, values, pop.info[var], target, source, shard)
         return target, source
+
+    def _check_replica(self, pop, target, source, shard):
+        """Neurons another shard holds too are a replica (a simulator's device
+        on every rank) only if every value is the same."""
+        for var, values in pop.arrays.items():
+            if pop.info[var].scope == "neuron" and (
+                    var not in self.arrays or not np.array_equal(self.arrays[var][target], np.asarray(values)[source])):
+                raise StructureMismatchError(f"{shard} holds neurons another shard holds too, with other values",
+                                             path=self.path, obj=f"{self.name}.{var}")
 
     def _take(self, var, values, info, target, source, shard):
         if info.scope == "free":

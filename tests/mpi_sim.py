@@ -76,6 +76,8 @@ def main(mode, folder, *extra):
         if mode == "psave":
             net = split_network(comm, options, seed=1)
             partitioned.advance(net, int(options.get("steps", 20)))
+            if options.get("partition") == "overlapping" and rank > 0:   # neuron 0 twice, two values
+                net.populations["exc"].v[net.populations["exc"].ids == 0] += 1.0
             checkpoint.save(path, net, comm=comm)
             out["state"] = partitioned.snapshot(net)
         elif mode == "pload":

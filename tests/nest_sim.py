@@ -12,9 +12,10 @@ import sys
 import numpy as np
 
 
-def build(seed=5):
+def build(seed=5, connect=True):
     """Izhikevich-free, NEST-native: 80 excitatory iaf_psc_alpha, 20
-    inhibitory iaf_psc_exp, Poisson drive, STDP with random delays."""
+    inhibitory iaf_psc_exp, Poisson drive, STDP with random delays.
+    ``connect=False``: the nodes only (the resume idiom)."""
     import nest
     nest.verbosity = nest.VerbosityLevel.ERROR
     nest.ResetKernel()
@@ -24,6 +25,9 @@ def build(seed=5):
     inh = nest.Create("iaf_psc_exp", 20)
     drive = nest.Create("poisson_generator", params={"rate": 8000.0})
     spikes = nest.Create("spike_recorder")
+    if not connect:   # a recorder's connections are not state: the script makes them on every start
+        nest.Connect(exc + inh, spikes)
+        return nest, exc, inh, spikes
     nest.Connect(drive, exc + inh, syn_spec={"weight": 12.0})
     nest.Connect(exc, exc + inh, {"rule": "pairwise_bernoulli", "p": 0.2},
                  syn_spec={"synapse_model": "stdp_synapse", "weight": 20.0,

@@ -29,6 +29,15 @@ the adapter adds the file's time to it in what ``checkpoint`` reports (the
 report, saved times, the Checkpointer's schedule); devices' ``start``,
 ``stop``, ``origin`` and spike times stay in NEST's own clock.  Recorders
 (spike_recorder, multimeter) are not captured.
+
+Under MPI (NEST built with MPI, run by ``mpiexec``) each rank holds the
+neurons ``node_id % ranks`` gives it and the connections onto them, and
+saves them as its shard (``checkpoint.save(path, nest, comm=comm)``): a
+population's ``ids`` are its local neurons' positions in the group, a
+projection's rows its local post neurons.  Devices are replicated on every
+rank; each shard holds them whole (the same values).  The checkpoint then
+loads on any number of ranks (:mod:`checkpoint.distributed`), each rank
+setting its own neurons and connecting its own targets.
 """
 
 import contextlib
@@ -110,6 +119,7 @@ class NodeGroup:
     def __init__(self, model, element_type, first, last):
         self.model, self.element_type, self.first, self.last = model, element_type, first, last
         self.name = f"{model}@{first}"   # not the size: a changed size must not match
+        self._local = None
 
     @property
     def size(self):
@@ -117,6 +127,25 @@ class NodeGroup:
 
     def nodes(self):
         return _nest().NodeCollection(list(range(self.first, self.last + 1)))
+
+    def local(self):
+        """Positions in the group of the nodes this MPI rank holds (all of
+        them in one process, and for devices, which every rank replicates)."""
+        if self._local is None:
+            if _nest().NumProcesses() == 1:
+                self._local = np.arange(self.size, dtype=np.int64)
+            else:
+                local = np.atleast_1d(np.asarray(self.nodes().get("local"), bool))
+                self._local = np.flatnonzero(local).astype(np.int64)
+        return self._local
+
+    def local_nodes(self):
+        """The NodeCollection of the nodes this rank holds."""
+        return _nest().NodeCollection((self.local() + self.first).tolist())
+
+    @property
+    def distributed(self):
+        return _nest().NumProcesses() > 1
 
 
 def _node_groups(nodes):
@@ -145,6 +174,7 @@ class SynapseGroup:
 
 class NESTAdapter(Adapter):
     exact_restart = False   # NEST keeps its generators, spikes in flight and currents out of reach
+    shardable = True        # under MPI each rank saves its own neurons and their incoming connections
     simulator = "nest"
 
     def __init__(self, obj, monitors=False):
@@ -305,7 +335,8 @@ def _refused(nest, plan, name):
 
 
 def _capture_group(group):
-    status = _status(group.nodes())
+    local = group.local()
+    status = _status(group.local_nodes()) if len(local) else {}
     keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
     for key in sorted(settable_array_keys(group.model) & set(status)):
         warnings.warn(f"{group.name}.{key} is an array per node: not captured, a restore leaves it as the "
@@ -314,7 +345,7 @@ def _capture_group(group):
     arrays, info = {}, {}
     for key in keys:
         value = np.atleast_1d(np.asarray(status[key]))
-        if value.shape != (group.size,) or value.dtype.kind not in "biuf":
+        if value.shape != (len(local),) or value.dtype.kind not in "biuf":
             # never lost without a word: a per-node array (tau_syn of a
             # multisynapse model, ...) or a text entry is not in the file
             warnings.warn(f"{group.name}.{key} is not one number per node: not captured, a restore leaves it "
@@ -323,7 +354,8 @@ def _capture_group(group):
         arrays[key] = value
         info[key] = ArrayInfo("variable" if key in recordables else "parameter", "neuron", "ms" if key in
                               ("origin", "start", "stop") else None)
-    return PopulationState(group.name, group.size, None, arrays, info)
+    ids = local if group.distributed else None   # under MPI: which of the group's nodes this rank holds
+    return PopulationState(group.name, len(local), None, arrays, info, ids, group.size)
 
 
 def _status(nodes):
@@ -334,7 +366,9 @@ def _status(nodes):
 
 
 def _restore_group(group, values):
-    nodes = group.nodes()
+    if not len(group.local()):
+        return None
+    nodes = group.local_nodes()
     status = _status(nodes)
     # only what differs: some models refuse a key whose value does not change
     # (a spike_generator with spike times takes its options only with them)
@@ -387,11 +421,14 @@ class Connections:
         return index[np.argsort(self.target[index], kind="stable")]
 
     def capture(self, projection):
+        """CSR by this rank's post neurons (all of them in one process), pre
+        positions in the pre group."""
         at = self.positions(projection)
-        post = self.target[at] - projection.post.first
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(post, minlength=projection.post.size))])
+        local = projection.post.local()
+        row = np.searchsorted(local, self.target[at] - projection.post.first)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(local)))])
         state = ProjectionState(projection.name, projection.pre.name, projection.post.name,
-                                (projection.post.size, projection.pre.size), indptr.astype(np.int64),
+                                (len(local), projection.pre.size), indptr.astype(np.int64),
                                 self.source[at] - projection.pre.first, target=None)
         for key in self.keys:
             state.arrays[key] = self.values[key][at]
@@ -418,11 +455,27 @@ class Connections:
             return lambda: None
         old = {key: self.values[key].tolist() for key in new}
         try:
-            self.collection.set({key: value.tolist() for key, value in new.items()})
+            _set_connections(self.collection, {key: value.tolist() for key, value in new.items()})
         except BaseException:   # NEST may have set some connections before refusing one
-            self.collection.set(old)
+            _set_connections(self.collection, old)
             raise
-        return lambda: self.collection.set(old)
+        return lambda: _set_connections(self.collection, old)
+
+
+def _set_connections(collection, values):
+    """``collection.set(values)``, one list per key.  Under MPI NEST's
+    Python layer refuses lists (a script's list would not match each rank's
+    own connections); ours are this rank's, in the order GetConnections gave
+    them, so the kernel call it guards is handed them directly, as the
+    per-connection dictionaries ``set`` itself makes in one process."""
+    nest = _nest()
+    if nest.NumProcesses() == 1:
+        collection.set(values)
+        return
+    from nest import nestkernel_api
+    keys = list(values)
+    rows = [dict(zip(keys, row)) for row in zip(*(values[key] for key in keys))]
+    nestkernel_api.llapi_set_connection_status(collection._datum, rows)
 
 
 def _projection_of(connections):
@@ -472,7 +525,8 @@ def _replace(projection, state):
         current.disconnect()
     if len(state.indices) == 0:
         return
-    post = np.repeat(np.arange(len(state.indptr) - 1, dtype=np.int64), np.diff(state.indptr))
+    rows = np.repeat(np.arange(len(state.indptr) - 1, dtype=np.int64), np.diff(state.indptr))
+    post = projection.post.local()[rows]    # this rank's post neurons (all of them in one process)
     spec = {"synapse_model": projection.synapse_model}
     spec.update({key: np.asarray(state.arrays[key], np.float64) for key in ("weight", "delay")
                  if state.arrays.get(key) is not None})
