@@ -281,7 +281,7 @@ def _repartitioned_plan(path, files, shards, adapter, model, comm, options):
     wanted = {name: (pop.global_ids(), pop.global_size) for name, pop in model.populations.items()}
     needed = [rank for rank, pops in enumerate(recorded) if _overlaps(pops, wanted)]
     manifest = read_state(path)
-    state = gather(_open_shards(files, shards, needed), wanted, path, manifest.meta)
+    state = gather(lambda: _open_shards(files, shards, needed), wanted, path, manifest.meta)
     plan = plan_load(state, adapter, model, path, **{k: v for k, v in options.items() if k != "monitors"})
     if plan.clock is not None:
         _reseed(plan, model, manifest, comm.rank, path)
@@ -355,7 +355,7 @@ def read(path):
                                                       {k: np.asarray(v) for k, v in rng.arrays.items()})
             yield label, state
 
-    state = gather(shards_with_rng(), None, path, manifest.meta)
+    state = gather(shards_with_rng, None, path, manifest.meta)
     state.rng = rngs
     state.meta["assembled_from"] = {"ranks": len(files)}
     return state
@@ -377,7 +377,7 @@ def write_shards(path, state, ranks, format=None, **options):
     parts = []
     for rank in range(ranks):
         wanted = {name: (blocks[name][rank], whole[name][1]) for name in whole}
-        part = gather([("the state", state)], wanted, path, state.meta)
+        part = gather(lambda: [("the state", state)], wanted, path, state.meta)
         for name, pop in part.populations.items():
             if pop.ids is None:
                 pop.ids = pop.global_ids()

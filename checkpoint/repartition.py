@@ -46,6 +46,36 @@ def matching(wanted, have):
     return position[hit].astype(np.int64), np.flatnonzero(hit).astype(np.int64)
 
 
+#: Synapses copied per step when rows are scattered (round robin): bounds
+#: the index arrays a copy needs to a few tens of MB.
+CHUNK_SYNAPSES = 1 << 22
+
+
+def copy_rows(destination, destination_indptr, target, source_values, source_indptr, source):
+    """``destination``'s rows ``target`` = ``source_values``' rows ``source``
+    (CSR rows of per-synapse values, the same count in each pair): one slice
+    when both sides are runs of consecutive rows (a partition in blocks),
+    else in chunks of :data:`CHUNK_SYNAPSES`, so that no index array as
+    large as the state is made."""
+    if not len(source):
+        return
+    if _consecutive(target) and _consecutive(source):
+        d0, d1 = destination_indptr[target[0]], destination_indptr[target[-1] + 1]
+        s0, s1 = source_indptr[source[0]], source_indptr[source[-1] + 1]
+        destination[d0:d1] = source_values[s0:s1]
+        return
+    sizes = np.cumsum(source_indptr[source + 1] - source_indptr[source])
+    cuts = np.searchsorted(sizes, np.arange(CHUNK_SYNAPSES, int(sizes[-1]), CHUNK_SYNAPSES))
+    for part_target, part_source in zip(np.split(target, cuts), np.split(source, cuts)):
+        positions, _ = _rows(source_indptr, part_source)
+        into, _ = _rows(destination_indptr, part_target)
+        destination[into] = source_values[positions]
+
+
+def _consecutive(rows):
+    return bool(rows[-1] - rows[0] == len(rows) - 1 and (len(rows) < 2 or np.all(np.diff(rows) == 1)))
+
+
 def _rows(indptr, rows):
     """Synapse positions of CSR ``rows``, in row order, and the count per row."""
     starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]
@@ -62,11 +92,12 @@ class _Population:
 
     def __init__(self, name, ids, global_size, path):
         self.name, self.ids, self.global_size, self.path = name, ids, global_size, path
-        self.found = np.zeros(len(ids), bool) if ids is not None else None
+        self.found = None if ids is None else np.zeros(len(ids), bool)
         self.arrays, self.info, self.geometry = {}, {}, None
 
-    def add(self, pop, shard):
-        """Take this shard's wanted neurons; return ``(target, source)``."""
+    def locate(self, pop, shard):
+        """Pass 1: ``(target, source, held)``: where this shard's wanted
+        neurons go, and those another shard has given already (a replica)."""
         if pop.global_size != self.global_size:
             raise StructureMismatchError(
                 f"{shard} holds neurons of a population of {pop.global_size}, the model's has "
@@ -77,14 +108,17 @@ class _Population:
             self.ids, self.found = np.arange(self.global_size, dtype=np.int64), np.zeros(self.global_size, bool)
         target, source = matching(self.ids, have)
         held = self.found[target]
-        if np.any(held):   # replicated on every rank (NEST's devices): the same values, or refused
-            self._check_replica(pop, target[held], source[held], shard)
-            target, source = target[~held], source[~held]
         self.found[target] = True
+        return target[~held], source[~held], (target[held], source[held])
+
+    def fill(self, pop, where, shard):
+        """Pass 2: take this shard's values; check its replicas."""
+        target, source, (held_target, held_source) = where
         self.geometry = self.geometry or pop.geometry
         for var, values in pop.arrays.items():
             self._take(var, values, pop.info[var], target, source, shard)
-        return target, source
+        if len(held_target):
+            self._check_replica(pop, held_target, held_source, shard)
 
     def _check_replica(self, pop, target, source, shard):
         """Neurons another shard holds too are a replica (a simulator's device
@@ -128,69 +162,73 @@ class _Population:
 
 
 class _Projection:
-    """The synapses onto the wanted post neurons of one projection."""
+    """The synapses onto the wanted post neurons of one projection: their
+    count per row first (pass 1, from each shard's ``indptr``), so that pass 2
+    writes every value once, into arrays allocated once."""
 
-    def __init__(self, name, path):
+    def __init__(self, name, n_post, path):
         self.name, self.path = name, path
-        self.rows, self.indices, self.synapse, self.post = [], [], {}, {}
+        self.counts = np.zeros(n_post, np.int64)
+        self.indptr = self.indices = None
         self.arrays, self.info, self.first = {}, {}, None
 
-    def add(self, proj, target, source, shard):
+    def count(self, proj, target, source, shard):
+        """Pass 1."""
         if self.first is None:
-            self.first = proj
-        elif tuple(proj.shape)[1] != tuple(self.first.shape)[1] or proj.post != self.first.post:
+            self.first = (proj.pre, proj.post, proj.target, int(proj.shape[1]))
+        elif (proj.pre, proj.post, int(proj.shape[1])) != (self.first[0], self.first[1], self.first[3]):
             raise StructureMismatchError(f"{shard} connects other populations than another shard",
                                          path=self.path, obj=self.name)
         indptr = np.asarray(proj.indptr, np.int64)
-        positions, counts = _rows(indptr, source)
-        self.rows.append(np.repeat(target, counts))
-        self.indices.append(np.asarray(proj.indices, np.int64)[positions])
+        self.counts[target] += indptr[source + 1] - indptr[source]
+
+    def allocate(self):
+        self.indptr = np.zeros(len(self.counts) + 1, np.int64)
+        np.cumsum(self.counts, out=self.indptr[1:])
+        self.indices = np.empty(int(self.indptr[-1]), np.int64)
+
+    def fill(self, proj, target, source, shard):
+        """Pass 2: this shard's synapses onto the wanted rows, in place."""
+        indptr = np.asarray(proj.indptr, np.int64)
+        copy_rows(self.indices, self.indptr, target, np.asarray(proj.indices, np.int64), indptr, source)
         for var, values in proj.arrays.items():
-            info = proj.info[var]
-            self.info.setdefault(var, info)
+            info = self.info.setdefault(var, proj.info[var])
             if info.scope == "global":
                 self.arrays.setdefault(var, np.asarray(values))
-            elif info.scope == "synapse":
-                self.synapse.setdefault(var, []).append(np.asarray(values)[positions])
-            elif info.scope == "post":
-                self.post.setdefault(var, []).append((target, np.asarray(values)[source]))
-            else:
+                continue
+            if info.scope not in ("synapse", "post"):
                 raise StructureMismatchError(
                     "a simulator's free-form array (not per synapse) cannot move to another partition",
                     path=self.path, obj=f"{self.name}.{var}")
+            values = np.asarray(values)   # read whole, and verified
+            length = len(self.indices) if info.scope == "synapse" else len(self.counts)
+            array = self.arrays.setdefault(var, np.empty(length, values.dtype))
+            if array.dtype != values.dtype:
+                raise StructureMismatchError(f"{shard} stores it as {values.dtype}, another shard as "
+                                             f"{array.dtype}", path=self.path, obj=f"{self.name}.{var}")
+            if info.scope == "synapse":
+                copy_rows(array, self.indptr, target, values, indptr, source)
+            else:
+                array[target] = values[source]
 
-    def finish(self, n_post):
-        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
-        # pieces come shard by shard; one row's synapses all come from one shard, in order
-        order = None if np.all(rows[1:] >= rows[:-1]) else np.argsort(rows, kind="stable")
-
-        def ordered(pieces):
-            joined = np.concatenate(pieces)
-            return joined if order is None else joined[order]
-
-        indptr = np.zeros(n_post + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_post), out=indptr[1:])
-        indices = ordered(self.indices) if self.indices else np.zeros(0, np.int64)
-        for var, pieces in self.synapse.items():
-            self.arrays[var] = ordered(pieces)
-        for var, pieces in self.post.items():
-            self.arrays[var] = np.empty(n_post, pieces[0][1].dtype)
-            for target, values in pieces:
-                self.arrays[var][target] = values
-        first = self.first
-        return ProjectionState(self.name, first.pre, first.post, (n_post, first.shape[1]), indptr, indices,
-                               first.target, self.arrays, {v: self.info[v] for v in self.arrays})
+    def finish(self):
+        pre, post, target, n_pre = self.first
+        return ProjectionState(self.name, pre, post, (len(self.counts), n_pre), self.indptr, self.indices,
+                               target, self.arrays, {v: self.info[v] for v in self.arrays})
 
 
-def gather(shards, wanted, path, meta):
-    """Build one rank's part of the network from ``shards``.
+def gather(open_shards, wanted, path, meta):
+    """Build one rank's part of the network from the shards.
 
     Parameters
     ----------
-    shards : iterable of ``(label, NetworkState)``
-        The shards that may hold wanted neurons, opened one at a time (lazy
-        states are read array by array, so one shard's arrays are in memory
-        at once, not all).
+    open_shards : callable
+        Returns an iterable of ``(label, NetworkState)``: the shards that may
+        hold wanted neurons, opened one at a time (lazy states are read array
+        by array).  Called twice: pass 1 reads each shard's ids and
+        ``indptr``, pass 2 the values, written once into arrays of the final
+        size, so that a rank holds about its own share, plus one shard's
+        array as it is read.
     wanted : dict or None
         ``{population: (ids, global_size)}``: the global ids this rank holds
         (sorted).  None: every neuron of every population, in global order.
@@ -204,8 +242,8 @@ def gather(shards, wanted, path, meta):
         CSR by post in that order.  No random generator state: per-rank
         streams do not map onto another partition.
     """
-    populations, projections = {}, {}
-    for label, shard in shards:
+    populations, projections, where = {}, {}, []
+    for label, shard in open_shards():          # pass 1: where everything goes
         taken = {}
         for name, pop in shard.populations.items():
             if wanted is not None and name not in wanted:
@@ -213,17 +251,28 @@ def gather(shards, wanted, path, meta):
             if name not in populations:
                 ids, size = wanted[name] if wanted is not None else (None, pop.global_size)
                 populations[name] = _Population(name, ids, size, path)
-            taken[name] = populations[name].add(pop, label)
+            taken[name] = populations[name].locate(pop, label)
         for name, proj in shard.projections.items():
             if proj.post not in taken:
                 if wanted is None or proj.post in wanted:
                     raise StructureMismatchError(f"{label} holds the projection but not its post-synaptic "
                                                  f"population {proj.post!r}", path=path, obj=name)
                 continue
-            projections.setdefault(name, _Projection(name, path)).add(proj, *taken[proj.post], label)
+            if name not in projections:
+                projections[name] = _Projection(name, len(populations[proj.post].ids), path)
+            projections[name].count(proj, *taken[proj.post][:2], label)
+        where.append(taken)
+    for projection in projections.values():
+        projection.allocate()
+    for (label, shard), taken in zip(open_shards(), where):   # pass 2: the values
+        for name, pop in shard.populations.items():
+            if name in taken:
+                populations[name].fill(pop, taken[name], label)
+        for name, proj in shard.projections.items():
+            if name in projections and proj.post in taken:
+                projections[name].fill(proj, *taken[proj.post][:2], label)
     state = NetworkState(meta={k: v for k, v in meta.items() if k not in ("shards", "shard")})
     state.meta["content"] = "network"
     state.populations = {name: gather_.finish() for name, gather_ in populations.items()}
-    for name, gather_ in projections.items():
-        state.projections[name] = gather_.finish(state.populations[gather_.first.post].size)
+    state.projections = {name: gather_.finish() for name, gather_ in projections.items()}
     return state
