@@ -105,6 +105,16 @@ def test_convert_to_one_file_and_back_to_shards(tmp_path):
     assert cli(["verify", str(tmp_path / "back.h5")]) == 0
 
 
+def test_inspect_and_plot_see_every_shard(tmp_path, capsys):
+    mpirun(tmp_path, "psave", 3, partition="round-robin")
+    assert cli(["inspect", str(tmp_path / "run.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "(assembled from 3 shards)" in out and "population 'exc': 37 neurons" in out
+    assert "projection 'ee'" in out
+    assert cli(["plot", str(tmp_path / "run.h5"), "-o", str(tmp_path / "run.png")]) == 0
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
 def _loaded(path):
     net = partitioned.whole_network(999)
     checkpoint.load(path, net)

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 import checkpoint
 from helpers import izhikevich_network
@@ -62,7 +63,12 @@ READER = textwrap.dedent("""
         get = lambda e: check(arrays[e["key"]], e)
 
     proj = manifest["projections"]["proj0"]
+    pop = manifest["populations"]["pop0"]
     out = {
+        "version": manifest["format_version"],
+        "ids": get(pop["ids"]).tolist() if "ids" in pop else None,
+        "global_size": pop.get("global_size"),
+        "shape": proj["shape"],
         "time": manifest["meta"]["time"],
         "v": get(manifest["populations"]["pop0"]["arrays"]["v"]).tolist(),
         "a": get(manifest["populations"]["pop0"]["arrays"]["a"]).tolist(),
@@ -91,3 +97,25 @@ def test_read_without_the_library(tmp_path, suffix, fmt):
     assert got["a"] == 0.02
     assert np.array_equal(np.array(got["w"], np.float32), proj.w)
     assert got["indptr"] == proj.indptr.tolist() and got["indices"] == proj.indices.tolist()
+    assert got["version"] == 1 and got["ids"] is None     # nothing of version 2: written as version 1
+
+
+@pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt.gz", "gz")])
+def test_part_of_a_population_reads_without_the_library(tmp_path, suffix, fmt):
+    # version 2: a shard's neurons by global index, synapses onto them with global pre indices
+    whole = izhikevich_network()
+    pre = whole.populations["pop0"]
+    mine = np.arange(1, pre.size, 3)
+    net = checkpoint.Network(dt=whole.dt)
+    net.add_population("pop0", len(mine), variables={"v": pre.v[mine]}, parameters={"a": 0.02},
+                       ids=mine, global_size=pre.size)
+    matrix = scipy.sparse.random(len(mine), pre.size, density=0.3, format="csr", random_state=1)
+    net.add_projection("proj0", "pop0", "pop0", connectivity=matrix, variables={"w": matrix.data})
+    path = tmp_path / f"part.{suffix}"
+    checkpoint.save(path, net)
+    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["version"] == 2 and got["ids"] == mine.tolist() and got["global_size"] == pre.size
+    assert got["v"] == pre.v[mine].tolist() and got["shape"] == [len(mine), pre.size]
