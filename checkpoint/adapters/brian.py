@@ -21,12 +21,14 @@ Monitors are left out unless ``monitors=True``.
 import ctypes
 import inspect
 import re
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import (
+    CheckpointWarning,
     CorruptCheckpointError,
     StructureMismatchError,
     UnsupportedObjectError,
@@ -93,7 +95,12 @@ class Brian2Adapter(Adapter):
 
     # -------------------------------------------------------------- capture
 
-    def capture(self, populations=True, projections=True, ordered=True):
+    def capture(self, populations=True, projections=True):
+        if self.content == "network":
+            _warn_python_state(self.network)
+        return self._capture(populations, projections, ordered=True)
+
+    def _capture(self, populations, projections, ordered):
         t, step, dt, clocks = self._clocks()
         meta = self.base_meta(self.content, t * 1e3, step, None if dt is None else dt * 1e3)
         meta["brian2"] = {"t": t, "clocks": clocks}
@@ -103,6 +110,8 @@ class Brian2Adapter(Adapter):
                 arrays, info = _owned_arrays(group, len(group) if not _is_monitor(group) else None)
                 size = len(group) if not _is_monitor(group) else 0
                 state.populations[name] = PopulationState(name, size, None, arrays, info)
+                if _is_spike_generator(group):
+                    meta["brian2"].setdefault(SPIKE_GENERATORS, {})[name] = _spike_generator_flags(group)
         if projections:
             for name, syn in self.projections.items():
                 state.projections[name] = _capture_synapses(syn, ordered=ordered)
@@ -128,7 +137,7 @@ class Brian2Adapter(Adapter):
 
     def describe(self, populations=True, projections=True):
         # per-synapse values left in Brian2's order: the plan needs only shapes
-        state = self.capture(populations, projections, ordered=False)
+        state = self._capture(populations, projections, ordered=False)
         self._described = {name: (p.arrays[ORDER], p.indptr, p.indices) for name, p in state.projections.items()}
         return state
 
@@ -174,6 +183,8 @@ class Brian2Adapter(Adapter):
             for (section, name), values in by_object.items():
                 if section == "populations":
                     _restore_group(self.populations[name], values)
+                    if _is_spike_generator(self.populations[name]):
+                        _restore_spike_generator_flags(self.populations[name], plan.file_meta, name)
                 else:
                     for step in _restore_synapses(self.projections[name], values, *checked[(section, name)]):
                         undo.add(step)
@@ -209,11 +220,13 @@ class Brian2Adapter(Adapter):
         """The undo record, with Brian2's own ``_full_state``: of groups, of
         spike queues, and of Synapses that are rebuilt (the per-synapse
         arrays of the others are swapped, see :func:`_set_synapse_value`)."""
-        states, arrays = [], []
+        states, arrays, python_side = [], [], []
         for section, name in by_object:
             if section == "populations":
                 group = self.populations[name]
                 states.append((group, group._full_state()))
+                if _is_spike_generator(group):   # its Python-side copy of the spikes
+                    python_side.append((group, group._neuron_index, group._spike_time))
                 continue
             syn = self.projections[name]
             states += [(pathway, pathway._full_state()) for pathway in syn._pathways]
@@ -230,6 +243,8 @@ class Brian2Adapter(Adapter):
         def undo():
             for part, saved in states:
                 part._restore_from_full_state(saved)
+            for group, neuron_index, spike_time in python_side:
+                group._neuron_index, group._spike_time = neuron_index, spike_time
             for var, value in arrays:
                 _set_value(var, value)
             if clocks is not None:
@@ -257,6 +272,18 @@ def _collect_magic_objects(magic):
     if not magic.objects:
         raise UnsupportedObjectError("no Brian2 object in the namespace of the code that called checkpoint; "
                                      "pass a Network(...) of your objects instead", obj="magic_network")
+
+
+def _warn_python_state(net):
+    """A ``network_operation`` runs Python code whose state (its closure,
+    the globals it changes) Brian2 does not see, nor do we: say so at save."""
+    from brian2 import NetworkOperation
+    operations = sorted(f"{o.name} ({getattr(o.function, '__name__', '?')})" for o in _all_objects(net)
+                        if isinstance(o, NetworkOperation))
+    if operations:
+        warnings.warn(f"network_operation {', '.join(operations)}: the Python state it keeps (closures, "
+                      "globals) is not captured; a resumed run starts from what the script sets up",
+                      CheckpointWarning, stacklevel=5)
 
 
 def _all_objects(net):
@@ -316,10 +343,14 @@ def _owned(obj, owners=None):
 
 
 def _scope(var, n):
+    """A group's dynamic arrays (a SpikeGeneratorGroup's spikes) are never
+    per neuron, even when they happen to hold one value per neuron."""
+    from brian2.core.variables import DynamicArrayVariable
     shape = np.shape(var.get_value())
     if var.scalar and shape in ((), (1,)):
         return "global"
-    return "neuron" if n is not None and shape == (n,) else "free"
+    per_neuron = n is not None and shape == (n,) and not isinstance(var, DynamicArrayVariable)
+    return "neuron" if per_neuron else "free"
 
 
 def _owned_arrays(group, n):
@@ -594,6 +625,40 @@ def _check_free_arrays(group, values, path, name):
                 and np.shape(var.get_value()) != np.shape(value):
             raise StructureMismatchError(f"the file has shape {np.shape(value)}, the model needs "
                                          f"{np.shape(var.get_value())}", path=path, obj=f"{name}.{var_name}")
+
+
+SPIKE_GENERATORS = "spike_generators"   # meta["brian2"][...]: {name: {spikes_changed, previous_dt}}
+
+
+def _is_spike_generator(group):
+    from brian2 import SpikeGeneratorGroup
+    return isinstance(group, SpikeGeneratorGroup)
+
+
+def _spike_generator_flags(group):
+    """What a SpikeGeneratorGroup keeps in Python to decide whether its time
+    bins are valid (Brian2's own ``_full_state`` stores the same)."""
+    previous = group._previous_dt
+    return {"spikes_changed": bool(group._spikes_changed),
+            "previous_dt": None if previous is None else float(np.asarray(previous).reshape(-1)[0])}
+
+
+def _restore_spike_generator_flags(group, file_meta, name):
+    """The file's flags: a group saved before its first run (or right after
+    ``set_spikes``) has time bins not computed yet, and the next run must
+    compute them, whatever the model's own group had done.  A file without
+    them (another writer) gets the bins recomputed from the restored spike
+    times and clock, as after ``set_spikes``."""
+    # Brian2 keeps the spikes in Python too, for before_run's checks (its own
+    # store/restore leaves these stale after a set_spikes): the restored ones
+    group._neuron_index = np.array(group.variables["neuron_index"].get_value())
+    group._spike_time = np.array(group.variables["spike_time"].get_value())
+    flags = ((file_meta.get("brian2") or {}).get(SPIKE_GENERATORS) or {}).get(name)
+    if flags is None:
+        group._spikes_changed = True
+        return
+    group._spikes_changed = bool(flags["spikes_changed"])
+    group._previous_dt = None if flags["previous_dt"] is None else np.float64(flags["previous_dt"])
 
 
 def _restore_group(group, values):

@@ -303,6 +303,12 @@ def _validate_meta(meta, path):
         isinstance(c, dict) and _is_int(c.get("timestep")) and 0 <= c["timestep"] < 2 ** 63
         and _is_number(c.get("dt")) and c["dt"] > 0 for c in clocks.values()),
         "meta 'brian2.clocks' is not {name: {timestep, dt}}", path)
+    generators = brian2.get("spike_generators") or {}
+    _require(isinstance(generators, dict) and all(
+        isinstance(g, dict) and isinstance(g.get("spikes_changed"), bool)
+        and (g.get("previous_dt") is None or (_is_number(g["previous_dt"]) and g["previous_dt"] > 0))
+        for g in generators.values()),
+        "meta 'brian2.spike_generators' is not {name: {spikes_changed, previous_dt}}", path)
     nest = meta.get("nest") or {}
     _optional(nest, "rng_seed", lambda v: _is_int(v) and 0 <= v < 2 ** 32, "a seed", path)
     _optional(nest, "biological_time", _is_number, "a finite number", path)
