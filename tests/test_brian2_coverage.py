@@ -149,3 +149,20 @@ def test_monitors_are_refused_without_the_flag_and_restored_with_it(tmp_path, nu
     assert np.array_equal(other_rate.rate_[:], recorded)
     with pytest.raises(UnsupportedObjectError):
         checkpoint.save(tmp_path / "clock.h5", b2.Clock(dt=0.1 * b2.ms))
+
+
+def test_a_morphology_of_another_size_is_refused(tmp_path, numpy_target):
+    def cell(compartments):
+        morpho = b2.Soma(30 * b2.um)
+        morpho.dendrite = b2.Cylinder(length=100 * b2.um, diameter=1 * b2.um, n=compartments)
+        neuron = b2.SpatialNeuron(morphology=morpho, model="Im = 1e-4*siemens/cm**2 * (-70*mV - v) : amp/meter**2",
+                                  name="cell")
+        return b2.Network(neuron), neuron
+    net, _ = cell(5)
+    net.run(1 * b2.ms)
+    checkpoint.save(tmp_path / "cell.h5", net)
+    other, neuron = cell(6)
+    before = neuron.v[:].copy()
+    with pytest.raises(checkpoint.StructureMismatchError, match="cell"):
+        checkpoint.load(tmp_path / "cell.h5", other)
+    assert np.array_equal(neuron.v[:], before)
