@@ -115,8 +115,9 @@ class _Population:
         """Pass 2: take this shard's values; check its replicas."""
         target, source, (held_target, held_source) = where
         self.geometry = self.geometry or pop.geometry
+        whole = pop.size == self.global_size
         for var, values in pop.arrays.items():
-            self._take(var, values, pop.info[var], target, source, shard)
+            self._take(var, values, pop.info[var], target, source, shard, whole)
         if len(held_target):
             self._check_replica(pop, held_target, held_source, shard)
 
@@ -124,16 +125,28 @@ class _Population:
         """Neurons another shard holds too are a replica (a simulator's device
         on every rank) only if every value is the same."""
         for var, values in pop.arrays.items():
-            if pop.info[var].scope == "neuron" and (
-                    var not in self.arrays or not np.array_equal(self.arrays[var][target], np.asarray(values)[source])):
+            scope = pop.info[var].scope
+            if scope == "neuron":
+                same = var in self.arrays and np.array_equal(self.arrays[var][target], np.asarray(values)[source])
+            elif scope == "free":
+                same = var in self.arrays and np.array_equal(self.arrays[var], np.asarray(values))
+            else:
+                continue
+            if not same:
                 raise StructureMismatchError(f"{shard} holds neurons another shard holds too, with other values",
                                              path=self.path, obj=f"{self.name}.{var}")
 
-    def _take(self, var, values, info, target, source, shard):
+    def _take(self, var, values, info, target, source, shard, whole):
         if info.scope == "free":
-            raise StructureMismatchError(
-                "a simulator's free-form array (not per neuron) cannot move to another partition",
-                path=self.path, obj=f"{self.name}.{var}")
+            # a simulator's own layout (a generator's spike times): it moves
+            # only with a population every shard holds whole (a replicated device)
+            if not whole:
+                raise StructureMismatchError(
+                    "a simulator's free-form array (not per neuron) cannot move to another partition",
+                    path=self.path, obj=f"{self.name}.{var}")
+            if var not in self.arrays:
+                self.arrays[var], self.info[var] = np.asarray(values), info
+            return
         if info.scope == "global":   # the same on every rank
             self.arrays.setdefault(var, np.asarray(values))
             self.info.setdefault(var, info)
@@ -142,7 +155,7 @@ class _Population:
             return
         values = np.asarray(values)   # a lazy array is read whole, and verified
         if var not in self.arrays:
-            self.arrays[var] = np.empty(len(self.ids), values.dtype)
+            self.arrays[var] = np.empty((len(self.ids),) + values.shape[1:], values.dtype)
             self.info[var] = info
         elif self.arrays[var].dtype != values.dtype:
             raise StructureMismatchError(f"{shard} stores it as {values.dtype}, another shard as "

@@ -211,8 +211,6 @@ def test_unsupported_nest_objects(tmp_path):
         checkpoint.save(tmp_path / "s.h5", spikes)          # a recorder
     with pytest.raises(UnsupportedObjectError):
         checkpoint.save(tmp_path / "m.h5", exc + inh)       # two models
-    with pytest.raises(UnsupportedObjectError):
-        checkpoint.save(tmp_path / "mon.h5", nest, monitors=True)
     with pytest.raises(UnsupportedObjectError):     # exc -> exc and exc -> inh: two projections
         checkpoint.save(tmp_path / "two.h5", nest.GetConnections(source=exc, synapse_model="stdp_synapse"))
     with pytest.raises(UnsupportedObjectError):     # two synapse models
@@ -250,13 +248,82 @@ def test_parameters_as_json_set_every_node(tmp_path):
     assert set(exc.get("tau_m")) == {12.0}
 
 
-def test_per_node_arrays_not_captured_are_warned_about_at_save_time(tmp_path):
-    """tau_syn of a multisynapse neuron is an array per node: not captured
-    (yet), and never silently (it was an INFO log)."""
-    nest, *_ = nest_sim.build()
-    nest.Create("iaf_psc_alpha_multisynapse", 4, params={"tau_syn": [2.0, 20.0, 60.0, 100.0]})
-    with pytest.warns(checkpoint.CheckpointWarning, match=r"iaf_psc_alpha_multisynapse@\d+\.tau_syn is an array per node"):
-        checkpoint.save(tmp_path / "multi.h5", nest)
+def test_arrays_per_node_are_restored(tmp_path):
+    """tau_syn of a multisynapse neuron is an array per node: it was dropped
+    (an INFO log) and read [1, 1, 1, 1] after the load instead of [2, 20, 60, 100]."""
+    def build(tau):
+        nest, *_ = nest_sim.build()
+        multi = nest.Create("iaf_psc_alpha_multisynapse", 4, params={"tau_syn": tau})
+        return nest, multi
+    nest, multi = build([2.0, 20.0, 60.0, 100.0])
+    multi[1].set(tau_syn=[3.0, 30.0, 70.0, 110.0])                  # one node its own
+    expected = [list(t) for t in multi.get("tau_syn")]
+    nest.Simulate(5.0)
+    checkpoint.save(tmp_path / "multi.h5", nest)
+    assert checkpoint.read(tmp_path / "multi.h5").populations[f"iaf_psc_alpha_multisynapse@{multi[0].global_id}"][
+        "tau_syn"].shape == (4, 4)
+    nest, multi = build([1.0, 1.0, 1.0, 1.0])
+    checkpoint.load(tmp_path / "multi.h5", nest)
+    assert [list(t) for t in multi.get("tau_syn")] == expected
+    nest.Simulate(5.0)
+
+
+def test_devices_with_array_status_are_restored(tmp_path):
+    """spike_generator and step_current_generator: their times and values,
+    of another length in the rebuilt kernel, come back from the file."""
+    def build(times, amplitude):
+        nest, exc, *_ = nest_sim.build(seed=5)
+        generators = nest.Create("spike_generator", 2)
+        generators[0].set(spike_times=times[0])
+        generators[1].set(spike_times=times[1])
+        step = nest.Create("step_current_generator", params={"amplitude_times": [10.0, 20.0],
+                                                             "amplitude_values": [amplitude, 0.0]})
+        nest.Connect(generators, exc)
+        nest.Connect(step, exc)
+        return nest, generators, step
+    nest, generators, step = build([[1.0, 2.0, 30.0], [25.0]], 100.0)
+    nest.Simulate(5.0)
+    checkpoint.save(tmp_path / "gen.h5", nest)
+    nest, generators, step = build([[7.0], []], 5.0)
+    checkpoint.load(tmp_path / "gen.h5", nest)
+    assert [list(t) for t in generators.get("spike_times")] == [[1.0, 2.0, 30.0], [25.0]]
+    assert list(step.get("amplitude_values")) == [100.0, 0.0]
+    nest.Simulate(30.0)
+
+
+def test_recorders_events_are_saved_for_analysis_and_said_not_restorable(tmp_path):
+    nest, exc, inh, spikes = nest_sim.build()
+    nest.Simulate(50.0)
+    events = spikes.get("events")
+    with pytest.warns(checkpoint.CheckpointWarning, match="NEST cannot put events back"):
+        checkpoint.save(tmp_path / "mon.h5", nest, monitors=True)
+    recorder = checkpoint.read(tmp_path / "mon.h5").populations[f"spike_recorder@{spikes.global_id}"]
+    assert len(events["times"]) > 0
+    assert np.array_equal(recorder["events.times"], events["times"])
+    assert np.array_equal(recorder["events.senders"], events["senders"])
+    nest, exc, inh, spikes = nest_sim.build(seed=9)
+    with pytest.warns(checkpoint.CheckpointWarning, match="skipped: spike_recorder"):
+        report = checkpoint.load(tmp_path / "mon.h5", nest, monitors=True)
+    assert any(name.startswith("spike_recorder") for name in report.skipped)
+    assert spikes.get("n_events") == 0
+
+
+def test_a_spatial_layers_positions_are_saved_and_checked(tmp_path):
+    def build(shape):
+        nest, *_ = nest_sim.build()
+        return nest, nest.Create("iaf_psc_alpha", positions=nest.spatial.grid(shape=shape))
+    nest, layer = build([3, 2])
+    layer.V_m = -60.0
+    checkpoint.save(tmp_path / "layer.h5", layer)
+    saved = checkpoint.read(tmp_path / "layer.h5").populations[f"iaf_psc_alpha@{layer[0].global_id}"]
+    assert np.array_equal(saved["positions"], np.asarray(nest.GetPosition(layer)))
+    nest, layer = build([3, 2])
+    checkpoint.load(tmp_path / "layer.h5", layer)
+    assert set(layer.get("V_m")) == {-60.0}
+    nest, layer = build([2, 3])            # the same size, other positions
+    with pytest.raises(StructureMismatchError, match="spatial positions differ"):
+        checkpoint.load(tmp_path / "layer.h5", layer)
+    assert set(layer.get("V_m")) == {-70.0}
 
 
 def _ported_network(seed, port):
@@ -305,14 +372,12 @@ def test_ports_that_differ_on_the_same_connections_are_rebuilt(tmp_path):
 
 def test_a_spike_generator_with_spike_times_loads_into_its_kernel(tmp_path):
     """NEST refuses a spike_generator's options unless set with its spike
-    times; a load sets only what differs (the spike times themselves are
-    an array per node: warned about at save time)."""
+    times; a load sets only what differs."""
     nest, exc, *_ = nest_sim.build(seed=5)
     generator = nest.Create("spike_generator", params={"spike_times": [1.0, 2.0, 3.0]})
     nest.Connect(generator, exc)
     nest.Simulate(5.0)
-    with pytest.warns(checkpoint.CheckpointWarning, match="spike_times"):
-        checkpoint.save(tmp_path / "gen.h5", nest)
+    checkpoint.save(tmp_path / "gen.h5", nest)
     report = checkpoint.load(tmp_path / "gen.h5", nest)
     assert report.time == pytest.approx(5.0)
     assert list(generator.get("spike_times")) == [1.0, 2.0, 3.0]
@@ -358,3 +423,9 @@ def test_a_load_into_nodes_without_connections_makes_them(tmp_path):
     assert not [s for s in report.skipped if "->" in s], report.skipped
     assert_same_capture(expected, captured(nest))
     nest.Simulate(10.0)
+
+
+def test_connections_to_recorders_are_said_not_saved(tmp_path):
+    nest, exc, inh, spikes = nest_sim.build()
+    with pytest.warns(checkpoint.CheckpointWarning, match=rf"recorders \(nodes {spikes.global_id}\) are not saved"):
+        checkpoint.save(tmp_path / "n.h5", nest)

@@ -38,7 +38,7 @@ Capabilities
 Class attributes say what an adapter can do, so callers ask instead of
 testing its type: :attr:`Adapter.shardable` (a rank's part can be one shard
 of an MPI checkpoint), :attr:`Adapter.captures_monitors`,
-:attr:`Adapter.exact_restart`.  The conformance suite every adapter runs
+:attr:`Adapter.restores_monitors`, :attr:`Adapter.exact_restart`.  The conformance suite every adapter runs
 is ``tests/adapter_contract.py``.
 """
 
@@ -65,6 +65,9 @@ class Adapter(abc.ABC):
     shardable = False
     #: ``monitors=True`` captures recording devices
     captures_monitors = False
+    #: ``monitors=True`` also restores what they recorded (NEST cannot: its
+    #: recorders' events are saved for analysis only)
+    restores_monitors = False
     #: a restart from a checkpoint continues bit for bit
     exact_restart = True
     #: a load sets the file's time step (otherwise another dt is warned about)

@@ -54,6 +54,7 @@ def _brian2():
 class Brian2Adapter(Adapter):
     simulator = "brian2"
     captures_monitors = True
+    restores_monitors = True
     restores_dt = True        # each clock's dt, as Brian2's own restore() does
 
     def __init__(self, obj, monitors=False):

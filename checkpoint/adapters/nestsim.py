@@ -91,14 +91,14 @@ def settable_keys(model):
 
 def settable_array_keys(model):
     """Settable status keys whose values are arrays per node (``tau_syn`` of a
-    multisynapse model, a generator's ``spike_times``): not captured yet."""
+    multisynapse model, a generator's ``spike_times``)."""
     return _settable(model)[1]
 
 
 def _settable(model):
     if model not in _settable_cache:
         nest = _nest()
-        numbers, arrays = set(), set()
+        numbers, arrays, together = set(), set(), {}
         for key, value in nest.GetDefaults(model).items():
             is_array = isinstance(value, (list, tuple, np.ndarray)) and \
                 np.asarray(value).dtype.kind in "biuf"
@@ -107,8 +107,16 @@ def _settable(model):
             try:
                 nest.SetDefaults(model, {key: value})
             except nest.NESTError:
+                if is_array:
+                    together[key] = value
                 continue
             (arrays if is_array else numbers).add(key)
+        if together:   # arrays NEST takes only together (a step_current_generator's times and values)
+            try:
+                nest.SetDefaults(model, together)
+                arrays.update(together)
+            except nest.NESTError:
+                pass
         _settable_cache[model] = numbers, arrays
     return _settable_cache[model]
 
@@ -120,6 +128,7 @@ class NodeGroup:
         self.model, self.element_type, self.first, self.last = model, element_type, first, last
         self.name = f"{model}@{first}"   # not the size: a changed size must not match
         self._local = None
+        self.positions = None   # a spatial layer's, when known
 
     @property
     def size(self):
@@ -175,15 +184,14 @@ class SynapseGroup:
 class NESTAdapter(Adapter):
     exact_restart = False   # NEST keeps its generators, spikes in flight and currents out of reach
     shardable = True        # under MPI each rank saves its own neurons and their incoming connections
+    captures_monitors = True    # recorders' events, for analysis; NEST cannot set them back
     simulator = "nest"
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
         nest = _nest()
         self.simulator_version = nest.__version__
-        if monitors:
-            raise UnsupportedObjectError("NEST recorders' events cannot be restored into a kernel: "
-                                         "save without monitors=True", obj="nest")
+        self.monitors = monitors
         kind = type(obj).__name__
         self._connections = {}   # the last capture's connections, read once per synapse model
         if obj is nest:
@@ -197,6 +205,8 @@ class NESTAdapter(Adapter):
                 raise UnsupportedObjectError("pass a NodeCollection of consecutive neurons or stimulators "
                                              "of one model (as one nest.Create made it)", obj=str(obj))
             self.content, self.populations, self.projections = "population", {groups[0].name: groups[0]}, {}
+            # a spatial layer's positions live in the NodeCollection Create returned, not in the kernel
+            groups[0].positions = _positions(obj)
         elif kind == "SynapseCollection":
             self.content, self.populations = "projection", {}
             projection = _projection_of(obj)
@@ -213,6 +223,21 @@ class NESTAdapter(Adapter):
         return time, int(round(time / nest.resolution))
 
     def capture(self, populations=True, projections=True):
+        state = self._capture(populations, projections)
+        if projections and self.content == "network":
+            self._warn_recorder_connections()
+        if populations and self.monitors and self.content == "network":
+            for group in _node_groups(_nest().GetNodes()):
+                if group.element_type == "recorder":
+                    state.populations[group.name] = _capture_recorder(group)
+        return state
+
+    def describe(self, populations=True, projections=True):
+        # without recorders: their events are in a file for analysis, and NEST
+        # cannot put them back (a load lists them as skipped)
+        return self._capture(populations, projections)
+
+    def _capture(self, populations, projections):
         nest = _nest()
         time, step = self.clock()
         meta = self.base_meta(self.content, time, step, nest.resolution)
@@ -240,6 +265,19 @@ class NESTAdapter(Adapter):
             self.projections = {p.name: p for m in models for p in self._connections[m].projections(m, self._groups)}
         else:   # one population (no connections) or one projection
             self._connections = {p.synapse_model: Connections(p.connections()) for p in self.projections.values()}
+
+    def _warn_recorder_connections(self):
+        """Connections to and from recorders are the script's wiring, not
+        state: not saved, and said so (a resumed script must make them)."""
+        recorders = set()
+        for connections in self._connections.values():
+            for ids in (connections.source, connections.target):
+                outside = ids[_group_index(self._groups, ids) < 0] if len(self._groups) else ids
+                recorders.update(np.unique(outside).tolist())
+        if recorders:
+            warnings.warn(f"connections to or from recorders (nodes {_ranges(sorted(recorders))}) are not saved: "
+                          "create and connect recorders in the script on every start, resumed or not",
+                          CheckpointWarning, stacklevel=5)
 
     # ------------------------------------------------------------- restore
 
@@ -272,6 +310,9 @@ class NESTAdapter(Adapter):
         connections it uses); on any failure put everything back."""
         values = plan.by_object()
         nest = _nest()
+        for (section, name), group_values in values.items():
+            if section == "populations":
+                _check_positions(self.populations[name], group_values, plan.report.path)
         rebuild = self._to_rebuild(plan, values)
         with UndoLog() as undo:
             for (section, name), group_values in values.items():
@@ -338,9 +379,6 @@ def _capture_group(group):
     local = group.local()
     status = _status(group.local_nodes()) if len(local) else {}
     keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
-    for key in sorted(settable_array_keys(group.model) & set(status)):
-        warnings.warn(f"{group.name}.{key} is an array per node: not captured, a restore leaves it as the "
-                      "model has it", CheckpointWarning, stacklevel=2)
     recordables = set(_nest().GetDefaults(group.model).get("recordables", ()))
     arrays, info = {}, {}
     for key in keys:
@@ -354,8 +392,96 @@ def _capture_group(group):
         arrays[key] = value
         info[key] = ArrayInfo("variable" if key in recordables else "parameter", "neuron", "ms" if key in
                               ("origin", "start", "stop") else None)
+    _capture_array_entries(group, status, len(local), arrays, info)
+    if group.positions is not None:   # fixed at Create: checked on load, never set
+        arrays[POSITIONS] = np.asarray(group.positions, np.float64)[local]
+        info[POSITIONS] = ArrayInfo("parameter", "neuron", None)
     ids = local if group.distributed else None   # under MPI: which of the group's nodes this rank holds
     return PopulationState(group.name, len(local), None, arrays, info, ids, group.size)
+
+
+def _capture_recorder(group):
+    """A recorder's events (``monitors=True``), for analysis: each event
+    entry concatenated over the group's nodes, with ``events.lengths``.
+    NEST cannot set a recorder's events, so a load does not restore them."""
+    warnings.warn(f"{group.name}: its recorded events are saved for analysis; NEST cannot put events back "
+                  "into a recorder, so a load leaves the recorder as the script made it", CheckpointWarning,
+                  stacklevel=4)
+    local = group.local()
+    events = list(_status(group.local_nodes())["events"]) if len(local) else []
+    keys = sorted({key for node in events for key in node})
+    arrays, info = {}, {}
+    for key in keys:
+        parts = [np.asarray(node.get(key, [])).reshape(-1) for node in events]
+        arrays[f"events.{key}"] = np.concatenate(parts) if parts else np.zeros(0)
+        info[f"events.{key}"] = ArrayInfo("variable", "free", "ms" if key == "times" else None)
+    arrays["events.lengths"] = np.array([len(np.asarray(node.get("senders", []))) for node in events], np.int64)
+    info["events.lengths"] = ArrayInfo("variable", "neuron")
+    ids = local if group.distributed else None
+    return PopulationState(group.name, len(local), None, arrays, info, ids, group.size)
+
+
+POSITIONS = "positions"
+
+
+def _positions(nodes):
+    """A spatial NodeCollection's positions (one row per node), or None."""
+    if getattr(nodes, "spatial", None) is None:
+        return None
+    return np.atleast_2d(np.asarray(_nest().GetPosition(nodes), np.float64))
+
+
+def _check_positions(group, values, path):
+    """NEST places a layer's nodes at Create: a file with other positions is
+    another network, refused before any change."""
+    saved = values.pop(POSITIONS, None)
+    if saved is None or group.positions is None:
+        return
+    if not np.array_equal(np.asarray(saved), np.asarray(group.positions)[group.local()]):
+        raise StructureMismatchError("the file's spatial positions differ from the layer's (NEST sets them "
+                                     "only at Create): build the layer as the saved run did", path=path,
+                                     obj=group.name)
+
+
+#: Suffix of the lengths that split a concatenated per-node array entry.
+LENGTHS = ".lengths"
+
+
+def _capture_array_entries(group, status, n, arrays, info):
+    """Status entries that are an array per node: a neuron's (``tau_syn`` of
+    a multisynapse model, one value per receptor) as a row per neuron; a
+    device's (``spike_times``, ``amplitude_values``), whose lengths differ,
+    concatenated, with ``<key>.lengths`` per node."""
+    for key in sorted(settable_array_keys(group.model) & set(status)):
+        per_node = [np.asarray(value).reshape(-1) for value in status[key]] if n else []
+        lengths = np.array([len(v) for v in per_node], np.int64)
+        dtype = np.result_type(*per_node) if per_node and any(len(v) for v in per_node) else np.float64
+        unit = "ms" if "times" in key else None
+        if group.element_type == "neuron" and len(set(lengths.tolist())) <= 1:
+            arrays[key] = np.stack(per_node).astype(dtype) if n else np.zeros((0, 0), dtype)
+            info[key] = ArrayInfo("parameter", "neuron", unit)
+        else:
+            arrays[key] = np.concatenate(per_node).astype(dtype) if n else np.zeros(0, dtype)
+            info[key] = ArrayInfo("parameter", "free", unit)
+            arrays[key + LENGTHS], info[key + LENGTHS] = lengths, ArrayInfo("parameter", "neuron")
+
+
+def _per_node_values(values, n):
+    """``{key: [value of node 0, ...]}`` from a plan's arrays: scalars, rows,
+    or concatenations split by their lengths."""
+    out = {}
+    for key, value in values.items():
+        if key.endswith(LENGTHS) and key[:-len(LENGTHS)] in values:
+            continue
+        value = np.asarray(value)
+        if key + LENGTHS in values:
+            cuts = np.cumsum(np.asarray(values[key + LENGTHS], np.int64))[:-1]
+            out[key] = [part.tolist() for part in np.split(value, cuts)] if n else []
+        elif value.ndim == 2:
+            out[key] = [row.tolist() for row in value]
+        else:
+            out[key] = value.tolist()
+    return out
 
 
 def _status(nodes):
@@ -370,19 +496,41 @@ def _restore_group(group, values):
         return None
     nodes = group.local_nodes()
     status = _status(nodes)
+    n = len(group.local())
+    wanted = _per_node_values(values, n)
+    current = {key: [np.asarray(v).reshape(-1).tolist() if isinstance(v, (list, tuple, np.ndarray)) else v
+                     for v in status[key]] for key in wanted}
     # only what differs: some models refuse a key whose value does not change
     # (a spike_generator with spike times takes its options only with them)
-    values = {key: value for key, value in values.items()
-              if not np.array_equal(np.asarray(value), np.asarray(status[key], dtype=np.asarray(value).dtype))}
-    if not values:
+    differ = {key for key, value in wanted.items() if not _equal_per_node(value, current[key])}
+    if differ & settable_array_keys(group.model):
+        # arrays go together (NEST takes some only with their partner), and a
+        # generator's options only with its spike times
+        differ |= set(wanted) & settable_array_keys(group.model)
+    wanted = {key: wanted[key] for key in differ}
+    if not wanted:
         return None
-    old = {key: list(status[key]) for key in values}
+    old = {key: current[key] for key in wanted}
+    arrays = any(key in settable_array_keys(group.model) for key in wanted)
     try:
-        nodes.set({key: np.asarray(value).tolist() for key, value in values.items()})
+        _set_nodes(nodes, wanted, n, arrays)
     except BaseException:   # NEST may have set the nodes before the one it refused
-        nodes.set(old)
+        _set_nodes(nodes, old, n, arrays)
         raise
-    return lambda: nodes.set(old)
+    return lambda: _set_nodes(nodes, old, n, arrays)
+
+
+def _equal_per_node(a, b):
+    return len(a) == len(b) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+
+
+def _set_nodes(nodes, values, n, arrays):
+    """One status call: a dictionary of lists, or, when an entry is itself
+    an array per node (which NEST takes only that way), a dictionary per node."""
+    if arrays:
+        nodes.set([{key: values[key][i] for key in values} for i in range(n)])
+    else:
+        nodes.set(values)
 
 
 # ---------------------------------------------------------- connections
@@ -489,6 +637,18 @@ def _projection_of(connections):
         raise UnsupportedObjectError("pass a SynapseCollection of one synapse model between one "
                                      "population and another", obj="SynapseCollection")
     return SynapseGroup(str(models.pop()), groups[pre[0]], groups[post[0]])
+
+
+def _ranges(ids):
+    """``1-3, 7`` for node IDs 1, 2, 3, 7."""
+    out, start = [], None
+    for i, node in enumerate(ids):
+        if start is None:
+            start = node
+        if i + 1 == len(ids) or ids[i + 1] != node + 1:
+            out.append(str(start) if start == node else f"{start}-{node}")
+            start = None
+    return ", ".join(out)
 
 
 def _group_index(groups, ids):

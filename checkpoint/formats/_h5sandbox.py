@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from ..errors import CheckpointError, CorruptCheckpointError
 
@@ -47,13 +48,28 @@ def _start():
     helper = subprocess.Popen([sys.executable, "-c", "from checkpoint.formats._h5sandbox import serve; serve()"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               env=env, text=True, bufsize=1, close_fds=True)
-    ready, _, _ = select.select([helper.stdout], [], [], STARTUP_TIMEOUT)
-    if not ready or helper.stdout.readline().strip() != READY:
+    if not _said_ready(helper):
         _stop(helper)
         # not the file's fault: say what failed rather than blame it
         raise CheckpointError(f"could not start the helper process ({sys.executable}) that lets the HDF5 library "
                               "check a file before this process reads it")
     return helper
+
+
+def _said_ready(helper):
+    """Whether the helper said READY within STARTUP_TIMEOUT.  Lines before it
+    are passed over: a module the user's path puts first (a sitecustomize, a
+    script's folder) may print while the helper imports."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    for _ in range(1000):
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([helper.stdout], [], [], max(remaining, 0))
+        line = helper.stdout.readline() if ready else ""
+        if not line:
+            return False
+        if line.strip() == READY:
+            return True
+    return False
 
 
 def _stop(helper):

@@ -25,9 +25,9 @@ from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, Net
 FORMAT_NAME = "checkpoint"
 FORMAT_VERSION = 2
 #: Version 2 added a population's ``ids``/``global_size`` (a shard of a run
-#: split over MPI ranks).  Files that use nothing of version 2 are written as
+#: split over MPI ranks) and per-neuron arrays of rows (shape ``[size, ...]``).  Files that use nothing of version 2 are written as
 #: version 1, so that older readers still open them.
-FIRST_VERSION_WITH = {"ids": 2}
+FIRST_VERSION_WITH = {"ids": 2, "rows per neuron": 2}
 
 #: Limits every reader enforces before it allocates (docs/format.rst, "Limits").
 MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
@@ -176,6 +176,8 @@ def flatten(state, keys, path=None):
             manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["ids"])
         entry["arrays"] = {var: add(keys.array(okey, var, PathKeys.RESERVED_POPULATION), pop.arrays[var],
                                     f"{name}.{var}", pop.info[var]) for var in pop.arrays}
+        if any(pop.info[var].scope == "neuron" and np.ndim(pop.arrays[var]) > 1 for var in pop.arrays):
+            manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["rows per neuron"])
     for name, proj in state.projections.items():
         okey = keys.object("projections", name)
         reserved = PathKeys.RESERVED
@@ -271,7 +273,10 @@ def _validate_scope(entry, scopes, lengths, path, obj):
     if scope == "free":
         return
     expected = [] if scope == "global" else [lengths[scope]]
-    _require(entry["shape"] == expected,
+    shape = entry["shape"]
+    if scope == "neuron" and len(shape) > 1:   # version 2: a row per neuron (NEST's tau_syn of each node)
+        shape = shape[:1]
+    _require(shape == expected,
              f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
 
 
