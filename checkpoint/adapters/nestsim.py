@@ -42,6 +42,7 @@ setting its own neurons and connecting its own targets.
 
 import contextlib
 import logging
+import re
 import warnings
 import zlib
 
@@ -60,9 +61,11 @@ POPULATION_TYPES = ("neuron", "stimulator")
 NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "thread_local_id", "vp",
                  "frozen", "archiver_length", "post_trace", "t_spike", "elementsize"}
 RECEPTOR = "receptor"
-_CONNECT_KEYS = ("weight", "delay", RECEPTOR)   # given to Connect; the rest is set afterwards
 CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
                        "sizeof", "receptor", "synapse_modelid"}
+
+#: Seconds NEST took per connection to ``Disconnect`` here (1M in 300-430 s).
+DISCONNECT_SECONDS = 4e-4
 
 _settable_cache = {}    # node model -> (settable numeric keys, settable per-node array keys)
 # The file's time minus NEST's clock after a restore, kept in the kernel
@@ -129,6 +132,7 @@ class NodeGroup:
         self.name = f"{model}@{first}"   # not the size: a changed size must not match
         self._local = None
         self.positions = None   # a spatial layer's, when known
+        self.described_status = None   # the status a load's describe read, for its apply
 
     @property
     def size(self):
@@ -161,12 +165,46 @@ def _node_groups(nodes):
     """Split a NodeCollection into runs of consecutive IDs of one model."""
     if len(nodes) == 0:
         return []
-    ids = np.atleast_1d(np.asarray(nodes.tolist(), np.int64))
-    status = _status(nodes)
-    models, types = np.asarray(status["model"]), np.asarray(status["element_type"])
-    breaks = np.flatnonzero((np.diff(ids) != 1) | (models[1:] != models[:-1])) + 1
-    starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]])
-    return [NodeGroup(str(models[s]), str(types[s]), int(ids[s]), int(ids[e - 1])) for s, e in zip(starts, ends)]
+    runs = _primitive_runs(nodes)
+    if runs is None:   # NEST did not describe it as plain runs: ask every node (10 us each)
+        ids = np.atleast_1d(np.asarray(nodes.get("global_id"), np.int64))
+        models = np.atleast_1d(np.asarray(nodes.get("model")))
+        breaks = np.flatnonzero((np.diff(ids) != 1) | (models[1:] != models[:-1])) + 1
+        starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]])
+        runs = [(str(models[s]), int(ids[s]), int(ids[e - 1])) for s, e in zip(starts, ends)]
+    merged = []
+    for model, first, last in runs:   # consecutive Creates of one model are one group, as before
+        if merged and merged[-1][0] == model and merged[-1][2] + 1 == first:
+            merged[-1] = (model, merged[-1][1], last)
+        else:
+            merged.append((model, first, last))
+    return [NodeGroup(model, _element_type(model), first, last) for model, first, last in merged]
+
+
+_PRIMITIVE = re.compile(r"model=([\w.-]+), size=(\d+), first=(\d+)(?:, last=(\d+))?(, step=\d+)?")
+
+
+def _primitive_runs(nodes):
+    """``[(model, first, last)]`` from NEST's own description of the
+    collection (its primitives: runs of one model), without a status call
+    per node; None when that description is not plain runs."""
+    runs = []
+    for model, size, first, last, step in _PRIMITIVE.findall(str(nodes)):
+        first, size = int(first), int(size)
+        last = int(last) if last else first
+        if step or last - first + 1 != size:
+            return None
+        runs.append((model, first, last))
+    return runs if runs and sum(last - first + 1 for _, first, last in runs) == len(nodes) else None
+
+
+_element_types = {}
+
+
+def _element_type(model):
+    if model not in _element_types:
+        _element_types[model] = str(_nest().GetDefaults(model)["element_type"])
+    return _element_types[model]
 
 
 class SynapseGroup:
@@ -235,9 +273,9 @@ class NESTAdapter(Adapter):
     def describe(self, populations=True, projections=True):
         # without recorders: their events are in a file for analysis, and NEST
         # cannot put them back (a load lists them as skipped)
-        return self._capture(populations, projections)
+        return self._capture(populations, projections, keep_status=True)
 
-    def _capture(self, populations, projections):
+    def _capture(self, populations, projections, keep_status=False):
         nest = _nest()
         time, step = self.clock()
         meta = self.base_meta(self.content, time, step, nest.resolution)
@@ -246,7 +284,7 @@ class NESTAdapter(Adapter):
         state = NetworkState(meta=meta)
         if populations:
             for name, group in self.populations.items():
-                state.populations[name] = _capture_group(group)
+                state.populations[name] = _capture_group(group, keep_status)
         if projections:
             self._read_connections()
             for name, projection in self.projections.items():
@@ -320,17 +358,20 @@ class NESTAdapter(Adapter):
                     with _refused(nest, plan, name):
                         undo.add(_restore_group(self.populations[name], group_values))
             rebuilt = set()
-            for name, connectivity in rebuild.items():
+            for name, connectivity in rebuild.items():   # every value given to one array Connect
                 projection = self.projections[name]
                 with _refused(nest, plan, name):
                     undo.add(_rebuild(projection, self._connections[projection.synapse_model].capture(projection),
                                       connectivity, values.get(("projections", name), {})))
                 rebuilt.add(projection.synapse_model)
-            for model in rebuilt:    # their SynapseCollections went stale
-                self._connections[model] = Connections(nest.GetConnections(synapse_model=model))
-            for model, connections in self._connections.items():
+            for model, connections in list(self._connections.items()):
                 mine = {self.projections[name]: v for (section, name), v in values.items()
-                        if section == "projections" and self.projections[name].synapse_model == model}
+                        if section == "projections" and name not in rebuild
+                        and self.projections[name].synapse_model == model}
+                if not any(mine.values()):
+                    continue
+                if model in rebuilt:    # its SynapseCollection went stale: read it again, once
+                    connections = self._connections[model] = Connections(nest.GetConnections(synapse_model=model))
                 with _refused(nest, plan, ", ".join(p.name for p in mine)):
                     undo.add(connections.set(mine))
             if plan.clock is not None and self.content == "network":
@@ -375,9 +416,12 @@ def _refused(nest, plan, name):
 # ---------------------------------------------------------------- nodes
 
 
-def _capture_group(group):
+def _capture_group(group, keep_status=False):
+    """``keep_status``: remember the status read (a load's describe), so that
+    the apply that follows reads it only once (10 us per node and key)."""
     local = group.local()
     status = _status(group.local_nodes()) if len(local) else {}
+    group.described_status = status if keep_status else None
     keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
     recordables = set(_nest().GetDefaults(group.model).get("recordables", ()))
     arrays, info = {}, {}
@@ -495,15 +539,18 @@ def _restore_group(group, values):
     if not len(group.local()):
         return None
     nodes = group.local_nodes()
-    status = _status(nodes)
+    status, group.described_status = group.described_status or _status(nodes), None
     n = len(group.local())
+    array_keys = settable_array_keys(group.model)
     wanted = _per_node_values(values, n)
-    current = {key: [np.asarray(v).reshape(-1).tolist() if isinstance(v, (list, tuple, np.ndarray)) else v
-                     for v in status[key]] for key in wanted}
+    current = {key: [np.asarray(v).reshape(-1).tolist() for v in status[key]] if key in array_keys
+               else list(status[key]) for key in wanted}
     # only what differs: some models refuse a key whose value does not change
     # (a spike_generator with spike times takes its options only with them)
-    differ = {key for key, value in wanted.items() if not _equal_per_node(value, current[key])}
-    if differ & settable_array_keys(group.model):
+    differ = {key for key, value in wanted.items()
+              if not (_equal_per_node(value, current[key]) if key in array_keys
+                      else np.array_equal(np.asarray(value), np.asarray(current[key], dtype=np.asarray(value).dtype)))}
+    if differ & array_keys:
         # arrays go together (NEST takes some only with their partner), and a
         # generator's options only with its spike times
         differ |= set(wanted) & settable_array_keys(group.model)
@@ -511,7 +558,7 @@ def _restore_group(group, values):
     if not wanted:
         return None
     old = {key: current[key] for key in wanted}
-    arrays = any(key in settable_array_keys(group.model) for key in wanted)
+    arrays = any(key in array_keys for key in wanted)
     try:
         _set_nodes(nodes, wanted, n, arrays)
     except BaseException:   # NEST may have set the nodes before the one it refused
@@ -662,15 +709,15 @@ def _group_index(groups, ids):
 
 
 def _rebuild(projection, before, connectivity, values):
-    """Replace the projection's connections with the file's (``delay`` and
-    ``weight`` given to Connect; the rest is set afterwards, with the other
-    values).  Returns the undo: ``before``'s connections back."""
+    """Replace the projection's connections with the file's, every value
+    given to one array ``Connect`` (NEST checks the keys before it connects
+    anything).  Returns the undo: ``before``'s connections back."""
     if "delay" not in values and len(connectivity[1]):
         raise StructureMismatchError("the file's connectivity differs from the model's and has no delays "
                                      "to rebuild it with", obj=projection.name)
     try:
         _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity,
-                                             arrays={key: values.get(key) for key in _CONNECT_KEYS}))
+                                             arrays=dict(values)))
     except BaseException:
         _replace(projection, before)
         raise
@@ -682,21 +729,24 @@ def _replace(projection, state):
     and per-synapse arrays)."""
     current = projection.connections()
     if len(current):
+        # NEST deletes connections one by one (300-430 s per million here): say so first
+        log.warning("%s: deleting %d connections that differ from the file's (NEST takes about %.0f s); a "
+                    "script that knows it resumes can create its nodes only, and let the load connect them",
+                    projection.name, len(current), len(current) * DISCONNECT_SECONDS)
         current.disconnect()
     if len(state.indices) == 0:
         return
     rows = np.repeat(np.arange(len(state.indptr) - 1, dtype=np.int64), np.diff(state.indptr))
     post = projection.post.local()[rows]    # this rank's post neurons (all of them in one process)
     spec = {"synapse_model": projection.synapse_model}
-    spec.update({key: np.asarray(state.arrays[key], np.float64) for key in ("weight", "delay")
-                 if state.arrays.get(key) is not None})
+    for key, value in state.arrays.items():   # weight, delay and every other per-connection entry
+        if value is not None and key != RECEPTOR:
+            value = np.asarray(value)
+            spec[key] = value.astype(np.int64 if value.dtype.kind in "biu" else np.float64, copy=False)
     if state.arrays.get(RECEPTOR) is not None and np.any(state.arrays[RECEPTOR]):
         spec["receptor_type"] = np.asarray(state.arrays[RECEPTOR], np.int64)
     _nest().Connect(np.asarray(state.indices, np.int64) + projection.pre.first, post + projection.post.first,
                     "one_to_one", syn_spec=spec)
-    rest = {key: value for key, value in state.arrays.items() if key not in _CONNECT_KEYS and value is not None}
-    if rest:
-        Connections(projection.connections()).set({projection: rest})
 
 
 # ------------------------------------------------------------ clock, rng
