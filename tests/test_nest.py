@@ -429,3 +429,9 @@ def test_connections_to_recorders_are_said_not_saved(tmp_path):
     nest, exc, inh, spikes = nest_sim.build()
     with pytest.warns(checkpoint.CheckpointWarning, match=rf"recorders \(nodes {spikes.global_id}\) are not saved"):
         checkpoint.save(tmp_path / "n.h5", nest)
+
+
+def test_what_nest_keeps_out_of_reach_is_said_at_save(tmp_path):
+    nest, *_ = nest_sim.build()
+    with pytest.warns(checkpoint.CheckpointWarning, match="NEST keeps some state out of reach"):
+        checkpoint.save(tmp_path / "n.h5", nest)

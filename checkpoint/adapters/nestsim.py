@@ -64,6 +64,12 @@ RECEPTOR = "receptor"
 CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
                        "sizeof", "receptor", "synapse_modelid"}
 
+#: Said at every save of a kernel (Python shows it once per place in a script).
+HIDDEN_STATE = ("NEST keeps some state out of reach, and a restart loses it: its random generators' state "
+                "(a restored kernel is reseeded), spikes in flight, synaptic currents and refractory counters, "
+                "spike history for STDP, and a spatial layer's positions unless you save the layer's "
+                "NodeCollection (docs/nest.rst)")
+
 #: Seconds NEST took per connection to ``Disconnect`` here (1M in 300-430 s).
 DISCONNECT_SECONDS = 4e-4
 
@@ -264,6 +270,8 @@ class NESTAdapter(Adapter):
         state = self._capture(populations, projections)
         if projections and self.content == "network":
             self._warn_recorder_connections()
+        if self.content == "network":
+            warnings.warn(HIDDEN_STATE, CheckpointWarning, stacklevel=4)
         if populations and self.monitors and self.content == "network":
             for group in _node_groups(_nest().GetNodes()):
                 if group.element_type == "recorder":
