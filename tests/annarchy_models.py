@@ -1,0 +1,162 @@
+"""ANNarchy 5 networks of the kinds docs/annarchy.rst's coverage table lists,
+written as ANNarchy's documentation writes them (a subclass of
+``ann.Network``), for fresh-process restart tests.
+
+    python annarchy_models.py MODEL BUILD_DIR FOLDER first|resume
+
+``first`` builds the network (seed 1), simulates ``T`` ms, saves
+``FOLDER/c.h5``, simulates ``T`` more and writes what it sees to
+``FOLDER/straight.npz``.  ``resume`` builds it in a new process with seed 2
+(other random connectivity and values), loads, simulates ``T`` and writes
+``FOLDER/resumed.npz``: the two must be equal bit for bit.
+"""
+
+import sys
+
+import numpy as np
+
+T = 20.0   # ms per half
+
+
+def _observe(net, populations, projections):
+    out = {"step": np.array(net.current_step)}
+    for name in populations:
+        pop = net.get_population(name)
+        for var in pop.variables:
+            out[f"{name}.{var}"] = np.array(getattr(pop, var))
+    for name in projections:
+        proj = net.get_projection(name)
+        post = np.repeat(proj.post_ranks, [len(r) for r in proj.pre_ranks])
+        pre = np.concatenate(proj.pre_ranks) if len(proj.pre_ranks) else np.zeros(0, int)
+        order = np.lexsort((pre, post))
+        out[f"{name}.pairs"] = np.stack([post[order], pre[order]])
+        w = proj.w   # one value for the projection, or one per synapse
+        out[f"{name}.w"] = np.array(w) if np.isscalar(w) else np.concatenate([np.ravel(x) for x in w])[order]
+        for var in proj.synapse_type.description["variables"]:
+            values = getattr(proj, var["name"])
+            if var["locality"] == "local":
+                out[f"{name}.{var['name']}"] = np.concatenate([np.ravel(v) for v in values])[order]
+            else:
+                out[f"{name}.{var['name']}"] = np.array(values)
+    return out
+
+
+def input_populations(seed):
+    """Every input population kind into one spiking population."""
+    import ANNarchy as ann
+
+    class Inputs(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.25, seed=seed)
+            target = self.create(20, ann.Izhikevich, name="target")
+            target.noise = 2.0
+            sources = [
+                self.create(ann.PoissonPopulation(15, rates=50.0, name="poisson")),
+                self.create(ann.SpikeSourceArray(spike_times=[[2.0, 11.0, 27.5], [5.0, 33.0]], name="array")),
+                self.create(ann.TimedPoissonPopulation(10, rates=[[20.0] * 10, [80.0] * 10],
+                                                       schedule=[0.0, 25.0], name="timed_poisson")),
+                self.create(ann.HomogeneousCorrelatedSpikeTrains(10, rates=30.0, corr=0.3, tau=10.0,
+                                                                 name="correlated")),
+            ]
+            for source in sources:
+                self.connect(source, target, "exc", name=f"from_{source.name}").fixed_probability(
+                    0.5, weights=ann.Uniform(5.0, 15.0, rng=self.default_rng))
+            self.monitor(target, "spike", name="target_spikes")
+
+    return Inputs(seed), ["target"], ["from_poisson", "from_array", "from_timed_poisson", "from_correlated"], \
+        ["target_spikes"]
+
+
+def rate_inputs_and_connectors(seed):
+    """Rate-coded InputArray and TimedArray sources; geometry (2-D, 3-D);
+    projections from every connector."""
+    import ANNarchy as ann
+    leaky = ann.Neuron(parameters="tau = 10.0", equations="tau * dr/dt + r = sum(exc) + Uniform(0, 0.1) : min=0.0")
+
+    class Connectors(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            stim = self.create(ann.InputArray(geometry=(4, 5), name="stim"))
+            timed = self.create(ann.TimedArray(rates=np.linspace(0.0, 1.0, 20 * 8).reshape(8, 20),
+                                               period=5.0, name="timed"))
+            grid = self.create((4, 5), leaky, name="grid")
+            cube = self.create((2, 3, 2), leaky, name="cube")
+            rng = self.default_rng
+            self.connect(stim, grid, "exc", name="one_to_one").one_to_one(weights=0.5)
+            self.connect(timed, grid, "exc", name="all_to_all").all_to_all(weights=ann.Uniform(0, 0.1, rng=rng))
+            self.connect(grid, cube, "exc", name="fixed_number_pre").fixed_number_pre(
+                4, weights=ann.Uniform(0, 0.1, rng=rng))
+            self.connect(cube, grid, "exc", name="fixed_number_post").fixed_number_post(
+                3, weights=ann.Uniform(0, 0.1, rng=rng))
+            self.connect(grid, grid, "exc", name="gaussian").gaussian(amp=0.05, sigma=0.3, delays=1.0)
+            self.connect(grid, grid, "exc", name="dog").dog(amp_pos=0.05, sigma_pos=0.2, amp_neg=0.02,
+                                                              sigma_neg=0.5)
+            self.connect(stim, cube, "exc", name="from_matrix").from_matrix(
+                np.where(np.arange(12 * 20).reshape(12, 20) % 7 == 0, 0.1, None))
+            self.connect(timed, cube, "exc", name="from_function").from_function(_diagonal, weight=0.05)
+            stim.r = np.arange(20, dtype=float).reshape(4, 5) / 20.0
+
+    return Connectors(seed), ["stim", "grid", "cube"], ["one_to_one", "all_to_all", "fixed_number_pre",
+                                                  "fixed_number_post", "gaussian", "dog", "from_matrix",
+                                                  "from_function"], []
+
+
+def _diagonal(pre, post, dt, weight):
+    """A connector pattern for from_function (as ANNarchy's docs write one):
+    post neuron i from pre neurons i and i + 1."""
+    import ANNarchy as ann
+    synapses = ann.LILConnectivity(dt=dt)
+    for i in range(post.size):
+        synapses.add(i, sorted({i % pre.size, (i + 1) % pre.size}), [weight] * len({i % pre.size, (i + 1) % pre.size}),
+                     [0] * len({i % pre.size, (i + 1) % pre.size}))
+    return synapses
+
+
+def single_precision_and_current_injection(seed):
+    """A float32 network (``dtype``, ANNarchy 5.0.3's ``precision``); a
+    rate-coded population injected as a current into spiking neurons."""
+    import ANNarchy as ann
+
+    class Injected(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.25, seed=seed)
+            self.config(dtype=ann.float32)
+            drive = self.create(8, ann.Neuron(parameters="amp = 1.0", equations="r = amp * (1 + sin(t / 3.0))"),
+                                name="drive")
+            cells = self.create(8, ann.Izhikevich, name="cells")
+            cells.noise = 2.0
+            drive.amp = ann.Uniform(5.0, 15.0, rng=self.default_rng)
+            injection = self.connect(ann.CurrentInjection(drive, cells, "exc", name="injection"))
+            injection.connect_current()
+            self.monitor(cells, "spike", name="cells_spikes")
+
+    return Injected(seed), ["drive", "cells"], [], ["cells_spikes"]
+
+
+MODELS = {f.__name__: f for f in (input_populations, rate_inputs_and_connectors,
+                                  single_precision_and_current_injection)}
+
+
+def main(model, directory, folder, mode):
+    import checkpoint
+    net, populations, projections, monitors = MODELS[model](1 if mode == "first" else 2)
+    net.compile(directory=directory, silent=True)
+    if mode == "first":
+        net.simulate(T)
+        checkpoint.save(f"{folder}/c.h5", net)
+        net.simulate(T)
+        out = "straight"
+    else:
+        checkpoint.load(f"{folder}/c.h5", net)
+        net.simulate(T)
+        out = "resumed"
+    observed = _observe(net, populations, projections)
+    for name in monitors:   # what the second half recorded
+        recorded = net.get_monitor(name).get("spike")
+        observed[name] = np.array(sorted((int(t), int(r)) for r, times in recorded.items() for t in times
+                                         if t >= T / net.dt), np.int64).reshape(-1, 2)
+    np.savez(f"{folder}/{out}.npz", **observed)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
