@@ -80,6 +80,14 @@ READER = textwrap.dedent("""
 """)
 
 
+def read_without_the_library(path, fmt):
+    """READER in a child process (where importing checkpoint fails): what it read."""
+    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 @pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt", "txt"),
                                         ("txt.gz", "gz")])
 def test_read_without_the_library(tmp_path, suffix, fmt):
@@ -87,10 +95,7 @@ def test_read_without_the_library(tmp_path, suffix, fmt):
     net.step = 8
     path = tmp_path / f"net.{suffix}"
     checkpoint.save(path, net)
-    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = read_without_the_library(path, fmt)
     proj = net.projections["proj0"]
     assert got["time"] == 4.0
     assert got["v"] == net.populations["pop0"].v.tolist()
@@ -113,9 +118,6 @@ def test_part_of_a_population_reads_without_the_library(tmp_path, suffix, fmt):
     net.add_projection("proj0", "pop0", "pop0", connectivity=matrix, variables={"w": matrix.data})
     path = tmp_path / f"part.{suffix}"
     checkpoint.save(path, net)
-    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = read_without_the_library(path, fmt)
     assert got["version"] == 2 and got["ids"] == mine.tolist() and got["global_size"] == pre.size
     assert got["v"] == pre.v[mine].tolist() and got["shape"] == [len(mine), pre.size]
