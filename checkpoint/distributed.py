@@ -54,7 +54,7 @@ from .local import save as save_one
 from .errors import CheckpointError, StructureMismatchError, UnsupportedObjectError
 from .formats import format_for, read_state, write_state
 from .hashing import checksum
-from .repartition import gather, matching, summary
+from .repartition import gather, summary
 from .state import NetworkState, RngState
 
 __all__ = ["save", "load", "read", "write_shards", "shard_paths", "verify_shards"]

@@ -13,8 +13,6 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from ..errors import CorruptCheckpointError
 from ..hashing import StreamingChecksum, _bytes, checksum
 #: Arrays are read, written and hashed in blocks of this size, so that one
