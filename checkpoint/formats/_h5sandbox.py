@@ -130,7 +130,8 @@ def walk(path, name):
         with HDF5Format().read_open(raw, name, lazy=True) as state:
             for group in list(state.populations.values()) + list(state.projections.values()):
                 for array in list(group.arrays.values()) + [getattr(group, "indptr", None),
-                                                           getattr(group, "indices", None)]:
+                                                           getattr(group, "indices", None),
+                                                           getattr(group, "ids", None)]:
                     if array is not None and array._dataset.chunks is not None:
                         array.read()
             for rng in state.rng.values():
