@@ -65,3 +65,22 @@ def test_a_float64_file_into_a_float32_network_is_an_error_not_a_rounding(tmp_pa
     checkpoint.save(tmp_path / "narrow.h5", narrow)       # the other way is exact: float32 fits float64
     checkpoint.load(tmp_path / "narrow.h5", wide)
     assert np.array_equal(wide.get_population("cells").v, before.astype(np.float64))
+
+
+def test_views_and_copies_are_refused_before_anything_is_written(tmp_path):
+    import ANNarchy as ann
+
+    class Small(ann.Network):
+        def __init__(self, seed=1):
+            super().__init__(dt=0.5, seed=seed)
+            self.pop = self.create(10, ann.Izhikevich, name="pop")
+
+    net = Small()
+    net.compile(directory=str(tmp_path / "small"), silent=True)
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="PopulationView"):
+        checkpoint.save(tmp_path / "view.h5", net.pop[2:5])
+    copy = net.copy(seed=7)     # runs the library compiled for net: not known to be read right
+    copy.compile(directory=str(tmp_path / "copy"), silent=True)
+    with pytest.raises(checkpoint.UnsupportedObjectError, match=r"net.copy\(\) or parallel_run\(\)"):
+        checkpoint.save(tmp_path / "copy.h5", copy)
+    assert not list(tmp_path.glob("*.h5"))

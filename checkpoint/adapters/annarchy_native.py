@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsupportedObjectError
 
 log = logging.getLogger("checkpoint")
 
@@ -332,5 +332,17 @@ def level_counts(lengths, depth):
 
 
 def wrapper_of(network):
-    """ANNarchy's compiled wrapper module for ``network``."""
-    return sys.modules[f"ANNarchyWrapper{network.id}"]
+    """ANNarchy's compiled wrapper module for ``network``.
+
+    A network made by ``net.copy()`` or ``parallel_run()`` runs the library
+    compiled for another network, loaded a second time: the accessor, which
+    reads the structures a library defines by its own network's ids, is not
+    known to read such a copy's own state, so it is refused, not guessed at.
+    """
+    wrapper = sys.modules.get(f"ANNarchyWrapper{network.id}")
+    if wrapper is None:
+        raise UnsupportedObjectError(
+            f"ANNarchy network {network.id} runs a library compiled for another network (net.copy() or "
+            "parallel_run()): not supported yet; save and load networks your script creates and "
+            "compiles itself (net = MyNet(); net.compile(directory=...))", obj=type(network).__name__)
+    return wrapper
