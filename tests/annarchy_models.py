@@ -133,8 +133,30 @@ def single_precision_and_current_injection(seed):
     return Injected(seed), ["drive", "cells"], [], ["cells_spikes"]
 
 
+def openmp_threads(seed):
+    """Noise, Poisson input, STDP with random delays, run on 2 OpenMP threads
+    and resumed on 1 (ANNarchy draws the same numbers on any thread count)."""
+    import ANNarchy as ann
+
+    class Threaded(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.25, seed=seed)
+            self.config(num_threads=2 if seed == 1 else 1)
+            cells = self.create(40, ann.Izhikevich, name="cells")
+            cells.noise = 3.0
+            cells.i_offset = 4.0
+            source = self.create(ann.PoissonPopulation(30, rates=40.0, name="source"))
+            stdp = self.connect(source, cells, "exc", synapse=ann.STDP, name="stdp")
+            stdp.fixed_probability(0.4, weights=ann.Uniform(0.0, 1.0, rng=self.default_rng),
+                                   delays=ann.Uniform(0.5, 4.0, rng=self.default_rng))
+            self.connect(cells, cells, "inh", name="recurrent").fixed_probability(0.1, weights=1.0, delays=2.0)
+            self.monitor(cells, "spike", name="cells_spikes")
+
+    return Threaded(seed), ["cells"], ["stdp", "recurrent"], ["cells_spikes"]
+
+
 MODELS = {f.__name__: f for f in (input_populations, rate_inputs_and_connectors,
-                                  single_precision_and_current_injection)}
+                                  single_precision_and_current_injection, openmp_threads)}
 
 
 def main(model, directory, folder, mode):

@@ -1,4 +1,4 @@
-"""Adapter for ANNarchy 5 (single-thread CPU, LIL projections).
+"""Adapter for ANNarchy 5 (CPU, one thread or OpenMP, LIL projections).
 
 Every data member of the C++ structures ANNarchy generates for a compiled
 network is read and written in bulk through a small accessor that
@@ -37,7 +37,10 @@ ENGINE_RNG_KIND, NUMPY_RNG_KIND = "annarchy.mt19937", "numpy.random.Generator"
 LENGTHS = ".lengths"           # suffix of the companion array of a nested container
 IN_FLIGHT = "_delayed_spikes"  # a projection's ring buffer of spikes (non-uniform delays)
 #: Members that describe structure, not state; connectivity is read separately.
-_STRUCTURAL = {"size", "max_delay", "idx_delay", "post_rank", "pre_rank"}
+_STRUCTURAL = {"size", "max_delay", "idx_delay", "post_rank", "pre_rank",
+               # OpenMP scratch, one slot per thread, reset every step: not state, and
+               # sized by the thread count (a restart may use another)
+               "local_spiked_sizes"}
 #: Per-neuron members besides the model's own attributes.
 _PER_NEURON = {"last_spike", "refractory_remaining", "in_ref"}
 _RANDOM = re.compile(r"rand_\d+$")   # redrawn at the start of every step before use
@@ -89,11 +92,11 @@ class ANNarchyAdapter(Adapter):
         if not net.compiled:
             raise UnsupportedObjectError("the ANNarchy network is not compiled yet: call "
                                          "net.compile() before saving or loading", obj=name)
-        paradigm, threads = net._get_config("paradigm"), net._get_config("num_threads")
-        if paradigm != "openmp" or threads != 1:
+        paradigm = net._get_config("paradigm")
+        if paradigm != "openmp":   # ANNarchy's CPU build, one thread or more
             raise UnsupportedObjectError(
-                f"checkpoint supports ANNarchy's single-thread CPU build; this network uses "
-                f"{paradigm!r} with {threads} threads", obj=name)
+                f"checkpoint supports ANNarchy's CPU build (paradigm 'openmp', any num_threads); this "
+                f"network uses {paradigm!r}", obj=name)
         for proj in projections:
             if proj._storage_format != "lil":
                 raise UnsupportedObjectError(
