@@ -185,8 +185,12 @@ class _Projection:
         self.indptr = self.indices = None
         self.arrays, self.info, self.first = {}, {}, None
 
-    def count(self, proj, target, source, shard):
+    def count(self, proj, target, source, shard, post_size):
         """Pass 1."""
+        if len(proj.indptr) != post_size + 1 or tuple(proj.shape)[0] != post_size:
+            # a forged shard: its rows must be its post population's neurons
+            raise StructureMismatchError(f"{shard} has {len(proj.indptr) - 1} rows of synapses for "
+                                         f"{post_size} post-synaptic neurons", path=self.path, obj=self.name)
         if self.first is None:
             self.first = (proj.pre, proj.post, proj.target, int(proj.shape[1]))
         elif (proj.pre, proj.post, int(proj.shape[1])) != (self.first[0], self.first[1], self.first[3]):
@@ -273,7 +277,7 @@ def gather(open_shards, wanted, path, meta):
                 continue
             if name not in projections:
                 projections[name] = _Projection(name, len(populations[proj.post].ids), path)
-            projections[name].count(proj, *taken[proj.post][:2], label)
+            projections[name].count(proj, *taken[proj.post][:2], label, shard.populations[proj.post].size)
         where.append(taken)
     for projection in projections.values():
         projection.allocate()

@@ -178,3 +178,15 @@ def test_the_example_resumed_on_three_ranks_ends_as_one_rank_does(tmp_path):
     assert "resumed at step 100 on 3 ranks" in resumed
     digest = alone.split("state digest ")[1].split(";")[0]
     assert f"done at step 160 on 3 ranks; state digest {digest};" in resumed
+
+
+def test_a_shard_whose_rows_are_not_its_post_neurons_is_refused():
+    # a forged shard (digests recomputed would pass): 3 post neurons, 2 rows of synapses
+    from checkpoint.repartition import gather
+    from checkpoint.state import ArrayInfo, NetworkState, PopulationState, ProjectionState
+    pop = PopulationState("exc", 3, None, {"v": np.zeros(3)}, {"v": ArrayInfo()}, np.array([0, 1, 2]), 6)
+    proj = ProjectionState("ee", "exc", "exc", (3, 6), np.array([0, 1, 2]), np.array([4, 5]),
+                           arrays={"w": np.ones(2)}, info={"w": ArrayInfo(scope="synapse")})
+    shard = NetworkState(populations={"exc": pop}, projections={"ee": proj})
+    with pytest.raises(StructureMismatchError, match="2 rows of synapses for 3 post-synaptic neurons"):
+        gather(lambda: [("shard 0", shard)], {"exc": (np.arange(3), 6)}, "run.h5", {})
