@@ -435,3 +435,18 @@ def test_what_nest_keeps_out_of_reach_is_said_at_save(tmp_path):
     nest, *_ = nest_sim.build()
     with pytest.warns(checkpoint.CheckpointWarning, match="NEST keeps some state out of reach"):
         checkpoint.save(tmp_path / "n.h5", nest)
+
+
+def test_lengths_that_do_not_split_a_devices_array_are_refused_before_any_change(tmp_path):
+    nest, exc, *_ = nest_sim.build(seed=5)
+    generators = nest.Create("spike_generator", 2, params={"spike_times": [1.0, 2.0]})
+    checkpoint.save(tmp_path / "gen.h5", nest)
+    state = read_state(tmp_path / "gen.h5")
+    name = f"spike_generator@{generators[0].global_id}"
+    state.populations[name].arrays["spike_times.lengths"] = np.array([3, 3])    # 6 values claimed, 4 stored
+    write_state(tmp_path / "forged.h5", state)                                  # every digest recomputed
+    generators.set([{"spike_times": [5.0]}, {"spike_times": [6.0]}])
+    before = [list(t) for t in generators.get("spike_times")]
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="does not split"):
+        checkpoint.load(tmp_path / "forged.h5", nest)
+    assert [list(t) for t in generators.get("spike_times")] == before

@@ -48,7 +48,7 @@ import zlib
 
 import numpy as np
 
-from ..errors import CheckpointWarning, StructureMismatchError, UnsupportedObjectError
+from ..errors import CheckpointWarning, CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState
 from ..restore import UndoLog
 from .base import Adapter
@@ -357,8 +357,9 @@ class NESTAdapter(Adapter):
         values = plan.by_object()
         nest = _nest()
         for (section, name), group_values in values.items():
-            if section == "populations":
+            if section == "populations":   # what NEST would take wrongly, refused before any change
                 _check_positions(self.populations[name], group_values, plan.report.path)
+                _check_lengths(group_values, plan.report.path, name)
         rebuild = self._to_rebuild(plan, values)
         with UndoLog() as undo:
             for (section, name), group_values in values.items():
@@ -518,6 +519,17 @@ def _capture_array_entries(group, status, n, arrays, info):
             arrays[key + LENGTHS], info[key + LENGTHS] = lengths, ArrayInfo("parameter", "neuron")
 
 
+def _check_lengths(values, path, name):
+    """A concatenated entry's lengths must split it exactly (a file is hostile)."""
+    for key, value in values.items():
+        lengths = values.get(key + LENGTHS)
+        if lengths is not None:
+            lengths = np.asarray(lengths, np.int64)
+            if np.any(lengths < 0) or int(lengths.sum()) != len(np.asarray(value).reshape(-1)):
+                raise CorruptCheckpointError(f"{key}{LENGTHS} does not split the values of {key}", path=path,
+                                             obj=f"{name}.{key}")
+
+
 def _per_node_values(values, n):
     """``{key: [value of node 0, ...]}`` from a plan's arrays: scalars, rows,
     or concatenations split by their lengths."""
@@ -527,7 +539,7 @@ def _per_node_values(values, n):
             continue
         value = np.asarray(value)
         if key + LENGTHS in values:
-            cuts = np.cumsum(np.asarray(values[key + LENGTHS], np.int64))[:-1]
+            cuts = np.cumsum(np.asarray(values[key + LENGTHS], np.int64))[:-1]   # checked by _check_lengths
             out[key] = [part.tolist() for part in np.split(value, cuts)] if n else []
         elif value.ndim == 2:
             out[key] = [row.tolist() for row in value]
