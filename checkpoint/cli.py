@@ -42,15 +42,9 @@ def _rank_local(path):
     """The shards of a sharded checkpoint whose ranks each held their own
     populations (no global ids), or None when it reads as one network."""
     state = read_state(path)
-    if SHARDS not in state.meta:
+    if SHARDS not in state.meta or distributed.rank_local_populations(state.meta[SHARDS]) is None:
         return None
-    try:
-        distributed.read(path)
-    except CheckpointError as exc:
-        if "without global neuron ids" not in str(exc):
-            raise
-        return distributed.verify_shards(path)
-    return None
+    return distributed.verify_shards(path)
 
 
 def _groups(state):

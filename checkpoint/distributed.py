@@ -57,7 +57,7 @@ from .hashing import checksum
 from .repartition import gather, summary
 from .state import NetworkState, RngState
 
-__all__ = ["save", "load", "read", "write_shards", "shard_paths", "verify_shards"]
+__all__ = ["save", "load", "read", "write_shards", "shard_paths", "verify_shards", "rank_local_populations"]
 
 SHARD_FOLDER = ".shards"
 
@@ -337,14 +337,12 @@ def read(path):
     every population in global order, every projection CSR by global post
     index; each rank's generator as ``<name>.rank<r>``."""
     files, shards = _shard_list(path)
-    recorded = shards.get("populations") or [{}] * len(files)
-    if len(files) > 1:
-        local = sorted({name for pops in recorded for name, info in pops.items() if not info["global_ids"]})
-        if local or shards.get("populations") is None:
-            raise StructureMismatchError(
-                f"saved on {len(files)} ranks without global neuron ids ({', '.join(local) or 'every population'})"
-                ": there is no one network to assemble; read each shard (checkpoint.distributed.shard_paths)",
-                path=path)
+    local = rank_local_populations(shards)
+    if local is not None:
+        raise StructureMismatchError(
+            f"saved on {len(files)} ranks without global neuron ids ({', '.join(local) or 'every population'})"
+            ": there is no one network to assemble; read each shard (checkpoint.distributed.shard_paths)",
+            path=path)
     manifest = read_state(path)
     rngs = {}
 
@@ -359,6 +357,19 @@ def read(path):
     state.rng = rngs
     state.meta["assembled_from"] = {"ranks": len(files)}
     return state
+
+
+def rank_local_populations(shards):
+    """The populations each rank of a sharded checkpoint held as its own (no
+    global ids; ``[]``: written before manifests said), or None when the
+    checkpoint is one network.  From the manifest's ``meta["shards"]`` alone."""
+    recorded = shards.get("populations")
+    if shards["ranks"] == 1:
+        return None
+    if recorded is None:
+        return []
+    local = sorted({name for pops in recorded for name, info in pops.items() if not info["global_ids"]})
+    return local or None
 
 
 def write_shards(path, state, ranks, format=None, **options):
