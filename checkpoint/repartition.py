@@ -87,6 +87,17 @@ def _rows(indptr, rows):
     return offsets + np.arange(total, dtype=np.int64), counts
 
 
+def _take_global(arrays, var, values, shard, path, name):
+    """A global value is the same on every rank: taken from the first shard,
+    and any shard that says otherwise is refused (one value would be lost)."""
+    values = np.asarray(values)
+    if var not in arrays:
+        arrays[var] = values
+    elif not np.array_equal(arrays[var], values):
+        raise StructureMismatchError(f"{shard} has another value than another shard for this global value",
+                                     path=path, obj=f"{name}.{var}")
+
+
 class _Population:
     """The wanted neurons of one population, filled shard by shard."""
 
@@ -148,7 +159,7 @@ class _Population:
                 self.arrays[var], self.info[var] = np.asarray(values), info
             return
         if info.scope == "global":   # the same on every rank
-            self.arrays.setdefault(var, np.asarray(values))
+            _take_global(self.arrays, var, values, shard, self.path, self.name)
             self.info.setdefault(var, info)
             return
         if not len(target) and var in self.arrays:
@@ -211,7 +222,7 @@ class _Projection:
         for var, values in proj.arrays.items():
             info = self.info.setdefault(var, proj.info[var])
             if info.scope == "global":
-                self.arrays.setdefault(var, np.asarray(values))
+                _take_global(self.arrays, var, values, shard, self.path, self.name)
                 continue
             if info.scope not in ("synapse", "post"):
                 raise StructureMismatchError(

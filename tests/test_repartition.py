@@ -190,3 +190,18 @@ def test_a_shard_whose_rows_are_not_its_post_neurons_is_refused():
     shard = NetworkState(populations={"exc": pop}, projections={"ee": proj})
     with pytest.raises(StructureMismatchError, match="2 rows of synapses for 3 post-synaptic neurons"):
         gather(lambda: [("shard 0", shard)], {"exc": (np.arange(3), 6)}, "run.h5", {})
+
+
+def test_shards_with_different_global_values_are_refused():
+    # a global parameter is one value: two ranks saying two values cannot both be kept
+    from checkpoint.repartition import gather
+    from checkpoint.state import ArrayInfo, NetworkState, PopulationState
+
+    def shard(ids, a):
+        arrays = {"a": np.array(a), "v": np.zeros(len(ids))}
+        info = {"a": ArrayInfo("parameter", "global"), "v": ArrayInfo()}
+        return NetworkState(populations={"exc": PopulationState("exc", len(ids), None, arrays, info,
+                                                                np.array(ids), 4)})
+    shards = [("shard 0", shard([0, 1], 0.02)), ("shard 1", shard([2, 3], 0.05))]
+    with pytest.raises(StructureMismatchError, match="another value than another shard"):
+        gather(lambda: shards, None, "run.h5", {})
