@@ -82,7 +82,7 @@ def prepare_load(path, obj, *, populations=True, projections=True, strict=False,
     model_state = adapter.describe(populations=populations, projections=projections)
     with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-model") as pool:
         start_connectivity_hashes(model_state, pool)  # overlaps the read, for make_plan's comparison
-        file_state = read_state(path, format, progress=progress)
+        file_state = read_state(path, format, progress=progress, keep_simulator_order=adapter.takes_simulator_order)
         if check is not None:   # e.g. that a shard belongs to its manifest
             check(file_state)
         if SHARDS in file_state.meta:

@@ -90,6 +90,11 @@ class Plan:
     report: RestoreReport
     assignments: list = field(default_factory=list)
     connectivity: dict = field(default_factory=dict)  # projection name -> (indptr, indices)
+    #: projection name -> ``(order, in_that_order)``: the file's simulator
+    #: order of the synapses (:attr:`ProjectionState.simulator_order`), and
+    #: whether the per-synapse values are in it rather than in CSR order
+    #: (only for adapters with ``takes_simulator_order``)
+    simulator_order: dict = field(default_factory=dict)
     clock: dict = None                                 # {"step": int, "time": float}
     rng: dict = field(default_factory=dict)            # model rng name -> RngState
     file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
@@ -221,6 +226,8 @@ def _plan_projection(plan, name, f, m, path):
     if not _same_connectivity(f, m):
         check_connectivity(f.indptr, f.indices, f.shape, path, name)
         plan.connectivity[name] = (np.asarray(f.indptr, np.int64), np.asarray(f.indices, np.int64))
+    if f.simulator_order is not None:
+        plan.simulator_order[name] = (f.simulator_order, f.arrays_in_simulator_order)
     _plan_group(plan, "projections", name, f, m, None if name not in plan.connectivity else f.nnz, path)
 
 

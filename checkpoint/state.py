@@ -5,6 +5,7 @@ simulator objects.  Adapters produce and consume it; formats write and read
 it.  The same tree is what :func:`checkpoint.read` returns for analysis.
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -109,10 +110,17 @@ class ProjectionState(_ArrayGroup):
     neuron ``i``, its synapses ``indptr[i]:indptr[i+1]``; per-synapse arrays
     follow that order.  A pair of neurons with several synapses keeps them
     all, in order.
+
+    A simulator that keeps its synapses in another order (Brian2) gives
+    that order as ``simulator_order``: CSR synapse ``k`` is its synapse
+    ``simulator_order[k]``.  Its per-synapse arrays may then stay in the
+    simulator's order (``arrays_in_simulator_order``), so that neither a
+    save nor a load has to gather them into CSR order and back;
+    :meth:`in_csr_order` gives the CSR view every reader sees.
     """
 
     def __init__(self, name, pre, post, shape, indptr, indices, target="exc",
-                 arrays=None, info=None):
+                 arrays=None, info=None, simulator_order=None, arrays_in_simulator_order=False):
         super().__init__(name, arrays, info)
         self.pre = pre
         self.post = post
@@ -120,9 +128,56 @@ class ProjectionState(_ArrayGroup):
         self.shape = (int(shape[0]), int(shape[1]))
         self.indptr = indptr
         self.indices = indices
+        #: a permutation of the synapses (CSR position -> simulator's index), or None
+        self.simulator_order = simulator_order
+        #: whether the per-synapse arrays are in ``simulator_order``'s order rather than CSR order
+        self.arrays_in_simulator_order = bool(arrays_in_simulator_order) and simulator_order is not None
         #: XXH3 checksums of (indptr, indices) as stored, when read from a file;
         #: for a model being restored, a Future of its own (restore.start_connectivity_hashes).
         self.connectivity_checksums = None
+
+    def _per_synapse(self):
+        return [var for var in self.arrays if var in self.info and self.info[var].scope == "synapse"]
+
+    def in_csr_order(self, path=None):
+        """This projection with its per-synapse arrays in CSR order (itself
+        if they are already).  ``simulator_order`` is kept, so that a file
+        written from the result keeps the simulator's order too.
+
+        Raises
+        ------
+        CorruptCheckpointError
+            ``simulator_order`` is not a permutation of the synapses.
+        """
+        if not self.arrays_in_simulator_order:
+            return self
+        order = check_permutation(self.simulator_order, self.nnz, path, self.name)
+        clone = self._with_arrays({var: _PermutedArray(self.arrays[var], order)
+                                   if not isinstance(self.arrays[var], np.ndarray) else self.arrays[var][order]
+                                   for var in self._per_synapse()})
+        clone.arrays_in_simulator_order = False
+        return clone
+
+    def in_simulator_order(self):
+        """This projection with its per-synapse arrays in ``simulator_order``'s
+        order (itself if they are already, or if there is no such order)."""
+        if self.arrays_in_simulator_order or self.simulator_order is None:
+            return self
+        order = check_permutation(self.simulator_order, self.nnz, None, self.name)
+        scattered = {}
+        for var in self._per_synapse():
+            value = np.asarray(self.arrays[var])
+            scattered[var] = np.empty_like(value)
+            scattered[var][order] = value
+        clone = self._with_arrays(scattered)
+        clone.arrays_in_simulator_order = True
+        return clone
+
+    def _with_arrays(self, replaced):
+        clone = copy.copy(self)
+        clone.arrays = {**self.arrays, **replaced}
+        clone.info = dict(self.info)
+        return clone
 
     @property
     def nnz(self):
@@ -146,6 +201,8 @@ class ProjectionState(_ArrayGroup):
         every synapse of that post neuron.  Multiple synapses between one
         pair stay separate entries (call ``sum_duplicates()`` to add them).
         """
+        if self.arrays_in_simulator_order:
+            return self.in_csr_order().to_scipy(var)
         data = np.asarray(self[var])
         scope = self.info[var].scope if var in self.info else "synapse"
         if scope == "global":
@@ -220,6 +277,15 @@ class NetworkState:
         rng_bytes = sum(a.nbytes for r in self.rng.values() for a in r.arrays.values())
         return sum(g.nbytes() for g in groups) + rng_bytes
 
+    def in_csr_order(self, path=None):
+        """This state with every projection's per-synapse arrays in CSR order
+        (itself if they are already); see :meth:`ProjectionState.in_csr_order`."""
+        if not any(p.arrays_in_simulator_order for p in self.projections.values()):
+            return self
+        clone = copy.copy(self)
+        clone.projections = {name: p.in_csr_order(path) for name, p in self.projections.items()}
+        return clone
+
     def close(self):
         """Close the file behind a lazy state (a no-op otherwise)."""
         if self._closer is not None:
@@ -254,3 +320,43 @@ def check_ids(ids, global_size, path, obj):
     if len(ids) and (ids[0] < 0 or ids[-1] >= global_size or bool(np.any(np.diff(ids) <= 0))):
         raise CorruptCheckpointError("the population's ids are not sorted, distinct and within its "
                                      "global size", path=path, obj=obj)
+
+
+def check_permutation(order, n, path, obj):
+    """``order`` as an integer array, if it holds each of ``0 .. n-1`` exactly
+    once; else raise (a forged order would put values on the wrong synapses
+    or index out of bounds)."""
+    order = np.asarray(order)
+    ok = order.shape == (n,) and order.dtype.kind in "iu"
+    if ok and n:
+        ok = int(order.min()) >= 0 and int(order.max()) < n and bool(np.all(np.bincount(order, minlength=n) == 1))
+    if not ok:
+        raise CorruptCheckpointError(f"the synapses' simulator order is not a permutation of its {n} synapses",
+                                     path=path, obj=obj)
+    return order
+
+
+class _PermutedArray:
+    """A lazily read array shown in CSR order: ``np.asarray`` reads the
+    stored array whole (verifying it) and permutes it."""
+
+    def __init__(self, stored, order):
+        self._stored, self._order = stored, order
+        self.shape, self.dtype, self.ndim = stored.shape, stored.dtype, stored.ndim
+        self.size, self.nbytes = stored.size, stored.nbytes
+
+    def __len__(self):
+        return self.shape[0]
+
+    def read(self):
+        return np.asarray(self._stored)[self._order]
+
+    def __getitem__(self, index):
+        return self.read()[index]
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.read()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self):
+        return f"{self._stored!r} in CSR order"

@@ -108,9 +108,9 @@ class AdapterContract:
         model = self.make(1)
         self.advance(model)
         checkpoint.save(tmp_path / "c.npz", model)
-        largest = max((a for group in list(read_state(tmp_path / "c.npz").populations.values())
-                       + list(read_state(tmp_path / "c.npz").projections.values()) for a in group.arrays.values()),
-                      key=lambda a: a.nbytes)
+        stored = read_state(tmp_path / "c.npz", keep_simulator_order=True)   # the arrays as the file holds them
+        largest = max((a for group in list(stored.populations.values()) + list(stored.projections.values())
+                       for a in group.arrays.values()), key=lambda a: a.nbytes)
         data = bytearray((tmp_path / "c.npz").read_bytes())
         at = bytes(data).find(np.ascontiguousarray(largest).tobytes())
         assert at >= 0 and largest.nbytes

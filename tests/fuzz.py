@@ -44,10 +44,13 @@ MAX_GROWTH = 256 << 20
 CHILD_MEMORY = 3 << 30
 TIMEOUT = 60
 SEED_NETWORK = {"n_exc": 12, "n_inh": 4, "density": 0.3}
+ORDERED = "simulator order"   # a seed option: synapses stored in a (random) simulator's order
 SEEDS = {  # name -> (suffix, save options)
     "h5": ("h5", {}), "h5-gzip": ("h5", {"compression": "gzip"}), "npz": ("npz", {}),
     "npz-gzip": ("npz", {"compression": "gzip"}), "mat": ("mat", {}), "mat-gzip": ("mat", {"compression": "gzip"}),
     "txt": ("txt", {}), "txt.gz": ("txt.gz", {}),
+    # format version 3: per-synapse arrays in a simulator's order, and the order
+    "h5-ordered": ("h5", {ORDERED: True}), "npz-ordered": ("npz", {ORDERED: True}),
 }
 
 OUTCOMES = collections.Counter()   # what the cases of this process ended in, for the summary
@@ -140,7 +143,15 @@ def make_seed(folder, name):
     suffix, options = SEEDS[name]
     path = os.path.join(folder, f"seed-{name}.{suffix}")
     if not os.path.exists(path):
+        options = dict(options)
+        ordered = options.pop(ORDERED, False)
         checkpoint.save(path, izhikevich_network(**SEED_NETWORK), **options)
+        if ordered:
+            from checkpoint.formats import read_state, write_state
+            state = read_state(path)
+            for proj in state.projections.values():
+                proj.simulator_order = np.random.default_rng(1).permutation(proj.nnz)
+            write_state(path, state)
     return path
 
 
@@ -199,13 +210,17 @@ def mutate_manifest(manifest, draw, st):
 def mutate_state(state, draw, st):
     """Forge values that checksums cannot catch (the library writes them)."""
     proj = state.projections["proj0"]
-    kind = draw(st.sampled_from(["indptr", "indices", "shape", "time", "step", "size", "dtype"]))
+    kind = draw(st.sampled_from(["indptr", "indices", "shape", "time", "step", "size", "dtype", "order"]))
     if kind == "indptr":
         proj.indptr = np.asarray(draw(st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=len(proj.indptr),
                                                max_size=len(proj.indptr))), np.int64)
     elif kind == "indices":
         proj.indices = np.asarray(draw(st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=len(proj.indices),
                                                 max_size=len(proj.indices))), np.int64)
+    elif kind == "order":   # a simulator's order that is not a permutation, or is one of another length
+        proj.simulator_order = np.asarray(draw(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), min_size=0,
+                                                        max_size=len(proj.indices) + 1)), np.int64)
+        proj.arrays_in_simulator_order = True   # written as they are, under the forged order
     elif kind == "shape":
         proj.shape = (draw(st.integers(0, 2 ** 20)), draw(st.integers(0, 2 ** 20)))
     elif kind == "time":

@@ -216,24 +216,67 @@ def test_automatic_names_that_differ_are_an_error(tmp_path):
 
 
 def _tampered(tmp_path, build, change):
-    """Save a network, change its state with ``change(state)``, write it back."""
+    """Save a network, change its state (as stored: per-synapse arrays in
+    Brian2's order) with ``change(state)``, write it back."""
     net, *_ = build(seed=1)
     net.run(5 * b2.ms)
     path = tmp_path / "c.h5"
     checkpoint.save(path, net)
-    state = read_state(path)
+    state = read_state(path, keep_simulator_order=True)
     change(state)
     write_state(tmp_path / "bad.h5", state)
     return tmp_path / "bad.h5"
 
 
+def _as_version_2(state):
+    """What versions 1 and 2 wrote: per-synapse arrays in CSR order, and
+    Brian2's order as the array ``_brian2_index``."""
+    for name, proj in list(state.projections.items()):
+        csr = proj.in_csr_order()
+        csr.arrays["_brian2_index"] = csr.simulator_order
+        csr.info["_brian2_index"] = checkpoint.state.ArrayInfo("internal", "synapse", None)
+        csr.simulator_order = None
+        for key in [k for k in csr.arrays if k.endswith("_queue_synapses")]:   # queues as rows
+            prefix = key[:-len("_synapses")]
+            counts = csr.arrays.pop(prefix + "_counts")
+            synapses = csr.arrays.pop(key)
+            csr.arrays[prefix] = np.column_stack([np.repeat(np.arange(len(counts)), counts),
+                                                  synapses]).astype(np.int64)
+            csr.info[prefix] = csr.info.pop(key)
+            del csr.info[prefix + "_counts"]
+        state.projections[name] = csr
+
+
+def _set_order(order):
+    return lambda s: setattr(s.projections["stdp"], "simulator_order", order(s.projections["stdp"]))
+
+
+def _set_legacy_order(order):
+    def change(s):
+        _as_version_2(s)
+        s.projections["stdp"].arrays["_brian2_index"] = order(s.projections["stdp"])
+    return change
+
+
+def _set_legacy_queue(change_rows):
+    def change(s):
+        _as_version_2(s)
+        change_rows(s.projections["stdp"].arrays["_queue"])
+    return change
+
+
 @pytest.mark.parametrize("change,message", [
+    (_set_order(lambda p: np.zeros_like(p.simulator_order)), "permutation"),
+    (_set_order(lambda p: p.simulator_order + p.nnz), "permutation"),  # right residues, out of range
+    (_set_order(lambda p: p.simulator_order[::-1][:-1].copy()), "order"),   # one short
+    (_set_legacy_order(lambda p: np.zeros_like(p["_brian2_index"])), "permutation"),
+    (_set_legacy_order(lambda p: p["_brian2_index"] + p.nnz), "permutation"),
+    (lambda s: s.projections["stdp"].arrays["_queue_synapses"].__setitem__(0, 10 ** 6), "spike queue"),
+    (lambda s: s.projections["stdp"].arrays["_queue_counts"].__setitem__(0, -1), "spike queue"),
     (lambda s: s.projections["stdp"].arrays.__setitem__(
-        "_brian2_index", np.zeros_like(s.projections["stdp"]["_brian2_index"])), "permutation"),
-    (lambda s: s.projections["stdp"].arrays.__setitem__(  # right residues, out of range
-        "_brian2_index", s.projections["stdp"]["_brian2_index"] + s.projections["stdp"].nnz), "permutation"),
-    (lambda s: s.projections["stdp"].arrays.__setitem__(
-        "_queue", np.array([[0, 10 ** 6]], np.int64)), "spike queue"),
+        "_queue_counts", s.projections["stdp"]["_queue_counts"][:-1].copy()), "spike queue"),
+    (_set_legacy_queue(lambda rows: rows.__setitem__((0, 1), 10 ** 6)), "spike queue"),
+    (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10 ** 6)), "spike queue"),
     (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
     (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
 ])
@@ -244,6 +287,44 @@ def test_state_brian2_would_crash_on_is_refused_before_any_change(tmp_path, buil
     with pytest.raises(checkpoint.CorruptCheckpointError, match=message):
         checkpoint.load(bad, other)
     assert_same(before, captured(other))
+
+
+@pytest.mark.parametrize("seed", [1, 2])   # the same synapses (arrays swapped in); others (rebuilt)
+def test_a_file_of_format_version_2_still_loads_exactly(tmp_path, build, seed):
+    net, *_ = build(seed=1)
+    net.run(5 * b2.ms)
+    before = captured(net)
+    checkpoint.save(tmp_path / "c.h5", net)
+    state = read_state(tmp_path / "c.h5")
+    _as_version_2(state)
+    write_state(tmp_path / "v2.h5", state)
+    with open(tmp_path / "v2.h5", "rb"):
+        assert read_state(tmp_path / "v2.h5").projections["stdp"].simulator_order is None
+    other, *_ = build(seed=seed)
+    checkpoint.load(tmp_path / "v2.h5", other)
+    assert_same(before, captured(other))
+
+
+def test_per_synapse_arrays_are_stored_in_brian2s_order_and_read_in_csr_order(tmp_path, build):
+    net, exc, syn, _ = build(seed=1)
+    net.run(5 * b2.ms)
+    checkpoint.save(tmp_path / "c.h5", net)
+    import h5py
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f.attrs["format_version"] == 3
+        stored_w, order = f["projections/stdp/w"][()], f["projections/stdp/order"][()]
+    assert np.array_equal(stored_w, np.asarray(syn.w[:]))                  # Brian2's order, as is
+    proj = checkpoint.read(tmp_path / "c.h5").projections["stdp"]
+    assert np.array_equal(proj["w"], stored_w[order])                      # CSR order for a reader
+    i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+    assert np.array_equal(proj.indices, i[order])
+    assert np.array_equal(np.repeat(np.arange(len(proj.indptr) - 1), np.diff(proj.indptr)), j[order])
+    dense = proj.to_scipy("w").toarray()
+    expected = np.zeros_like(dense)
+    np.add.at(expected, (j, i), np.asarray(syn.w[:]))
+    assert np.allclose(dense, expected)
+    with checkpoint.read(tmp_path / "c.h5", lazy=True) as lazy:
+        assert np.array_equal(np.asarray(lazy.projections["stdp"]["w"]), proj["w"])
 
 
 @pytest.mark.parametrize("seed", [1])   # the same synapses, arrays swapped in (rebuilt: the contract)

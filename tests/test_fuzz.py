@@ -90,7 +90,7 @@ def test_manifest_values_with_every_digest_recomputed(worker, seeds, tmp_path_fa
     check(worker, path, "manifest")
 
 
-@pytest.mark.parametrize("seed", ["h5", "npz", "mat", "txt"])
+@pytest.mark.parametrize("seed", ["h5", "npz", "mat", "txt", "h5-ordered"])
 @FUZZ
 @given(data=st.data())
 def test_forged_values_written_by_the_library_itself(worker, seeds, tmp_path_factory, seed, data):

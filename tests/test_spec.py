@@ -64,6 +64,9 @@ READER = textwrap.dedent("""
 
     proj = manifest["projections"]["proj0"]
     pop = manifest["populations"]["pop0"]
+    w = get(proj["arrays"]["w"])
+    if proj.get("order") is not None:     # version 3: per-synapse arrays in the simulator's order
+        w = w[get(proj["order"])]
     out = {
         "version": manifest["format_version"],
         "ids": get(pop["ids"]).tolist() if "ids" in pop else None,
@@ -72,7 +75,8 @@ READER = textwrap.dedent("""
         "time": manifest["meta"]["time"],
         "v": get(manifest["populations"]["pop0"]["arrays"]["v"]).tolist(),
         "a": get(manifest["populations"]["pop0"]["arrays"]["a"]).tolist(),
-        "w": get(proj["arrays"]["w"]).tolist(),
+        "w": w.tolist(),
+        "order": get(proj["order"]).tolist() if proj.get("order") is not None else None,
         "indptr": get(proj["indptr"]).tolist(),
         "indices": get(proj["indices"]).tolist(),
     }
@@ -121,3 +125,23 @@ def test_part_of_a_population_reads_without_the_library(tmp_path, suffix, fmt):
     got = read_without_the_library(path, fmt)
     assert got["version"] == 2 and got["ids"] == mine.tolist() and got["global_size"] == pre.size
     assert got["v"] == pre.v[mine].tolist() and got["shape"] == [len(mine), pre.size]
+
+
+@pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt.gz", "gz")])
+def test_synapses_in_a_simulators_order_read_without_the_library(tmp_path, suffix, fmt):
+    # version 3: per-synapse arrays as the simulator holds them, and the order to CSR
+    from checkpoint.formats import read_state, write_state
+    net = izhikevich_network()
+    checkpoint.save(tmp_path / "csr.h5", net)
+    state = read_state(tmp_path / "csr.h5")
+    proj = state.projections["proj0"]
+    proj.simulator_order = np.random.default_rng(3).permutation(proj.nnz).astype(np.int32)
+    path = tmp_path / f"ordered.{suffix}"
+    write_state(path, state)
+    got = read_without_the_library(path, fmt)
+    assert got["version"] == 3 and got["order"] == proj.simulator_order.tolist()
+    assert np.array_equal(np.array(got["w"], np.float32), net.projections["proj0"].w)   # CSR order
+    assert got["indices"] == net.projections["proj0"].indices.tolist()
+    again = checkpoint.read(path).projections["proj0"]
+    assert np.array_equal(again["w"], net.projections["proj0"].w)
+    assert np.array_equal(again.simulator_order, proj.simulator_order)

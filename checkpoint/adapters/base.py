@@ -38,7 +38,8 @@ Capabilities
 Class attributes say what an adapter can do, so callers ask instead of
 testing its type: :attr:`Adapter.shardable` (a rank's part can be one shard
 of an MPI checkpoint), :attr:`Adapter.captures_monitors`,
-:attr:`Adapter.restores_monitors`, :attr:`Adapter.exact_restart`.  The conformance suite every adapter runs
+:attr:`Adapter.restores_monitors`, :attr:`Adapter.exact_restart`, :attr:`Adapter.restores_dt`,
+:attr:`Adapter.takes_simulator_order`.  The conformance suite every adapter runs
 is ``tests/adapter_contract.py``.
 """
 
@@ -72,6 +73,10 @@ class Adapter(abc.ABC):
     exact_restart = True
     #: a load sets the file's time step (otherwise another dt is warned about)
     restores_dt = False
+    #: ``apply`` takes per-synapse arrays in the file's simulator order
+    #: (``Plan.simulator_order``) rather than CSR order, so that a file written
+    #: in this simulator's own order is never permuted (Brian2)
+    takes_simulator_order = False
 
     def __init__(self, obj):
         self.obj = obj

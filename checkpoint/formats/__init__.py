@@ -55,15 +55,22 @@ def write_state(path, state, format=None, compression=None, progress=False):
     return digest
 
 
-def read_state(path, format=None, lazy=False, progress=False):
-    """Read and verify a checkpoint file into a :class:`NetworkState`."""
+def read_state(path, format=None, lazy=False, progress=False, keep_simulator_order=False):
+    """Read and verify a checkpoint file into a :class:`NetworkState`.
+
+    Per-synapse arrays are returned in CSR order, unless
+    ``keep_simulator_order``: then a projection written in its simulator's
+    order (format version 3) keeps it, for the adapter of that simulator
+    (:attr:`~checkpoint.adapters.base.Adapter.takes_simulator_order`).
+    """
     fmt = format_for(path, format)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointNotFoundError("no such checkpoint file", path=path)
     try:
         with progress_bar(False if lazy else progress, os.path.getsize(path), f"loading {os.path.basename(path)}"):
-            return fmt.read(path, lazy=lazy)
+            state = fmt.read(path, lazy=lazy)
+        return state if keep_simulator_order else state.in_csr_order(path)
     except CheckpointError:
         raise
     except MemoryError:

@@ -131,6 +131,7 @@ def walk(path, name):
             for group in list(state.populations.values()) + list(state.projections.values()):
                 for array in list(group.arrays.values()) + [getattr(group, "indptr", None),
                                                            getattr(group, "indices", None),
+                                                           getattr(group, "simulator_order", None),
                                                            getattr(group, "ids", None)]:
                     if array is not None and array._dataset.chunks is not None:
                         array.read()

@@ -113,15 +113,27 @@ def _read_dataset(dataset, entry, raw=None, read=None):
     return out
 
 
-def _hard_dataset(f, key, path, label):
-    """The dataset at ``key``, refusing links that lead outside the file."""
+def _hard_dataset(f, key, path, label, hard=None):
+    """The dataset at ``key``, refusing links that lead outside the file.
+
+    ``hard`` (a set, one per open file) remembers the paths already found
+    to be hard links, so that the groups above many datasets are checked
+    once; the check uses HDF5's link table directly (h5py's ``get`` builds
+    an object per call, several times slower)."""
+    hard = set() if hard is None else hard
     parts = key.split("/")
     for i in range(1, len(parts) + 1):
-        link = f.get("/".join(parts[:i]), getlink=True)
-        if link is None:
+        prefix = "/".join(parts[:i])
+        if prefix in hard:
+            continue
+        name = prefix.encode()
+        if not f.id.links.exists(name):
             raise CorruptCheckpointError(f"dataset {key!r} is missing", path=path, obj=label)
-        if not isinstance(link, h5py.HardLink):
-            raise UnsafeContentError(f"{type(link).__name__} at {key!r} refused", path=path, obj=label)
+        kind = f.id.links.get_info(name).type
+        if kind != h5py.h5l.TYPE_HARD:
+            what = {h5py.h5l.TYPE_SOFT: "SoftLink", h5py.h5l.TYPE_EXTERNAL: "ExternalLink"}.get(kind, "a link")
+            raise UnsafeContentError(f"{what} at {key!r} refused", path=path, obj=label)
+        hard.add(prefix)
     dataset = f[key]
     if not isinstance(dataset, h5py.Dataset):
         raise CorruptCheckpointError(f"{key!r} is not a dataset", path=path, obj=label)
@@ -276,9 +288,10 @@ class HDF5Format(Format):
 
     def _fetcher(self, f, raw, path, file_size, raw_ranges, lazy):
         budget = _StorageBudget(file_size, raw_ranges, path)
+        hard = set()
 
         def fetch(entry, label, read):
-            dataset = _hard_dataset(f, entry["key"], path, label)
+            dataset = _hard_dataset(f, entry["key"], path, label, hard)
             budget.check(dataset, entry, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)

@@ -23,11 +23,15 @@ from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, Net
                      PopulationState, ProjectionState, RngState, check_connectivity, check_ids)
 
 FORMAT_NAME = "checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Version 2 added a population's ``ids``/``global_size`` (a shard of a run
-#: split over MPI ranks) and per-neuron arrays of rows (shape ``[size, ...]``).  Files that use nothing of version 2 are written as
-#: version 1, so that older readers still open them.
-FIRST_VERSION_WITH = {"ids": 2, "rows per neuron": 2}
+#: split over MPI ranks) and per-neuron arrays of rows (shape ``[size, ...]``);
+#: version 3 a projection's ``order`` (per-synapse arrays kept in the
+#: simulator's order).  A file is written with the lowest version that holds
+#: what it uses, so that older readers still open the rest.
+FIRST_VERSION_WITH = {"ids": 2, "rows per neuron": 2, "order": 3}
+#: dtypes of a projection's ``order``
+ORDER_DTYPES = ("<i4", "<i8")
 
 #: Limits every reader enforces before it allocates (docs/format.rst, "Limits").
 MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
@@ -89,7 +93,7 @@ def escape(name):
 class PathKeys:
     """Keys like ``populations/<name>/<variable>`` (HDF5, npz, text)."""
 
-    RESERVED = {"indptr", "indices"}
+    RESERVED = {"indptr", "indices", "order"}
     RESERVED_POPULATION = {"ids"}
 
     def object(self, section, name):
@@ -180,13 +184,18 @@ def flatten(state, keys, path=None):
             manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["rows per neuron"])
     for name, proj in state.projections.items():
         okey = keys.object("projections", name)
-        reserved = PathKeys.RESERVED
-        manifest["projections"][name] = {
+        entry = manifest["projections"][name] = {
             "pre": proj.pre, "post": proj.post, "target": proj.target, "shape": list(proj.shape),
             "indptr": add(keys.array(okey, "indptr"), np.asarray(proj.indptr, np.int64), f"{name}.indptr"),
-            "indices": add(keys.array(okey, "indices"), np.asarray(proj.indices, np.int64), f"{name}.indices"),
-            "arrays": {var: add(keys.array(okey, var, reserved), proj.arrays[var], f"{name}.{var}",
-                                proj.info[var]) for var in proj.arrays}}
+            "indices": add(keys.array(okey, "indices"), np.asarray(proj.indices, np.int64), f"{name}.indices")}
+        if proj.simulator_order is not None:   # per-synapse arrays as the simulator holds them
+            proj = proj.in_simulator_order()
+            order = np.asarray(proj.simulator_order)
+            order = order if order.dtype.newbyteorder("<").str in ORDER_DTYPES else order.astype(np.int64)
+            entry["order"] = add(keys.array(okey, "order"), order, f"{name}.order")
+            manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["order"])
+        entry["arrays"] = {var: add(keys.array(okey, var, PathKeys.RESERVED), proj.arrays[var], f"{name}.{var}",
+                                    proj.info[var]) for var in proj.arrays}
     for name, rng in state.rng.items():
         okey = keys.object("rng", name)
         manifest["rng"][name] = {
@@ -404,6 +413,10 @@ def _validate_manifest(m, path):
                      f"{part} must be a 1-d int64 array", path, name)
         _require(proj["indptr"]["shape"] == [shape[0] + 1], "indptr length is not post size + 1", path, name)
         nnz = proj["indices"]["shape"][0]
+        if proj.get("order") is not None:   # version 3; its values are checked where it is used
+            entry(proj["order"], f"{name}.order")
+            _require(proj["order"]["dtype"] in ORDER_DTYPES and proj["order"]["shape"] == [nnz],
+                     "order must be one int32 or int64 per synapse", path, name)
         for var, e in proj["arrays"].items():
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, PROJECTION_SCOPES, {"post": shape[0], "synapse": nnz}, path, f"{name}.{var}")
@@ -435,6 +448,8 @@ def all_entries(manifest):
     for name, proj in manifest["projections"].items():
         yield f"{name}.indptr", proj["indptr"]
         yield f"{name}.indices", proj["indices"]
+        if proj.get("order") is not None:
+            yield f"{name}.order", proj["order"]
         for var, e in proj["arrays"].items():
             yield f"{name}.{var}", e
     for name, rng in manifest["rng"].items():
@@ -496,10 +511,12 @@ def _unflatten(manifest, fetch, path, lazy, reads):
             ids, global_size)
     for name, p in manifest["projections"].items():
         indptr, indices = fetch(p["indptr"], f"{name}.indptr"), fetch(p["indices"], f"{name}.indices")
+        order = fetch(p["order"], f"{name}.order") if p.get("order") is not None else None
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
         state.projections[name] = ProjectionState(
             name, p.get("pre"), p.get("post"), p["shape"], indptr, indices, p.get("target"),
-            arrays, {var: info(e) for var, e in p["arrays"].items()})
+            arrays, {var: info(e) for var, e in p["arrays"].items()},
+            simulator_order=order, arrays_in_simulator_order=order is not None)
         state.projections[name].connectivity_checksums = (p["indptr"]["checksum"], p["indices"]["checksum"])
     for name, r in manifest["rng"].items():
         arrays = {var: fetch(e, f"rng {name}.{var}") for var, e in r["arrays"].items()}
