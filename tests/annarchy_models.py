@@ -155,24 +155,84 @@ def openmp_threads(seed):
     return Threaded(seed), ["cells"], ["stdp", "recurrent"], ["cells_spikes"]
 
 
+def monitors_with_their_recordings(seed):
+    """Saved with ``monitors=True``: after a restart ``Monitor.get()`` and
+    ``times()`` return the whole run, as uninterrupted (spikes and a
+    variable every step, a variable every 2 ms, a rate and its
+    ``sum(exc)``, a view's neurons, and a monitor paused over the save)."""
+    import ANNarchy as ann
+    leaky = ann.Neuron(parameters="tau = 10.0", equations="tau * dr/dt + r = sum(exc) + Uniform(0, 0.1) : min=0.0")
+
+    class Recorded(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            cells = self.create(12, ann.Izhikevich, name="cells")
+            cells.noise = 3.0
+            cells.i_offset = 5.0
+            rates = self.create(6, leaky, name="rates")
+            stim = self.create(ann.InputArray(6, name="stim"))
+            stim.r = np.linspace(0.1, 0.6, 6)
+            self.connect(stim, rates, "exc", name="drive").fixed_probability(
+                0.5, weights=ann.Uniform(0.0, 0.2, rng=self.default_rng))
+            self.monitor(cells, ["spike", "v"], name="cells_all")
+            self.monitor(cells, "u", period=2.0, name="cells_u")
+            self.monitor(cells[3:7], "spike", name="view_spikes")
+            self.monitor(rates, ["r", "sum(exc)"], name="rates_r")
+
+    net = Recorded(seed)
+    net.checkpoint_monitors = {"cells_all": ["spike", "v"], "cells_u": ["u"], "view_spikes": ["spike"],
+                               "rates_r": ["r", "sum(exc)"]}
+    net.paused_over_the_save = "cells_u"
+    return net, ["cells", "rates"], ["drive"], []
+
+
 MODELS = {f.__name__: f for f in (input_populations, rate_inputs_and_connectors,
-                                  single_precision_and_current_injection, openmp_threads)}
+                                  single_precision_and_current_injection, openmp_threads,
+                                  monitors_with_their_recordings)}
+
+
+def _whole_recordings(net, monitors):
+    """What ``get()`` and ``times()`` return for the whole run."""
+    out = {}
+    for name, variables in monitors.items():
+        monitor = net.get_monitor(name)
+        data = monitor.get(variables, force_dict=True)
+        for var in variables:
+            if var == "spike":
+                out[f"{name}.{var}"] = np.array(sorted((int(r), int(t)) for r, times in data[var].items()
+                                                       for t in times), np.int64).reshape(-1, 2)
+                out[f"{name}.{var}.neurons"] = np.array(sorted(data[var]), np.int64)
+            else:
+                out[f"{name}.{var}"] = np.asarray(data[var])
+        for var, times in monitor.times().items():
+            out[f"{name}.{var}.times"] = np.array([times["start"], times["stop"]], dtype=float)
+    return out
 
 
 def main(model, directory, folder, mode):
     import checkpoint
     net, populations, projections, monitors = MODELS[model](1 if mode == "first" else 2)
     net.compile(directory=directory, silent=True)
+    recorded = getattr(net, "checkpoint_monitors", {})
+    paused = getattr(net, "paused_over_the_save", None)
     if mode == "first":
-        net.simulate(T)
-        checkpoint.save(f"{folder}/c.h5", net)
+        net.simulate(T / 2)
+        if paused:
+            net.get_monitor(paused).pause()
+        net.simulate(T / 2)
+        checkpoint.save(f"{folder}/c.h5", net, monitors=bool(recorded))
+        if paused:
+            net.get_monitor(paused).resume()
         net.simulate(T)
         out = "straight"
     else:
-        checkpoint.load(f"{folder}/c.h5", net)
+        checkpoint.load(f"{folder}/c.h5", net, monitors=bool(recorded))
+        if paused:
+            net.get_monitor(paused).resume()
         net.simulate(T)
         out = "resumed"
     observed = _observe(net, populations, projections)
+    observed.update(_whole_recordings(net, recorded))
     for name in monitors:   # what the second half recorded
         recorded = net.get_monitor(name).get("spike")
         observed[name] = np.array(sorted((int(t), int(r)) for r, times in recorded.items() for t in times

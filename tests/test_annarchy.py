@@ -253,8 +253,6 @@ class TestANNarchyContract(AdapterContract):
 
 def test_unsupported_uses(tmp_path, networks):
     net, _ = networks
-    with pytest.raises(checkpoint.UnsupportedObjectError, match="monitors"):
-        checkpoint.save(tmp_path / "x.h5", net, monitors=True)
     fresh = ann.Network()
     fresh.create(3, ann.Izhikevich)
     with pytest.raises(checkpoint.UnsupportedObjectError, match="compile"):

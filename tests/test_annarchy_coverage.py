@@ -84,3 +84,78 @@ def test_views_and_copies_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(checkpoint.UnsupportedObjectError, match=r"net.copy\(\) or parallel_run\(\)"):
         checkpoint.save(tmp_path / "copy.h5", copy)
     assert not list(tmp_path.glob("*.h5"))
+
+
+def _monitored(tmp_path, seed, with_projection_monitor=False):
+    import ANNarchy as ann
+
+    class Monitored(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            self.cells = self.create(8, ann.Izhikevich, name="cells")
+            self.cells.noise = 4.0
+            self.cells.i_offset = 6.0
+            self.recurrent = self.connect(self.cells, self.cells, "exc", synapse=ann.STDP, name="recurrent")
+            self.recurrent.fixed_probability(0.3, weights=1.0)
+            self.monitor(self.cells, ["spike", "v"], name="cells_m")
+            if with_projection_monitor:
+                self.monitor(self.recurrent, "w", period=5.0, name="weights_m")
+
+    net = Monitored(seed)
+    net.compile(directory=str(tmp_path / f"build-{seed}-{with_projection_monitor}"), silent=True)
+    return net
+
+
+def _recordings(net):
+    monitor = net.get_monitor("cells_m")
+    cy = monitor.cyInstance
+    return np.array(cy.v), {k: list(v) for k, v in cy.spike.items()}, repr(monitor._recorded_variables)
+
+
+def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
+    net = _monitored(tmp_path, 1, with_projection_monitor=True)
+    net.simulate(5.0)
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="weights_m.*Monitor.get"):
+        checkpoint.save(tmp_path / "c.h5", net, monitors=True)
+    assert not list(tmp_path.glob("*.h5"))
+    checkpoint.save(tmp_path / "c.h5", net)      # without monitors=True: the network's state, as ever
+
+
+def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
+    from checkpoint.formats import read_state, write_state
+    net = _monitored(tmp_path, 1)
+    net.simulate(20.0)
+    checkpoint.save(tmp_path / "c.h5", net, monitors=True)
+    other = _monitored(tmp_path, 2)
+    other.simulate(3.0)
+    before = _recordings(other)
+
+    def forged(name, change):
+        state = read_state(tmp_path / "c.h5")
+        change(state)
+        write_state(tmp_path / name, state)
+        return tmp_path / name
+
+    cases = [
+        (forged("ranks.h5", lambda s: s.populations["cells_m"].arrays["spike.ranks"].__setitem__(0, 99)),
+         checkpoint.CorruptCheckpointError, "spikes do not fit"),
+        (forged("counts.h5", lambda s: s.populations["cells_m"].arrays["spike.counts"].__setitem__(0, -1)),
+         checkpoint.CorruptCheckpointError, "spikes do not fit"),
+        (forged("rows.h5", lambda s: s.populations["cells_m"].arrays.__setitem__(
+            "v", s.populations["cells_m"]["v"][:, :3].copy())), checkpoint.CorruptCheckpointError, "one row of 8"),
+        (forged("times.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"]["recorded"]["v"].__setitem__(
+            "start", [-5])), checkpoint.CorruptCheckpointError, "recording times"),
+        (forged("variables.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
+            "variables", ["v"])), checkpoint.StructureMismatchError, "records"),
+        (forged("period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 2.0)),
+         checkpoint.StructureMismatchError, "period"),
+    ]
+    for path, error, message in cases:
+        with pytest.raises(error, match=message):
+            checkpoint.load(path, other, monitors=True)
+        assert repr(_recordings(other)) == repr(before), path
+    report = checkpoint.load(tmp_path / "c.h5", other)   # without monitors=True: said, not restored
+    assert "cells_m.v" in report.skipped
+    assert repr(_recordings(other)) == repr(before)
+    checkpoint.load(tmp_path / "c.h5", other, monitors=True)
+    assert np.array_equal(_recordings(other)[0], _recordings(net)[0])

@@ -30,6 +30,7 @@ from ..errors import CorruptCheckpointError, StructureMismatchError, Unsupported
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
 from ..restore import UndoLog
 from .base import Adapter, check_numpy_rng_state
+from . import annarchy_monitors
 from .annarchy_native import NativeState, level_counts, wrapper_of
 
 ENGINE_RNG, NUMPY_RNG = "annarchy", "numpy"
@@ -55,6 +56,8 @@ def _annarchy():
 
 class ANNarchyAdapter(Adapter):
     simulator = "ANNarchy"
+    captures_monitors = True
+    restores_monitors = True   # population monitors; others are refused (annarchy_monitors)
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
@@ -76,12 +79,11 @@ class ANNarchyAdapter(Adapter):
             raise UnsupportedObjectError(
                 f"cannot checkpoint an ANNarchy {type(obj).__name__}: pass a Network, a Population "
                 "or a Projection", obj=getattr(obj, "name", None))
-        if monitors:
-            raise UnsupportedObjectError("monitors=True: ANNarchy's monitors are not captured; "
-                                         "save their recordings with Monitor.get() instead",
-                                         obj=getattr(obj, "name", None))
         self._require_supported(projs)
         self.populations = {p.name: p for p in pops}
+        # what population monitors recorded (a network's, with monitors=True)
+        self.monitors = (annarchy_monitors.population_monitors(obj, self.populations)
+                         if monitors and self.content == "network" else {})
         self.projections = {p.name: p for p in projs if getattr(p, "_saveable", True)}
         self.native = _native_state(self.network)
         self._described = {}   # projection name -> _LilCsr seen by capture/describe
@@ -115,6 +117,11 @@ class ANNarchyAdapter(Adapter):
         if projections:
             for name, proj in self.projections.items():
                 state.projections[name] = self._capture_projection(proj, values)
+        if populations and self.monitors:
+            meta["annarchy"] = {"monitors": {}}
+            for name, monitor in self.monitors.items():
+                state.populations[name], meta["annarchy"]["monitors"][name] = \
+                    annarchy_monitors.capture(monitor, values)
         if self.content == "network":
             engines = self.native.read_rng()
             state.rng[ENGINE_RNG] = RngState(ENGINE_RNG, ENGINE_RNG_KIND, {"engines": len(engines)},
@@ -214,9 +221,13 @@ class ANNarchyAdapter(Adapter):
         """Check what ANNarchy would crash on, snapshot every object touched
         (the undo record), then write."""
         self.check_rng(plan)
-        writes = _Writes(self, plan.by_object(), plan)   # every check happens here, before any change
+        by_object = plan.by_object()
+        monitors = self._check_monitors(by_object, plan)   # taken out of by_object
+        writes = _Writes(self, by_object, plan)   # every check happens here, before any change
         with UndoLog() as undo:
             undo.add(self._snapshot(writes, plan))
+            for name, checked in monitors.items():
+                undo.add(annarchy_monitors.restore(self.monitors[name], checked))
             for name, (post_rank, row_lengths, pre_rank) in writes.connectivity.items():
                 self.native.set_lil(name, post_rank, row_lengths, pre_rank)
             for field, (lengths, flat) in writes.fields:
@@ -230,6 +241,18 @@ class ANNarchyAdapter(Adapter):
                 else:
                     self.native.write_rng(rng.arrays["state"])
         return undo
+
+    def _check_monitors(self, by_object, plan):
+        """``{monitor name: what to write}``, checked; removes them from ``by_object``."""
+        saved = ((plan.file_meta.get("annarchy") or {}).get("monitors") or {}) \
+            if isinstance(plan.file_meta.get("annarchy"), dict) else {}
+        checked = {}
+        for name in self.monitors:
+            values = by_object.pop(("populations", name), None)
+            if values is not None:
+                meta = saved.get(name) if isinstance(saved, dict) else None
+                checked[name] = annarchy_monitors.check(self.monitors[name], values, meta, plan.report.path)
+        return checked
 
     def _snapshot(self, writes, plan):
         saved = [(field, self.native.read(field)) for field in writes.touched_fields()]
