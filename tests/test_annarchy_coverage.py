@@ -67,7 +67,7 @@ def test_a_float64_file_into_a_float32_network_is_an_error_not_a_rounding(tmp_pa
     assert np.array_equal(wide.get_population("cells").v, before.astype(np.float64))
 
 
-def test_views_and_copies_are_refused_before_anything_is_written(tmp_path):
+def test_views_are_refused_before_anything_is_written(tmp_path):
     import ANNarchy as ann
 
     class Small(ann.Network):
@@ -79,11 +79,39 @@ def test_views_and_copies_are_refused_before_anything_is_written(tmp_path):
     net.compile(directory=str(tmp_path / "small"), silent=True)
     with pytest.raises(checkpoint.UnsupportedObjectError, match="PopulationView"):
         checkpoint.save(tmp_path / "view.h5", net.pop[2:5])
-    copy = net.copy(seed=7)     # runs the library compiled for net: not known to be read right
-    copy.compile(directory=str(tmp_path / "copy"), silent=True)
-    with pytest.raises(checkpoint.UnsupportedObjectError, match=r"net.copy\(\) or parallel_run\(\)"):
-        checkpoint.save(tmp_path / "copy.h5", copy)
     assert not list(tmp_path.glob("*.h5"))
+
+
+def test_each_copy_of_parallel_run_is_saved_and_restored_on_its_own(tmp_path):
+    import annarchy_parallel
+    net = annarchy_parallel.Pulses()
+    net.compile(directory=str(tmp_path / "build"), silent=True)
+    results = net.parallel_run(method=annarchy_parallel.save_continue_reload, number=2, seeds=[3, 4],
+                               folder=str(tmp_path), tag=[0, 1])
+    paths = [path for path, _, _ in results]
+    assert len(set(paths)) == 2
+    for path, straight, again in results:
+        for a, b in zip(straight, again):
+            assert np.array_equal(a, b), path
+    first, second = (checkpoint.read(path) for path in paths)   # each copy's own state, not the parent's
+    assert not np.array_equal(first.populations["cells"]["v"], second.populations["cells"]["v"])
+    assert first.time == second.time == 10.0
+    assert np.array_equal(checkpoint.read(paths[0]).populations["cells"]["v"], first.populations["cells"]["v"])
+
+
+def test_a_copy_in_the_copying_process_shares_the_originals_state(tmp_path):
+    """ANNarchy's copies run the same compiled library: in the process that
+    copies, a copy and its original are one C++ network."""
+    import annarchy_parallel
+    net = annarchy_parallel.Pulses()
+    net.compile(directory=str(tmp_path / "build"), silent=True)
+    copy = net.copy()
+    copy.simulate(5.0)
+    checkpoint.save(tmp_path / "copy.h5", copy)
+    checkpoint.save(tmp_path / "net.h5", net)
+    a, b = checkpoint.read(tmp_path / "copy.h5"), checkpoint.read(tmp_path / "net.h5")
+    assert a.time == b.time == 5.0
+    assert np.array_equal(a.populations["cells"]["v"], b.populations["cells"]["v"])
 
 
 def _monitored(tmp_path, seed, with_projection_monitor=False):

@@ -539,11 +539,11 @@ class _LilCsr:
 
 def _native_state(net):
     """The accessor for ``net``'s compiled code, built once per compilation."""
-    wrapper = wrapper_of(net)
+    wrapper, compiled = wrapper_of(net)   # a copy runs the library of the network it copies
     native = _NATIVE.get(wrapper)
     if native is None:
         ann_dir = Path(_annarchy().__file__).resolve().parent
-        header_dir = Path(net.directory) / "build" / f"net{net.id}"
+        header_dir = Path(compiled.directory) / "build" / f"net{compiled.id}"
         objects = [(f"pop{p.id}", f"PopStruct{p.id}", f"pop{p.id}.hpp", ()) for p in net.get_populations()]
         lil = {f"proj{p.id}" for p in net.get_projections() if p._storage_format == "lil"}
         objects += [(f"proj{p.id}", f"ProjStruct{p.id}", f"proj{p.id}.hpp",

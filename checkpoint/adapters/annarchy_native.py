@@ -332,17 +332,24 @@ def level_counts(lengths, depth):
 
 
 def wrapper_of(network):
-    """ANNarchy's compiled wrapper module for ``network``.
+    """``(wrapper module, compiled network)``: ANNarchy's compiled wrapper
+    module that runs ``network``, and the network it was compiled for.
 
-    A network made by ``net.copy()`` or ``parallel_run()`` runs the library
-    compiled for another network, loaded a second time: the accessor, which
-    reads the structures a library defines by its own network's ids, is not
-    known to read such a copy's own state, so it is refused, not guessed at.
+    A network made by ``net.copy()`` (which ``parallel_run()`` uses) runs
+    the library compiled for the network it copies: the same module, so
+    the same C++ structures, which in a process of ``parallel_run()`` are
+    the copy's own, and in the copying process are shared with the
+    original (ANNarchy's copies are meant to run in processes of their
+    own).  Its headers are the compiled network's.
     """
-    wrapper = sys.modules.get(f"ANNarchyWrapper{network.id}")
-    if wrapper is None:
+    from ANNarchy.intern.NetworkManager import NetworkManager
+    wrapper = getattr(network, "instance", None)
+    match = re.fullmatch(r"ANNarchyWrapper(\d+)", getattr(wrapper, "__name__", ""))
+    compiled = NetworkManager().get_network(net_id=int(match.group(1))) if match else None
+    if compiled is None or getattr(compiled, "directory", None) is None:
         raise UnsupportedObjectError(
-            f"ANNarchy network {network.id} runs a library compiled for another network (net.copy() or "
-            "parallel_run()): not supported yet; save and load networks your script creates and "
-            "compiles itself (net = MyNet(); net.compile(directory=...))", obj=type(network).__name__)
-    return wrapper
+            f"cannot find the library that ANNarchy network {network.id} runs (compiled: "
+            f"{getattr(wrapper, '__name__', None)!r}); save and load a network once it is compiled "
+            "(net.compile(directory=...)) or copied from a compiled one (net.copy())",
+            obj=type(network).__name__)
+    return wrapper, compiled
