@@ -186,9 +186,96 @@ def monitors_with_their_recordings(seed):
     return net, ["cells", "rates"], ["drive"], []
 
 
+def _connectivity_file(path):
+    """A file for ``from_file``, in the layout ``Projection.save_connectivity``
+    writes (20 x 20 neurons, per-synapse weights, a uniform delay of 2
+    steps: with per-synapse delays in ms, ANNarchy 5.0.4 crashed or held
+    delays under one step here, before any checkpoint call)."""
+    import os
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(5)
+    pre = [sorted(rng.choice(20, size=int(rng.integers(2, 8)), replace=False).tolist()) for _ in range(20)]
+
+    def ragged(rows):
+        out = np.empty(len(rows), dtype=object)
+        out[:] = rows
+        return out
+    np.savez(path, name="from_file", post_ranks=np.arange(20), pre_ranks=ragged(pre),
+             w=ragged([rng.uniform(0.0, 3.0, len(r)).tolist() for r in pre]),
+             delay=ragged([[1.0] * len(r) for r in pre]),
+             max_delay=np.int64(2), uniform_delay=np.int64(2), size=np.int64(20),
+             nb_synapses=np.int64(sum(map(len, pre))))
+    return path
+
+
+def sparse_and_file_connectors(seed):
+    """``from_sparse`` (a scipy matrix drawn with the seed) and ``from_file``
+    (a file of ``save_connectivity``'s layout)."""
+    import ANNarchy as ann
+    import scipy.sparse
+
+    class Loaded(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            a = self.create(20, ann.Izhikevich, name="a")
+            a.noise, a.i_offset = 3.0, 5.0
+            b = self.create(20, ann.Izhikevich, name="b")
+            b.noise = 3.0
+            matrix = scipy.sparse.random(20, 20, density=0.3, format="lil", random_state=seed) * 3.0
+            self.connect(a, b, "exc", name="from_sparse").from_sparse(matrix, delays=2.0)
+            self.connect(b, a, "exc", name="from_file").from_file(_connectivity_file("connectivity.npz"))
+            self.monitor(b, "spike", name="b_spikes")
+
+    return Loaded(seed), ["a", "b"], ["from_sparse", "from_file"], ["b_spikes"]
+
+
+def structural_plasticity(seed):
+    """Synapses created and pruned during the run (ANNarchy's rate-coded
+    example): the file holds the connectivity at save time."""
+    import ANNarchy as ann
+
+    class Rewired(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            self.config(structural_plasticity=True)
+            inputs = self.create(10, ann.Neuron(equations="r = if Uniform(0.0, 1.0) > 0.5: 1.0 else: 0.0"),
+                                 name="inputs")
+            outputs = self.create(4, ann.Neuron(equations="r = sum(exc)"), name="outputs")
+            aging = ann.Synapse(parameters="max_age = 6.0 : projection",
+                                equations="age = if pre.r > 0.5: 0.0 else: age + dt",
+                                pruning="(age > max_age) : proba = 0.5",
+                                creating="(pre.r > 0.5) : proba = 0.2, w = 0.5")
+            self.connect(inputs, outputs, "exc", synapse=aging, name="rewired").fixed_probability(
+                0.4, weights=ann.Uniform(0.0, 1.0, rng=self.default_rng))
+
+    net = Rewired(seed)
+    net.after_compile = lambda: (net.get_projection("rewired").start_creating(period=2.0),
+                                 net.get_projection("rewired").start_pruning(period=2.0))
+    return net, ["inputs", "outputs"], ["rewired"], []
+
+
+def shared_weight_projections(seed):
+    """A ``Convolution``: its filter is the script's, warned about at save
+    and not saved; the rest of the network restores exactly."""
+    import ANNarchy as ann
+    from ANNarchy.extensions.convolution import Convolution
+
+    class Convolved(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            image = self.create(geometry=(8, 8), neuron=ann.Neuron(equations="r = sin(t / 10.0) + Uniform(0.0, 1.0)"),
+                                name="image")
+            features = self.create(geometry=(8, 8), neuron=ann.Neuron(equations="r = sum(exc)"), name="features")
+            self.connect(Convolution(image, features, "exc", name="blur")).connect_filter(weights=np.ones((3, 3)) / 9.0)
+
+    return Convolved(seed), ["image", "features"], [], []
+
+
 MODELS = {f.__name__: f for f in (input_populations, rate_inputs_and_connectors,
                                   single_precision_and_current_injection, openmp_threads,
-                                  monitors_with_their_recordings)}
+                                  monitors_with_their_recordings, sparse_and_file_connectors,
+                                  structural_plasticity, shared_weight_projections)}
 
 
 def _whole_recordings(net, monitors):
@@ -213,6 +300,9 @@ def main(model, directory, folder, mode):
     import checkpoint
     net, populations, projections, monitors = MODELS[model](1 if mode == "first" else 2)
     net.compile(directory=directory, silent=True)
+    getattr(net, "after_compile", lambda: None)()
+    if mode == "first":   # the connectivity before the run, for rows whose synapses change
+        np.savez(f"{folder}/initial.npz", **_observe(net, [], projections))
     recorded = getattr(net, "checkpoint_monitors", {})
     paused = getattr(net, "paused_over_the_save", None)
     if mode == "first":

@@ -38,6 +38,38 @@ def test_exact_in_a_fresh_process_with_another_seed(tmp_path, model):
         assert np.array_equal(straight[key], resumed[key], equal_nan=True), key
 
 
+def test_structural_plasticity_saves_the_connectivity_of_the_moment(tmp_path):
+    run_model("structural_plasticity", tmp_path / "build", tmp_path, "first")
+    initial = np.load(tmp_path / "initial.npz")["rewired.pairs"]
+    saved = checkpoint.read(tmp_path / "c.h5").projections["rewired"]
+    pairs = np.stack([np.repeat(np.arange(saved.shape[0]), np.diff(saved.indptr)), saved.indices])
+    assert pairs.shape != initial.shape or not np.array_equal(pairs, initial)   # synapses came and went
+
+
+def test_shared_weights_are_warned_about_at_save(tmp_path):
+    import ANNarchy as ann
+    from ANNarchy.extensions.convolution import Convolution, Pooling
+
+    class Shared(ann.Network):
+        def __init__(self):
+            super().__init__(dt=1.0, seed=1)
+            image = self.create(geometry=(8, 8), neuron=ann.Neuron(parameters="r = 0.0"), name="image")
+            blurred = self.create(geometry=(8, 8), neuron=ann.Neuron(equations="r = sum(exc)"), name="blurred")
+            pooled = self.create(geometry=(4, 4), neuron=ann.Neuron(equations="r = sum(exc)"), name="pooled")
+            self.blur = self.connect(Convolution(image, blurred, "exc", name="blur"))
+            self.blur.connect_filter(weights=np.ones((3, 3)) / 9.0)
+            self.connect(Pooling(blurred, pooled, "exc", operation="max", name="pool")).pooling()
+
+    net = Shared()
+    net.compile(directory=str(tmp_path / "build"), silent=True)
+    with pytest.warns(checkpoint.CheckpointWarning, match="blur, pool share their weights"):
+        checkpoint.save(tmp_path / "c.h5", net)
+    saved = checkpoint.read(tmp_path / "c.h5")
+    assert sorted(saved.populations) == ["blurred", "image", "pooled"] and not saved.projections
+    with pytest.raises(checkpoint.UnsupportedObjectError, match="filter your script sets"):
+        checkpoint.save(tmp_path / "blur.h5", net.blur)
+
+
 def test_single_precision_is_saved_as_float32(tmp_path):
     run_model("single_precision_and_current_injection", tmp_path / "build", tmp_path, "first")
     cells = checkpoint.read(tmp_path / "c.h5").populations["cells"]

@@ -21,12 +21,13 @@ exact structure and sums in the same order.  Delays are stored in ms.
 
 import logging
 import re
+import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
+from ..errors import CheckpointWarning, CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
 from ..restore import UndoLog
 from .base import Adapter, check_numpy_rng_state
@@ -79,12 +80,19 @@ class ANNarchyAdapter(Adapter):
             raise UnsupportedObjectError(
                 f"cannot checkpoint an ANNarchy {type(obj).__name__}: pass a Network, a Population "
                 "or a Projection", obj=getattr(obj, "name", None))
+        #: Convolution, Pooling, Copy, Transpose: weights shared with a filter or another projection
+        self.shared = [p.name for p in projs if _shares_weights(p)]
+        if self.content == "projection" and self.shared:
+            raise UnsupportedObjectError(
+                f"cannot checkpoint the {type(obj).__name__} projection {obj.name!r} on its own: its weights "
+                "are a filter your script sets (or another projection's); save the network", obj=obj.name)
+        projs = [p for p in projs if not _shares_weights(p)]
         self._require_supported(projs)
         self.populations = {p.name: p for p in pops}
         # what population monitors recorded (a network's, with monitors=True)
         self.monitors = (annarchy_monitors.population_monitors(obj, self.populations)
                          if monitors and self.content == "network" else {})
-        self.projections = {p.name: p for p in projs if getattr(p, "_saveable", True)}
+        self.projections = {p.name: p for p in projs}
         self.native = _native_state(self.network)
         self._described = {}   # projection name -> _LilCsr seen by capture/describe
         self._model = None     # the state describe() returned: scopes to restore by
@@ -109,6 +117,11 @@ class ANNarchyAdapter(Adapter):
 
     def capture(self, populations=True, projections=True, values=True):
         net = self.network
+        if values and projections and self.shared:
+            warnings.warn(f"ANNarchy projections {', '.join(self.shared)} share their weights (Convolution, "
+                          "Pooling, Copy, Transpose): not saved; the script that rebuilds the network sets "
+                          "their filters, and a change it made to them during the run is not in the file",
+                          CheckpointWarning, stacklevel=4)
         meta = self.base_meta(self.content, net.time, net.current_step, net.dt)
         state = NetworkState(meta=meta)
         if populations:
@@ -545,10 +558,11 @@ def _native_state(net):
         ann_dir = Path(_annarchy().__file__).resolve().parent
         header_dir = Path(compiled.directory) / "build" / f"net{compiled.id}"
         objects = [(f"pop{p.id}", f"PopStruct{p.id}", f"pop{p.id}.hpp", ()) for p in net.get_populations()]
-        lil = {f"proj{p.id}" for p in net.get_projections() if p._storage_format == "lil"}
+        own = [p for p in net.get_projections() if not _shares_weights(p)]   # the others have no LIL
+        lil = {f"proj{p.id}" for p in own if p._storage_format == "lil"}
         objects += [(f"proj{p.id}", f"ProjStruct{p.id}", f"proj{p.id}.hpp",
                      ("post_rank", "pre_rank") if f"proj{p.id}" in lil else ())
-                    for p in net.get_projections()]
+                    for p in own]
         native = NativeState(wrapper, header_dir, objects, lil,
                              [ann_dir / "include", ann_dir / "thirdparty"])
         unreadable = [f"{obj}.{name}" for obj in native.fields for name in native.unsupported(obj)]
@@ -557,6 +571,13 @@ def _native_state(net):
                         "read, not captured: %s", ", ".join(unreadable))
         _NATIVE[wrapper] = native
     return native
+
+
+def _shares_weights(proj):
+    """Whether ``proj`` is one of ANNarchy's shared-weight projections
+    (``ANNarchy.extensions.convolution``), which have no connectivity of
+    their own for the accessor to read; ANNarchy's own ``save`` skips them too."""
+    return not getattr(proj, "_saveable", True) or type(proj).__module__.startswith("ANNarchy.extensions.convolution")
 
 
 def _read_lil(native, obj):
