@@ -1,6 +1,9 @@
 """Shared by the benchmarks that compare checkpoint with a simulator's own save."""
 
+import os
 import time
+
+import numpy as np
 
 
 def timed(action):
@@ -23,3 +26,31 @@ def print_speedups(rows):
     for name, save, load, size in rows:
         print(f"| {name:{width}} | {save:7.3f}s | {load:7.3f}s | {size / 1e6:7.1f} | "
               f"{base_save / save:12.1f}x | {base_load / load:12.1f}x |")
+
+
+def raw_cost(model, folder, repeat):
+    """``(save s, load s, bytes)``: the raw cost of the bytes a checkpoint of
+    ``model`` holds.  Each array of its captured state is ``np.save``'d to a
+    file of its own and fsync'd, and read back with ``np.load``; no
+    checksums, no manifest, no simulator calls.  Best of ``repeat``."""
+    from checkpoint.adapters import adapter_for
+    state = adapter_for(model).capture()
+    groups = list(state.populations.values()) + list(state.projections.values())
+    arrays = [np.ascontiguousarray(a) for group in groups
+              for a in list(group.arrays.values()) + [getattr(group, "simulator_order", None)] if a is not None]
+    arrays += [np.asarray(getattr(group, part), np.int64) for group in state.projections.values()
+               for part in ("indptr", "indices")]   # int64 in every file
+    raw = os.path.join(folder, "raw")
+    os.makedirs(raw)
+    paths = [os.path.join(raw, f"{k}.npy") for k in range(len(arrays))]
+
+    def write():
+        for path, array in zip(paths, arrays):
+            with open(path, "wb") as f:
+                np.save(f, array)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def read():
+        return [np.load(path) for path in paths]
+    return best(repeat, write), best(repeat, read), sum(a.nbytes for a in arrays)

@@ -8,9 +8,10 @@ ms.  In the same run: ANNarchy's ``net.save`` / ``net.load`` to ``.npz``
 (pickled, compressed, no fsync; once: it is slow) against ``checkpoint.save``
 / ``checkpoint.load`` in HDF5 and npz (fsync'd, checksummed, with spike
 times, trace timestamps and the random engines that ANNarchy's own save
-leaves out), best of ``--repeat``.  The first checkpoint call also compiles
-checkpoint's accessor for the network (reported apart).  Goal: 10x faster
-both ways.
+leaves out), best of ``--repeat``, and the raw cost of the same bytes
+(``np.save`` of each array, fsync'd; ``np.load``).  The first checkpoint
+call also compiles checkpoint's accessor for the network (reported apart).
+Goal: 10x faster than ANNarchy's own, both ways.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import checkpoint
-from _simulators import best, print_speedups, timed
+from _simulators import best, print_speedups, raw_cost, timed
 
 
 def build(ann, neurons, synapses, folder):
@@ -53,6 +54,7 @@ def main():
         rows = [("ANNarchy net.save / net.load (.npz)", timed(lambda: net.save(own)),
                  timed(lambda: net.load(own)), os.path.getsize(own))]
         first_call = timed(lambda: checkpoint.save(os.path.join(folder, "warm.h5"), net))
+        raw_save, raw_load, raw_bytes = raw_cost(net, folder, args.repeat)
         for fmt in ("h5", "npz"):
             path = os.path.join(folder, f"c.{fmt}")
             save = best(args.repeat, lambda path=path: checkpoint.save(path, net))
@@ -65,6 +67,10 @@ def main():
           f"checkpoint best of {args.repeat}")
     print(f"first checkpoint call, including compiling the accessor: {first_call:.2f} s")
     print_speedups(rows)
+    print(f"raw cost of the same bytes ({raw_bytes / 1e6:.1f} MB, np.save + fsync / np.load): "
+          f"{raw_save:.3f} s / {raw_load:.3f} s; raw / ours: "
+          + ", ".join(f"{name} save {raw_save / save:.2f}x, load {raw_load / load:.2f}x"
+                      for name, save, load, _ in rows[1:]))
 
 
 if __name__ == "__main__":

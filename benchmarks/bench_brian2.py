@@ -23,8 +23,7 @@ import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import checkpoint
-import numpy as np
-from _simulators import best
+from _simulators import best, raw_cost
 
 
 def build(b2, neurons, synapses, seed=1):
@@ -43,33 +42,6 @@ def build(b2, neurons, synapses, seed=1):
     syn.delay = "rand() * 5 * ms"
     return b2.Network(group, syn), syn
 
-
-
-def raw_rows(net, folder, repeat):
-    """The raw cost of the checkpoint's own bytes: each array of the
-    captured state ``np.save``'d to a file of its own and fsync'd, and read
-    back with ``np.load``; no checksums, no manifest, no Brian2 calls."""
-    from checkpoint.adapters import adapter_for
-    state = adapter_for(net).capture()
-    arrays = [np.ascontiguousarray(a) for group in list(state.populations.values())
-              + list(state.projections.values()) for a in list(group.arrays.values())
-              + [getattr(group, "indptr", None), getattr(group, "indices", None),
-                 getattr(group, "simulator_order", None)] if a is not None]
-    raw = os.path.join(folder, "raw")
-    os.makedirs(raw)
-    paths = [os.path.join(raw, f"{k}.npy") for k in range(len(arrays))]
-
-    def write():
-        for path, array in zip(paths, arrays):
-            with open(path, "wb") as f:
-                np.save(f, array)
-                f.flush()
-                os.fsync(f.fileno())
-
-    def read():
-        return [np.load(path) for path in paths]
-    save = best(repeat, write)
-    return save, best(repeat, read), sum(a.nbytes for a in arrays)
 
 
 def main():
@@ -101,7 +73,7 @@ def main():
         durable = best(args.repeat, store_durably)
         restore = best(args.repeat, lambda: net.restore(filename=pickle_path))
         stored_bytes = os.path.getsize(pickle_path)
-        raw_save, raw_load, raw_bytes = raw_rows(net, folder, args.repeat)
+        raw_save, raw_load, raw_bytes = raw_cost(net, folder, args.repeat)
         ours = []
         for fmt in ("h5", "npz"):
             path = os.path.join(folder, f"c.{fmt}")
