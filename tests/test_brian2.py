@@ -258,10 +258,12 @@ def _set_legacy_order(order):
     return change
 
 
-def _set_legacy_queue(change_rows):
+def _set_legacy_queue(change_rows, shape=None):
     def change(s):
         _as_version_2(s)
         change_rows(s.projections["stdp"].arrays["_queue"])
+        if shape is not None:
+            s.projections["stdp"].arrays["_queue_shape"] = np.array(shape, np.int64)
     return change
 
 
@@ -275,8 +277,11 @@ def _set_legacy_queue(change_rows):
     (lambda s: s.projections["stdp"].arrays["_queue_counts"].__setitem__(0, -1), "spike queue"),
     (lambda s: s.projections["stdp"].arrays.__setitem__(
         "_queue_counts", s.projections["stdp"]["_queue_counts"][:-1].copy()), "spike queue"),
+    (lambda s: s.projections["stdp"].arrays.__setitem__(   # a ring no delay needs, with the Python queue's rows
+        "_queue_shape", np.array([len(s.projections["stdp"]["_queue_counts"]), 2 ** 30])), "spike queue"),
     (_set_legacy_queue(lambda rows: rows.__setitem__((0, 1), 10 ** 6)), "spike queue"),
     (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10 ** 6)), "spike queue"),
+    (_set_legacy_queue(lambda rows: None, shape=[2 ** 31, 0]), "spike queue"),   # a 16 GiB ring from 16 bytes
     (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
     (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
 ])

@@ -509,7 +509,7 @@ def _legacy_queues(proj, path):
     for key in [k for k in proj.arrays if k.endswith("_queue")]:
         rows, shape = np.asarray(proj.arrays[key]), proj.arrays.get(key + "_shape")
         if (rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu" or shape is None
-                or np.shape(shape) != (2,) or not 1 <= int(np.asarray(shape)[0]) <= 2 ** 31
+                or np.shape(shape) != (2,) or not 1 <= int(np.asarray(shape)[0]) <= MAX_QUEUE_CELLS
                 or (len(rows) and (rows[:, 0].min() < 0 or rows[:, 0].max() >= int(shape[0])))):
             raise CorruptCheckpointError("spike queue does not fit its ring", path=path, obj=f"{proj.name}.{key}")
         ring = int(shape[0])
@@ -533,11 +533,18 @@ def _check_queues(syn, values, nnz, path, name):
         ok = (synapses is not None and counts is not None and shape is not None
               and synapses.ndim == 1 and synapses.dtype.kind in "iu" and counts.ndim == 1
               and counts.dtype.kind in "iu" and shape.shape == (2,) and shape.dtype.kind in "iu"
-              and 1 <= shape[0] <= 2 ** 31 and len(counts) == shape[0] and 0 <= shape[1] <= 2 ** 31)
+              and 1 <= shape[0] and 0 <= shape[1] and int(shape[0]) * max(int(shape[1]), 1) <= MAX_QUEUE_CELLS
+              and len(counts) == shape[0])
         ok = ok and (len(counts) == 0 or counts.min() >= 0) and int(counts.sum()) == len(synapses)
         ok = ok and (len(synapses) == 0 or (synapses.min() >= 0 and synapses.max() < nnz))
         if not ok:
             raise CorruptCheckpointError("spike queue does not fit the synapses", path=path, obj=f"{name}.{key}")
+
+
+_EMPTY_SLOT = memoryview(np.zeros(0, np.int32))
+#: A spike queue's ring length times row capacity (the Python queue's array)
+#: that a file may declare: Brian2's ring is its longest delay in steps.
+MAX_QUEUE_CELLS = 1 << 28
 
 
 def _restore_queue(pathway, synapses, counts, shape, dt):
@@ -552,9 +559,13 @@ def _restore_queue(pathway, synapses, counts, shape, dt):
         pathway.queue._restore_from_full_state((dt, rows, (ring, capacity)))
     else:
         # Cython fills its vectors from any iterable of ints; a memoryview is twice as fast as a list
-        # (viewed as native int32: Cython refuses a memoryview of format "<i", which a file's array may have)
+        # (viewed as native int32: Cython refuses a memoryview of format "<i", which a file's array may have).
+        # Empty slots share one empty view, so memory follows the spikes, not the ring's length.
         native = np.ascontiguousarray(synapses, np.int32).view(np.int32)
-        slots = [memoryview(part) for part in np.split(native, np.cumsum(counts)[:-1])]
+        ends = np.cumsum(counts)
+        slots = [_EMPTY_SLOT] * ring
+        for k in np.flatnonzero(counts):
+            slots[k] = memoryview(native[ends[k] - counts[k]:ends[k]])
         pathway.queue._restore_from_full_state((0, slots))
 
 
