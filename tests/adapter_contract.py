@@ -65,7 +65,8 @@ class AdapterContract:
     def test_the_adapter_declares_its_contract(self):
         adapter = adapter_for(self.make(1))
         assert isinstance(adapter, Adapter)
-        for flag in ("shardable", "captures_monitors", "restores_monitors", "exact_restart", "restores_dt"):
+        for flag in ("shardable", "captures_monitors", "restores_monitors", "exact_restart", "restores_dt",
+                     "takes_simulator_order"):
             assert isinstance(getattr(adapter, flag), bool), flag
 
     def test_capture_and_describe_change_nothing(self):
