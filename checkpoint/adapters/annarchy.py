@@ -240,7 +240,7 @@ class ANNarchyAdapter(Adapter):
         with UndoLog() as undo:
             undo.add(self._snapshot(writes, plan))
             for name, checked in monitors.items():
-                undo.add(annarchy_monitors.restore(self.monitors[name], checked))
+                annarchy_monitors.restore(self.monitors[name], checked, undo)
             for name, (post_rank, row_lengths, pre_rank) in writes.connectivity.items():
                 self.native.set_lil(name, post_rank, row_lengths, pre_rank)
             for field, (lengths, flat) in writes.fields:

@@ -178,12 +178,12 @@ def _checked_times(times, variables, path, name):
     return {v: {"start": list(t["start"]), "stop": list(t["stop"])} for v, t in times.items()}
 
 
-def restore(monitor, checked):
-    """Write what :func:`check` returned; return the undo."""
-    undo = _snapshot(monitor)
+def restore(monitor, checked, undo_log):
+    """Write what :func:`check` returned, its undo recorded in ``undo_log``
+    first (so that a write failing midway is put back too)."""
+    undo_log.add(_snapshot(monitor))
     data, recording, times = checked
     _write(monitor, data, recording, times)
-    return undo
 
 
 def _snapshot(monitor):
