@@ -179,6 +179,10 @@ def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
         checkpoint.save(tmp_path / "c.h5", net, monitors=True)
     assert not list(tmp_path.glob("*.h5"))
     checkpoint.save(tmp_path / "c.h5", net)      # without monitors=True: the network's state, as ever
+    net.get_monitor("weights_m").get("w")
+    net.get_monitor("weights_m").stop()          # what the message says to do
+    checkpoint.save(tmp_path / "m.h5", net, monitors=True)
+    assert "cells_m" in checkpoint.read(tmp_path / "m.h5").populations
 
 
 def test_forged_or_mismatched_recordings_change_nothing(tmp_path):

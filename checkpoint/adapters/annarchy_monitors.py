@@ -41,18 +41,19 @@ def population_monitors(network, population_names):
     from ANNarchy.extensions.bold import BoldMonitor
     monitors = {}
     for monitor in network.get_monitors():
+        if monitor.cyInstance is None:   # stopped: it holds nothing
+            continue
         if isinstance(monitor, BoldMonitor) or not isinstance(monitor.object, (Population, PopulationView)):
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} records a {type(monitor.object).__name__}"
                 f"{' (BOLD)' if isinstance(monitor, BoldMonitor) else ''}; checkpoint restores the "
-                "recordings of population monitors only: save this one with Monitor.get() first, or "
-                "save without monitors=True", obj=monitor.name)
+                "recordings of population monitors only: take its recordings with Monitor.get() and "
+                "stop it (Monitor.stop()), or save without monitors=True", obj=monitor.name)
         if monitor.name in population_names or monitor.name in monitors:
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} has the name of another population or monitor: "
                 "give it its own name=", obj=monitor.name)
-        if monitor.cyInstance is not None:   # a stopped monitor holds nothing
-            monitors[monitor.name] = monitor
+        monitors[monitor.name] = monitor
     return monitors
 
 
