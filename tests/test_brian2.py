@@ -263,7 +263,7 @@ def _set_legacy_queue(change_rows, shape=None):
         _as_version_2(s)
         change_rows(s.projections["stdp"].arrays["_queue"])
         if shape is not None:
-            s.projections["stdp"].arrays["_queue_shape"] = np.array(shape, np.int64)
+            s.projections["stdp"].arrays["_queue_shape"] = np.asarray(shape)
     return change
 
 
@@ -282,6 +282,7 @@ def _set_legacy_queue(change_rows, shape=None):
     (_set_legacy_queue(lambda rows: rows.__setitem__((0, 1), 10 ** 6)), "spike queue"),
     (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10 ** 6)), "spike queue"),
     (_set_legacy_queue(lambda rows: None, shape=[2 ** 31, 0]), "spike queue"),   # a 16 GiB ring from 16 bytes
+    (_set_legacy_queue(lambda rows: None, shape=[np.nan, 0.0]), "spike queue"),   # a float shape
     (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
     (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
 ])

@@ -508,8 +508,10 @@ def _legacy_queues(proj, path):
     until delivery, synapse]: read it as today's arrays."""
     for key in [k for k in proj.arrays if k.endswith("_queue")]:
         rows, shape = np.asarray(proj.arrays[key]), proj.arrays.get(key + "_shape")
+        shape = None if shape is None else np.asarray(shape)
         if (rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu" or shape is None
-                or np.shape(shape) != (2,) or not 1 <= int(np.asarray(shape)[0]) <= MAX_QUEUE_CELLS
+                or shape.shape != (2,) or shape.dtype.kind not in "iu"   # a float NaN would raise in int()
+                or not 1 <= int(shape[0]) <= MAX_QUEUE_CELLS
                 or (len(rows) and (rows[:, 0].min() < 0 or rows[:, 0].max() >= int(shape[0])))):
             raise CorruptCheckpointError("spike queue does not fit its ring", path=path, obj=f"{proj.name}.{key}")
         ring = int(shape[0])
