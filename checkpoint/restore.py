@@ -98,6 +98,9 @@ class Plan:
     clock: dict = None                                 # {"step": int, "time": float}
     rng: dict = field(default_factory=dict)            # model rng name -> RngState
     file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
+    #: what the adapter's ``describe`` found (``NetworkState.findings``), for
+    #: its ``apply``: adapters keep no per-load state on themselves
+    findings: object = None
 
     def by_object(self):
         """``{(section, name): {var: value}}``: the assignments grouped by the
@@ -268,7 +271,8 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
         A size, shape, scope or dtype does not fit, or (``strict``) something
         would be skipped or kept.
     """
-    plan = Plan(RestoreReport(path=None if path is None else str(path)), file_meta=file_state.meta)
+    plan = Plan(RestoreReport(path=None if path is None else str(path)), file_meta=file_state.meta,
+                findings=model_state.findings)
     content = model_state.meta.get("content", "network")
     file_is_network = file_state.meta.get("content", "network") == "network"
     matched_any = False

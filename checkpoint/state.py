@@ -256,6 +256,10 @@ class NetworkState:
     rng: dict = field(default_factory=dict)
     #: the XXH3-64 digest of the manifest this state was read from (None if not read)
     digest: str = None
+    #: what an adapter's ``describe`` found out for its ``apply`` (its own
+    #: small object; the restore plan carries it as :attr:`Plan.findings`).
+    #: Never written to a file.
+    findings: object = field(default=None, repr=False)
     _closer: object = field(default=None, repr=False)
 
     @property

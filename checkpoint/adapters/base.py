@@ -18,9 +18,17 @@ Saving
 Loading
     1. ``describe(populations, projections)``: what the restore plan
        compares the file with (names, shapes, dtypes, connectivity; values
-       need not be in order).  Changes nothing.
+       need not be in order).  What ``apply`` will need of what it found
+       (an order, a status read from the simulator) goes in the returned
+       state's ``findings``, an object of the adapter's own; the plan
+       carries it to ``apply`` as ``plan.findings``.  An adapter keeps no
+       per-load state on itself, so one adapter may serve several loads.
+       Called once per load.  Changes nothing.
     2. ``before_plan(file_state, model_state, path)``: refuse a file that
-       cannot be meant for this model.  Changes nothing.
+       cannot be meant for this model.  Changes nothing in the simulator
+       or in either state; returns a :class:`NetworkState` of what it adds
+       to the model's (objects the file names that the model can make), or
+       None.
     3. :func:`checkpoint.restore.make_plan` matches and validates.
     4. ``apply(plan)``, or ``apply_reversibly(plan)`` which returns an
        :class:`~checkpoint.restore.UndoLog` the caller may still undo (every
