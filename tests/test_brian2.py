@@ -57,11 +57,11 @@ class TestBrian2Contract(AdapterContract):
         return captured(model)
 
     def fail_midway(self, monkeypatch, model):
-        from checkpoint.adapters import brian
+        from checkpoint.adapters.brian2 import Brian2Adapter
 
-        def fail(name, rng):
+        def fail(self, plan):
             raise RuntimeError("injected failure after the synapses were rebuilt")
-        monkeypatch.setattr(brian, "_restore_rng", fail)
+        monkeypatch.setattr(Brian2Adapter, "restore_generators", fail)
 
 
 def test_plain_text_restores_everything_too(tmp_path, build):
@@ -341,11 +341,11 @@ def test_failure_midway_puts_everything_back(tmp_path, build, monkeypatch, seed)
     other, _, other_syn, _ = build(seed=seed)
     other.run(1 * b2.ms)
     before = captured(other)
-    from checkpoint.adapters import brian
+    from checkpoint.adapters.brian2 import Brian2Adapter
 
-    def fail(name, rng):
+    def fail(self, plan):
         raise RuntimeError("simulated failure after the synapses were rebuilt")
-    monkeypatch.setattr(brian, "_restore_rng", fail)
+    monkeypatch.setattr(Brian2Adapter, "restore_generators", fail)
     with pytest.raises(RuntimeError, match="simulated"):
         checkpoint.load(tmp_path / "c.h5", other)
     monkeypatch.undo()

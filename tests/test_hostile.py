@@ -133,7 +133,8 @@ BAD_META = {
     "step [1]": {"step": [1]}, "step '77'": {"step": "77"}, "step 2.9": {"step": 2.9},
     "step true": {"step": True}, "step -5": {"step": -5}, "dt 'x'": {"dt": "x"}, "dt list": {"dt": [0.5]},
     "dt 0": {"dt": 0}, "time NaN": {"time": float("nan")}, "shards 5": {"shards": 5}, "shards {}": {"shards": {}},
-    "brian2 clocks": {"brian2": {"t": 0.0, "clocks": {"c": {"timestep": "x", "dt": 1e-4}}}},
+    "time of 401 digits": {"time": 10 ** 400}, "dt of 401 digits": {"dt": 10 ** 400},
+    "step of 401 digits": {"step": 10 ** 400},
 }
 
 

@@ -8,7 +8,7 @@ import types
 from ..errors import UnsupportedObjectError
 
 # (module prefix of the object's class, adapter module, adapter class)
-_SIMULATORS = [("brian2", "brian", "Brian2Adapter"), ("ANNarchy", "annarchy", "ANNarchyAdapter"),
+_SIMULATORS = [("brian2", "brian2", "Brian2Adapter"), ("ANNarchy", "annarchy", "ANNarchyAdapter"),
                ("nest", "nestsim", "NESTAdapter")]
 
 

@@ -19,6 +19,7 @@ from .._version import __version__
 from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError
 from ..hashing import CHECKSUM_PREFIX, checksum, digest_text
 from .checksums import VerifiedReads
+from .schema import is_int, is_number, optional, require
 from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
                      PopulationState, ProjectionState, RngState, check_connectivity, check_ids)
 
@@ -248,54 +249,44 @@ def decode_manifest(text, digest, path):
 # ------------------------------------------------------------------ validate
 
 
-def _require(condition, message, path, obj=None):
-    if not condition:
-        raise CorruptCheckpointError(message, path=path, obj=obj)
 
 
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _validate_entry(entry, path, obj, with_info):
-    _require(isinstance(entry, dict), "array entry is not an object", path, obj)
-    _require(isinstance(entry.get("key"), str) and entry["key"], "array entry has no key", path, obj)
+    require(isinstance(entry, dict), "array entry is not an object", path, obj)
+    require(isinstance(entry.get("key"), str) and entry["key"], "array entry has no key", path, obj)
     dtype = entry.get("dtype")
     if dtype == "|O" or (isinstance(dtype, str) and dtype.endswith("O")):
         raise UnsafeContentError("object arrays are refused", path=path, obj=obj)
-    _require(dtype in ALLOWED_DTYPES, f"dtype {dtype!r} is not allowed", path, obj)
+    require(dtype in ALLOWED_DTYPES, f"dtype {dtype!r} is not allowed", path, obj)
     shape = entry.get("shape")
-    _require(isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS
-             and all(_is_int(n) and n >= 0 for n in shape), f"bad shape {shape!r}", path, obj)
-    _require(entry_nbytes(entry) <= MAX_ARRAY_BYTES, f"shape {shape!r} declares more than "
+    require(isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS
+             and all(is_int(n) and n >= 0 for n in shape), f"bad shape {shape!r}", path, obj)
+    require(entry_nbytes(entry) <= MAX_ARRAY_BYTES, f"shape {shape!r} declares more than "
              f"{MAX_ARRAY_BYTES} bytes", path, obj)
-    _require(isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
+    require(isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
              "array entry has no checksum", path, obj)
     if with_info:
-        _require(entry.get("kind") in KINDS, f"bad kind {entry.get('kind')!r}", path, obj)
-        _require(entry.get("unit") is None or isinstance(entry.get("unit"), str), "bad unit", path, obj)
+        require(entry.get("kind") in KINDS, f"bad kind {entry.get('kind')!r}", path, obj)
+        require(entry.get("unit") is None or isinstance(entry.get("unit"), str), "bad unit", path, obj)
 
 
 def _validate_scope(entry, scopes, lengths, path, obj):
     scope = entry.get("scope")
-    _require(scope in scopes, f"bad scope {scope!r}", path, obj)
+    require(scope in scopes, f"bad scope {scope!r}", path, obj)
     if scope == "free":
         return
     expected = [] if scope == "global" else [lengths[scope]]
     shape = entry["shape"]
     if scope == "neuron" and len(shape) > 1:   # version 2: a row per neuron (NEST's tau_syn of each node)
         shape = shape[:1]
-    _require(shape == expected,
+    require(shape == expected,
              f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
 
 
-def _is_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _optional(meta, key, check, what, path):
-    value = meta.get(key)
-    _require(value is None or check(value), f"meta {key!r} is {value!r}, expected {what}", path)
 
 
 def _validate_meta(meta, path):
@@ -304,124 +295,108 @@ def _validate_meta(meta, path):
     Unknown keys pass (a newer writer may add some); known ones must be
     exactly of their type: no string for a step, no NaN for a time.
     """
-    _optional(meta, "time", _is_number, "a finite number of ms", path)
-    _optional(meta, "step", lambda v: _is_int(v) and 0 <= v < 2 ** 63, "an integer >= 0", path)
-    _optional(meta, "dt", lambda v: _is_number(v) and v > 0, "a finite number > 0", path)
-    _optional(meta, "content", lambda v: isinstance(v, str), "a string", path)
-    for key in ("user", "simulator", "library", "brian2", "nest"):
-        _optional(meta, key, lambda v: isinstance(v, dict), "an object", path)
-    brian2 = meta.get("brian2") or {}
-    _optional(brian2, "t", _is_number, "a finite number of seconds", path)
-    clocks = brian2.get("clocks") or {}
-    _require(isinstance(clocks, dict) and all(
-        isinstance(c, dict) and _is_int(c.get("timestep")) and 0 <= c["timestep"] < 2 ** 63
-        and _is_number(c.get("dt")) and c["dt"] > 0 for c in clocks.values()),
-        "meta 'brian2.clocks' is not {name: {timestep, dt}}", path)
-    generators = brian2.get("spike_generators") or {}
-    _require(isinstance(generators, dict) and all(
-        isinstance(g, dict) and isinstance(g.get("spikes_changed"), bool)
-        and (g.get("previous_dt") is None or (_is_number(g["previous_dt"]) and g["previous_dt"] > 0))
-        for g in generators.values()),
-        "meta 'brian2.spike_generators' is not {name: {spikes_changed, previous_dt}}", path)
-    nest = meta.get("nest") or {}
-    _optional(nest, "rng_seed", lambda v: _is_int(v) and 0 <= v < 2 ** 32, "a seed", path)
-    _optional(nest, "biological_time", _is_number, "a finite number", path)
+    optional(meta, "time", is_number, "a finite number of ms", path)
+    optional(meta, "step", lambda v: is_int(v) and 0 <= v < 2 ** 63, "an integer >= 0", path)
+    optional(meta, "dt", lambda v: is_number(v) and v > 0, "a finite number > 0", path)
+    optional(meta, "content", lambda v: isinstance(v, str), "a string", path)
+    for key in ("user", "simulator", "library", "brian2", "nest", "annarchy"):
+        optional(meta, key, lambda v: isinstance(v, dict), "an object", path)
     if meta.get("shards") is not None:
         _validate_shards(meta["shards"], path)
 
 
 def _validate_shards(shards, path):
-    _require(isinstance(shards, dict), "meta 'shards' is not an object", path)
+    require(isinstance(shards, dict), "meta 'shards' is not an object", path)
     ranks, files, token = shards.get("ranks"), shards.get("files"), shards.get("id")
-    _require(_is_int(ranks) and 1 <= ranks <= 1 << 20, f"meta 'shards.ranks' is {ranks!r}", path)
-    _require(isinstance(token, str) and re.fullmatch(r"[0-9a-f]{1,64}", token) is not None,
+    require(is_int(ranks) and 1 <= ranks <= 1 << 20, f"meta 'shards.ranks' is {ranks!r}", path)
+    require(isinstance(token, str) and re.fullmatch(r"[0-9a-f]{1,64}", token) is not None,
              f"meta 'shards.id' is {token!r}", path)
-    _require(isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
+    require(isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
              "meta 'shards.files' is not one file name per rank", path)
     sizes, digests = shards.get("sizes"), shards.get("digests")
-    _require(sizes is None or (isinstance(sizes, list) and len(sizes) == ranks
-                               and all(_is_int(n) and n >= 0 for n in sizes)),
+    require(sizes is None or (isinstance(sizes, list) and len(sizes) == ranks
+                               and all(is_int(n) and n >= 0 for n in sizes)),
              "meta 'shards.sizes' is not one size per rank", path)
-    _require(digests is None or (isinstance(digests, list) and len(digests) == ranks
+    require(digests is None or (isinstance(digests, list) and len(digests) == ranks
                                  and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)),
              "meta 'shards.digests' is not one digest per rank", path)
     populations = shards.get("populations")
-    _require(populations is None or (isinstance(populations, list) and len(populations) == ranks
+    require(populations is None or (isinstance(populations, list) and len(populations) == ranks
                                      and all(isinstance(p, dict) for p in populations)),
              "meta 'shards.populations' is not one summary per rank", path)
     for rank_populations in populations or []:
         for name, info in rank_populations.items():
-            _require(_valid_shard_population(info), f"meta 'shards.populations' has a bad entry for {name!r}",
+            require(_valid_shard_population(info), f"meta 'shards.populations' has a bad entry for {name!r}",
                      path, name)
 
 
 def _valid_shard_population(info):
     """One shard's summary of one population (see checkpoint.repartition.summary)."""
     return (isinstance(info, dict) and isinstance(info.get("global_ids"), bool)
-            and all(_is_int(info.get(k)) for k in ("global_size", "count", "first", "last"))
+            and all(is_int(info.get(k)) for k in ("global_size", "count", "first", "last"))
             and 0 <= info["count"] <= info["global_size"] < 2 ** 62
             and (info["count"] == 0 or 0 <= info["first"] <= info["last"] < info["global_size"])
             and isinstance(info.get("checksum"), str) and len(info["checksum"]) <= 64)
 
 
 def _validate_manifest(m, path):
-    _require(isinstance(m, dict) and m.get("format") == FORMAT_NAME, "not a checkpoint manifest", path)
+    require(isinstance(m, dict) and m.get("format") == FORMAT_NAME, "not a checkpoint manifest", path)
     version = m.get("format_version")
-    _require(_is_int(version), "manifest has no format_version", path)
+    require(is_int(version), "manifest has no format_version", path)
     if version > FORMAT_VERSION:
         raise CorruptCheckpointError(
             f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
             "upgrade checkpoint", path=path)
-    _require(isinstance(m.get("meta"), dict), "manifest has no meta", path)
+    require(isinstance(m.get("meta"), dict), "manifest has no meta", path)
     _validate_meta(m["meta"], path)
     for section in ("populations", "projections", "rng"):
-        _require(isinstance(m.get(section), dict), f"manifest has no {section}", path)
+        require(isinstance(m.get(section), dict), f"manifest has no {section}", path)
     keys = set()
 
     def entry(e, obj, with_info=False):
         _validate_entry(e, path, obj, with_info)
-        _require(e["key"] not in keys, f"key {e['key']!r} used twice", path, obj)
+        require(e["key"] not in keys, f"key {e['key']!r} used twice", path, obj)
         keys.add(e["key"])
 
     for name, pop in m["populations"].items():
-        _require(isinstance(pop, dict) and _is_int(pop.get("size")) and 0 <= pop["size"] < 2 ** 62,
+        require(isinstance(pop, dict) and is_int(pop.get("size")) and 0 <= pop["size"] < 2 ** 62,
                  "population has no valid size", path, name)
         geometry = pop.get("geometry")
-        _require(geometry is None or (isinstance(geometry, list) and len(geometry) <= MAX_DIMENSIONS
-                                      and all(_is_int(n) and 0 <= n < 2 ** 62 for n in geometry)),
+        require(geometry is None or (isinstance(geometry, list) and len(geometry) <= MAX_DIMENSIONS
+                                      and all(is_int(n) and 0 <= n < 2 ** 62 for n in geometry)),
                  f"bad geometry {geometry!r}", path, name)
-        _require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
+        require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
         if pop.get("ids") is not None:
             _validate_ids(pop, path, name, entry)
         else:
-            _require(pop.get("global_size") in (None, pop["size"]), "global_size without ids", path, name)
+            require(pop.get("global_size") in (None, pop["size"]), "global_size without ids", path, name)
         for var, e in pop["arrays"].items():
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, POPULATION_SCOPES, {"neuron": pop["size"]}, path, f"{name}.{var}")
     for name, proj in m["projections"].items():
-        _require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict),
+        require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict),
                  "projection has no arrays", path, name)
         shape = proj.get("shape")
-        _require(isinstance(shape, list) and len(shape) == 2 and all(_is_int(n) and 0 <= n < 2 ** 62 for n in shape),
+        require(isinstance(shape, list) and len(shape) == 2 and all(is_int(n) and 0 <= n < 2 ** 62 for n in shape),
                  "projection has no valid shape", path, name)
         for part in ("pre", "post", "target"):
-            _require(proj.get(part) is None or isinstance(proj[part], str), f"bad {part} {proj.get(part)!r}",
+            require(proj.get(part) is None or isinstance(proj[part], str), f"bad {part} {proj.get(part)!r}",
                      path, name)
         for part in ("indptr", "indices"):
             entry(proj.get(part), f"{name}.{part}")
-            _require(proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,
+            require(proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,
                      f"{part} must be a 1-d int64 array", path, name)
-        _require(proj["indptr"]["shape"] == [shape[0] + 1], "indptr length is not post size + 1", path, name)
+        require(proj["indptr"]["shape"] == [shape[0] + 1], "indptr length is not post size + 1", path, name)
         nnz = proj["indices"]["shape"][0]
         if proj.get("order") is not None:   # version 3; its values are checked where it is used
             entry(proj["order"], f"{name}.order")
-            _require(proj["order"]["dtype"] in ORDER_DTYPES and proj["order"]["shape"] == [nnz],
+            require(proj["order"]["dtype"] in ORDER_DTYPES and proj["order"]["shape"] == [nnz],
                      "order must be one int32 or int64 per synapse", path, name)
         for var, e in proj["arrays"].items():
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, PROJECTION_SCOPES, {"post": shape[0], "synapse": nnz}, path, f"{name}.{var}")
     for name, rng in m["rng"].items():
-        _require(isinstance(rng, dict) and isinstance(rng.get("kind"), str)
+        require(isinstance(rng, dict) and isinstance(rng.get("kind"), str)
                  and isinstance(rng.get("arrays"), dict), "bad random generator entry", path, f"rng {name}")
         for var, e in rng["arrays"].items():
             entry(e, f"rng {name}.{var}")
@@ -431,10 +406,10 @@ def _validate_ids(pop, path, name, entry):
     """A shard's part of a population: ``size`` global indices (int64, 1-d)
     of a population of ``global_size``; their values are checked on read."""
     global_size = pop.get("global_size")
-    _require(_is_int(global_size) and pop["size"] <= global_size < 2 ** 62, f"bad global_size {global_size!r}",
+    require(is_int(global_size) and pop["size"] <= global_size < 2 ** 62, f"bad global_size {global_size!r}",
              path, name)
     entry(pop["ids"], f"{name}.ids")
-    _require(pop["ids"]["dtype"] == "<i8" and pop["ids"]["shape"] == [pop["size"]],
+    require(pop["ids"]["dtype"] == "<i8" and pop["ids"]["shape"] == [pop["size"]],
              "ids must be one int64 per neuron", path, name)
 
 
