@@ -19,7 +19,8 @@ import pytest
 import checkpoint
 from checkpoint import StructureMismatchError, UnsupportedObjectError
 from checkpoint.adapters import adapter_for
-from checkpoint.adapters import nestsim
+from checkpoint.adapters import nest as nest_adapter
+from checkpoint.adapters.nest import NESTAdapter
 from checkpoint.formats import read_state, write_state
 from helpers import assert_same_capture, capture_copy
 
@@ -44,7 +45,7 @@ def test_every_format_restores_everything_into_other_connectivity(tmp_path, fmt)
     report = checkpoint.load(tmp_path / f"n.{fmt}", nest)
     assert report.time == pytest.approx(50.0) and report.step == 500
     # reseeded from the file's seed and step: not a replay of the first run's numbers
-    assert nest.rng_seed == nestsim._continuation_seed(5, 500) not in (5, 9)
+    assert nest.rng_seed == nest_adapter.continuation_seed(5, 500) not in (5, 9)
     assert f"{STDP}.weight" in report.restored and "iaf_psc_alpha@1.V_m" in report.restored
     assert_same_capture(before, captured(nest))
 
@@ -102,7 +103,7 @@ def test_checkpointer_loop_counts_time_on_from_the_file(tmp_path):
         ckpt.maybe_save()
     assert checkpoint.read(ckpt.latest()).time == pytest.approx(60.0)
     nest_sim.build()                                # ResetKernel forgets the offset
-    assert nestsim.time_offset() == 0.0 and adapter_for(nest).clock() == (0.0, 0)
+    assert nest_adapter.time_offset() == 0.0 and adapter_for(nest).clock() == (0.0, 0)
 
 
 def test_fresh_process_restart_loses_only_what_nest_hides(tmp_path):
@@ -145,9 +146,17 @@ class TestNESTContract(AdapterContract):
         return captured(model)
 
     def fail_midway(self, monkeypatch, model):
-        def fail(plan):
+        def fail(self, plan):
             raise RuntimeError("injected failure after every population and projection")
-        monkeypatch.setattr(nestsim, "_restore_clock", fail)
+        monkeypatch.setattr(NESTAdapter, "restore_clock", fail)
+
+    def parts(self, model):
+        exc = model.NodeCollection(list(range(1, 81)))   # nest_sim.build: 80 iaf_psc_alpha first
+        return exc, model.GetConnections(source=exc, target=exc, synapse_model="stdp_synapse")
+
+    def unsupported(self, model):
+        spikes = model.GetNodes({"model": "spike_recorder"})
+        return [spikes, model.GetNodes()]   # a recorder; several models at once
 
 
 def test_a_kernel_of_another_size_changes_nothing(tmp_path):
@@ -180,7 +189,7 @@ def test_values_nest_refuses_are_an_error_and_change_nothing(tmp_path, section, 
         checkpoint.load(tmp_path / "forged.h5", nest)
     assert "forged.h5" in str(info.value) and name in str(info.value)
     assert_same_capture(before, captured(nest))
-    assert nestsim.time_offset() == 0.0
+    assert nest_adapter.time_offset() == 0.0
 
 
 def write_and_read(tmp_path, nest):
@@ -196,13 +205,13 @@ def test_failure_midway_puts_everything_back(tmp_path, monkeypatch):
     nest.Simulate(10.0)
     before, seed = captured(nest), nest.rng_seed
 
-    def fail(plan):
+    def fail(self, plan):
         raise RuntimeError("injected")
-    monkeypatch.setattr(nestsim, "_restore_clock", fail)   # after every population and projection
+    monkeypatch.setattr(NESTAdapter, "restore_clock", fail)   # after every population and projection
     with pytest.raises(RuntimeError, match="injected"):
         checkpoint.load(tmp_path / "n.h5", nest)
     assert_same_capture(before, captured(nest))
-    assert nest.rng_seed == seed and nestsim.time_offset() == 0.0
+    assert nest.rng_seed == seed and nest_adapter.time_offset() == 0.0
 
 
 def test_unsupported_nest_objects(tmp_path):
@@ -450,3 +459,69 @@ def test_lengths_that_do_not_split_a_devices_array_are_refused_before_any_change
     with pytest.raises(checkpoint.CorruptCheckpointError, match="does not split"):
         checkpoint.load(tmp_path / "forged.h5", nest)
     assert [list(t) for t in generators.get("spike_times")] == before
+
+
+@pytest.mark.parametrize("forgery", ["overflowing lengths", "no lengths", "negative port"])
+def test_forged_device_arrays_and_ports_are_refused_before_any_change(tmp_path, forgery):
+    """Lengths whose int64 sum wraps round to the stored count, spike times
+    without the lengths that split them, a receptor port NEST's Python layer
+    raises IndexError on: each a CheckpointError naming the file, nothing changed."""
+    nest, exc, *_ = nest_sim.build(seed=5)
+    generators = nest.Create("spike_generator", 2, params={"spike_times": [1.0, 2.0]})
+    checkpoint.save(tmp_path / "gen.h5", nest)
+    state = read_state(tmp_path / "gen.h5")
+    population = state.populations[f"spike_generator@{generators[0].global_id}"]
+    if forgery == "overflowing lengths":   # 2**63 + 2 + (2**63 + 2) wraps to 4 in int64: the stored count
+        population.arrays["spike_times.lengths"] = np.array([2 ** 62 + 1, 3 * 2 ** 62 + 3], np.uint64)
+    elif forgery == "no lengths":
+        del population.arrays["spike_times.lengths"], population.info["spike_times.lengths"]
+    else:
+        state.projections[STDP].arrays["receptor"] = np.full(len(state.projections[STDP].indices), -1, np.int64)
+    write_state(tmp_path / "forged.h5", state)                                  # every digest recomputed
+    generators.set([{"spike_times": [5.0]}, {"spike_times": [6.0]}])
+    before = captured(nest)
+    with pytest.raises(checkpoint.CheckpointError, match="forged.h5"):
+        checkpoint.load(tmp_path / "forged.h5", nest)
+    assert_same_capture(before, captured(nest))
+
+
+def test_gap_junctions_load_into_the_kernel_that_saved_them(tmp_path):
+    """NEST's gap_junction has no delay and comes in symmetric pairs (its
+    own example, gap_junctions_two_neurons): values are set, no delay asked
+    for; other connectivity is refused with what to do, before any change."""
+    def build(weight):
+        nest.ResetKernel()
+        nest.resolution = 0.05
+        neurons = nest.Create("hh_psc_alpha_gap", 2)
+        neurons.I_e = 100.0
+        nest.Connect(neurons[0], neurons[1], {"rule": "one_to_one", "make_symmetric": True},
+                     {"synapse_model": "gap_junction", "weight": weight})
+        return neurons
+    import nest
+    build(0.5)
+    nest.Simulate(10.0)
+    checkpoint.save(tmp_path / "gap.h5", nest)
+    build(0.1)
+    checkpoint.load(tmp_path / "gap.h5", nest)
+    assert list(nest.GetConnections(synapse_model="gap_junction").get("weight")) == [0.5, 0.5]
+    nest.Simulate(10.0)
+    nest.ResetKernel()
+    nest.resolution = 0.05
+    neurons = nest.Create("hh_psc_alpha_gap", 2)
+    before = captured(nest)
+    with pytest.raises(StructureMismatchError, match="symmetric pairs"):
+        checkpoint.load(tmp_path / "gap.h5", nest)
+    assert_same_capture(before, captured(nest))
+    assert len(neurons) == 2
+
+
+def test_state_a_model_only_records_is_named_at_save(tmp_path):
+    """aeif_psc_delta_clopath records its adaptive threshold V_th and z but
+    takes no value for them: a save says so by name."""
+    import nest
+    nest.ResetKernel()
+    nest.Create("aeif_psc_delta_clopath", 3)
+    with pytest.warns(checkpoint.CheckpointWarning, match=r"V_th.*z|z.*V_th") as caught:
+        checkpoint.save(tmp_path / "c.h5", nest)
+    message = next(str(w.message) for w in caught if "can be recorded but not set" in str(w.message))
+    assert "aeif_psc_delta_clopath@1" in message

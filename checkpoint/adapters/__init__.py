@@ -9,7 +9,7 @@ from ..errors import UnsupportedObjectError
 
 # (module prefix of the object's class, adapter module, adapter class)
 _SIMULATORS = [("brian2", "brian2", "Brian2Adapter"), ("ANNarchy", "annarchy", "ANNarchyAdapter"),
-               ("nest", "nestsim", "NESTAdapter")]
+               ("nest", "nest", "NESTAdapter")]
 
 
 def adapter_for(obj, monitors=False):
