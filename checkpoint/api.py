@@ -92,10 +92,10 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
                    progress=progress, monitors=monitors)
     if comm is not None:
         return distributed.load(path, obj, comm, **options)
-    try:
-        return local.load(path, obj, **options)
-    except local.ShardedCheckpoint:   # the manifest of an MPI run: all of it, into this process
-        return distributed.load(path, obj, **options)
+    opened = local.prepare_load(path, obj, **options)
+    if opened.sharded:   # the manifest of an MPI run: all of it, into this process
+        return distributed.load(path, obj, opened=opened, **options)
+    return local.finish_load(opened)
 
 
 def read(path, lazy=False, format=None, progress=None):

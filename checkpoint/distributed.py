@@ -157,9 +157,10 @@ def shard_paths(path):
     return _shard_list(path)[0]
 
 
-def _shard_list(path):
-    """``(files, shards meta)`` of the manifest at ``path``, every name checked."""
-    manifest = read_state(path)
+def _shard_list(path, manifest=None):
+    """``(files, shards meta)`` of the manifest at ``path`` (read already:
+    ``manifest``), every name checked."""
+    manifest = manifest if manifest is not None else read_state(path)
     shards = manifest.meta.get(SHARDS)
     if not isinstance(shards, dict) or not isinstance(shards.get("files"), list):
         raise StructureMismatchError("not the manifest of a sharded checkpoint", path=path)
@@ -212,7 +213,7 @@ def verify_shards(path):
     return files
 
 
-def load(path, obj, comm=ONE_PROCESS, **options):
+def load(path, obj, comm=ONE_PROCESS, opened=None, **options):
     """Restore each rank's ``obj`` from the checkpoint ``path``: on every
     rank, or on none.
 
@@ -222,12 +223,13 @@ def load(path, obj, comm=ONE_PROCESS, **options):
     """
     plan = undo = error = adapter = None
     try:
-        files, shards = _shard_list(path)
-        adapter = adapter_for(obj, monitors=options.get("monitors", False))
+        # opened: the manifest already read and the model described (a load without comm=)
+        files, shards = _shard_list(path, opened.file_state if opened else None)
+        adapter = opened.adapter if opened else adapter_for(obj, monitors=options.get("monitors", False))
         if not adapter.shardable:
             raise UnsupportedObjectError(f"a {adapter.simulator} model cannot be one shard of an MPI "
                                          "checkpoint; sharded checkpoints hold embedded networks", path=path)
-        model = adapter.describe()
+        model = opened.model_state if opened else adapter.describe()
         own = _own_shard(files, shards, model, comm)
     except Exception as exc:
         error, own = exc, False
@@ -237,8 +239,11 @@ def load(path, obj, comm=ONE_PROCESS, **options):
         if exact:
             mine = files[comm.rank]
             check_shard(mine, comm.rank, shards)
-            adapter, plan = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
-                                         **options)
+            shard = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
+                                 adapter=adapter, model_state=model, **options)
+            if shard.sharded:   # a forged shard that claims to be a manifest
+                raise StructureMismatchError("a shard is itself the manifest of shards", path=mine)
+            plan = shard.plan
         else:
             plan = _repartitioned_plan(path, files, shards, adapter, model, comm, options)
     except Exception as exc:
@@ -280,7 +285,7 @@ def _repartitioned_plan(path, files, shards, adapter, model, comm, options):
     _refuse_rank_local(recorded, model, path)
     wanted = {name: (pop.global_ids(), pop.global_size) for name, pop in model.populations.items()}
     needed = [rank for rank, pops in enumerate(recorded) if _overlaps(pops, wanted)]
-    manifest = read_state(path)
+    manifest = read_state(path)   # its meta: the run's clock and generators
     state = gather(lambda: _open_shards(files, shards, needed), wanted, path, manifest.meta)
     plan = plan_load(state, adapter, model, path, **{k: v for k, v in options.items() if k != "monitors"})
     if plan.clock is not None:

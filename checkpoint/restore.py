@@ -11,6 +11,8 @@ import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from typing import Optional
+
 import numpy as np
 
 from .errors import CheckpointWarning, StructureMismatchError
@@ -39,12 +41,12 @@ class RestoreReport:
         checkpoint loaded onto another partition of the neurons).
     """
 
-    path: str = None
+    path: Optional[str] = None
     restored: list = field(default_factory=list)
     kept: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
-    time: float = None
-    step: int = None
+    time: Optional[float] = None
+    step: Optional[int] = None
     reseeded: list = field(default_factory=list)
 
     def __str__(self):
@@ -95,7 +97,7 @@ class Plan:
     #: whether the per-synapse values are in it rather than in CSR order
     #: (only for adapters with ``takes_simulator_order``)
     simulator_order: dict = field(default_factory=dict)
-    clock: dict = None                                 # {"step": int, "time": float}
+    clock: Optional[dict] = None                               # {"step": int, "time": float}
     rng: dict = field(default_factory=dict)            # model rng name -> RngState
     file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
     #: what the adapter's ``describe`` found (``NetworkState.findings``), for

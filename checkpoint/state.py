@@ -8,6 +8,7 @@ it.  The same tree is what :func:`checkpoint.read` returns for analysis.
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import scipy.sparse
@@ -54,7 +55,7 @@ class ArrayInfo:
 
     kind: str = "variable"
     scope: str = "neuron"
-    unit: str = None
+    unit: Optional[str] = None
 
 
 class _ArrayGroup(Mapping):
@@ -255,7 +256,7 @@ class NetworkState:
     projections: dict = field(default_factory=dict)
     rng: dict = field(default_factory=dict)
     #: the XXH3-64 digest of the manifest this state was read from (None if not read)
-    digest: str = None
+    digest: Optional[str] = None
     #: what an adapter's ``describe`` found out for its ``apply`` (its own
     #: small object; the restore plan carries it as :attr:`Plan.findings`).
     #: Never written to a file.
@@ -288,6 +289,17 @@ class NetworkState:
             return self
         clone = copy.copy(self)
         clone.projections = {name: p.in_csr_order(path) for name, p in self.projections.items()}
+        return clone
+
+    def with_objects(self, added):
+        """A copy of this state with ``added``'s populations and projections
+        too, and ``added.findings`` when it has any (an adapter's
+        ``before_plan`` returns what it adds this way: neither state changes)."""
+        clone = copy.copy(self)
+        clone.populations = {**self.populations, **added.populations}
+        clone.projections = {**self.projections, **added.projections}
+        if added.findings is not None:
+            clone.findings = added.findings
         return clone
 
     def close(self):

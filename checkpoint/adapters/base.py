@@ -24,11 +24,13 @@ Loading
        carries it to ``apply`` as ``plan.findings``.  An adapter keeps no
        per-load state on itself, so one adapter may serve several loads.
        Called once per load.  Changes nothing.
-    2. ``before_plan(file_state, model_state, path)``: refuse a file that
-       cannot be meant for this model.  Changes nothing in the simulator
-       or in either state; returns a :class:`NetworkState` of what it adds
-       to the model's (objects the file names that the model can make), or
-       None.
+    2. ``before_plan(file_state, model_state, path)``: check the
+       adapter's own ``meta`` of the file, refuse a file that cannot be
+       meant for this model, and read an older layout of the file's state
+       as today's.  Changes nothing in the simulator or in the model's
+       state; returns a :class:`NetworkState` of what it adds to the
+       model's (objects the file names that the model can make, and the
+       findings that name them), or None.
     3. :func:`checkpoint.restore.make_plan` matches and validates.
     4. ``apply(plan)``, or ``apply_reversibly(plan)`` which returns an
        :class:`~checkpoint.restore.UndoLog` the caller may still undo (every
@@ -44,11 +46,18 @@ Capabilities
 ------------
 
 Class attributes say what an adapter can do, so callers ask instead of
-testing its type: :attr:`Adapter.shardable` (a rank's part can be one shard
-of an MPI checkpoint), :attr:`Adapter.captures_monitors`,
-:attr:`Adapter.restores_monitors`, :attr:`Adapter.exact_restart`, :attr:`Adapter.restores_dt`,
-:attr:`Adapter.takes_simulator_order`.  The conformance suite every adapter runs
-is ``tests/adapter_contract.py``.
+testing its type, and each is consulted by library code:
+:attr:`Adapter.shardable` (``distributed``: a rank's part can be one shard
+of an MPI checkpoint), :attr:`Adapter.captures_monitors` (``local.save``
+warns when ``monitors=True`` has nothing to save),
+:attr:`Adapter.restores_monitors` (``local.prepare_load`` warns when a
+load cannot put recorded events back), :attr:`Adapter.exact_restart`
+(the Checkpointer says on resume that a restart is a continuation),
+:attr:`Adapter.restores_dt` (the restore plan warns about another time
+step unless the adapter sets it), :attr:`Adapter.takes_simulator_order`
+(``local.prepare_load`` reads per-synapse arrays in the file's simulator
+order for it).  The conformance suite every adapter runs is
+``tests/adapter_contract.py``.
 """
 
 import abc
@@ -105,9 +114,11 @@ class Adapter(abc.ABC):
         the work of ordering them; by default, :meth:`capture`."""
         return self.capture(populations=populations, projections=projections)
 
-    def before_plan(self, file_state: NetworkState, model_state: NetworkState, path) -> None:
+    def before_plan(self, file_state: NetworkState, model_state: NetworkState, path) -> Optional[NetworkState]:
         """Raise before matching if the file cannot be meant for this model
-        (e.g. automatic object names that differ); a no-op by default."""
+        (e.g. automatic object names that differ); return what the model
+        adds for the file, or None (the default)."""
+        return None
 
     def clock(self) -> Tuple[float, int]:
         """``(time in ms, step)``; called once per loop turn by the Checkpointer."""

@@ -155,8 +155,7 @@ class Brian2Adapter(Adapter):
                     if is_spike_generator(self.populations[name]):
                         restore_spike_generator_flags(self.populations[name], plan.file_meta, name)
                 else:
-                    for step in restore_synapses(self.projections[name], values, checked[(section, name)]):
-                        undo.add(step)
+                    restore_synapses(self.projections[name], values, checked[(section, name)], undo)
             if plan.clock is not None and self.network is not None:
                 restore_clocks(self.network, plan)
             self.restore_generators(plan)

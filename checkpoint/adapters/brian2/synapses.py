@@ -107,9 +107,10 @@ class SynapseRestore(NamedTuple):
     in_brian2_order: bool   # the file's per-synapse values are in its Brian2 order, not CSR
 
 
-def restore_synapses(syn, values, todo):
+def restore_synapses(syn, values, todo, undo):
     """Rebuild the synapses in the file's Brian2 order if they differ, then
-    set every array.  Returns the undo steps of what the snapshot left out."""
+    set every array, each change's undo recorded in ``undo`` (those the
+    caller's snapshot leaves out)."""
     nnz = len(todo.indices)
     if todo.rebuild:
         _rebuild_synapses(syn, todo.order, todo.indptr, todo.indices)
@@ -117,23 +118,23 @@ def restore_synapses(syn, values, todo):
     assigned = [(variables[name], value) for name, value in values.items() if name in variables]
     # a scatter is needed only for values in CSR order (a file of version 1 or 2)
     order = None if todo.in_brian2_order else np.asarray(todo.order, np.int64)
-    undo = []
-    try:
-        # a scatter runs without the GIL: two at a time
-        with ThreadPoolExecutor(2, thread_name_prefix="checkpoint-brian2") as pool:
-            for step in pool.map(lambda item: set_synapse_value(*item, order, nnz, swap=not todo.rebuild),
-                                 assigned):
-                undo.append(step)
-    except BaseException:
-        for step in reversed(undo):
-            step()
-        raise
+    # a scatter runs without the GIL: two at a time.  Every step that ran is
+    # recorded before the first failure is raised, so that all are undone
+    with ThreadPoolExecutor(2, thread_name_prefix="checkpoint-brian2") as pool:
+        futures = [pool.submit(set_synapse_value, *item, order, nnz, swap=not todo.rebuild) for item in assigned]
+    failure = None
+    for future in futures:
+        if future.exception() is None:
+            undo.add(future.result())
+        elif failure is None:
+            failure = future.exception()
+    if failure is not None:
+        raise failure
     for pathway in syn._pathways:
         key = pathway_prefix(pathway) + "_queue"
         if key + "_synapses" in values:
             restore_queue(pathway, np.asarray(values[key + "_synapses"]), np.asarray(values[key + "_counts"]),
-                           np.asarray(values[key + "_shape"], np.int64), values.get(key + "_dt"))
-    return undo
+                          np.asarray(values[key + "_shape"], np.int64), values.get(key + "_dt"))
 
 
 def _rebuild_synapses(syn, order, indptr, indices):
