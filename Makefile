@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
+.PHONY: demo test lint docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,9 +73,14 @@ example-mpi: $(VENV)/.mpi
 
 # NEST cannot share a process with ANNarchy or Brian2 (the interpreter crashes),
 # so its tests run in a pytest of their own, after the rest.
-test: $(VENV)/.test
+test: $(VENV)/.test lint
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py
 	$(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py
+
+# ruff (pyproject.toml [tool.ruff]) over everything, mypy over the typed contracts ([tool.mypy]).
+lint: $(VENV)/.test
+	$(PY) -m ruff check -q .
+	$(PY) -m mypy
 
 # The documentation (Sphinx); warnings are errors, as in tests/test_docs.py.
 $(VENV)/.docs: $(VENV)/.core

@@ -51,3 +51,8 @@ def with_progress(items):
     for key, array in items:
         yield key, array
         advance(array.nbytes)
+
+
+def format_ms(time_ms):
+    """A time for people: 100 ms, not 99.99999999999999 ms (steps times dt)."""
+    return None if time_ms is None else f"{time_ms:.10g}"

@@ -43,13 +43,13 @@ _NATIVE = _native_xxh3()
 _NATIVE_MIN_BYTES = 1 << 16   # below this the ctypes call costs more than it saves
 
 
-def _bytes(array):
+def byte_view(array):
     return np.asarray(array).reshape(-1).view(np.uint8)
 
 
 def checksum(array):
     """XXH3-64 of the array's C-order little-endian bytes, as ``xxh3-64:<hex>``."""
-    data = _bytes(array)
+    data = byte_view(array)
     if _NATIVE is not None and data.nbytes >= _NATIVE_MIN_BYTES and data.flags.c_contiguous:
         return f"{CHECKSUM_PREFIX}{_NATIVE.XXH3_64bits(data.ctypes.data, data.nbytes):016x}"
     return CHECKSUM_PREFIX + xxhash.xxh3_64_hexdigest(data)

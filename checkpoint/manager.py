@@ -23,7 +23,8 @@ import numpy as np
 
 from .adapters import adapter_for
 from .api import load, save
-from .local import SHARDS, _ms
+from ._progress import format_ms
+from .local import SHARDS
 from .distributed import verify_shards
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from ._ranks import ONE_PROCESS, on_leader
@@ -252,7 +253,10 @@ class Checkpointer:
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
         self._saved_step = step
-        log.info("resumed from %s at step %d (t=%s ms)", path, step, _ms(time_ms))
+        log.info("resumed from %s at step %d (t=%s ms)", path, step, format_ms(time_ms))
+        if not self.adapter.exact_restart:
+            log.info("%s restarts are continuations, not bit for bit: what the simulator keeps out of reach "
+                     "starts afresh (see its page in the documentation)", self.adapter.simulator)
         return report
 
     # ---------------------------------------------------------------- saving
@@ -355,7 +359,7 @@ class Checkpointer:
         self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
         self.folder.record(path)
         log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
-                 _ms(state.time), stat.st_size / 1e6, time.perf_counter() - started)
+                 format_ms(state.time), stat.st_size / 1e6, time.perf_counter() - started)
         self._apply_retention(path)
 
     def _apply_retention(self, newest):

@@ -11,7 +11,10 @@ stores subclass ``StoreTests``) and provides, as methods of the subclass:
   (:func:`helpers.capture_copy`);
 * ``fail_midway(monkeypatch, model)``: make the next restore fail after it
   has changed something;
-* ``restored``: labels a whole-network restore must report.
+* ``restored``: labels a whole-network restore must report;
+* ``parts(model)``: one population and one projection of the model, as a
+  script would pass them to save/load on their own;
+* ``unsupported(model)``: objects of the simulator the adapter refuses.
 
 A test that every simulator must pass goes here; the simulator's own module
 keeps only what is particular to it.
@@ -23,7 +26,7 @@ import numpy as np
 import pytest
 
 import checkpoint
-from checkpoint import CorruptCheckpointError, StructureMismatchError
+from checkpoint import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from checkpoint.adapters import adapter_for
 from checkpoint.adapters.base import Adapter
 from checkpoint.formats import read_state, write_state
@@ -47,6 +50,12 @@ class AdapterContract:
         raise NotImplementedError
 
     def fail_midway(self, monkeypatch, model):
+        raise NotImplementedError
+
+    def parts(self, model):
+        raise NotImplementedError
+
+    def unsupported(self, model):
         raise NotImplementedError
 
     # -- the contract ------------------------------------------------------------
@@ -148,3 +157,32 @@ class AdapterContract:
         monkeypatch.undo()
         assert_same_capture(before, self.captured(other))
         self.advance(other)      # and the model still runs
+
+    def test_objects_on_their_own_restore_into_another_model(self, tmp_path):
+        """A population and a projection saved on their own (as ANNarchy's
+        ``pop.save``) load into another model's of the same name."""
+        model = self.make(1)
+        self.advance(model)
+        before = self.captured(model)
+        names = []
+        for k, part in enumerate(self.parts(model)):
+            state = adapter_for(part).capture()
+            names += [f"populations/{n}/" for n in state.populations] + [f"projections/{n}/" for n in state.projections]
+            checkpoint.save(tmp_path / f"part{k}.{FORMATS[k % len(FORMATS)]}", part)
+            assert read_state(tmp_path / f"part{k}.{FORMATS[k % len(FORMATS)]}").meta["content"] != "network"
+        other = self.make(2)
+        for k, part in enumerate(self.parts(other)):
+            report = checkpoint.load(tmp_path / f"part{k}.{FORMATS[k % len(FORMATS)]}", part)
+            assert report.restored
+        after = self.captured(other)
+        for prefix in names:
+            keys = [key for key in before if key.startswith(prefix)]
+            assert keys, prefix
+            assert_same_capture({k: before[k] for k in keys}, {k: after[k] for k in keys})
+
+    def test_an_unsupported_object_is_refused_and_nothing_is_written(self, tmp_path):
+        model = self.make(1)
+        for obj in self.unsupported(model):
+            with pytest.raises(UnsupportedObjectError):
+                checkpoint.save(tmp_path / "c.h5", obj)
+            assert not list(tmp_path.iterdir()), obj

@@ -63,6 +63,12 @@ class TestBrian2Contract(AdapterContract):
             raise RuntimeError("injected failure after the synapses were rebuilt")
         monkeypatch.setattr(Brian2Adapter, "restore_generators", fail)
 
+    def parts(self, model):
+        return model["exc"], model["stdp"]
+
+    def unsupported(self, model):
+        return [b2.Clock(dt=0.1 * b2.ms), model["exc"].v]
+
 
 def test_plain_text_restores_everything_too(tmp_path, build):
     net, exc, syn, _ = build(seed=1)

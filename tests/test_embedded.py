@@ -29,6 +29,12 @@ class TestEmbeddedContract(AdapterContract):
             raise RuntimeError("injected failure after the arrays were swapped in")
         monkeypatch.setattr(EmbeddedAdapter, "_set_rng", fail)
 
+    def parts(self, model):
+        return model.populations["pop0"], model.projections["proj0"]
+
+    def unsupported(self, model):
+        return [object(), model.rng, {"pop0": model.populations["pop0"]}]
+
 
 def test_the_embedded_adapter_can_be_a_shard():
     assert adapter_for(izhikevich_network()).shardable

@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import CorruptCheckpointError
-from ..hashing import StreamingChecksum, _bytes, checksum
+from ..hashing import StreamingChecksum, byte_view, checksum
 #: Arrays are read, written and hashed in blocks of this size, so that one
 #: block's hash (or writeback) overlaps the next block's read (or write).
 BLOCK_BYTES = 8 << 20
@@ -75,7 +75,7 @@ class ArrayRead:
         """Fill ``out`` with the raw bytes of ``file`` (opened for reading)
         from ``offset``: several threads read blocks, and each hashes its
         block once the block before it is hashed."""
-        view = _bytes(out)
+        view = byte_view(out)
         starts = range(0, view.nbytes, BLOCK_BYTES)
         workers = min(self._reads.threads, len(starts))
         if workers < 2 or not hasattr(os, "preadv"):  # one block, or no preadv (Windows)
@@ -117,7 +117,7 @@ class ArrayRead:
         """Fill ``out`` from a binary ``stream`` at its position, block by
         block; each block is hashed on the hashing thread while the next is
         read.  Raises ``EOFError`` if the stream ends early."""
-        view = _bytes(out)
+        view = byte_view(out)
         pos = 0
         while pos < view.nbytes:
             n = stream.readinto(view[pos:pos + BLOCK_BYTES])
@@ -128,7 +128,7 @@ class ArrayRead:
 
     def feed(self, block):
         """Queue ``block`` (the next bytes of the array, kept alive until hashed)."""
-        block = _bytes(block)
+        block = byte_view(block)
         self.fed += block.nbytes
         self._reads.hashing.submit(self.hasher.update, block)
 
