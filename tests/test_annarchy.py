@@ -14,6 +14,7 @@ import pytest
 
 import checkpoint
 from checkpoint.adapters import adapter_for
+from checkpoint.adapters.annarchy import ANNarchyAdapter
 from checkpoint.formats import read_state, write_state
 from helpers import assert_same_capture, capture_copy
 
@@ -246,9 +247,9 @@ class TestANNarchyContract(AdapterContract):
         return captured(model)
 
     def fail_midway(self, monkeypatch, model):
-        def fail(states):
+        def fail(adapter, plan):
             raise RuntimeError("injected failure after everything else was written")
-        monkeypatch.setattr(adapter_for(model).native, "write_rng", fail)
+        monkeypatch.setattr(ANNarchyAdapter, "restore_generators", fail)
 
 
 def test_unsupported_uses(tmp_path, networks):
