@@ -186,6 +186,15 @@ def _scaled(section, obj, var, factor):
     return change
 
 
+def _wrapping_lengths(section, obj, var):
+    """Row lengths whose int64 sum wraps round to the length of the values."""
+    def change(state):
+        group = getattr(state, section)[obj]
+        size = group.arrays[var].size
+        group.arrays[var + ".lengths"] = np.array([4, 2 ** 62, 2 ** 62, 2 ** 62, 2 ** 62 + size], np.int64)
+    return change
+
+
 @pytest.mark.parametrize("change, message", [
     (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 10 ** 6, 0]])), "range"),
     (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 0, 10 ** 6]])), "does not exist"),
@@ -193,6 +202,7 @@ def _scaled(section, obj, var, factor):
     (_set("populations", "exc", "spiked", np.array([10 ** 6], np.int32)), "out of range"),
     (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
     (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
+    (_wrapping_lengths("populations", "exc", "_delayed_spike"), "lengths"),
 ])
 def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, networks, change, message):
     net, _ = networks

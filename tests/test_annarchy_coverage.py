@@ -185,6 +185,17 @@ def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
     assert "cells_m" in checkpoint.read(tmp_path / "m.h5").populations
 
 
+def _wrapping_counts(state):
+    """Spike counts whose int64 sum wraps round to the number of steps: they
+    would split the steps among the neurons with some twice, some moved."""
+    arrays = state.populations["cells_m"].arrays
+    counts, steps = arrays["spike.counts"], arrays["spike.steps"]
+    assert len(counts) >= 3
+    counts[:] = 0
+    counts[:3] = [2 ** 63 - 1, 2 ** 63 - 1, len(steps) + 2]
+    assert int(counts.sum()) == len(steps)   # what an int64 sum sees
+
+
 def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
     from checkpoint.formats import read_state, write_state
     net = _monitored(tmp_path, 1)
@@ -205,6 +216,7 @@ def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
          checkpoint.CorruptCheckpointError, "spikes do not fit"),
         (forged("counts.h5", lambda s: s.populations["cells_m"].arrays["spike.counts"].__setitem__(0, -1)),
          checkpoint.CorruptCheckpointError, "spikes do not fit"),
+        (forged("wrapping.h5", _wrapping_counts), checkpoint.CorruptCheckpointError, "spikes do not fit"),
         (forged("rows.h5", lambda s: s.populations["cells_m"].arrays.__setitem__(
             "v", s.populations["cells_m"]["v"][:, :3].copy())), checkpoint.CorruptCheckpointError, "one row of 8"),
         (forged("times.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"]["recorded"]["v"].__setitem__(

@@ -29,6 +29,7 @@ import numpy as np
 from ...errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ...formats.schema import is_int, is_number, require
 from ...state import ArrayInfo, PopulationState
+from .objects import exact_sum
 
 SPIKE = "spike"
 SPIKE_ARRAYS = ("spike.ranks", "spike.counts", "spike.steps")
@@ -155,7 +156,8 @@ def _checked_spikes(monitor, values, path):
         ranks, counts, steps = (np.asarray(a, np.int64) for a in (ranks, counts, steps))
         ok = (len(ranks) == len(counts) and len(np.unique(ranks)) == len(ranks)
               and bool(np.all(np.isin(ranks, _recorded_ranks(monitor))))
-              and (len(counts) == 0 or counts.min() >= 0) and int(counts.sum()) == len(steps)
+              and (len(counts) == 0 or (counts.min() >= 0 and counts.max() <= len(steps)))
+              and exact_sum(counts) == len(steps)   # in Python integers: an int64 sum may wrap
               and (len(steps) == 0 or steps.min() >= 0))
     if not ok:
         raise CorruptCheckpointError("the recorded spikes do not fit the monitored neurons", path=path,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import CheckpointError, UnsupportedObjectError
-from .objects import annarchy, shares_weights
+from .objects import annarchy, exact_sum, shares_weights
 
 log = logging.getLogger("checkpoint")
 
@@ -327,7 +327,9 @@ def level_counts(lengths, depth):
         if len(level) != counts[-1] or (len(level) and int(level.min()) < 0):
             return None
         offset += counts[-1]
-        counts.append(int(level.sum()))
+        counts.append(exact_sum(level))   # a file's lengths may wrap an int64 sum
+        if counts[-1] >= 2 ** 62:          # no container of this machine holds as many
+            return None
     if offset != len(lengths):
         return None
     return counts if depth > 0 else [1]

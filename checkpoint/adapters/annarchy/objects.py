@@ -71,6 +71,17 @@ def shaped(flat, depth):
     return flat.reshape(()) if depth == 0 else flat
 
 
+def exact_sum(counts):
+    """The sum of non-negative integer ``counts`` as a Python integer: a
+    file's counts may be chosen so that an int64 sum wraps round to the
+    length of the array they split."""
+    if len(counts) == 0:
+        return 0
+    if int(np.max(counts)) * len(counts) < 2 ** 63:   # no int64 sum of these can wrap
+        return int(np.sum(counts, dtype=np.int64))
+    return sum(np.asarray(counts).tolist())
+
+
 def placeholder(dtype, n):
     """An array of ``n`` values that costs no memory: describe() needs shapes only."""
     return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), (n,), (0,), writeable=False)
