@@ -223,6 +223,10 @@ def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
             "start", [-5])), checkpoint.CorruptCheckpointError, "recording times"),
         (forged("variables.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
             "variables", ["v"])), checkpoint.StructureMismatchError, "records"),
+        (forged("huge_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
+            "period", 10 ** 400)), checkpoint.CorruptCheckpointError, "period is a huge integer"),
+        (forged("far_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
+            "period", 1e300)), checkpoint.CorruptCheckpointError, "period is 1e"),
         (forged("period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 2.0)),
          checkpoint.StructureMismatchError, "period"),
     ]
