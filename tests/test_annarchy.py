@@ -93,6 +93,7 @@ def test_what_is_captured(tmp_path, networks):
     assert state.populations["exc"].info["last_spike"].kind == "internal"
     assert state.populations["rate_in"].info["tau"].scope == "global"
     assert state.rng["annarchy"].arrays["state"].shape == (1, 625)
+    assert state.rng["numpy.random"].kind == "numpy.random.RandomState"   # np.random, ANNarchy's examples' inputs
     assert state.time == pytest.approx(net.time) and state.step == net.current_step
     # the CSR holds ANNarchy's own synapses, with its weights
     proj = net.get_projection("stdp")
@@ -215,6 +216,20 @@ def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, ne
     assert str(path) in str(error.value)
     assert_same(captured(net), before)
     assert path.read_bytes() == on_disk
+
+
+@pytest.mark.parametrize("key, value", [("pos", 10 ** 6), ("has_gauss", 2), ("gauss", "0.5"),
+                                        ("bit_generator", "PCG64")])
+def test_a_forged_state_of_numpys_global_generator_changes_nothing(tmp_path, networks, key, value):
+    net, _ = networks
+    net.simulate(2)
+    path = _tampered(tmp_path, net, lambda state: state.rng["numpy.random"].state.__setitem__(key, value))
+    np.random.uniform(size=3)
+    before = captured(net)   # numpy's global generator included
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="global generator") as error:
+        checkpoint.load(path, net)
+    assert str(path) in str(error.value) and "numpy.random" in str(error.value)
+    assert_same(captured(net), before)
 
 
 def test_longer_delays_in_the_file_grow_the_delay_buffers(tmp_path, networks):
