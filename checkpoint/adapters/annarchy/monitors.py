@@ -36,6 +36,17 @@ SPIKE_ARRAYS = ("spike.ranks", "spike.counts", "spike.steps")
 _SUM = re.compile(r"sum\((\w+)\)$")
 
 
+#: What to do with a monitor checkpoint cannot restore.  Not Monitor.stop(): in
+#: ANNarchy 5.0.4 the C++ recorder of a projection stays registered when it is
+#: stopped or deleted, and the next simulate() aborts the process ("pure
+#: virtual method called"); paused and out of the network's list it is left
+#: alone (tests/annarchy_monitor_advice.py runs this advice).
+SET_ASIDE = ("Take its recordings with Monitor.get(), pause it (Monitor.pause()) and take it out of "
+             "the network's monitors (net.get_monitors().remove(monitor)), keeping a reference to it; "
+             "or save without monitors=True.  Do not stop or delete it: in ANNarchy 5.0.4 the next "
+             "simulate() after Monitor.stop() of a projection's monitor aborts the process")
+
+
 def population_monitors(network, population_names):
     """``{name: Monitor}`` of ``network``; refuse the kinds we cannot restore."""
     from ANNarchy.core.Population import Population
@@ -49,8 +60,7 @@ def population_monitors(network, population_names):
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} records a {type(monitor.object).__name__}"
                 f"{' (BOLD)' if isinstance(monitor, BoldMonitor) else ''}; checkpoint restores the "
-                "recordings of population monitors only: take its recordings with Monitor.get() and "
-                "stop it (Monitor.stop()), or save without monitors=True", obj=monitor.name)
+                f"recordings of population monitors only. {SET_ASIDE}", obj=monitor.name)
         if monitor.name in population_names or monitor.name in monitors:
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} has the name of another population or monitor: "
