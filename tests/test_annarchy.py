@@ -204,6 +204,7 @@ def _wrapping_lengths(section, obj, var):
     (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
     (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
     (_wrapping_lengths("populations", "exc", "_delayed_spike"), "lengths"),
+    (_scaled("projections", "stdp", "delay", 1e7), "GiB"),   # queues of ~10^8 steps, from 8 bytes a synapse
 ])
 def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, networks, change, message):
     net, _ = networks

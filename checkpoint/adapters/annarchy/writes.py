@@ -11,6 +11,10 @@ from .objects import LENGTHS, global_name, population
 from .queues import IN_FLIGHT, delay_queue_layout, in_flight_layout, in_flight_triples
 
 
+#: the most bytes a file's longer delays may add to one object's delay queues
+MAX_GROWTH = 1 << 30
+
+
 class Writes:
     """The writes of one restore.
 
@@ -90,8 +94,10 @@ class Writes:
             self.uniform_delay[proj] = int(steps[0])
         pre = population(proj.pre)
         needed = int(steps.max()) if len(steps) else 1
+        self._check_growth(pre, needed)   # before any queue is sized by it
         self.max_delay[pre] = max(self.max_delay.get(pre, pre.max_delay), needed)
         if IN_FLIGHT in self.native.fields[global_name(proj)]:
+            self._check_growth(proj, needed)
             self.max_delay[proj] = max(self.max_delay.get(proj, proj.max_delay), needed)
 
     def _in_flight(self, proj, triples, csr):
@@ -130,6 +136,25 @@ class Writes:
         wanted = max(self.max_delay.get(pop, pop.max_delay), 0)
         self._write(field, *delay_queue_layout(pop.size, field, lengths, flat, wanted, self.path,
                                                f"{pop.name}.{field.name}"))
+
+    def _check_growth(self, ann_obj, steps):
+        """A file's delays declare how long the delay queues grow, which the
+        bytes it stores do not bound: refuse a growth beyond :data:`MAX_GROWTH`
+        bytes before anything is allocated."""
+        per_step = 0   # bytes one more step of delay costs
+        for name, f in self.native.fields[global_name(ann_obj)].items():
+            if not name.startswith("_delayed_") or f.depth < 2:
+                continue
+            if f.depth == 2:   # a population's queue: a row of spikes, or of values, per step
+                per_step += 24 + (f.dtype.itemsize * ann_obj.size if f.dtype.kind == "f" else 0)
+            else:              # a projection's ring buffer: a slot of one row per dendrite
+                per_step += 24 * (1 + ann_obj.size)
+        growth = max(steps - int(ann_obj.max_delay), 0) * per_step   # Python integers
+        if growth > MAX_GROWTH:
+            raise CorruptCheckpointError(
+                f"the file's delays ({steps} steps) would grow {ann_obj.name}'s delay queues, of "
+                f"{ann_obj.max_delay} steps, by {growth / 2 ** 30:.1f} GiB; build the network with its "
+                "longest delays", path=self.path, obj=f"{ann_obj.name}.delay")
 
     def _resize_delay_buffers(self, ann_obj):
         """A longer max_delay needs longer queues even where the file has none."""
