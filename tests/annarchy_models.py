@@ -272,10 +272,37 @@ def shared_weight_projections(seed):
     return Convolved(seed), ["image", "features"], [], []
 
 
+def numpy_global_inputs(seed):
+    """Inputs drawn with numpy's global generator between ``simulate()``
+    calls, as ANNarchy's own examples draw them (``np.random``; an odd
+    number of normals leaves a Gaussian cached in the legacy generator)."""
+    import ANNarchy as ann
+    np.random.seed(seed)
+
+    class Driven(ann.Network):
+        def __init__(self, seed):
+            super().__init__(dt=0.5, seed=seed)
+            cells = self.create(7, ann.Izhikevich, name="cells")
+            self.connect(cells, cells, "exc", name="recurrent").fixed_probability(
+                0.3, weights=ann.Uniform(0.0, 2.0, rng=self.default_rng))
+            self.monitor(cells, "spike", name="cells_spikes")
+
+    net = Driven(seed)
+
+    def run_for(duration):
+        cells = net.get_population("cells")
+        for _ in range(int(round(duration))):   # a new input every ms
+            cells.i_offset = np.random.normal(8.0, 4.0, cells.size)
+            cells.v += np.random.uniform(-1.0, 1.0, cells.size)
+            net.simulate(1.0)
+    net.run_for = run_for
+    return net, ["cells"], ["recurrent"], ["cells_spikes"]
+
+
 MODELS = {f.__name__: f for f in (input_populations, rate_inputs_and_connectors,
                                   single_precision_and_current_injection, openmp_threads,
                                   monitors_with_their_recordings, sparse_and_file_connectors,
-                                  structural_plasticity, shared_weight_projections)}
+                                  structural_plasticity, shared_weight_projections, numpy_global_inputs)}
 
 
 def _whole_recordings(net, monitors):
@@ -305,21 +332,22 @@ def main(model, directory, folder, mode):
         np.savez(f"{folder}/initial.npz", **_observe(net, [], projections))
     recorded = getattr(net, "checkpoint_monitors", {})
     paused = getattr(net, "paused_over_the_save", None)
+    run = getattr(net, "run_for", net.simulate)   # a model's own loop around simulate()
     if mode == "first":
-        net.simulate(T / 2)
+        run(T / 2)
         if paused:
             net.get_monitor(paused).pause()
-        net.simulate(T / 2)
+        run(T / 2)
         checkpoint.save(f"{folder}/c.h5", net, monitors=bool(recorded))
         if paused:
             net.get_monitor(paused).resume()
-        net.simulate(T)
+        run(T)
         out = "straight"
     else:
         checkpoint.load(f"{folder}/c.h5", net, monitors=bool(recorded))
         if paused:
             net.get_monitor(paused).resume()
-        net.simulate(T)
+        run(T)
         out = "resumed"
     observed = _observe(net, populations, projections)
     observed.update(_whole_recordings(net, recorded))

@@ -14,6 +14,7 @@ import pytest
 
 import checkpoint
 from checkpoint.adapters import adapter_for
+from checkpoint.adapters.annarchy import ANNarchyAdapter
 from checkpoint.formats import read_state, write_state
 from helpers import assert_same_capture, capture_copy
 
@@ -92,6 +93,7 @@ def test_what_is_captured(tmp_path, networks):
     assert state.populations["exc"].info["last_spike"].kind == "internal"
     assert state.populations["rate_in"].info["tau"].scope == "global"
     assert state.rng["annarchy"].arrays["state"].shape == (1, 625)
+    assert state.rng["numpy.random"].kind == "numpy.random.RandomState"   # np.random, ANNarchy's examples' inputs
     assert state.time == pytest.approx(net.time) and state.step == net.current_step
     # the CSR holds ANNarchy's own synapses, with its weights
     proj = net.get_projection("stdp")
@@ -185,6 +187,15 @@ def _scaled(section, obj, var, factor):
     return change
 
 
+def _wrapping_lengths(section, obj, var):
+    """Row lengths whose int64 sum wraps round to the length of the values."""
+    def change(state):
+        group = getattr(state, section)[obj]
+        size = group.arrays[var].size
+        group.arrays[var + ".lengths"] = np.array([4, 2 ** 62, 2 ** 62, 2 ** 62, 2 ** 62 + size], np.int64)
+    return change
+
+
 @pytest.mark.parametrize("change, message", [
     (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 10 ** 6, 0]])), "range"),
     (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 0, 10 ** 6]])), "does not exist"),
@@ -192,6 +203,8 @@ def _scaled(section, obj, var, factor):
     (_set("populations", "exc", "spiked", np.array([10 ** 6], np.int32)), "out of range"),
     (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
     (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
+    (_wrapping_lengths("populations", "exc", "_delayed_spike"), "lengths"),
+    (_scaled("projections", "stdp", "delay", 1e7), "GiB"),   # queues of ~10^8 steps, from 8 bytes a synapse
 ])
 def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, networks, change, message):
     net, _ = networks
@@ -204,6 +217,20 @@ def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, ne
     assert str(path) in str(error.value)
     assert_same(captured(net), before)
     assert path.read_bytes() == on_disk
+
+
+@pytest.mark.parametrize("key, value", [("pos", 10 ** 6), ("has_gauss", 2), ("gauss", "0.5"),
+                                        ("bit_generator", "PCG64")])
+def test_a_forged_state_of_numpys_global_generator_changes_nothing(tmp_path, networks, key, value):
+    net, _ = networks
+    net.simulate(2)
+    path = _tampered(tmp_path, net, lambda state: state.rng["numpy.random"].state.__setitem__(key, value))
+    np.random.uniform(size=3)
+    before = captured(net)   # numpy's global generator included
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="global generator") as error:
+        checkpoint.load(path, net)
+    assert str(path) in str(error.value) and "numpy.random" in str(error.value)
+    assert_same(captured(net), before)
 
 
 def test_longer_delays_in_the_file_grow_the_delay_buffers(tmp_path, networks):
@@ -246,9 +273,15 @@ class TestANNarchyContract(AdapterContract):
         return captured(model)
 
     def fail_midway(self, monkeypatch, model):
-        def fail(states):
+        def fail(adapter, plan):
             raise RuntimeError("injected failure after everything else was written")
-        monkeypatch.setattr(adapter_for(model).native, "write_rng", fail)
+        monkeypatch.setattr(ANNarchyAdapter, "restore_generators", fail)
+
+    def parts(self, model):
+        return model.get_population("exc"), model.get_projection("stdp")
+
+    def unsupported(self, model):
+        return [model.get_population("exc")[0:10], model.get_population]   # a PopulationView; a method
 
 
 def test_unsupported_uses(tmp_path, networks):

@@ -146,7 +146,7 @@ def test_a_copy_in_the_copying_process_shares_the_originals_state(tmp_path):
     assert np.array_equal(a.populations["cells"]["v"], b.populations["cells"]["v"])
 
 
-def _monitored(tmp_path, seed, with_projection_monitor=False):
+def _monitored(tmp_path, seed):
     import ANNarchy as ann
 
     class Monitored(ann.Network):
@@ -158,11 +158,9 @@ def _monitored(tmp_path, seed, with_projection_monitor=False):
             self.recurrent = self.connect(self.cells, self.cells, "exc", synapse=ann.STDP, name="recurrent")
             self.recurrent.fixed_probability(0.3, weights=1.0)
             self.monitor(self.cells, ["spike", "v"], name="cells_m")
-            if with_projection_monitor:
-                self.monitor(self.recurrent, "w", period=5.0, name="weights_m")
 
     net = Monitored(seed)
-    net.compile(directory=str(tmp_path / f"build-{seed}-{with_projection_monitor}"), silent=True)
+    net.compile(directory=str(tmp_path / f"build-{seed}"), silent=True)
     return net
 
 
@@ -172,17 +170,35 @@ def _recordings(net):
     return np.array(cy.v), {k: list(v) for k, v in cy.spike.items()}, repr(monitor._recorded_variables)
 
 
+def _advice(build, folder, mode):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    return subprocess.run([sys.executable, os.path.join(HERE, "annarchy_monitor_advice.py"), str(build),
+                           str(folder), mode], env=env, cwd=folder, capture_output=True, text=True, timeout=900)
+
+
 def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
-    net = _monitored(tmp_path, 1, with_projection_monitor=True)
-    net.simulate(5.0)
-    with pytest.raises(checkpoint.UnsupportedObjectError, match="weights_m.*Monitor.get"):
-        checkpoint.save(tmp_path / "c.h5", net, monitors=True)
-    assert not list(tmp_path.glob("*.h5"))
-    checkpoint.save(tmp_path / "c.h5", net)      # without monitors=True: the network's state, as ever
-    net.get_monitor("weights_m").get("w")
-    net.get_monitor("weights_m").stop()          # what the message says to do
-    checkpoint.save(tmp_path / "m.h5", net, monitors=True)
+    """The refusal's advice, followed in a process of its own: the run goes
+    on, is saved with monitors=True and resumes; what it warns against
+    (Monitor.stop(), then simulate()) aborts ANNarchy 5.0.4's process."""
+    done = _advice(tmp_path / "build", tmp_path, "advice")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "refused: " in done.stdout and "weights_m" in done.stdout and "resumed" in done.stdout
+    assert "net.get_monitors().remove(monitor)" in done.stdout and "Do not stop" in done.stdout
     assert "cells_m" in checkpoint.read(tmp_path / "m.h5").populations
+    assert not (tmp_path / "refused.h5").exists()
+    stopped = _advice(tmp_path / "build", tmp_path, "stop")   # the same build: no second compile
+    assert stopped.returncode != 0 and "simulated after stop" not in stopped.stdout, stopped.stdout
+
+
+def _wrapping_counts(state):
+    """Spike counts whose int64 sum wraps round to the number of steps: they
+    would split the steps among the neurons with some twice, some moved."""
+    arrays = state.populations["cells_m"].arrays
+    counts, steps = arrays["spike.counts"], arrays["spike.steps"]
+    assert len(counts) >= 3
+    counts[:] = 0
+    counts[:3] = [2 ** 63 - 1, 2 ** 63 - 1, len(steps) + 2]
+    assert int(counts.sum()) == len(steps)   # what an int64 sum sees
 
 
 def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
@@ -205,12 +221,17 @@ def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
          checkpoint.CorruptCheckpointError, "spikes do not fit"),
         (forged("counts.h5", lambda s: s.populations["cells_m"].arrays["spike.counts"].__setitem__(0, -1)),
          checkpoint.CorruptCheckpointError, "spikes do not fit"),
+        (forged("wrapping.h5", _wrapping_counts), checkpoint.CorruptCheckpointError, "spikes do not fit"),
         (forged("rows.h5", lambda s: s.populations["cells_m"].arrays.__setitem__(
             "v", s.populations["cells_m"]["v"][:, :3].copy())), checkpoint.CorruptCheckpointError, "one row of 8"),
         (forged("times.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"]["recorded"]["v"].__setitem__(
             "start", [-5])), checkpoint.CorruptCheckpointError, "recording times"),
         (forged("variables.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
             "variables", ["v"])), checkpoint.StructureMismatchError, "records"),
+        (forged("huge_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
+            "period", 10 ** 400)), checkpoint.CorruptCheckpointError, "period is a huge integer"),
+        (forged("far_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
+            "period", 1e300)), checkpoint.CorruptCheckpointError, "period is 1e"),
         (forged("period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 2.0)),
          checkpoint.StructureMismatchError, "period"),
     ]

@@ -26,12 +26,25 @@ import re
 
 import numpy as np
 
-from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
-from ..state import ArrayInfo, PopulationState
+from ...errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
+from ...formats.schema import is_int, is_number, require
+from ...state import ArrayInfo, PopulationState
+from .objects import exact_sum
 
 SPIKE = "spike"
 SPIKE_ARRAYS = ("spike.ranks", "spike.counts", "spike.steps")
 _SUM = re.compile(r"sum\((\w+)\)$")
+
+
+#: What to do with a monitor checkpoint cannot restore.  Not Monitor.stop(): in
+#: ANNarchy 5.0.4 the C++ recorder of a projection stays registered when it is
+#: stopped or deleted, and the next simulate() aborts the process ("pure
+#: virtual method called"); paused and out of the network's list it is left
+#: alone (tests/annarchy_monitor_advice.py runs this advice).
+SET_ASIDE = ("Take its recordings with Monitor.get(), pause it (Monitor.pause()) and take it out of "
+             "the network's monitors (net.get_monitors().remove(monitor)), keeping a reference to it; "
+             "or save without monitors=True.  Do not stop or delete it: in ANNarchy 5.0.4 the next "
+             "simulate() after Monitor.stop() of a projection's monitor aborts the process")
 
 
 def population_monitors(network, population_names):
@@ -47,8 +60,7 @@ def population_monitors(network, population_names):
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} records a {type(monitor.object).__name__}"
                 f"{' (BOLD)' if isinstance(monitor, BoldMonitor) else ''}; checkpoint restores the "
-                "recordings of population monitors only: take its recordings with Monitor.get() and "
-                "stop it (Monitor.stop()), or save without monitors=True", obj=monitor.name)
+                f"recordings of population monitors only. {SET_ASIDE}", obj=monitor.name)
         if monitor.name in population_names or monitor.name in monitors:
             raise UnsupportedObjectError(
                 f"monitors=True: monitor {monitor.name!r} has the name of another population or monitor: "
@@ -118,7 +130,7 @@ def _json_times(times):
 
 def check(monitor, values, meta, path):
     """Raise before any change unless the file's recordings fit ``monitor``;
-    return what :func:`restore` writes."""
+    return what :func:`restore` writes.  ``meta`` has passed :func:`validate_meta`."""
     name = monitor.name
     if not isinstance(meta, dict):
         raise CorruptCheckpointError("the file has this monitor's recordings but not its bookkeeping",
@@ -128,9 +140,8 @@ def check(monitor, values, meta, path):
             f"the file's monitor records {meta.get('variables')!r} of {meta.get('object')!r}, this one "
             f"{list(monitor.variables)!r} of {_population(monitor).name!r}", path=path, obj=name)
     for key in ("period", "period_offset"):
-        saved = meta.get(key)
-        if not isinstance(saved, (int, float)) or isinstance(saved, bool) \
-                or not np.isclose(saved, float(getattr(monitor, "_" + key))):
+        saved = meta[key]
+        if not np.isclose(saved, float(getattr(monitor, "_" + key))):
             raise StructureMismatchError(f"the file's monitor has {key} {saved!r} ms, this one "
                                          f"{getattr(monitor, '_' + key)!r} ms", path=path, obj=name)
     data = {}
@@ -143,12 +154,9 @@ def check(monitor, values, meta, path):
                 raise CorruptCheckpointError(f"{variable!r} is not one row of {_recorded_size(monitor)} "
                                              "values per record", path=path, obj=name)
             data[variable] = np.asarray(rows, np.float64)
-    recording = meta.get("recording")
-    if not (isinstance(recording, dict) and set(recording) == set(monitor.variables)
-            and all(isinstance(flag, bool) for flag in recording.values())):
-        raise CorruptCheckpointError("bad recording flags", path=path, obj=name)
-    times = {key: _checked_times(meta.get(key), monitor.variables, path, name) for key in ("recorded", "last_recorded")}
-    return data, recording, times
+    times = {key: {v: {"start": list(t["start"]), "stop": list(t["stop"])} for v, t in meta[key].items()}
+             for key in ("recorded", "last_recorded")}
+    return data, dict(meta["recording"]), times
 
 
 def _checked_spikes(monitor, values, path):
@@ -158,7 +166,8 @@ def _checked_spikes(monitor, values, path):
         ranks, counts, steps = (np.asarray(a, np.int64) for a in (ranks, counts, steps))
         ok = (len(ranks) == len(counts) and len(np.unique(ranks)) == len(ranks)
               and bool(np.all(np.isin(ranks, _recorded_ranks(monitor))))
-              and (len(counts) == 0 or counts.min() >= 0) and int(counts.sum()) == len(steps)
+              and (len(counts) == 0 or (counts.min() >= 0 and counts.max() <= len(steps)))
+              and exact_sum(counts) == len(steps)   # in Python integers: an int64 sum may wrap
               and (len(steps) == 0 or steps.min() >= 0))
     if not ok:
         raise CorruptCheckpointError("the recorded spikes do not fit the monitored neurons", path=path,
@@ -166,17 +175,59 @@ def _checked_spikes(monitor, values, path):
     return {int(r): part.tolist() for r, part in zip(ranks, np.split(steps, np.cumsum(counts)[:-1]))}
 
 
-def _checked_times(times, variables, path, name):
+# ----------------------------------------------------------------- schema
+
+#: the longest monitor period or offset a file may declare (ms; a century)
+MAX_PERIOD_MS = 3.2e12
+
+
+def validate_meta(meta, path):
+    """``meta["annarchy"]`` of a file: its types, ranges and bounds, before
+    anything uses it (called by the adapter's ``before_plan``)."""
+    annarchy = meta.get("annarchy")
+    if annarchy is None:
+        return
+    require(isinstance(annarchy, dict), "meta 'annarchy' is not an object", path)
+    monitors = annarchy.get("monitors")
+    require(monitors is None or isinstance(monitors, dict), "meta 'annarchy.monitors' is not an object", path)
+    for name, entry in (monitors or {}).items():
+        _validate_monitor(entry, path, name)
+
+
+def _validate_monitor(entry, path, name):
+    require(isinstance(entry, dict), "a monitor's bookkeeping is not an object", path, name)
+    variables = entry.get("variables")
+    require(isinstance(entry.get("object"), str), "a monitor's 'object' is not a name", path, name)
+    require(isinstance(variables, list) and all(isinstance(v, str) for v in variables)
+            and len(set(variables)) == len(variables), "a monitor's 'variables' are not distinct names",
+            path, name)
+    period, offset = entry.get("period"), entry.get("period_offset")
+    require(is_number(period) and 0 < period <= MAX_PERIOD_MS,
+            f"a monitor's period is {_shown(period)}, expected a number of ms in (0, {MAX_PERIOD_MS:g}]", path, name)
+    require(is_number(offset) and 0 <= offset <= MAX_PERIOD_MS,
+            f"a monitor's period_offset is {_shown(offset)}, expected a number of ms in [0, {MAX_PERIOD_MS:g}]",
+            path, name)
+    recording = entry.get("recording")
+    require(isinstance(recording, dict) and set(recording) == set(variables)
+            and all(isinstance(flag, bool) for flag in recording.values()), "bad recording flags", path, name)
+    for key in ("recorded", "last_recorded"):
+        require(_valid_times(entry.get(key), variables), "bad recording times", path, name)
+
+
+def _shown(value):
+    """A file's value for a message: a huge integer is not spelled out."""
+    text = "a huge integer" if is_int(value) and abs(value) >= 10 ** 30 else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _valid_times(times, variables):
+    """``{variable: {"start": [step, ...], "stop": [step or None, ...]}}``, one entry per variable."""
     def steps(values, optional):
         return isinstance(values, list) and values and all(
-            (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 62)
-            for v in values)
-    ok = isinstance(times, dict) and set(times) == set(variables) and all(
+            (optional and v is None) or (is_int(v) and 0 <= v < 2 ** 62) for v in values)
+    return isinstance(times, dict) and set(times) == set(variables) and all(
         isinstance(t, dict) and steps(t.get("start"), False) and steps(t.get("stop"), True)
         and len(t["start"]) == len(t["stop"]) for t in times.values())
-    if not ok:
-        raise CorruptCheckpointError("bad recording times", path=path, obj=name)
-    return {v: {"start": list(t["start"]), "stop": list(t["stop"])} for v, t in times.items()}
 
 
 def restore(monitor, checked, undo_log):

@@ -7,9 +7,9 @@ through Python lists and leave out what an exact restart needs (last spike
 times, event-driven trace timestamps, spikes in delay buffers, the random
 engines).  This module lists every data member of those structures from
 ANNarchy's generated headers, generates a small C++ file that includes them
-and ``annarchy_access.hpp``, compiles it once per network (cached beside
-the network's own build), and reads and writes each member as a flat numpy
-array plus the lengths of its nested containers.
+and ``access.hpp`` (beside this module), compiles it once per network
+(cached beside the network's own build), and reads and writes each member
+as a flat numpy array plus the lengths of its nested containers.
 """
 
 import ctypes
@@ -19,17 +19,20 @@ import os
 import re
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, UnsupportedObjectError
+from ...errors import CheckpointError, UnsupportedObjectError
+from .objects import annarchy, exact_sum, shares_weights
 
 log = logging.getLogger("checkpoint")
 
 _HERE = Path(__file__).resolve().parent
-_ACCESS_HEADER = _HERE / "annarchy_access.hpp"
+_ACCESS_HEADER = _HERE / "access.hpp"
+_NATIVE = weakref.WeakKeyDictionary()  # ANNarchy wrapper module -> NativeState
 
 #: C++ keywords that begin a struct-level statement that declares no data.
 _NOT_DATA = ("typedef", "using", "static", "friend", "template", "public", "private", "protected",
@@ -324,7 +327,9 @@ def level_counts(lengths, depth):
         if len(level) != counts[-1] or (len(level) and int(level.min()) < 0):
             return None
         offset += counts[-1]
-        counts.append(int(level.sum()))
+        counts.append(exact_sum(level))   # a file's lengths may wrap an int64 sum
+        if counts[-1] >= 2 ** 62:          # no container of this machine holds as many
+            return None
     if offset != len(lengths):
         return None
     return counts if depth > 0 else [1]
@@ -352,3 +357,25 @@ def wrapper_of(network):
             "(net.compile(directory=...)) or copied from a compiled one (net.copy())",
             obj=type(network).__name__)
     return wrapper, compiled
+
+
+def native_state(net):
+    """The accessor for ``net``'s compiled code, built once per compilation."""
+    wrapper, compiled = wrapper_of(net)   # a copy runs the library of the network it copies
+    native = _NATIVE.get(wrapper)
+    if native is None:
+        ann_dir = Path(annarchy().__file__).resolve().parent
+        header_dir = Path(compiled.directory) / "build" / f"net{compiled.id}"
+        objects = [(f"pop{p.id}", f"PopStruct{p.id}", f"pop{p.id}.hpp", ()) for p in net.get_populations()]
+        own = [p for p in net.get_projections() if not shares_weights(p)]   # the others have no LIL
+        lil = {f"proj{p.id}" for p in own if p._storage_format == "lil"}
+        objects += [(f"proj{p.id}", f"ProjStruct{p.id}", f"proj{p.id}.hpp",
+                     ("post_rank", "pre_rank") if f"proj{p.id}" in lil else ())
+                    for p in own]
+        native = NativeState(wrapper, header_dir, objects, lil, [ann_dir / "include", ann_dir / "thirdparty"])
+        unreadable = [f"{obj}.{name}" for obj in native.fields for name in native.unsupported(obj)]
+        if unreadable:
+            log.warning("checkpoint: members of ANNarchy's C++ structures of a type checkpoint cannot "
+                        "read, not captured: %s", ", ".join(unreadable))
+        _NATIVE[wrapper] = native
+    return native
