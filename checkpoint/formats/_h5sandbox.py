@@ -12,14 +12,33 @@ metadata too).  A helper that crashes or does not answer in time makes
 the read a :class:`CorruptCheckpointError`, and is replaced by a new one;
 an ordinary error in the helper is left to the real read to raise.
 
-One helper serves a process: it starts on the first HDF5 read (about a
-quarter of a second: it imports h5py) and then costs a few milliseconds
-per file.  It exits when this process does (its standard input closes).
+The helper starts when this module is imported, in the background, so that
+its own start (a Python interpreter importing h5py, a few tenths of a
+second) overlaps the rest of the caller's imports and work; a file then
+costs a few milliseconds.  ``CHECKPOINT_HDF5_HELPER=lazy`` in the
+environment starts it on the first HDF5 read instead (for processes that
+never read HDF5, e.g. the ranks of a run that only saves).
+
+Promises kept whatever happens to the caller:
+
+* **An answer belongs to one request.**  Each request carries an id that
+  its answer repeats; a request interrupted in any way (a Ctrl-C, a
+  timeout) discards its helper, since that helper's next answer would be
+  about this file, and a replacement starts in the background.
+* **The helper dies with this process**, even a SIGKILL, and even while
+  the HDF5 library loops in it: on Linux the kernel kills it when its
+  parent dies (``PR_SET_PDEATHSIG``; the helper is started from one thread
+  that lives as long as the process, since the kernel ties that signal to
+  the thread that started it), and on any system a watchdog thread in the
+  helper exits when its parent changes, and its loop exits when its input
+  closes.  A child this process forks does not keep the helper's pipes.
 """
 
 import atexit
+import itertools
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -33,38 +52,145 @@ from ..errors import CheckpointError, CorruptCheckpointError
 #: the compressed chunks a file of that size can hold.
 BASE_TIMEOUT = 30.0
 BYTES_PER_SECOND = 20e6
+#: Seconds a new helper may take to import h5py and say it is ready.
+STARTUP_TIMEOUT = 120.0
 
 READY = "ready"
+#: In the helper's environment: its parent's pid (and so: start no helper of its own).
+CHILD_ENV = "CHECKPOINT_HDF5_HELPER_PARENT"
+#: ``lazy``: start the helper on the first HDF5 read, not at import.
+START_ENV = "CHECKPOINT_HDF5_HELPER"
+#: Errors in the helper that say nothing about the file: the real read must not go ahead unwalked.
+NOT_THE_FILE = ("ImportError", "ModuleNotFoundError", "NameError")
+
+# The helper's first lines, before it imports anything heavy: die with the
+# parent from the start (the kernel signal, checked against a parent that
+# died before it was set, and a watchdog for systems without it).
+BOOTSTRAP = """\
+import os, sys, threading, time
+parent = int(os.environ["%(env)s"])
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG, SIGKILL
+except (OSError, AttributeError):
+    pass
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+if os.getppid() != parent:
+    os._exit(1)
+threading.Thread(target=watch, daemon=True).start()
+from checkpoint.formats._h5sandbox import serve
+serve()
+""" % {"env": CHILD_ENV}
+
 _lock = threading.Lock()
 _helper = None
+_ids = itertools.count(1)
+_spawner = None
 
 
-STARTUP_TIMEOUT = 120.0
+class _Spawner:
+    """One thread, living as long as the process, that starts every helper:
+    the kernel kills a helper when the thread that started it ends."""
+
+    def __init__(self):
+        self.jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="checkpoint-hdf5-helper-starter", daemon=True).start()
+
+    def _run(self):
+        while True:
+            helper = self.jobs.get()
+            try:
+                helper.popen = _start()
+            except BaseException as exc:   # reported to whoever waits for this helper
+                helper.error = exc
+            helper.started.set()
+
+
+class _Helper:
+    """A helper process being started (by the spawner thread) or running."""
+
+    def __init__(self):
+        global _spawner
+        self.popen, self.error, self.ready = None, None, False
+        self.started = threading.Event()
+        if _spawner is None:
+            _spawner = _Spawner()
+        _spawner.jobs.put(self)
+
+    def alive(self):
+        return not self.started.is_set() or (self.popen is not None and self.popen.poll() is None)
+
+    def await_ready(self):
+        """Whether the helper started and said READY within STARTUP_TIMEOUT."""
+        if self.ready:
+            return True
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        if not self.started.wait(STARTUP_TIMEOUT) or self.popen is None:
+            return False
+        self.ready = _said_ready(self.popen, deadline)
+        return self.ready
+
+    def ask(self, request, timeout):
+        """The answer to ``request``: a dict, ``None`` if none came in
+        ``timeout`` seconds, ``""`` if the helper died."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.popen.stdin.write(json.dumps(request) + "\n")
+            self.popen.stdin.flush()
+            while True:
+                ready, _, _ = select.select([self.popen.stdout], [], [], max(deadline - time.monotonic(), 0))
+                if not ready:
+                    return None
+                line = self.popen.stdout.readline()
+                if not line:
+                    return ""
+                answer = _parse(line)
+                if answer is not None and answer.get("id") == request["id"]:
+                    return answer
+                # a line that is not this request's answer (a module printing
+                # in the helper) is passed over; never taken for the answer
+        except (BrokenPipeError, OSError):
+            return ""
+
+    def stop(self):
+        """Kill it (it holds nothing: it only reads) and reap it."""
+        if self.started.wait(STARTUP_TIMEOUT) and self.popen is not None:
+            for stream in (self.popen.stdin, self.popen.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.popen.kill()
+            self.popen.wait()
+
+
+def _parse(line):
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _start():
-    """A new helper, once it has imported h5py and said so."""
+    """A new helper process (run by the spawner thread)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    helper = subprocess.Popen([sys.executable, "-c", "from checkpoint.formats._h5sandbox import serve; serve()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              env=env, text=True, bufsize=1, close_fds=True)
-    if not _said_ready(helper):
-        _stop(helper)
-        # not the file's fault: say what failed rather than blame it
-        raise CheckpointError(f"could not start the helper process ({sys.executable}) that lets the HDF5 library "
-                              "check a file before this process reads it")
-    return helper
+    env[CHILD_ENV] = str(os.getpid())
+    return subprocess.Popen([sys.executable, "-c", BOOTSTRAP],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=env, text=True, bufsize=1, close_fds=True)
 
 
-def _said_ready(helper):
-    """Whether the helper said READY within STARTUP_TIMEOUT.  Lines before it
+def _said_ready(popen, deadline):
+    """Whether ``popen`` said READY before ``deadline``.  Lines before it
     are passed over: a module the user's path puts first (a sitecustomize, a
     script's folder) may print while the helper imports."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
     for _ in range(1000):
-        remaining = deadline - time.monotonic()
-        ready, _, _ = select.select([helper.stdout], [], [], max(remaining, 0))
-        line = helper.stdout.readline() if ready else ""
+        ready, _, _ = select.select([popen.stdout], [], [], max(deadline - time.monotonic(), 0))
+        line = popen.stdout.readline() if ready else ""
         if not line:
             return False
         if line.strip() == READY:
@@ -72,21 +198,46 @@ def _said_ready(helper):
     return False
 
 
-def _stop(helper):
-    helper.kill()
-    helper.wait()
+def prestart():
+    """Start a helper in the background unless one is there (or starting)."""
+    global _helper
+    with _lock:
+        if _helper is None or not _helper.alive():
+            _helper = _Helper()
+
+
+def _discard(helper, replace=True):
+    """Forget ``helper`` (killing it) and, unless told not to, start a
+    replacement in the background."""
+    global _helper
+    if _helper is helper:
+        _helper = None
+    helper.stop()
+    if replace and _helper is None and os.environ.get(START_ENV) != "lazy":
+        _helper = _Helper()
 
 
 @atexit.register
 def _shutdown():
-    """Let the helper go with this process: its input closes, it exits."""
-    if _helper is not None and _helper.poll() is None:
-        for stream in (_helper.stdin, _helper.stdout):
-            stream.close()
-        try:
-            _helper.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _stop(_helper)
+    """Kill the helper now rather than wait for it to finish importing."""
+    if _helper is not None and _helper.started.is_set():
+        _helper.stop()
+
+
+def _forget_in_child():
+    """In a child this process forked: the helper is the parent's, and the
+    spawner thread does not exist here.  Close the child's copies of the
+    helper's pipes, so that the helper still sees its input close when the
+    parent dies; this child starts its own helper when it reads HDF5."""
+    global _helper, _spawner, _lock
+    _lock, _spawner, old, _helper = threading.Lock(), None, _helper, None
+    if old is not None and old.popen is not None:
+        for stream in (old.popen.stdin, old.popen.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        old.popen.returncode = 0   # not this process's child: never to be waited for here
 
 
 def probe(raw, path):
@@ -97,29 +248,34 @@ def probe(raw, path):
     target = same if os.path.exists(same) else os.path.abspath(path)
     timeout = BASE_TIMEOUT + os.fstat(raw.fileno()).st_size / BYTES_PER_SECOND
     with _lock:
-        if _helper is None or _helper.poll() is not None:
-            try:
-                _helper = _start()
-            except CheckpointError as exc:
-                raise CheckpointError(exc.problem, path=path) from None
+        if _helper is None or not _helper.alive():
+            _helper = _Helper()
         helper = _helper
+        request = {"id": next(_ids), "path": target, "name": os.fspath(path)}
         try:
-            helper.stdin.write(json.dumps({"path": target, "name": os.fspath(path)}) + "\n")
-            helper.stdin.flush()
-            ready, _, _ = select.select([helper.stdout], [], [], timeout)
-            answer = helper.stdout.readline() if ready else None
-        except (BrokenPipeError, OSError):
-            answer = ""
+            ready = helper.await_ready()
+            answer = helper.ask(request, timeout) if ready else None
+        except BaseException:
+            # interrupted (a Ctrl-C) mid-request: this helper's next answer
+            # would be about this file, so no later file may hear it
+            _discard(helper)
+            raise
+        if not ready:
+            _discard(helper, replace=False)
+            # not the file's fault: say what failed rather than blame it
+            raise CheckpointError(f"could not start the helper process ({sys.executable}) that lets the "
+                                  "HDF5 library check a file before this process reads it", path=path)
         if answer is None:
-            _stop(helper)
-            _helper = None
+            _discard(helper)
             raise CorruptCheckpointError(f"the HDF5 library did not finish reading this file's metadata in "
                                          f"{timeout:.0f} s (a forged structure makes it loop)", path=path)
         if not answer:
-            code = helper.wait()
-            _helper = None
+            _discard(helper)
             raise CorruptCheckpointError(f"the HDF5 library crashed reading this file's metadata (exit "
-                                         f"{code}, in a helper process)", path=path)
+                                         f"{helper.popen.returncode}, in a helper process)", path=path)
+        if answer.get("error") in NOT_THE_FILE:
+            raise CheckpointError(f"the helper process could not check this file ({answer['error']} in the "
+                                  "helper, not in the file)", path=path)
 
 
 def walk(path, name):
@@ -142,16 +298,23 @@ def walk(path, name):
 
 
 def serve():
-    """The helper's loop: one JSON request per line in, ``{"done": true}`` out."""
+    """The helper's loop: one JSON request per line in, its answer (the
+    same id, and the type of an error the walk raised) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C is for the run, not for us
     from .hdf5 import HDF5Format  # noqa: F401  (imports h5py before saying it is ready)
     sys.stdout.write(READY + "\n")
     sys.stdout.flush()
     for line in sys.stdin:
         request = json.loads(line)
+        error = None
         try:
             walk(request["path"], request["name"])
-        except BaseException:   # an ordinary error: the real read will raise it, with its message
-            pass
-        sys.stdout.write(json.dumps({"done": True}) + "\n")
+        except BaseException as exc:   # an ordinary error: the real read will raise it, with its message
+            error = type(exc).__name__
+        sys.stdout.write(json.dumps({"id": request["id"], "done": True, "error": error}) + "\n")
         sys.stdout.flush()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+if CHILD_ENV not in os.environ and os.environ.get(START_ENV) != "lazy":
+    prestart()

@@ -10,11 +10,15 @@ the file are followed; virtual datasets and external storage are refused.
 import math
 import os
 
+# first: importing it starts the helper process (see _h5sandbox), whose own
+# start then overlaps the imports below and the caller's
+from . import _h5sandbox  # noqa: I100
+
 import h5py
 import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafeContentError
-from . import _h5guard, _h5sandbox
+from . import _h5guard
 from .base import Format
 from .compression import MAX_RATIO, PLUGIN_MAX_RATIO
 from ._writer import WritebackFile, write_array_data
