@@ -61,10 +61,10 @@ def alive(pid):
         return False
 
 
-def is_helper(pid):
+def is_child_of(pid, parent):
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"_h5sandbox" in f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == parent
     except FileNotFoundError:
         return False
 
@@ -76,7 +76,13 @@ def gone_within(pid, seconds):
     return not alive(pid)
 
 
-def test_a_ctrl_c_while_the_helper_walks_never_lets_its_answer_serve_another_file(tmp_path):
+#: The helper forked at import (the default on Linux) and a new interpreter
+#: (where forking is not safe: threads, MPI; and every replacement).
+START = pytest.mark.parametrize("start", ["fork", "spawn"])
+
+
+@START
+def test_a_ctrl_c_while_the_helper_walks_never_lets_its_answer_serve_another_file(tmp_path, start):
     """The helper is stopped (SIGSTOP) while it holds a request, the read is
     interrupted by a SIGINT, then the helper is let go: a helper kept after
     the interruption would answer "done" for the interrupted read, and the
@@ -106,7 +112,7 @@ def test_a_ctrl_c_while_the_helper_walks_never_lets_its_answer_serve_another_fil
         print(json.dumps({"interrupted": interrupted, "old_alive": alive(old), "outcome": outcome,
                           "values": values, "new": _h5sandbox._helper.popen.pid != old}))
     """
-    process = child(tmp_path, body)
+    process = child(tmp_path, body, env={"CHECKPOINT_HDF5_HELPER": start})
     try:
         out, _ = process.communicate(timeout=150)
     except subprocess.TimeoutExpired:
@@ -118,8 +124,9 @@ def test_a_ctrl_c_while_the_helper_walks_never_lets_its_answer_serve_another_fil
                       "values": [0.0, 1.0, 2.0, 3.0, 4.0], "new": True}
 
 
+@START
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "looping-in-hdf5"])
-def test_the_helper_dies_with_its_parent_even_a_sigkill(tmp_path, busy):
+def test_the_helper_dies_with_its_parent_even_a_sigkill(tmp_path, busy, start):
     """The parent is SIGKILLed, with a forked grandchild alive that would
     hold the helper's pipes open if it inherited them; with ``busy`` the
     helper is inside the HDF5 library, looping on a forged file (it reads
@@ -135,10 +142,10 @@ def test_the_helper_dies_with_its_parent_even_a_sigkill(tmp_path, busy):
             checkpoint.read(loop)
         time.sleep(120)
     """
-    process = child(tmp_path, body)
+    process = child(tmp_path, body, env={"CHECKPOINT_HDF5_HELPER": start})
     pids = json.loads(process.stdout.readline())
     try:
-        assert is_helper(pids["helper"])
+        assert is_child_of(pids["helper"], process.pid)
         time.sleep(2 if busy else 0.2)     # (busy: the helper is in the loop by now)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -155,6 +162,8 @@ def test_the_helper_starts_at_import_and_a_forked_child_gets_its_own(tmp_path):
         helper = _h5sandbox._helper
         started_at_import = helper is not None and helper.started.wait(60) and helper.popen.poll() is None
         first = helper.popen.pid
+        # forked, it holds none of this process's files: /dev/null and its two pipes
+        fds = sorted(os.readlink(f"/proc/{first}/fd/{fd}").split(":")[0] for fd in os.listdir(f"/proc/{first}/fd"))
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -166,14 +175,16 @@ def test_the_helper_starts_at_import_and_a_forked_child_gets_its_own(tmp_path):
         forked = json.loads(os.read(read, 10000))
         os.waitpid(pid, 0)
         values = checkpoint.read(good).populations["p"]["v"].tolist()
-        print(json.dumps({"at_import": started_at_import, "child_own": forked["pid"] != first,
+        print(json.dumps({"at_import": started_at_import, "forked": type(helper.popen).__name__, "fds": fds,
+                          "child_own": forked["pid"] != first,
                           "child_values": forked["values"], "values": values,
                           "same": _h5sandbox._helper.popen.pid == first}))
     """
     process = child(tmp_path, body)
     out, _ = process.communicate(timeout=150)
     result = json.loads(out.strip().splitlines()[-1])
-    assert result == {"at_import": True, "child_own": True, "child_values": [0.0, 1.0, 2.0, 3.0, 4.0],
+    assert result == {"at_import": True, "forked": "_Forked", "fds": ["/dev/null"] * 3 + ["pipe"] * 2,
+                      "child_own": True, "child_values": [0.0, 1.0, 2.0, 3.0, 4.0],
                       "values": [0.0, 1.0, 2.0, 3.0, 4.0], "same": True}
 
 
