@@ -12,12 +12,17 @@ metadata too).  A helper that crashes or does not answer in time makes
 the read a :class:`CorruptCheckpointError`, and is replaced by a new one;
 an ordinary error in the helper is left to the real read to raise.
 
-The helper starts when this module is imported, in the background, so that
-its own start (a Python interpreter importing h5py, a few tenths of a
-second) overlaps the rest of the caller's imports and work; a file then
-costs a few milliseconds.  ``CHECKPOINT_HDF5_HELPER=lazy`` in the
-environment starts it on the first HDF5 read instead (for processes that
-never read HDF5, e.g. the ranks of a run that only saves).
+The helper starts when the HDF5 format module is imported
+(:func:`prestart`), so that a first read does not wait for it.  On Linux it
+is forked from the importing process, which has h5py imported by then: it
+is ready in milliseconds, and keeps only ``/dev/null`` and its two pipes of
+the parent's files.  Where forking is not safe (other Python threads
+running, an import off the main thread, an MPI library loaded, not Linux)
+and for every replacement, it is a new interpreter, started in the
+background, that imports h5py itself (a few tenths of a second, which
+overlap the caller's work).  A file then costs a few milliseconds.
+``CHECKPOINT_HDF5_HELPER=lazy`` in the environment starts it on the first
+HDF5 read instead, ``=spawn`` never forks it.
 
 Promises kept whatever happens to the caller:
 
@@ -27,9 +32,10 @@ Promises kept whatever happens to the caller:
   about this file, and a replacement starts in the background.
 * **The helper dies with this process**, even a SIGKILL, and even while
   the HDF5 library loops in it: on Linux the kernel kills it when its
-  parent dies (``PR_SET_PDEATHSIG``; the helper is started from one thread
-  that lives as long as the process, since the kernel ties that signal to
-  the thread that started it), and on any system a watchdog thread in the
+  parent dies (``PR_SET_PDEATHSIG``; since the kernel ties that signal to
+  the thread that started the helper, a new interpreter is started from one
+  thread that lives as long as the process, and a fork is made from the
+  main thread only), and on any system a watchdog thread in the
   helper exits when its parent changes, and its loop exits when its input
   closes.  A child this process forks does not keep the helper's pipes.
 """
@@ -58,7 +64,7 @@ STARTUP_TIMEOUT = 120.0
 READY = "ready"
 #: In the helper's environment: its parent's pid (and so: start no helper of its own).
 CHILD_ENV = "CHECKPOINT_HDF5_HELPER_PARENT"
-#: ``lazy``: start the helper on the first HDF5 read, not at import.
+#: ``lazy``: start the helper on the first HDF5 read, not at import; ``spawn``: never fork it.
 START_ENV = "CHECKPOINT_HDF5_HELPER"
 #: Errors in the helper that say nothing about the file: the real read must not go ahead unwalked.
 NOT_THE_FILE = ("ImportError", "ModuleNotFoundError", "NameError")
