@@ -197,3 +197,23 @@ def test_lazy_start_waits_for_the_first_read(tmp_path):
     process = child(tmp_path, body, env={"CHECKPOINT_HDF5_HELPER": "lazy"})
     out, _ = process.communicate(timeout=150)
     assert json.loads(out.strip().splitlines()[-1]) == {"before": True, "values": [0.0, 1.0, 2.0, 3.0, 4.0]}
+
+
+def test_a_process_with_threads_at_import_gets_a_new_interpreter_not_a_fork(tmp_path):
+    """A fork copies only the forking thread: a lock another thread holds
+    would stay held in the helper for ever, so with other threads running
+    the helper is a new interpreter (and reads as well)."""
+    script = textwrap.dedent("""
+        import json, sys, threading
+        stop = threading.Event()
+        threading.Thread(target=stop.wait, daemon=True).start()
+        import checkpoint
+        from checkpoint.formats import _h5sandbox
+        kind = type(_h5sandbox._helper.popen).__name__ if _h5sandbox._helper.started.wait(60) else None
+        values = checkpoint.read(sys.argv[1]).populations["p"]["v"].tolist()
+        print(json.dumps({"kind": kind, "values": values}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(small_file(tmp_path))], capture_output=True,
+                          text=True, timeout=150)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"kind": "Popen",
+                                                                 "values": [0.0, 1.0, 2.0, 3.0, 4.0]}
