@@ -1,10 +1,11 @@
 """The fixed cost of a first read in a fresh process: ``.h5`` against ``.npz``.
 
-    python benchmarks/bench_open.py [--repeat 7] [--neurons 1000]
+    python benchmarks/bench_open.py [--repeat 11] [--neurons 1000]
 
 Every HDF5 read first lets the HDF5 library walk the file's metadata in a
 helper process (docs/safety.rst), which starts when the HDF5 format module is
-imported, in the background.  Here each case is a fresh ``python -c``
+imported (forked where that is safe, else a new interpreter in the
+background).  Here each case is a fresh ``python -c``
 process, the cases interleaved round by round so that a busy machine slows
 them alike:
 
@@ -16,8 +17,9 @@ them alike:
 
 Three times per case, median over the rounds: ``the call`` (the read or
 load alone, after the import), ``in process`` (from the first line of the
-script, before ``import checkpoint``, to the end of the read) and ``process`` (the whole ``python`` process, start and exit included, as
-a shell sees it).  The goal: the first ``.h5`` read costs at most 0.1 s more
+script, before ``import checkpoint``, to the end of the read) and
+``process`` (the whole ``python`` process, start and exit included, as a
+shell sees it).  The goal: the first ``.h5`` read costs at most 0.1 s more
 than the same state's ``.npz``.
 """
 
