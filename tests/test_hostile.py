@@ -561,13 +561,14 @@ def test_hdf5_metadata_that_makes_the_library_loop_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("helper, message", [
-    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "crashed"),
-    ("import time; time.sleep(60)", "did not finish")])
+    ("import os, signal; print('ready', flush=True); os.kill(os.getpid(), signal.SIGSEGV)", "crashed"),
+    ("import time; print('ready', flush=True); time.sleep(60)", "did not finish")])
 def test_a_helper_that_crashes_or_hangs_makes_the_read_a_clear_error(tmp_path, monkeypatch, helper, message):
     from checkpoint.formats import _h5sandbox
     path = saved(tmp_path, "h5")
     monkeypatch.setattr(_h5sandbox, "BASE_TIMEOUT", 2.0)
     monkeypatch.setattr(_h5sandbox, "_helper", None)
+    monkeypatch.setenv(_h5sandbox.START_ENV, "lazy")    # no replacement started by the fake
     monkeypatch.setattr(_h5sandbox, "_start", lambda: subprocess.Popen(
         [sys.executable, "-c", helper], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     net = izhikevich_network(seed=5)

@@ -55,7 +55,11 @@ def _create_dataset(f, key, array, compression, raw):
 
 
 def _load_filter_plugins():
-    """Register zstd/lz4/blosc filters when the optional hdf5plugin is there."""
+    """Register zstd/lz4/blosc filters when the optional hdf5plugin is there.
+    Called for chunked datasets only, the only ones with filters: importing
+    hdf5plugin loads a dozen shared libraries (about 0.05 s, several times
+    that on a busy machine), which a file of contiguous datasets (the
+    default) should not pay, in this process or in the helper."""
     try:
         import hdf5plugin  # noqa: F401
     except ImportError:
@@ -259,7 +263,6 @@ class HDF5Format(Format):
         file_size = os.fstat(raw.fileno()).st_size
         if raw_ranges is None:
             raw_ranges = _h5guard.verify(raw, path)
-        _load_filter_plugins()
         f, handle = _open_same_file(raw)
 
         def close():
@@ -292,6 +295,8 @@ class HDF5Format(Format):
 
         def fetch(entry, label, read):
             dataset = _hard_dataset(f, entry["key"], path, label, hard)
+            if dataset.chunks is not None:
+                _load_filter_plugins()
             budget.check(dataset, entry, label)
             if lazy:
                 return LazyArray(dataset, entry, path, label)
@@ -300,3 +305,8 @@ class HDF5Format(Format):
             except EOFError:
                 raise CorruptCheckpointError("dataset ends beyond the file", path=path, obj=label) from None
         return fetch
+
+
+# the helper that walks each file's metadata first starts now, in the
+# background (forked, where that is safe: it then has h5py already)
+_h5sandbox.prestart(HDF5Format)
