@@ -87,8 +87,8 @@ def watch():
 if os.getppid() != parent:
     os._exit(1)
 threading.Thread(target=watch, daemon=True).start()
-from checkpoint.formats._h5sandbox import serve
-serve()
+from checkpoint.formats.hdf5 import serve_helper
+serve_helper()
 """ % {"env": CHILD_ENV}
 
 _lock = threading.Lock()
@@ -413,10 +413,13 @@ def walk(fmt, path, name):
                         array.read()
 
 
-def serve():
-    """A new interpreter's helper loop, on its standard input and output."""
-    from .hdf5 import HDF5Format   # imports h5py before saying it is ready
-    _serve(sys.stdin, sys.stdout, HDF5Format)
+def serve(fmt):
+    """A new interpreter's helper loop, on its standard input and output,
+    walking files with ``fmt`` (the HDF5 format class, whose module has
+    imported h5py before the helper says it is ready:
+    :func:`checkpoint.formats.hdf5.serve_helper` calls this, so that this
+    module never imports the format that imports it)."""
+    _serve(sys.stdin, sys.stdout, fmt)
 
 
 def _serve(requests, answers, fmt):

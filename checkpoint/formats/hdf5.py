@@ -309,4 +309,9 @@ class HDF5Format(Format):
 
 # the helper that walks each file's metadata first starts now, in the
 # background (forked, where that is safe: it then has h5py already)
+def serve_helper():
+    """The HDF5 helper's loop in a new interpreter (see :mod:`._h5sandbox`)."""
+    _h5sandbox.serve(HDF5Format)
+
+
 _h5sandbox.prestart(HDF5Format)
