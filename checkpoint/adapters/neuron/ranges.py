@@ -1,0 +1,180 @@
+"""Sections' segments and point processes: their RANGE variables as arrays.
+
+A population is a group of segments (every section of one name without its
+indices, ``BallAndStick.dend``) or the point processes of one type
+(``ExpSyn``, ``NetStim``), members sorted by identity (:mod:`.inventory`).
+Its arrays are ``v`` and each mechanism's RANGE variables as NEURON names
+them (``m_hh``, ``gnabar_hh``, ``ena``, ``diam``; a point process's ``g``,
+``tau``), PARAMETERs as parameters, STATEs as variables, ASSIGNED as
+internal.  One ``PtrVector`` per population gathers or scatters all of them
+in a single call.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import CheckpointWarning
+from .inventory import group_of, natural_key, segment_key
+
+#: MechanismStandard's variable types, and what they mean for a restart
+_VARTYPES = ((1, "parameter"), (2, "internal"), (3, "variable"))
+
+
+@dataclass
+class Group:
+    """One population: its members in identity order and their variables."""
+
+    name: str
+    members: list
+    ids: list
+    variables: list = field(default_factory=list)    # [(name, kind, index or None)]
+    randoms: list = field(default_factory=list)      # names of RANDOM variables of the members
+    owners: list = field(default_factory=list)       # per RANDOM name: how to reach it from a member
+    _ptr: object = None
+
+    @property
+    def size(self):
+        return len(self.members)
+
+    def pointers(self, h):
+        """The PtrVector of every variable of every member, variable-major."""
+        if self._ptr is None:
+            n = self.size
+            ptr = h.PtrVector(n * len(self.variables))
+            for j, (var, _, index) in enumerate(self.variables):
+                ref = "_ref_" + var
+                for i, obj in enumerate(self.members):
+                    handle = getattr(obj, ref)
+                    ptr.pset(j * n + i, handle if index is None else handle[index])
+            self._ptr = ptr
+        return self._ptr
+
+    def gather(self, h):
+        """``{variable: array}`` of the members' current values (copies)."""
+        n = len(self.variables) * self.size
+        if not n:
+            return {}
+        buffer = h.Vector(n)
+        self.pointers(h).gather(buffer)
+        values = buffer.as_numpy().reshape(len(self.variables), self.size).copy()
+        return {label(var, index): values[j] for j, (var, _, index) in enumerate(self.variables)}
+
+    def scatter(self, h, values):
+        """Set the variables in ``values`` (others keep theirs) in one call."""
+        current = self.gather(h)
+        current.update({k: np.asarray(v, np.float64) for k, v in values.items() if k in current})
+        if current:
+            flat = np.concatenate([current[label(var, index)] for var, _, index in self.variables])
+            self.pointers(h).scatter(h.Vector(flat))
+
+
+def label(var, index):
+    return var if index is None else f"{var}[{index}]"
+
+
+def _variables(h, mechanism, cache):
+    """``[(name, kind, index)]`` of one mechanism, from MechanismStandard."""
+    if mechanism not in cache:
+        out, name = [], h.ref("")
+        for vartype, kind in _VARTYPES:
+            standard = h.MechanismStandard(mechanism, vartype)
+            for j in range(int(standard.count())):
+                size = int(standard.name(name, j))
+                out.extend((name[0], kind, None if size == 1 else k) for k in range(size))
+        cache[mechanism] = out
+    return cache[mechanism]
+
+
+def _random_names(obj):
+    """The NMODL RANDOM variables of a point process or density mechanism."""
+    names = []
+    for attr in dir(obj):
+        if attr.startswith("_"):
+            continue
+        try:
+            value = getattr(obj, attr)
+        except Exception:   # a function needing arguments, a variable of another kind
+            continue
+        if type(value).__name__ == "NMODLRandom":
+            names.append(attr)
+    return names
+
+
+def segment_groups(h, inv):
+    """The segment populations, each with its sections' segments in identity order."""
+    by_group = {}
+    for sec in inv.sections:
+        mechs = tuple(inv.mechanisms[sec.name()])
+        by_group.setdefault((group_of(sec.name()), mechs), []).append(sec)
+    bases = {}
+    for base, mechs in by_group:
+        bases.setdefault(base, []).append(mechs)
+    groups, cache = {}, {}
+    for (base, mechs), sections in by_group.items():
+        name = base if len(bases[base]) == 1 else f"{base}|{'+'.join(m for m in mechs if not m.endswith('_ion'))}"
+        sections.sort(key=lambda s: natural_key(s.name()))
+        segments = [seg for sec in sections for seg in sec]
+        group = Group(name, segments, [segment_key(seg) for seg in segments])
+        group.variables = [("v", "variable", None)] + [v for m in mechs for v in _variables(h, m, cache)]
+        if segments:
+            for mech in mechs:
+                if not mech.endswith("_ion") and mech not in ("morphology", "capacitance", "extracellular"):
+                    for rname in _random_names(getattr(segments[0], mech)):
+                        group.randoms.append(f"{mech}.{rname}")
+        groups[name] = group
+    return groups
+
+
+def point_groups(h, inv):
+    """The point-process populations (artificial cells included), by type."""
+    groups, cache = {}, {}
+    for kind, members in inv.points.items():
+        order = sorted(range(len(members)), key=lambda i: natural_key(inv.point_ids[kind][i]))
+        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order])
+        group.variables = list(_variables(h, kind, cache))
+        group.randoms = _random_names(members[0])
+        groups[kind] = group
+    return groups
+
+
+def random_of(member, name):
+    """The NMODLRandom ``name`` (``ranvar`` or ``hh.ranvar``) of a member."""
+    obj = member
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def random_arrays(group):
+    """``{name.id1, .id2, .id3, .seq: array}`` of the group's RANDOM streams."""
+    out = {}
+    for name in group.randoms:
+        streams = [random_of(m, name) for m in group.members]
+        ids = np.array([list(s.get_ids()) for s in streams], np.int64).reshape(len(streams), 3)
+        for k in range(3):
+            out[f"{name}.id{k + 1}"] = ids[:, k].copy()
+        out[f"{name}.seq"] = np.array([s.get_seq() for s in streams], np.float64)
+    return out
+
+
+def set_randoms(group, arrays):
+    """Set the RANDOM streams from ``random_arrays``-shaped arrays (validated)."""
+    for name in group.randoms:
+        keys = [f"{name}.id{k}" for k in (1, 2, 3)] + [f"{name}.seq"]
+        if not all(k in arrays for k in keys):
+            continue
+        id1, id2, id3, seq = (np.asarray(arrays[k]) for k in keys)
+        for i, member in enumerate(group.members):
+            stream = random_of(member, name)
+            stream.set_ids(int(id1[i]), int(id2[i]), int(id3[i]))
+            stream.set_seq(float(seq[i]))
+
+
+def warn_unreadable(groups):
+    """Variables a PtrVector cannot reach would be lost: say so at save."""
+    for group in groups.values():
+        if any(index is not None for _, _, index in group.variables):
+            warnings.warn(f"{group.name}: array RANGE variables are saved element by element",
+                          CheckpointWarning, stacklevel=4)
