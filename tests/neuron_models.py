@@ -37,12 +37,18 @@ class BallAndStick:
         return f"BallAndStick[{self._gid}]"
 
 
-def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh"):
+def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extra=None):
     """The network; ``reverse`` creates everything in the opposite order
-    (same names and gids), ``skip`` leaves the last cells out."""
+    (same names and gids), ``skip`` leaves the last cells out, ``extra``
+    inserts a (compiled) density mechanism with a RANDOM ``rv`` into the
+    dendrites, its streams seeded with ``seed``."""
     gids = list(range(n - skip))
     order = list(reversed(gids)) if reverse else gids
     cells = {gid: BallAndStick(gid, mechanism) for gid in order}
+    for gid in order if extra else ():
+        cells[gid].dend.insert(extra)
+        for k, seg in enumerate(cells[gid].dend):
+            getattr(seg, extra).rv.set_ids(gid, k, seed)
     stims, netcons = {}, {}
     for gid in order:
         cell = cells[gid]

@@ -35,7 +35,7 @@ def observe(h, net, t_from):
                 out[f"{name}/{var}"] = np.asarray(array)
     for name, proj in state.projections.items():
         out[f"{name}/weight"] = np.asarray(proj["weight"])
-    out["rng"] = np.array([net["rng"].repick()])
+    out["rng"] = np.array([net["rng"].seq()])
     return out
 
 
@@ -49,6 +49,7 @@ def main(argv=None):
     parser.add_argument("--cvode", action="store_true")
     parser.add_argument("--mech", default="hh")
     parser.add_argument("--modpath")
+    parser.add_argument("--extra")
     parser.add_argument("--file", default="run.h5")
     parser.add_argument("--t-save", type=float, default=20.0)
     parser.add_argument("--t-end", type=float, default=40.0)
@@ -60,7 +61,7 @@ def main(argv=None):
     import checkpoint
     import neuron_models
     net = neuron_models.build(n=args.cells, seed=args.seed, reverse=args.reverse, skip=args.skip,
-                              cvode=args.cvode, mechanism=args.mech)
+                              cvode=args.cvode, mechanism=args.mech, extra=args.extra)
     h.finitialize(-65)
     path = os.path.join(args.folder, args.file)
     result = {"mode": args.mode}
@@ -69,6 +70,7 @@ def main(argv=None):
         for _ in range(3):
             net["rng"].repick()
         if args.mode == "first":
+            np.savez(os.path.join(args.folder, "saved.npz"), **observe(h, net, -1))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 checkpoint.save(path, h)
@@ -80,6 +82,26 @@ def main(argv=None):
         result["load_warnings"] = [str(w.message) for w in caught]
         result["restored"] = len(report.restored)
         result["t"] = h.t
+    elif args.mode == "midway":   # a failure while applying puts everything back
+        from checkpoint.adapters.neuron import netcons
+        before = observe(h, net, -1)
+        calls = []
+
+        def fail(proj, values):
+            calls.append(proj.name)
+            if len(calls) == 2:
+                raise RuntimeError("injected failure")
+            return original(proj, values)
+        original, netcons.write = netcons.write, fail
+        try:
+            checkpoint.load(path, h)
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        after = observe(h, net, -1)
+        result["unchanged"] = all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
+        with open(os.path.join(args.folder, "midway.json"), "w") as f:
+            json.dump(result, f)
+        return
     elif args.mode == "refuse":
         before = observe(h, net, -1)
         try:
@@ -88,8 +110,7 @@ def main(argv=None):
             result["error"] = type(exc).__name__
             result["message"] = str(exc)
         after = observe(h, net, -1)
-        result["unchanged"] = all(np.array_equal(before[k], after[k], equal_nan=True) for k in before
-                                  if k != "rng")
+        result["unchanged"] = all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
         with open(os.path.join(args.folder, "refuse.json"), "w") as f:
             json.dump(result, f)
         return

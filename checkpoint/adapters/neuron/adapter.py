@@ -112,7 +112,12 @@ class NEURONAdapter(Adapter):
         if exact:
             savestate.restore(h, own["savestate"], plan.report.path)
         else:
+            # a fresh queue and initialised mechanisms, at the file's time: fcurrent
+            # also gives the threads that time (SaveState asserts they agree)
             h.finitialize()
+            if plan.clock is not None:
+                h.t = float(plan.clock["time"])
+            h.fcurrent()
         for name, group in found.groups.items():
             values = by.get(("populations", name))
             if values:

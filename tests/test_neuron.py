@@ -1,0 +1,210 @@
+"""The NEURON adapter against real NEURON 9 (installed by `make test`).
+
+NEURON keeps one model per interpreter and cannot be reset, and pytest's
+workers also run Brian2 and ANNarchy: every NEURON run here is a child
+process (tests/neuron_sim.py, models in tests/neuron_models.py), and the
+files they write are checked and forged here, without NEURON.
+
+The contract points of tests/adapter_contract.py are covered one by one
+(its suite builds models in the test's own interpreter, which NEURON
+cannot share): capture/describe change nothing, a size that does not fit
+changes nothing, a damaged array changes nothing, a failure midway puts
+everything back, the capability flags.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint import CheckpointError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MOD = os.path.join(HERE, "data", "neuron", "noisyleak.mod")
+
+
+def sim(mode, folder, *options, check=True):
+    """Run neuron_sim.py in a fresh interpreter; returns its json result."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    done = subprocess.run([sys.executable, os.path.join(HERE, "neuron_sim.py"), mode, str(folder), *options],
+                          capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = os.path.join(str(folder), f"{mode}.json")
+    return json.load(open(result)) if os.path.exists(result) else {"returncode": done.returncode,
+                                                                    "stderr": done.stderr}
+
+
+def results(folder, a, b):
+    return np.load(os.path.join(str(folder), f"{a}.npz")), np.load(os.path.join(str(folder), f"{b}.npz"))
+
+
+def differing(a, b, skip=()):
+    assert sorted(a.files) == sorted(b.files)
+    return [k for k in a.files if k not in skip and not np.array_equal(a[k], b[k], equal_nan=True)]
+
+
+def test_fresh_process_restart_is_bit_exact_with_events_in_flight(tmp_path):
+    # the save falls between a spike and its delivery: events are in flight
+    sim("straight", tmp_path, "--t-save", "23.3")
+    first = sim("first", tmp_path, "--t-save", "23.3")
+    assert all("hoc Random" in w for w in first["save_warnings"])
+    state = checkpoint.read(tmp_path / "run.h5")
+    model = state.populations["NEURON"]
+    assert len(model["netcon_events.t"]) > 0 and len(model["self_events.t"]) > 0
+    assert model["savestate"].dtype == np.uint8 and model["savestate"].size > 0
+    resumed = sim("resume", tmp_path, "--t-save", "23.3", "--seed", "2")   # other random streams
+    assert resumed["load_warnings"] == [] and resumed["t"] == pytest.approx(23.3, abs=0.05)
+    straight, resume = results(tmp_path, "straight", "resume")
+    assert len(straight["spikes"]) > 20
+    assert differing(straight, resume) == []
+
+
+def test_what_is_saved_reads_without_neuron(tmp_path):
+    sim("first", tmp_path)
+    state = checkpoint.read(tmp_path / "run.h5")
+    assert sorted(state.populations) == ["BallAndStick.dend", "BallAndStick.soma", "ExpSyn", "IClamp",
+                                         "NEURON", "NetStim"]
+    soma = state.populations["BallAndStick.soma"]
+    assert soma.size == 30 and soma.info["m_hh"].kind == "variable" and soma.info["gnabar_hh"].kind == "parameter"
+    assert state.meta["neuron"]["members"]["BallAndStick.soma"][:2] == ["BallAndStick[0].soma(0)",
+                                                                        "BallAndStick[1].soma(0)"]
+    assert state.populations["BallAndStick.dend"].size == 150
+    stim = state.populations["NetStim"]
+    assert set(stim["ranvar.id1"]) == set(range(30)) and np.all(stim["ranvar.seq"] > 0)
+    ring = state.projections["BallAndStick.soma->ExpSyn"]
+    assert ring.nnz == 30 and np.all(ring["weight"] == 0.05) and sorted(set(ring["delay"])) == list(range(1, 8))
+    assert state.projections["NetStim->ExpSyn"].nnz == 30
+    assert state.projections["BallAndStick.soma->none"].nnz == 30       # the spike recorders
+    assert state.rng["Random[0]"].state["seq"] == 4.0   # one draw at build, three by the script
+    assert state.meta["simulator"]["name"] == "NEURON" and state.meta["dt"] == pytest.approx(0.025)
+
+
+def test_another_creation_order_restores_by_identity(tmp_path):
+    sim("first", tmp_path)
+    resumed = sim("resume", tmp_path, "--reverse", "--t-end", "20")
+    assert any("restored by identity" in w for w in resumed["load_warnings"])
+    saved, resume = results(tmp_path, "saved", "resume")
+    # every cell's state is its own (by name), though every object was created in the other order
+    assert differing(saved, resume, skip=("spikes", "spike_ids")) == []
+    resumed = sim("resume", tmp_path, "--reverse")     # and it runs on
+    spikes = np.load(tmp_path / "resume.npz")["spikes"]
+    assert len(spikes) > 10 and spikes.min() > 20
+
+
+def test_a_model_one_cell_short_is_refused_unchanged(tmp_path):
+    sim("first", tmp_path)
+    refused = sim("refuse", tmp_path, "--skip", "1")
+    assert refused["error"] == "StructureMismatchError" and "30 members, the model 29" in refused["message"]
+    assert refused["unchanged"]
+
+
+def test_a_failure_midway_puts_everything_back(tmp_path):
+    sim("first", tmp_path)
+    shutil.copy(tmp_path / "run.h5", tmp_path / "other.h5")
+    result = sim("midway", tmp_path, "--seed", "3")
+    assert "injected failure" in result["error"] and result["unchanged"]
+
+
+def test_a_compiled_mod_file_restarts_exactly(tmp_path):
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    shutil.copy(MOD, mod)
+    nrnivmodl = os.path.join(os.path.dirname(sys.executable), "nrnivmodl")
+    done = subprocess.run([nrnivmodl, "."], cwd=mod, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    options = ["--modpath", str(mod), "--extra", "noisyleak"]
+    sim("straight", tmp_path, *options)
+    sim("first", tmp_path, *options)
+    sim("resume", tmp_path, *options, "--seed", "2")
+    straight, resume = results(tmp_path, "straight", "resume")
+    assert "BallAndStick.dend/x_noisyleak" in straight.files and "BallAndStick.dend/noisyleak.rv.seq" in straight
+    assert np.any(straight["BallAndStick.dend/x_noisyleak"] != 0)
+    assert differing(straight, resume) == []
+
+
+def test_cvode_restores_the_state_exactly_and_continues_within_tolerance(tmp_path):
+    sim("straight", tmp_path, "--cvode")
+    sim("first", tmp_path, "--cvode")
+    sim("resume", tmp_path, "--cvode", "--t-end", "20", "--seed", "2")
+    saved, resume = results(tmp_path, "saved", "resume")
+    assert differing(saved, resume, skip=("spikes", "spike_ids")) == []
+    assert resume["NEURON/cvode_active"] == 1
+    # CVODE's step history is no part of NEURON's state: a restart re-initialises
+    # the integrator, so the run continues within its tolerance, not bit for bit
+    sim("resume", tmp_path, "--cvode", "--seed", "2")
+    straight, resume = results(tmp_path, "straight", "resume")
+    np.testing.assert_array_equal(straight["spike_ids"], resume["spike_ids"])
+    np.testing.assert_allclose(straight["spikes"], resume["spikes"], atol=1e-3)
+
+
+# -- hostile files: forged here (no NEURON in this process), loaded in a child ----------------------
+
+def forged(tmp_path, edit):
+    sim("first", tmp_path)
+    state = checkpoint.read(tmp_path / "run.h5")
+    edit(state)
+    checkpoint.save(tmp_path / "forged.h5", state)
+    return sim("refuse", tmp_path, "--file", "forged.h5")
+
+
+def _replace(state, pop, var, value):
+    state.populations[pop].arrays[var] = value
+
+
+@pytest.mark.parametrize("what, edit, error", [
+    ("savestate bytes far beyond the bound", lambda s: _replace(
+        s, "NEURON", "savestate", np.zeros(64 << 20, np.uint8)), "CorruptCheckpointError"),
+    ("savestate bytes of another dtype", lambda s: _replace(
+        s, "NEURON", "savestate", np.zeros(10, np.uint16)), "StructureMismatchError"),
+    ("a NetCon event of no NetCon", lambda s: _replace(
+        s, "NEURON", "netcon_events.netcon", np.full_like(s.populations["NEURON"]["netcon_events.netcon"], 10 ** 6)),
+     "CorruptCheckpointError"),
+    ("an event at NaN", lambda s: _replace(
+        s, "NEURON", "netcon_events.t", np.full_like(s.populations["NEURON"]["netcon_events.t"], np.nan)),
+     "CorruptCheckpointError"),
+    ("a Random123 id beyond 32 bits", lambda s: _replace(
+        s, "NetStim", "ranvar.id1", np.full(30, 2 ** 40, np.int64)), "CorruptCheckpointError"),
+    ("a negative stream position", lambda s: _replace(
+        s, "NetStim", "ranvar.seq", np.full(30, -1.0)), "CorruptCheckpointError"),
+    ("a hoc Random position that is not an integer", lambda s: s.rng["Random[0]"].state.update(seq=0.5),
+     "CorruptCheckpointError"),
+    ("members renamed", lambda s: s.meta["neuron"]["members"]["BallAndStick.soma"].reverse(),
+     "StructureMismatchError"),
+    ("members that are not names", lambda s: s.meta["neuron"]["members"].update({"ExpSyn": [1] * 30}),
+     "CorruptCheckpointError"),
+    ("no NEURON metadata", lambda s: s.meta.pop("neuron"), "StructureMismatchError"),
+])
+def test_a_forged_file_is_refused_unchanged(tmp_path, what, edit, error):
+    refused = forged(tmp_path, edit)
+    assert refused.get("error") == error, (what, refused)
+    assert refused["unchanged"], what
+
+
+def test_a_forged_fingerprint_never_reaches_neurons_reader(tmp_path):
+    # a fingerprint that is not the model's: the SaveState bytes are not used,
+    # the readable arrays continue the run (warned); nothing aborts
+    def edit(state):
+        state.meta["neuron"]["fingerprint"] = "0" * 16
+        _replace(state, "NEURON", "savestate", np.full(1000, 255, np.uint8))
+    sim("first", tmp_path)
+    state = checkpoint.read(tmp_path / "run.h5")
+    edit(state)
+    checkpoint.save(tmp_path / "forged.h5", state)
+    resumed = sim("resume", tmp_path, "--file", "forged.h5", "--t-end", "20")
+    assert any("restored by identity" in w for w in resumed["load_warnings"])
+    saved, resume = results(tmp_path, "saved", "resume")
+    assert differing(saved, resume, skip=("spikes", "spike_ids")) == []
+
+
+def test_the_adapter_declares_its_contract():
+    # imported without NEURON: the flags are class attributes
+    from checkpoint.adapters.neuron.adapter import NEURONAdapter
+    assert NEURONAdapter.simulator == "NEURON" and NEURONAdapter.exact_restart and NEURONAdapter.restores_dt
+    assert not NEURONAdapter.shardable and not NEURONAdapter.captures_monitors
+    assert not NEURONAdapter.takes_simulator_order and not NEURONAdapter.restores_monitors
