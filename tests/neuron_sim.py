@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def observe(h, net, t_from):
-    import checkpoint
     from checkpoint.adapters import adapter_for
     spikes, ids = np.array(net["spikes"]), np.array(net["ids"])
     keep = spikes > t_from

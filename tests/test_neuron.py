@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import checkpoint
-from checkpoint import CheckpointError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOD = os.path.join(HERE, "data", "neuron", "noisyleak.mod")

@@ -2,10 +2,9 @@
 
 import warnings
 
-import numpy as np
-
 from ...errors import CheckpointWarning, CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ...restore import UndoLog
+from ...state import NetworkState
 from ..base import Adapter
 from . import clock, identity, model as model_, netcons, randoms, ranges, savestate
 from .model import MODEL
@@ -46,7 +45,7 @@ class NEURONAdapter(Adapter):
 
     def capture(self, populations=True, projections=True):
         t, step, dt = clock.now(self.h)
-        state = model_.NetworkState(meta=self.base_meta("network", t, step, dt))
+        state = NetworkState(meta=self.base_meta("network", t, step, dt))
         if not (populations or projections):
             return state
         found = self._walk()
@@ -57,7 +56,7 @@ class NEURONAdapter(Adapter):
 
     def describe(self, populations=True, projections=True):
         t, step, dt = clock.now(self.h)
-        state = model_.NetworkState(meta=self.base_meta("network", t, step, dt))
+        state = NetworkState(meta=self.base_meta("network", t, step, dt))
         found = self._walk()
         pops, projs, rng, meta = model_.state_parts(self.h, found, values=False)
         self._fill(state, pops, projs, rng, meta, populations, projections)
@@ -81,7 +80,7 @@ class NEURONAdapter(Adapter):
         randoms.check(plan.rng, plan.report.path)
 
     def apply_reversibly(self, plan):
-        h, found, path = self.h, plan.findings, plan.report.path
+        found, path = plan.findings, plan.report.path
         if plan.connectivity:
             name = next(iter(plan.connectivity))
             raise StructureMismatchError("a load cannot rewire NEURON's NetCons", path=path, obj=name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import CheckpointWarning, UnsupportedObjectError
-from ...state import ArrayInfo, NetworkState, PopulationState
+from ...state import ArrayInfo, PopulationState
 from . import clock, inventory, netcons, randoms, ranges, savestate
 
 #: the population of the model's own state

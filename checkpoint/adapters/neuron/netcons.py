@@ -45,11 +45,6 @@ class Wiring:
     position: dict = field(default_factory=dict)
 
 
-def _where(groups, key):
-    """``(population, index)`` of a member identity, from the groups' id lists."""
-    return groups.get(key, (NONE, 0))
-
-
 def wiring(inv, segment_groups, point_groups):
     """The projections of the model's NetCons."""
     member = {}

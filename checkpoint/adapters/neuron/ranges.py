@@ -10,12 +10,10 @@ internal.  One ``PtrVector`` per population gathers or scatters all of them
 in a single call.
 """
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import CheckpointWarning
 from .inventory import group_of, natural_key, segment_key
 
 #: MechanismStandard's variable types, and what they mean for a restart
@@ -170,11 +168,3 @@ def set_randoms(group, arrays):
             stream = random_of(member, name)
             stream.set_ids(int(id1[i]), int(id2[i]), int(id3[i]))
             stream.set_seq(float(seq[i]))
-
-
-def warn_unreadable(groups):
-    """Variables a PtrVector cannot reach would be lost: say so at save."""
-    for group in groups.values():
-        if any(index is not None for _, _, index in group.variables):
-            warnings.warn(f"{group.name}: array RANGE variables are saved element by element",
-                          CheckpointWarning, stacklevel=4)
