@@ -80,3 +80,33 @@ def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extr
         recorders.append(rec)
     return {"cells": cells, "stims": stims, "netcons": netcons, "clamp": clamp, "rng": rng,
             "spikes": spikes, "ids": ids, "recorders": recorders}
+
+
+def build_parallel(n=12, seed=1):
+    """The ring under a ParallelContext, as NEURON's parallel tutorial builds
+    it: cell ``gid`` on rank ``gid % nhost``, spike detectors registered with
+    ``pc.cell``, the ring by ``pc.gid_connect``, a NetStim per cell."""
+    pc = h.ParallelContext()
+    rank, nhost = int(pc.id()), int(pc.nhost())
+    cells, keep = {}, []
+    for gid in range(rank, n, nhost):
+        cell = BallAndStick(gid)
+        cells[gid] = cell
+        pc.set_gid2node(gid, rank)
+        detector = h.NetCon(cell.soma(0.5)._ref_v, None, sec=cell.soma)
+        detector.threshold = 10
+        pc.cell(gid, detector)
+        stim = h.NetStim()
+        stim.number, stim.start, stim.interval, stim.noise = 1e9, 1 + gid % 5, 8 + gid % 3, 1
+        stim.ranvar.set_ids(gid, 7, seed)
+        drive = h.NetCon(stim, cell.syn)
+        drive.weight[0], drive.delay = 0.04, 1
+        keep += [detector, stim, drive]
+    for gid, cell in cells.items():
+        nc = pc.gid_connect((gid - 1) % n, cell.syn)
+        nc.weight[0], nc.delay = 0.05, 1 + ((gid - 1) % n) % 7
+        keep.append(nc)
+    pc.set_maxstep(10)
+    spikes, ids = h.Vector(), h.Vector()
+    pc.spike_record(-1, spikes, ids)
+    return {"pc": pc, "cells": cells, "keep": keep, "spikes": spikes, "ids": ids}

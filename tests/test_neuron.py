@@ -39,6 +39,23 @@ def sim(mode, folder, *options, check=True):
                                                                     "stderr": done.stderr}
 
 
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """One saving run of the default model (20 ms), shared by the tests that
+    only load its file: ``run.h5`` and ``saved.npz`` (the state saved)."""
+    folder = tmp_path_factory.mktemp("neuron-first")
+    sim("first", folder)
+    return folder
+
+
+@pytest.fixture
+def saved(tmp_path, first_run):
+    """The shared run's files, in this test's own folder."""
+    for name in ("run.h5", "saved.npz", "first.json"):
+        shutil.copy(first_run / name, tmp_path / name)
+    return tmp_path
+
+
 def results(folder, a, b):
     return np.load(os.path.join(str(folder), f"{a}.npz")), np.load(os.path.join(str(folder), f"{b}.npz"))
 
@@ -64,8 +81,8 @@ def test_fresh_process_restart_is_bit_exact_with_events_in_flight(tmp_path):
     assert differing(straight, resume) == []
 
 
-def test_what_is_saved_reads_without_neuron(tmp_path):
-    sim("first", tmp_path)
+def test_what_is_saved_reads_without_neuron(saved):
+    tmp_path = saved
     state = checkpoint.read(tmp_path / "run.h5")
     assert sorted(state.populations) == ["BallAndStick.dend", "BallAndStick.soma", "ExpSyn", "IClamp",
                                          "NEURON", "NetStim"]
@@ -84,8 +101,8 @@ def test_what_is_saved_reads_without_neuron(tmp_path):
     assert state.meta["simulator"]["name"] == "NEURON" and state.meta["dt"] == pytest.approx(0.025)
 
 
-def test_another_creation_order_restores_by_identity(tmp_path):
-    sim("first", tmp_path)
+def test_another_creation_order_restores_by_identity(saved):
+    tmp_path = saved
     resumed = sim("resume", tmp_path, "--reverse", "--t-end", "20")
     assert any("restored by identity" in w for w in resumed["load_warnings"])
     saved, resume = results(tmp_path, "saved", "resume")
@@ -96,16 +113,15 @@ def test_another_creation_order_restores_by_identity(tmp_path):
     assert len(spikes) > 10 and spikes.min() > 20
 
 
-def test_a_model_one_cell_short_is_refused_unchanged(tmp_path):
-    sim("first", tmp_path)
+def test_a_model_one_cell_short_is_refused_unchanged(saved):
+    tmp_path = saved
     refused = sim("refuse", tmp_path, "--skip", "1")
     assert refused["error"] == "StructureMismatchError" and "30 members, the model 29" in refused["message"]
     assert refused["unchanged"]
 
 
-def test_a_failure_midway_puts_everything_back(tmp_path):
-    sim("first", tmp_path)
-    shutil.copy(tmp_path / "run.h5", tmp_path / "other.h5")
+def test_a_failure_midway_puts_everything_back(saved):
+    tmp_path = saved
     result = sim("midway", tmp_path, "--seed", "3")
     assert "injected failure" in result["error"] and result["unchanged"]
 
@@ -145,7 +161,6 @@ def test_cvode_restores_the_state_exactly_and_continues_within_tolerance(tmp_pat
 # -- hostile files: forged here (no NEURON in this process), loaded in a child ----------------------
 
 def forged(tmp_path, edit):
-    sim("first", tmp_path)
     state = checkpoint.read(tmp_path / "run.h5")
     edit(state)
     checkpoint.save(tmp_path / "forged.h5", state)
@@ -179,19 +194,19 @@ def _replace(state, pop, var, value):
      "CorruptCheckpointError"),
     ("no NEURON metadata", lambda s: s.meta.pop("neuron"), "StructureMismatchError"),
 ])
-def test_a_forged_file_is_refused_unchanged(tmp_path, what, edit, error):
-    refused = forged(tmp_path, edit)
+def test_a_forged_file_is_refused_unchanged(saved, what, edit, error):
+    refused = forged(saved, edit)
     assert refused.get("error") == error, (what, refused)
     assert refused["unchanged"], what
 
 
-def test_a_forged_fingerprint_never_reaches_neurons_reader(tmp_path):
+def test_a_forged_fingerprint_never_reaches_neurons_reader(saved):
     # a fingerprint that is not the model's: the SaveState bytes are not used,
     # the readable arrays continue the run (warned); nothing aborts
     def edit(state):
         state.meta["neuron"]["fingerprint"] = "0" * 16
         _replace(state, "NEURON", "savestate", np.full(1000, 255, np.uint8))
-    sim("first", tmp_path)
+    tmp_path = saved
     state = checkpoint.read(tmp_path / "run.h5")
     edit(state)
     checkpoint.save(tmp_path / "forged.h5", state)
@@ -205,5 +220,5 @@ def test_the_adapter_declares_its_contract():
     # imported without NEURON: the flags are class attributes
     from checkpoint.adapters.neuron.adapter import NEURONAdapter
     assert NEURONAdapter.simulator == "NEURON" and NEURONAdapter.exact_restart and NEURONAdapter.restores_dt
-    assert not NEURONAdapter.shardable and not NEURONAdapter.captures_monitors
+    assert NEURONAdapter.shardable and not NEURONAdapter.captures_monitors   # MPI: tests/test_neuron_mpi.py
     assert not NEURONAdapter.takes_simulator_order and not NEURONAdapter.restores_monitors

@@ -7,7 +7,7 @@ from ...restore import UndoLog
 from ...state import NetworkState
 from ..base import Adapter
 from . import clock, identity, model as model_, netcons, randoms, ranges, savestate
-from .model import MODEL
+
 
 
 class NEURONAdapter(Adapter):
@@ -20,7 +20,7 @@ class NEURONAdapter(Adapter):
     """
 
     simulator = "NEURON"
-    shardable = False
+    shardable = True
     captures_monitors = False
     restores_monitors = False
     exact_restart = True
@@ -77,7 +77,7 @@ class NEURONAdapter(Adapter):
         identity.check(file_state, model_state, path)
 
     def check_rng(self, plan):
-        randoms.check(plan.rng, plan.report.path)
+        randoms.check(randoms.streams(plan), plan.report.path)
 
     def apply_reversibly(self, plan):
         found, path = plan.findings, plan.report.path
@@ -85,7 +85,7 @@ class NEURONAdapter(Adapter):
             name = next(iter(plan.connectivity))
             raise StructureMismatchError("a load cannot rewire NEURON's NetCons", path=path, obj=name)
         by = plan.by_object()
-        own = by.get(("populations", MODEL), {})
+        own = identity.own_state(by, plan, path)
         fingerprint = (plan.file_meta.get("neuron") or {}).get("fingerprint")
         exact = "savestate" in own and fingerprint == found.fingerprint
         self.check_rng(plan)
@@ -101,9 +101,11 @@ class NEURONAdapter(Adapter):
             except RuntimeError as exc:
                 raise CorruptCheckpointError(f"NEURON refused a value: {exc}", path=path) from None
         if not exact:
-            warnings.warn(f"{path}: the model's structure (creation order) is not the file's: restored by "
-                          "identity from the readable arrays, as a continuation (artificial cells' next "
-                          "events and threshold detectors start afresh)", CheckpointWarning, stacklevel=3)
+            why = ("the model's structure (creation order) is not the file's" if own else
+                   "the file has no NEURON state of this rank's cells (another partition of the gids)")
+            warnings.warn(f"{path}: {why}: restored by identity from the readable arrays, as a continuation "
+                          "(artificial cells' next events and threshold detectors start afresh)",
+                          CheckpointWarning, stacklevel=3)
         return log
 
     def _restore(self, plan, by, own, found, exact):
@@ -126,13 +128,13 @@ class NEURONAdapter(Adapter):
             values = by.get(("projections", name))
             if values:
                 netcons.write(proj, values)
-        clock.write(h, {k: v for k, v in own.items() if k in clock.GLOBALS})
+        clock.write(h, {k: v for k, v in own.items() if k in clock.GLOBALS})   # the snapshot undoes it
         if plan.clock is not None:
             h.t = float(plan.clock["time"])
         dt = plan.file_meta.get("dt")
         if dt is not None:
             h.dt = float(dt)
-        randoms.write(found.inv, plan.rng)
+        randoms.write(found.inv, randoms.streams(plan))
         if not exact:
             if "netcon_events.t" in own:
                 netcons.requeue(found.wiring, own["netcon_events.t"], own["netcon_events.netcon"], h.t)
@@ -158,7 +160,7 @@ class NEURONAdapter(Adapter):
                 group.scatter(h, values[name])
                 ranges.set_randoms(group, streams[name])
             for name, proj in found.wiring.projections.items():
-                netcons._set(proj, weights[name])
+                netcons.write(proj, weights[name])
             for r in found.inv.randoms:
                 r.seq(positions[r.hname()])
             h.t, h.dt = t, dt

@@ -7,10 +7,13 @@ here every member's and NetCon's identity must agree, in identity order.
 """
 
 
+import math
+
 import numpy as np
 
 from ...errors import CorruptCheckpointError, StructureMismatchError
-from .model import MODEL
+from .clock import GLOBALS
+from .model import MODEL, MODEL_KIND
 
 _ID_LIMIT = 2 ** 32          # Random123 identifiers are uint32
 _SEQ_LIMIT = 2.0 ** 34       # Random123 stream positions (NEURON's 34-bit sequence)
@@ -23,6 +26,8 @@ def check(file_state, model_state, path):
     if not isinstance(meta, dict) or not isinstance(meta.get("fingerprint"), str):
         raise StructureMismatchError("not a checkpoint of a NEURON model (no meta 'neuron')", path=path)
     ours = model_state.meta["neuron"]
+    if ours.get("gids") and "shard" not in file_state.meta and meta.get("gids"):
+        return   # gathered from the shards of an MPI run: members are matched by global id (gid)
     _same(meta.get("members"), ours["members"], file_state.populations, "population", path)
     _same(meta.get("netcons"), ours["netcons"], file_state.projections, "projection", path)
 
@@ -44,6 +49,25 @@ def _same(theirs, ours, file_objects, what, path):
             raise StructureMismatchError(f"member {first} is {listed[first]!r} in the file, {mine[first]!r} in "
                                          "the model: another model, never restored by position",
                                          path=path, obj=name)
+
+
+def own_state(by, plan, path):
+    """The model's own state from the file: the ``NEURON`` population, or
+    (under MPI) the rank's rng entry, unless reseeded for another partition
+    (then ``{}``: a continuation).  Its globals must be finite numbers."""
+    own = by.get(("populations", MODEL))
+    if own is not None:
+        return own
+    rng = plan.rng.get(MODEL)
+    if rng is None or f"rng.{MODEL}" in plan.report.reseeded or rng.kind != MODEL_KIND:
+        return {}
+    state = rng.state if isinstance(rng.state, dict) else {}
+    for key in GLOBALS:
+        value = state.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise CorruptCheckpointError(f"{key} is {value!r}, not a finite number", path=path, obj=f"rng {MODEL}")
+    arrays = {k: np.asarray(v) for k, v in rng.arrays.items()}
+    return {**{k: np.array(float(state[k])) for k in GLOBALS}, **arrays}
 
 
 def check_streams(by, found, path):

@@ -46,8 +46,10 @@ class Inventory:
     points: dict = field(default_factory=dict)          # type -> [point process], List order
     point_ids: dict = field(default_factory=dict)       # type -> [identity]
     netcons: list = field(default_factory=list)         # every NetCon, List order
+    links: list = field(default_factory=list)           # a Link per NetCon
     netcon_ids: list = field(default_factory=list)      # identity of each
     randoms: list = field(default_factory=list)         # hoc Random objects
+    names: dict = field(default_factory=dict)           # section -> its name (asked once)
     density_types: list = field(default_factory=list)   # every density mechanism loaded
 
     def fingerprint(self):
@@ -88,49 +90,63 @@ def take(h, pc=None):
     inv.point_types = _names(h.MechanismType(1))
     inv.sections = list(h.allsec())
     names = [sec.name() for sec in inv.sections]
+    inv.names = dict(zip(inv.sections, names))
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[:3]
         raise UnsupportedObjectError(f"several sections share the names {dup}: sections are identified by "
                                      "name (give each cell a name, e.g. a __repr__ with its gid)")
-    for sec in inv.sections:
-        inv.mechanisms[sec.name()] = [m for m in inv.density_types if sec.has_membrane(m)]
+    for sec, name in zip(inv.sections, names):
+        inv.mechanisms[name] = [m for m in inv.density_types if sec.has_membrane(m)]
     inv.netcons = list(h.List("NetCon"))
-    gids = _gids(inv.netcons, pc)
+    inv.links = [_link(nc, inv.names) for nc in inv.netcons]
     for kind, artificial in inv.point_types:
         members = list(h.List(kind))
         if members:
             inv.points[kind] = members
-    _identify_points(inv, gids)
+    _identify_points(inv, _artificial_gids(inv.links, pc))
     inv.netcon_ids = _netcon_ids(inv)
     inv.randoms = list(h.List("Random"))
     return inv
 
 
-def _gids(netcons, pc):
-    """``{id(cell or section): gid}`` of the cells registered with a ParallelContext."""
-    gids = {}
+@dataclass
+class Link:
+    """One NetCon's ends, asked of NEURON once: its source (an artificial
+    cell, or a segment's key) and target (a point process), and srcgid."""
+
+    netcon: object
+    pre: object            # the source point process, or None
+    pre_ptr: int
+    preseg: str            # the source segment's key, or None
+    presec: object         # the source segment's section, or None
+    syn: object            # the target, or None
+    syn_ptr: int
+    srcgid: int
+
+
+def _link(nc, names):
+    pre, syn, seg, sec = nc.pre(), nc.syn(), None, None
+    if pre is None:
+        preseg = nc.preseg()
+        if preseg is not None:
+            seg, sec = segment_key(preseg, names), preseg.sec
+    return Link(nc, pre, pre.hocobjptr() if pre is not None else 0, seg, sec, syn,
+                syn.hocobjptr() if syn is not None else 0, int(nc.srcgid()))
+
+
+def _artificial_gids(links, pc):
+    """``{("pp", pointer): gid}`` of artificial cells registered with pc.cell."""
     if pc is None:
-        return gids
-    for nc in netcons:
-        gid = int(nc.srcgid())
-        if gid >= 0 and pc.gid_exists(gid):
-            source = nc.pre() if nc.pre() is not None else nc.preseg()
-            if source is not None:
-                gids[_source_key(nc)] = gid
-    return gids
+        return {}
+    return {("pp", link.pre_ptr): link.srcgid for link in links
+            if link.pre is not None and link.syn is None and link.srcgid >= 0 and pc.gid_exists(link.srcgid)}
 
 
-def segment_key(seg):
+def segment_key(seg, names=None):
+    """``soma(0)``: a segment is its section's name and index (``nseg`` for x = 1)."""
     sec = seg.sec
-    return f"{sec.name()}({int(seg.x * sec.nseg)})" if seg.x < 1 else f"{sec.name()}({sec.nseg})"
-
-
-def _source_key(nc):
-    pre = nc.pre()
-    if pre is not None:
-        return ("pp", pre.hocobjptr())
-    seg = nc.preseg()
-    return ("seg", segment_key(seg)) if seg is not None else None
+    name = names[sec] if names is not None and sec in names else sec.name()
+    return f"{name}({min(int(seg.x * sec.nseg), sec.nseg)})"
 
 
 def _identify_points(inv, gids):
@@ -140,7 +156,7 @@ def _identify_points(inv, gids):
         ranks, ids = {}, []
         for pp in members:
             if pp.has_loc():
-                where = segment_key(pp.get_segment())
+                where = segment_key(pp.get_segment(), inv.names)
                 ranks[where] = ranks.get(where, -1) + 1
                 ids.append(f"{kind}@{where}#{ranks[where]}")
             else:
@@ -150,11 +166,12 @@ def _identify_points(inv, gids):
             if ident is not None:
                 ptr_id[pp.hocobjptr()] = ident
     # artificial cells: a gid, else the identities of what their NetCons drive
+    # (a target not yet identified gives its hoc name: positional, so another
+    # creation order then fails the identity check rather than mismatching)
     drives = {}
-    for nc in inv.netcons:
-        pre, syn = nc.pre(), nc.syn()
-        if pre is not None and syn is not None:
-            drives.setdefault(pre.hocobjptr(), []).append(ptr_id.get(syn.hocobjptr(), syn.hname()))
+    for link in inv.links:
+        if link.pre is not None and link.syn is not None:
+            drives.setdefault(link.pre_ptr, []).append(ptr_id.get(link.syn_ptr) or link.syn.hname())
     for kind, members in inv.points.items():
         ids = inv.point_ids[kind]
         for i, pp in enumerate(members):
@@ -163,8 +180,9 @@ def _identify_points(inv, gids):
                 targets = drives.get(pp.hocobjptr())
                 ids[i] = f"{kind}#gid{gid}" if gid is not None else (
                     f"{kind}->{'+'.join(sorted(targets))}" if targets else pp.hname())
-                ptr_id[pp.hocobjptr()] = ids[i]
         _rank_duplicates(ids)
+        for pp, ident in zip(members, ids):
+            ptr_id[pp.hocobjptr()] = ident
     inv.ptr_ids = ptr_id
 
 
@@ -178,12 +196,15 @@ def _rank_duplicates(ids):
 
 def _netcon_ids(inv):
     ids = []
-    for nc in inv.netcons:
-        source = _source_key(nc)
-        src = "none" if source is None else (source[1] if source[0] == "seg" else inv.ptr_ids[source[1]])
-        if source is None and int(nc.srcgid()) >= 0:
-            src = f"gid{int(nc.srcgid())}"
-        syn = nc.syn()
-        ids.append(f"{src}->{'none' if syn is None else inv.ptr_ids[syn.hocobjptr()]}")
+    for link in inv.links:
+        if link.pre is not None:
+            src = inv.ptr_ids[link.pre_ptr]
+        elif link.srcgid >= 0:   # a gid's spikes, wherever its cell is (pc.cell, pc.gid_connect)
+            src = f"gid{link.srcgid}"
+        elif link.preseg is not None:
+            src = link.preseg
+        else:
+            src = "none"
+        ids.append(f"{src}->{'none' if link.syn is None else inv.ptr_ids[link.syn_ptr]}")
     _rank_duplicates(ids)
     return ids

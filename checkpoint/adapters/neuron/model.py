@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import CheckpointWarning, UnsupportedObjectError
-from ...state import ArrayInfo, PopulationState
-from . import clock, inventory, netcons, randoms, ranges, savestate
+from ...state import ArrayInfo, PopulationState, RngState
+from . import clock, inventory, netcons, parallel, randoms, ranges, savestate
 
 #: the population of the model's own state
 MODEL = "NEURON"
+#: the rng kind of the model's own state under MPI
+MODEL_KIND = "neuron.model"
 #: the NEURON population's arrays of events in flight
 EVENTS = ("netcon_events.t", "netcon_events.netcon", "self_events.t", "self_events.flag", "self_events.target")
 
@@ -39,6 +41,14 @@ class Model:
     points: dict
     wiring: object
     fingerprint: str
+    #: the ParallelContext numbering (:mod:`.parallel`), or None
+    par: object = None
+
+    @property
+    def sharded(self):
+        """Under MPI: the model's own state travels as an rng entry of the
+        rank (a population of one per rank cannot move to another partition)."""
+        return self.par is not None and self.par.nhost > 1
 
     @property
     def groups(self):
@@ -48,14 +58,17 @@ class Model:
         return sum(g.size * len(g.variables) for g in self.groups.values())
 
 
-def walk(h, pc=None):
-    inv = inventory.take(h, pc)
+def walk(h):
+    inv = inventory.take(h, h.ParallelContext())
     segments = ranges.segment_groups(h, inv)
     points = ranges.point_groups(h, inv)
-    clash = sorted(set(segments) & set(points) | ({MODEL} & (set(segments) | set(points))))
+    clash = sorted(set(segments) & set(points) | ({MODEL, netcons.GID} & (set(segments) | set(points))))
     if clash:
         raise UnsupportedObjectError(f"sections named like point-process types or {MODEL!r}: {clash}")
-    return Model(inv, segments, points, netcons.wiring(inv, segments, points), inv.fingerprint())
+    par = parallel.detect(h, inv)
+    if par is not None and not parallel.number(par, inv, segments, points):
+        par = None
+    return Model(inv, segments, points, netcons.wiring(inv, segments, points, par), inv.fingerprint(), par)
 
 
 def refuse_uncapturable(h, model):
@@ -75,12 +88,18 @@ def state_parts(h, model, values=True):
     pops = {}
     for group in model.groups.values():
         pops[group.name] = _population(h, group, values)
-    pops[MODEL] = _model_population(h, model, values)
+    rng = randoms.capture(model.inv)
+    own = _model_population(h, model, values)
+    if model.sharded:
+        rng[MODEL] = RngState(MODEL, MODEL_KIND, {k: float(own[k]) for k in clock.GLOBALS},
+                              {k: v for k, v in own.arrays.items() if k not in clock.GLOBALS})
+    else:
+        pops[MODEL] = own
     projections = {name: netcons.projection_state(p, values) for name, p in model.wiring.projections.items()}
-    meta = {"fingerprint": model.fingerprint,
+    meta = {"fingerprint": model.fingerprint, "gids": model.par is not None,
             "members": {name: list(g.ids) for name, g in model.groups.items()},
             "netcons": {name: list(p.ids) for name, p in model.wiring.projections.items()}}
-    return pops, projections, randoms.capture(model.inv), meta
+    return pops, projections, rng, meta
 
 
 def _population(h, group, values):
@@ -96,7 +115,8 @@ def _population(h, group, values):
     for name, array in streams.items():
         arrays[name] = array
         info[name] = ArrayInfo("internal", "neuron", None)
-    return PopulationState(group.name, group.size, arrays=arrays, info=info)
+    return PopulationState(group.name, group.size, arrays=arrays, info=info, ids=group.global_ids,
+                           global_size=group.global_size)
 
 
 def _model_population(h, model, values):

@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import UnsupportedObjectError
 from ...state import ArrayInfo, ProjectionState
-from .inventory import natural_key, segment_key
 
 NONE = "none"
+#: the pre population of NetCons from a gid (:mod:`.parallel`)
+GID = "gid"
+#: under a ParallelContext, NetCons without a target (spike detectors) are
+#: the projection ``<pre>->none@<population>``, rows its members (their sources)
+NO_TARGET = "none@"
 
 
 @dataclass
@@ -45,40 +50,72 @@ class Wiring:
     position: dict = field(default_factory=dict)
 
 
-def wiring(inv, segment_groups, point_groups):
-    """The projections of the model's NetCons."""
+def wiring(inv, segment_groups, point_groups, par=None):
+    """The projections of the model's NetCons.  ``par`` (:mod:`.parallel`):
+    pre indices are global ids, NetCons from a gid have the pre population
+    ``gid``; rows stay this rank's targets."""
+    groups = {**segment_groups, **point_groups}
     member = {}
-    for group in list(segment_groups.values()) + list(point_groups.values()):
-        for i, ident in enumerate(group.ids):
-            member[ident] = (group.name, i)
-    sizes = {g.name: g.size for g in list(segment_groups.values()) + list(point_groups.values())}
-    sizes[NONE] = 1
+    for group in groups.values():
+        index = group.global_ids if par is not None else range(group.size)
+        for ident, i, at in zip(group.ids, index, range(group.size)):
+            member[ident] = (group.name, int(i), at)
+    posts = {g.name: g.size for g in groups.values()}
+    posts[NONE] = 1
+    pres = {g.name: g.global_size if par is not None else g.size for g in groups.values()}
+    pres[NONE] = 1
+    if par is not None:
+        pres[GID] = par.max_gid + 1
     pairs = {}
-    for nc, ident in zip(inv.netcons, inv.netcon_ids):
-        pre, syn = nc.pre(), nc.syn()
-        if pre is not None:
-            source = member[inv.ptr_ids[pre.hocobjptr()]]
-        elif nc.preseg() is not None:
-            source = member[segment_key(nc.preseg())]
+    for link, ident in zip(inv.links, inv.netcon_ids):
+        if link.pre is not None:
+            source = member[inv.ptr_ids[link.pre_ptr]][:2]
+        elif par is not None and link.srcgid >= 0:
+            source = (GID, link.srcgid)
+        elif link.preseg is not None:
+            source = member.get(link.preseg)
+            if source is None:
+                raise UnsupportedObjectError(f"NetCon {ident}: its source is at a section's end ({link.preseg}), "
+                                             "not in a segment: put it at an interior point, e.g. soma(0.5)")
+            source = source[:2]
         else:
             source = (NONE, 0)
-        target = member[inv.ptr_ids[syn.hocobjptr()]] if syn is not None else (NONE, 0)
-        pairs.setdefault((source[0], target[0]), []).append((target[1], natural_key(ident), source[1], nc, ident))
-    out = Wiring()
+        if link.syn is not None:
+            target = member[inv.ptr_ids[link.syn_ptr]]
+        elif par is not None:   # no target: rows are the source's members, as shards need real populations
+            target = _own_source(link, inv, member, ident)
+        else:
+            target = (NONE, 0, 0)
+        pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon))
+    out, post_sizes = Wiring(), posts
     for (pre, post), items in sorted(pairs.items()):
-        items.sort(key=lambda item: (item[0], item[1]))
-        posts = np.array([item[0] for item in items], np.int64)
-        indptr = np.zeros(sizes[post] + 1, np.int64)
-        np.cumsum(np.bincount(posts, minlength=sizes[post]), out=indptr[1:])
+        rows_of = post[len(NO_TARGET):] if post.startswith(NO_TARGET) else post
+        items.sort(key=lambda item: item[:3])   # by target, then source, then identity
+        rows = np.array([item[0] for item in items], np.int64)
+        indptr = np.zeros(post_sizes[rows_of] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=post_sizes[rows_of]), out=indptr[1:])
         netcons = [item[3] for item in items]
+        idents = [item[2] for item in items]
         name = f"{pre}->{post}"
         out.projections[name] = Projection(
-            name, pre, post, (sizes[post], sizes[pre]), netcons, [item[4] for item in items], indptr,
-            np.array([item[2] for item in items], np.int64), int(netcons[0].wcnt()))
+            name, pre, rows_of, (post_sizes[rows_of], pres[pre]), netcons, idents, indptr,
+            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()))
     for proj in out.projections.values():
         out.ordered.extend(proj.netcons)
     out.position = {nc.hocobjptr(): i for i, nc in enumerate(out.ordered)}
     return out
+
+
+def _own_source(link, inv, member, ident):
+    """A target-less NetCon's row: the member it detects spikes of."""
+    if link.pre is not None:
+        found = member[inv.ptr_ids[link.pre_ptr]]
+    else:
+        found = member.get(link.preseg) if link.preseg is not None else None
+    if found is None:
+        raise UnsupportedObjectError(f"NetCon {ident}: under a ParallelContext a NetCon without a target "
+                                     "needs a source in a segment or an artificial cell")
+    return (NO_TARGET + found[0], found[1], found[2])
 
 
 def projection_state(proj, values=True):
@@ -110,13 +147,7 @@ def read(proj):
 
 
 def write(proj, values):
-    """Set the NetCons' values (validated arrays in CSR order); returns the undo."""
-    before = read(proj)
-    _set(proj, values)
-    return lambda: _set(proj, before)
-
-
-def _set(proj, values):
+    """Set the NetCons' values (validated arrays in CSR order)."""
     for k in range(proj.weights):
         var = "weight" if k == 0 else f"weight{k}"
         if var in values:

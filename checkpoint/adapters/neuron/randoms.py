@@ -21,6 +21,15 @@ def capture(inv):
     return {r.hname(): RngState(r.hname(), KIND, {"seq": float(r.seq())}) for r in inv.randoms}
 
 
+def streams(plan):
+    """The plan's hoc Random positions: not the model's own state (an rng
+    entry under MPI), nor those reseeded for another partition (their
+    position means nothing there: they keep theirs, and the report says so)."""
+    reseeded = set(plan.report.reseeded)
+    return {name: rng for name, rng in plan.rng.items()
+            if rng.kind == KIND and f"rng.{name}" not in reseeded}
+
+
 def check(plan_rng, path):
     for name, rng in plan_rng.items():
         seq = rng.state.get("seq") if isinstance(rng.state, dict) else None

@@ -10,11 +10,13 @@ internal.  One ``PtrVector`` per population gathers or scatters all of them
 in a single call.
 """
 
+import itertools
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .inventory import group_of, natural_key, segment_key
+from .inventory import group_of, natural_key
 
 #: MechanismStandard's variable types, and what they mean for a restart
 _VARTYPES = ((1, "parameter"), (2, "internal"), (3, "variable"))
@@ -29,7 +31,11 @@ class Group:
     ids: list
     variables: list = field(default_factory=list)    # [(name, kind, index or None)]
     randoms: list = field(default_factory=list)      # names of RANDOM variables of the members
-    owners: list = field(default_factory=list)       # per RANDOM name: how to reach it from a member
+    #: a segment group's sections, in identity order (None: point processes)
+    sections: list = None
+    #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
+    global_ids: object = None
+    global_size: int = None
     _ptr: object = None
 
     @property
@@ -39,15 +45,21 @@ class Group:
     def pointers(self, h):
         """The PtrVector of every variable of every member, variable-major."""
         if self._ptr is None:
-            n = self.size
-            ptr = h.PtrVector(n * len(self.variables))
-            for j, (var, _, index) in enumerate(self.variables):
-                ref = "_ref_" + var
-                for i, obj in enumerate(self.members):
-                    handle = getattr(obj, ref)
-                    ptr.pset(j * n + i, handle if index is None else handle[index])
+            ptr = h.PtrVector(self.size * len(self.variables))
+            if self.size and all(index is None and _NAME.match(var) for var, _, index in self.variables):
+                _fill_in_hoc(h, ptr, self)
+            else:
+                self._fill(ptr)
             self._ptr = ptr
         return self._ptr
+
+    def _fill(self, ptr):
+        n = self.size
+        for j, (var, _, index) in enumerate(self.variables):
+            ref = "_ref_" + var
+            for i, obj in enumerate(self.members):
+                handle = getattr(obj, ref)
+                ptr.pset(j * n + i, handle if index is None else handle[index])
 
     def gather(self, h):
         """``{variable: array}`` of the members' current values (copies)."""
@@ -66,6 +78,42 @@ class Group:
         if current:
             flat = np.concatenate([current[label(var, index)] for var, _, index in self.variables])
             self.pointers(h).scatter(h.Vector(flat))
+
+
+#: a variable name that may be written into hoc code (they come from the
+#: model's MechanismStandard, never from a file)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROCS = itertools.count()
+
+
+def _fill_in_hoc(h, ptr, group):
+    """Set the pointers with one hoc loop: about six times faster than one
+    Python ``getattr(seg, "_ref_" + var)`` and ``pset`` per value.  The
+    PtrVector goes through a global objref: as a ``$o`` argument inside
+    ``forsec`` NEURON 9 corrupts it."""
+    name, n = f"checkpoint_pointers_{next(_PROCS)}", group.size
+    if not hasattr(h, "checkpoint_ptrvector_"):
+        h("objref checkpoint_ptrvector_")
+    if group.sections is not None:
+        body = " ".join(f"checkpoint_ptrvector_.pset(i + {j * n}, &{var}(x))"
+                        for j, (var, _, _) in enumerate(group.variables))
+        loop = f"forsec $o1 {{ for (x, 0) {{ {body}  i += 1 }} }}"
+        members = h.SectionList()
+        for sec in group.sections:
+            members.append(sec=sec)
+    else:
+        body = " ".join(f"checkpoint_ptrvector_.pset(i + {j * n}, &$o1.o(i).{var})"
+                        for j, (var, _, _) in enumerate(group.variables))
+        loop = f"for i = 0, $o1.count() - 1 {{ {body} }}"
+        members = h.List()
+        for pp in group.members:
+            members.append(pp)
+    h(f"proc {name}() {{ local i\n i = 0\n {loop}\n}}\n")
+    h.checkpoint_ptrvector_ = ptr
+    try:
+        getattr(h, name)(members)
+    finally:
+        h.checkpoint_ptrvector_ = None
 
 
 def label(var, index):
@@ -103,18 +151,20 @@ def _random_names(obj):
 def segment_groups(h, inv):
     """The segment populations, each with its sections' segments in identity order."""
     by_group = {}
+    names = inv.names
     for sec in inv.sections:
-        mechs = tuple(inv.mechanisms[sec.name()])
-        by_group.setdefault((group_of(sec.name()), mechs), []).append(sec)
+        mechs = tuple(inv.mechanisms[names[sec]])
+        by_group.setdefault((group_of(names[sec]), mechs), []).append(sec)
     bases = {}
     for base, mechs in by_group:
         bases.setdefault(base, []).append(mechs)
     groups, cache = {}, {}
     for (base, mechs), sections in by_group.items():
         name = base if len(bases[base]) == 1 else f"{base}|{'+'.join(m for m in mechs if not m.endswith('_ion'))}"
-        sections.sort(key=lambda s: natural_key(s.name()))
+        sections.sort(key=lambda s: natural_key(names[s]))
         segments = [seg for sec in sections for seg in sec]
-        group = Group(name, segments, [segment_key(seg) for seg in segments])
+        ids = [f"{names[sec]}({k})" for sec in sections for k in range(sec.nseg)]   # as segment_key
+        group = Group(name, segments, ids, sections=sections)
         group.variables = [("v", "variable", None)] + [v for m in mechs for v in _variables(h, m, cache)]
         if segments:
             for mech in mechs:
