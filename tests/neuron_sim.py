@@ -101,15 +101,20 @@ def main(argv=None):
         with open(os.path.join(args.folder, "midway.json"), "w") as f:
             json.dump(result, f)
         return
-    elif args.mode == "refuse":
-        before = observe(h, net, -1)
-        try:
-            checkpoint.load(path, h)
-        except checkpoint.CheckpointError as exc:
-            result["error"] = type(exc).__name__
-            result["message"] = str(exc)
-        after = observe(h, net, -1)
-        result["unchanged"] = all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
+    elif args.mode == "refuse":   # --file a.h5,b.h5,...: each load must fail and change nothing
+        outcomes = []
+        for name in args.file.split(","):
+            before = observe(h, net, -1)
+            outcome = {"file": name}
+            try:
+                checkpoint.load(os.path.join(args.folder, name), h)
+            except checkpoint.CheckpointError as exc:
+                outcome["error"] = type(exc).__name__
+                outcome["message"] = str(exc)
+            after = observe(h, net, -1)
+            outcome["unchanged"] = all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
+            outcomes.append(outcome)
+        result.update(outcomes[0], outcomes=outcomes)
         with open(os.path.join(args.folder, "refuse.json"), "w") as f:
             json.dump(result, f)
         return

@@ -160,18 +160,11 @@ def test_cvode_restores_the_state_exactly_and_continues_within_tolerance(tmp_pat
 
 # -- hostile files: forged here (no NEURON in this process), loaded in a child ----------------------
 
-def forged(tmp_path, edit):
-    state = checkpoint.read(tmp_path / "run.h5")
-    edit(state)
-    checkpoint.save(tmp_path / "forged.h5", state)
-    return sim("refuse", tmp_path, "--file", "forged.h5")
-
-
 def _replace(state, pop, var, value):
     state.populations[pop].arrays[var] = value
 
 
-@pytest.mark.parametrize("what, edit, error", [
+FORGERIES = [
     ("savestate bytes far beyond the bound", lambda s: _replace(
         s, "NEURON", "savestate", np.zeros(64 << 20, np.uint8)), "CorruptCheckpointError"),
     ("savestate bytes of another dtype", lambda s: _replace(
@@ -193,11 +186,29 @@ def _replace(state, pop, var, value):
     ("members that are not names", lambda s: s.meta["neuron"]["members"].update({"ExpSyn": [1] * 30}),
      "CorruptCheckpointError"),
     ("no NEURON metadata", lambda s: s.meta.pop("neuron"), "StructureMismatchError"),
-])
-def test_a_forged_file_is_refused_unchanged(saved, what, edit, error):
-    refused = forged(saved, edit)
-    assert refused.get("error") == error, (what, refused)
-    assert refused["unchanged"], what
+]
+
+
+@pytest.fixture(scope="module")
+def forged_loads(first_run):
+    """Every forgery of FORGERIES written from the shared run's file, and
+    loaded one after the other by one child process (the same model)."""
+    names = []
+    for i, (_, edit, _) in enumerate(FORGERIES):
+        state = checkpoint.read(first_run / "run.h5")
+        edit(state)
+        names.append(f"forged-{i}.h5")
+        checkpoint.save(first_run / names[-1], state)
+    refused = sim("refuse", first_run, "--file", ",".join(names))
+    return {outcome["file"]: outcome for outcome in refused["outcomes"]}
+
+
+@pytest.mark.parametrize("index", range(len(FORGERIES)), ids=[what for what, _, _ in FORGERIES])
+def test_a_forged_file_is_refused_unchanged(forged_loads, index):
+    what, _, error = FORGERIES[index]
+    outcome = forged_loads[f"forged-{index}.h5"]
+    assert outcome.get("error") == error, (what, outcome)
+    assert outcome["unchanged"], what
 
 
 def test_a_forged_fingerprint_never_reaches_neurons_reader(saved):

@@ -128,7 +128,7 @@ class NEURONAdapter(Adapter):
             values = by.get(("projections", name))
             if values:
                 netcons.write(proj, values)
-        clock.write(h, {k: v for k, v in own.items() if k in clock.GLOBALS})   # the snapshot undoes it
+        clock.write(h, own)   # its own names only; the snapshot undoes it
         if plan.clock is not None:
             h.t = float(plan.clock["time"])
         dt = plan.file_meta.get("dt")

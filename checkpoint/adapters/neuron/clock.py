@@ -1,5 +1,6 @@
-"""The clock and the globals of a NEURON run: ``t``, ``dt``, CVODE and
-the temperature, saved as the ``NEURON`` population's global parameters."""
+"""The clock and the globals of a NEURON run: ``t``, ``dt``, CVODE, the
+temperature and every mechanism's GLOBAL variables (``nai0_na_ion``...),
+saved as the ``NEURON`` population's global parameters."""
 
 import numpy as np
 
@@ -10,7 +11,23 @@ GLOBALS = ("celsius", "secondorder", "cvode_active", "cvode_atol")
 def read(h):
     cvode = h.CVode()
     return {"celsius": float(h.celsius), "secondorder": float(h.secondorder),
-            "cvode_active": float(cvode.active()), "cvode_atol": float(cvode.atol())}
+            "cvode_active": float(cvode.active()), "cvode_atol": float(cvode.atol()),
+            **mechanism_globals(h)}
+
+
+def mechanism_globals(h):
+    """``{name: value}`` of the scalar GLOBAL variables of every mechanism loaded."""
+    out, name = {}, h.ref("")
+    for kind in (0, 1):
+        types = h.MechanismType(kind)
+        for i in range(int(types.count())):
+            types.select(i)
+            types.selected(name)
+            standard = h.MechanismStandard(name[0], -1)
+            for j in range(int(standard.count())):
+                if int(standard.name(name, j)) == 1:
+                    out[name[0]] = float(getattr(h, name[0]))
+    return out
 
 
 def write(h, values):
@@ -22,6 +39,8 @@ def write(h, values):
 
 def _set(h, values):
     cvode = h.CVode()
+    for key in set(values) - set(GLOBALS) & set(mechanism_globals(h)):   # only the model's own names
+        setattr(h, key, float(np.asarray(values[key]).reshape(-1)[0]))
     if "celsius" in values:
         h.celsius = float(np.asarray(values["celsius"]).reshape(-1)[0])
     if "secondorder" in values:

@@ -62,12 +62,12 @@ def own_state(by, plan, path):
     if rng is None or f"rng.{MODEL}" in plan.report.reseeded or rng.kind != MODEL_KIND:
         return {}
     state = rng.state if isinstance(rng.state, dict) else {}
-    for key in GLOBALS:
+    for key in set(GLOBALS) | set(state):
         value = state.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise CorruptCheckpointError(f"{key} is {value!r}, not a finite number", path=path, obj=f"rng {MODEL}")
     arrays = {k: np.asarray(v) for k, v in rng.arrays.items()}
-    return {**{k: np.array(float(state[k])) for k in GLOBALS}, **arrays}
+    return {**{k: np.array(float(v)) for k, v in state.items()}, **arrays}
 
 
 def check_streams(by, found, path):

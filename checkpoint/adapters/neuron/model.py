@@ -91,8 +91,9 @@ def state_parts(h, model, values=True):
     rng = randoms.capture(model.inv)
     own = _model_population(h, model, values)
     if model.sharded:
-        rng[MODEL] = RngState(MODEL, MODEL_KIND, {k: float(own[k]) for k in clock.GLOBALS},
-                              {k: v for k, v in own.arrays.items() if k not in clock.GLOBALS})
+        scalars = [k for k, info in own.info.items() if info.scope == "global"]
+        rng[MODEL] = RngState(MODEL, MODEL_KIND, {k: float(own[k]) for k in scalars},
+                              {k: v for k, v in own.arrays.items() if k not in scalars})
     else:
         pops[MODEL] = own
     projections = {name: netcons.projection_state(p, values) for name, p in model.wiring.projections.items()}

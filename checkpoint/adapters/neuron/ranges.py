@@ -121,14 +121,24 @@ def label(var, index):
 
 
 def _variables(h, mechanism, cache):
-    """``[(name, kind, index)]`` of one mechanism, from MechanismStandard."""
+    """``[(name, kind, index)]`` of one mechanism's RANGE variables, from
+    MechanismStandard: all of them (vartype 0), each kind by the vartype
+    that lists it (an ion's ``ena``, ``nai`` in use are in none: variables;
+    a RANDOM variable is in none either, and is not a double)."""
     if mechanism not in cache:
-        out, name = [], h.ref("")
+        kinds, name = {}, h.ref("")
         for vartype, kind in _VARTYPES:
             standard = h.MechanismStandard(mechanism, vartype)
             for j in range(int(standard.count())):
-                size = int(standard.name(name, j))
-                out.extend((name[0], kind, None if size == 1 else k) for k in range(size))
+                standard.name(name, j)
+                kinds[name[0]] = kind
+        out, standard = [], h.MechanismStandard(mechanism, 0)
+        for j in range(int(standard.count())):
+            size = int(standard.name(name, j))
+            kind = kinds.get(name[0], "variable" if mechanism.endswith("_ion") else None)
+            if kind is None:   # a RANDOM variable (ranges.random_arrays saves its stream)
+                continue
+            out.extend((name[0], kind, None if size == 1 else k) for k in range(size))
         cache[mechanism] = out
     return cache[mechanism]
 
