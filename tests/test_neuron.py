@@ -186,6 +186,10 @@ FORGERIES = [
     ("members that are not names", lambda s: s.meta["neuron"]["members"].update({"ExpSyn": [1] * 30}),
      "CorruptCheckpointError"),
     ("no NEURON metadata", lambda s: s.meta.pop("neuron"), "StructureMismatchError"),
+    ("a negative delay, which NEURON would take", lambda s: s.projections["NetStim->ExpSyn"].arrays.update(
+        delay=np.full(30, -1.0)), "CorruptCheckpointError"),
+    ("a NaN delay", lambda s: s.projections["BallAndStick.soma->ExpSyn"].arrays.update(
+        delay=np.full(30, np.nan)), "CorruptCheckpointError"),
 ]
 
 

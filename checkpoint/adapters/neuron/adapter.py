@@ -1,11 +1,13 @@
 """The NEURON adapter class (the parts live in the package's modules)."""
 
+import contextlib
 import warnings
 
 from ...errors import CheckpointWarning, CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ...restore import UndoLog
 from ...state import NetworkState
 from ..base import Adapter
+from .model import MODEL
 from . import clock, identity, model as model_, netcons, randoms, ranges, savestate
 
 
@@ -90,6 +92,7 @@ class NEURONAdapter(Adapter):
         exact = "savestate" in own and fingerprint == found.fingerprint
         self.check_rng(plan)
         identity.check_streams(by, found, path)
+        identity.check_netcons(by, found, path)
         events = identity.check_events(own, found, path)
         if exact:
             limit = savestate.bound(found.doubles(), events)
@@ -119,16 +122,20 @@ class NEURONAdapter(Adapter):
             if plan.clock is not None:
                 h.t = float(plan.clock["time"])
             h.fcurrent()
+        path = plan.report.path
         for name, group in found.groups.items():
             values = by.get(("populations", name))
             if values:
-                group.scatter(h, {k: v for k, v in values.items() if not _is_stream(k)})
-                ranges.set_randoms(group, values)
+                with _naming(path, name):
+                    group.scatter(h, {k: v for k, v in values.items() if not _is_stream(k)})
+                    ranges.set_randoms(group, values)
         for name, proj in found.wiring.projections.items():
             values = by.get(("projections", name))
             if values:
-                netcons.write(proj, values)
-        clock.write(h, own)   # its own names only; the snapshot undoes it
+                with _naming(path, name):
+                    netcons.write(proj, values)
+        with _naming(path, MODEL):
+            clock.write(h, own)   # its own names only; the snapshot undoes it
         if plan.clock is not None:
             h.t = float(plan.clock["time"])
         dt = plan.file_meta.get("dt")
@@ -165,6 +172,15 @@ class NEURONAdapter(Adapter):
                 r.seq(positions[r.hname()])
             h.t, h.dt = t, dt
         return undo
+
+
+@contextlib.contextmanager
+def _naming(path, obj):
+    """A NEURON error on a file's value, as a CheckpointError naming the object."""
+    try:
+        yield
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        raise CorruptCheckpointError(f"NEURON refused a value: {exc}", path=path, obj=obj) from None
 
 
 def _is_stream(var):

@@ -87,6 +87,19 @@ def check_streams(by, found, path):
                                                  obj=f"{name}.{key}")
 
 
+def check_netcons(by, found, path):
+    """NEURON takes any delay, and a negative or NaN one breaks its event
+    queue later: delays must be finite and >= 0, ``active`` 0 or 1."""
+    for name in found.wiring.projections:
+        values = by.get(("projections", name)) or {}
+        delay = np.asarray(values.get("delay", np.zeros(0)), np.float64)
+        if delay.size and not (np.all(np.isfinite(delay)) and delay.min() >= 0):
+            raise CorruptCheckpointError("a delay is negative or not finite", path=path, obj=f"{name}.delay")
+        active = np.asarray(values.get("active", np.zeros(0)))
+        if active.size and not np.all((active == 0) | (active == 1)):
+            raise CorruptCheckpointError("active is not 0 or 1", path=path, obj=f"{name}.active")
+
+
 def check_events(own, found, path):
     """The events in flight: finite times, NetCons and targets that exist.
     Returns how many there are (SaveState's size bound counts them)."""
