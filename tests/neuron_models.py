@@ -37,7 +37,7 @@ class BallAndStick:
         return f"BallAndStick[{self._gid}]"
 
 
-def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extra=None):
+def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extra=None, hoc_random=True):
     """The network; ``reverse`` creates everything in the opposite order
     (same names and gids), ``skip`` leaves the last cells out, ``extra``
     inserts a (compiled) density mechanism with a RANDOM ``rv`` into the
@@ -65,9 +65,11 @@ def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extr
         stims[gid] = (stim, drive)
     clamp = h.IClamp(cells[gids[0]].soma(0.5))
     clamp.delay, clamp.dur, clamp.amp = 5, 1e9, 0.05
-    rng = h.Random()
-    rng.Random123(3, 4, 0)
-    rng.uniform(0, 1)   # a normal distribution caches a second value NEURON does not expose
+    rng = None
+    if hoc_random:   # hoc names it by creation order (Random[0]): one per process, for the restarts
+        rng = h.Random()
+        rng.Random123(3, 4, 0)
+        rng.uniform(0, 1)   # a normal distribution caches a second value NEURON does not expose
     cv = h.CVode()
     cv.active(1 if cvode else 0)
     spikes = h.Vector()

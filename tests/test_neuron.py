@@ -5,11 +5,11 @@ workers also run Brian2 and ANNarchy: every NEURON run here is a child
 process (tests/neuron_sim.py, models in tests/neuron_models.py), and the
 files they write are checked and forged here, without NEURON.
 
-The contract points of tests/adapter_contract.py are covered one by one
-(its suite builds models in the test's own interpreter, which NEURON
-cannot share): capture/describe change nothing, a size that does not fit
-changes nothing, a damaged array changes nothing, a failure midway puts
-everything back, the capability flags.
+The contract suite of tests/adapter_contract.py runs in child pytests,
+one test each (tests/neuron_contract.py subclasses it): the suite builds
+several models in one interpreter, and NEURON's SaveState reader crashes
+once the model it last read into is deleted (which the adapter detects,
+``test_no_savestate_is_read_after_the_model_it_was_read_into_is_deleted``).
 """
 
 import json
@@ -237,3 +237,61 @@ def test_the_adapter_declares_its_contract():
     assert NEURONAdapter.simulator == "NEURON" and NEURONAdapter.exact_restart and NEURONAdapter.restores_dt
     assert NEURONAdapter.shardable and not NEURONAdapter.captures_monitors   # MPI: tests/test_neuron_mpi.py
     assert not NEURONAdapter.takes_simulator_order and not NEURONAdapter.restores_monitors
+
+
+# -- the adapter contract (tests/adapter_contract.py), each test in a child pytest of its own ---------------
+# (NEURON keeps one model per interpreter, and its SaveState reader must not run
+# again once a model it read into is deleted: the suite builds several models)
+
+CONTRACT = ["test_the_adapter_declares_its_contract", "test_capture_and_describe_change_nothing",
+            "test_a_size_that_does_not_fit_changes_nothing", "test_a_damaged_array_changes_nothing",
+            "test_strict_refuses_what_a_plain_load_keeps", "test_a_failure_midway_puts_everything_back"] + [
+    f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
+
+
+@pytest.mark.parametrize("test", CONTRACT)
+def test_the_adapter_contract(tmp_path, test):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+                           str(tmp_path / "t"), f"{os.path.join(HERE, 'neuron_contract.py')}::TestNEURONContract::{test}"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=HERE)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_no_savestate_is_read_after_the_model_it_was_read_into_is_deleted(tmp_path):
+    # NEURON 9's SaveState.fread crashes the process once the model it last
+    # read into is deleted and another built: then the load continues, warned
+    script = os.path.join(str(tmp_path), "twice.py")
+    with open(script, "w") as f:
+        f.write(TWICE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    done = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not any("structure changed" in w for w in first)
+    assert any("structure changed since this process last read a SaveState" in w for w in second)
+
+
+TWICE = '''
+import gc, json, os, sys, warnings
+import checkpoint, neuron_models
+from neuron import h
+folder, seen, model = sys.argv[1], [], None
+for i in range(2):
+    model = None
+    gc.collect()
+    model = neuron_models.build(n=6, hoc_random=False)
+    h.finitialize(-65)
+    h.continuerun(5)
+    checkpoint.save(os.path.join(folder, f"{i}.h5"), h)
+    model = None
+    gc.collect()
+    model = neuron_models.build(n=6, seed=2, hoc_random=False)
+    h.finitialize(-65)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checkpoint.load(os.path.join(folder, f"{i}.h5"), h)
+    seen.append([str(w.message) for w in caught])
+print(json.dumps(seen))
+'''

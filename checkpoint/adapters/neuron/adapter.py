@@ -90,6 +90,8 @@ class NEURONAdapter(Adapter):
         own = identity.own_state(by, plan, path)
         fingerprint = (plan.file_meta.get("neuron") or {}).get("fingerprint")
         exact = "savestate" in own and fingerprint == found.fingerprint
+        unsafe = exact and not savestate.reader_is_safe()
+        exact = exact and not unsafe
         self.check_rng(plan)
         identity.check_streams(by, found, path)
         identity.check_netcons(by, found, path)
@@ -97,14 +99,13 @@ class NEURONAdapter(Adapter):
         if exact:
             limit = savestate.bound(found.doubles(), events)
             savestate.check(own["savestate"], fingerprint, found.fingerprint, limit, path)
-        with UndoLog() as log:
+        with UndoLog() as log:   # NEURON's errors on a file's values: _naming, savestate.restore
             log.add(self._snapshot(found))
-            try:
-                self._restore(plan, by, own, found, exact)
-            except RuntimeError as exc:
-                raise CorruptCheckpointError(f"NEURON refused a value: {exc}", path=path) from None
+            self._restore(plan, by, own, found, exact)
         if not exact:
-            why = ("the model's structure (creation order) is not the file's" if own else
+            why = ("the model's structure changed since this process last read a SaveState (NEURON's "
+                   "reader crashes once the model it read into is deleted)" if unsafe else
+                   "the model's structure (creation order) is not the file's" if own else
                    "the file has no NEURON state of this rank's cells (another partition of the gids)")
             warnings.warn(f"{path}: {why}: restored by identity from the readable arrays, as a continuation "
                           "(artificial cells' next events and threshold detectors start afresh)",

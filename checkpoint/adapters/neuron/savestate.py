@@ -19,6 +19,33 @@ from ...errors import CorruptCheckpointError, StructureMismatchError
 #: bytes SaveState may need per double of state it saves, and per event
 _SLACK = 1 << 16
 
+#: NEURON's structure counter when a file's SaveState was last read into the
+#: model of this process, or None.  NEURON 9 crashes (a segmentation fault in
+#: ``fread``) when the model a SaveState was read into has since been deleted
+#: and another built: after a change of structure, no SaveState is read again
+#: in this process (the load continues from the readable arrays, warned).
+#: Process state of NEURON's, not of one load.
+_READ_AT = []
+
+
+def _structure_count():
+    """NEURON's ``structure_change_cnt`` (it counts at each setup after a
+    change: ``finitialize``), or None where it cannot be read."""
+    try:
+        import ctypes
+        import neuron
+        return int(neuron.nrn_dll_sym("structure_change_cnt", ctypes.c_int).value)
+    except (AttributeError, OSError, ValueError, TypeError):
+        return None
+
+
+def reader_is_safe():
+    """False when a SaveState read could crash NEURON (see ``_READ_AT``)."""
+    if not _READ_AT:
+        return True
+    now = _structure_count()
+    return now is not None and now == _READ_AT[-1]
+
 
 def to_bytes(h):
     """The model's SaveState as a uint8 array (through a temporary file:
@@ -66,6 +93,7 @@ def restore(h, data, path):
         handle = h.File()
         handle.ropen(name)
         try:
+            _READ_AT.append(_structure_count())
             state.fread(handle)
             state.restore()
         except RuntimeError as exc:
