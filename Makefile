@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test lint docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-mpi
+.PHONY: demo test lint docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-neuron example-mpi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ $(VENV)/.annarchy: $(VENV)/.core $(VENV)/.toolchain
 $(VENV)/.nest: $(VENV)/.core
 	$(PIP) install -q -e '.[nest]'
 	touch $@
+$(VENV)/.neuron: $(VENV)/.core
+	$(PIP) install -q -e '.[neuron]'
+	touch $@
 $(VENV)/.mpi: $(VENV)/.core
 	$(PIP) install -q -e '.[mpi]'
 	touch $@
@@ -49,9 +52,9 @@ $(VENV)/.nest-mpi: $(VENV)/.mpi $(VENV)/.toolchain
 
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
-	$(PIP) install -q -e '.[test,brian2,annarchy,mpi]'
+	$(PIP) install -q -e '.[test,brian2,annarchy,mpi,neuron]'
 	$(MAKE) $(VENV)/.nest-mpi
-	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.mpi $(VENV)/.docs $@
+	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.mpi $(VENV)/.neuron $(VENV)/.docs $@
 
 demo: $(VENV)/.core
 	$(PY) examples/demo.py
@@ -68,6 +71,8 @@ example-annarchy: $(VENV)/.annarchy
 	$(PY) examples/annarchy_stdp.py $(ARGS)
 example-nest: $(VENV)/.nest
 	$(PY) examples/nest_stdp.py $(ARGS)
+example-neuron: $(VENV)/.neuron
+	$(PY) examples/neuron_ring.py $(ARGS)
 example-mpi: $(VENV)/.mpi
 	$(VENV)/bin/mpiexec -n $(MPI_RANKS) $(PY) examples/mpi_izhikevich.py $(ARGS)
 

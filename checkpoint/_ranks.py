@@ -23,6 +23,28 @@ class OneProcess:
 ONE_PROCESS = OneProcess()
 
 
+class ParallelContextComm:
+    """The calls above, made through a NEURON ``ParallelContext`` (which
+    ``comm=pc`` may pass instead of an mpi4py communicator)."""
+
+    def __init__(self, pc):
+        self.pc = pc
+        self.rank, self.size = int(pc.id()), int(pc.nhost())
+
+    def allgather(self, value):
+        return list(self.pc.py_allgather(value))
+
+    def bcast(self, value, root=0):
+        return self.pc.py_broadcast(value, root)
+
+
+def as_communicator(comm):
+    """``comm`` itself, or a NEURON ParallelContext wrapped as one."""
+    if comm is not None and hasattr(comm, "py_allgather") and not hasattr(comm, "bcast"):
+        return ParallelContextComm(comm)
+    return comm
+
+
 def on_leader(comm, work, what, path=None):
     """Run ``work`` on rank 0 only and hand its result, or its failure, to
     every rank (rank 0 re-raises its own exception; the others raise a

@@ -47,7 +47,7 @@ import stat
 
 import numpy as np
 
-from ._ranks import ONE_PROCESS, agree
+from ._ranks import ONE_PROCESS, agree, as_communicator
 from .adapters import adapter_for
 from .local import SHARD, SHARDS, plan_load, prepare_load
 from .local import save as save_one
@@ -78,6 +78,7 @@ def save(path, obj, comm, *, format=None, **options):
     point of the run.  ``format`` and ``options`` are those of
     :func:`checkpoint.save`.
     """
+    comm = as_communicator(comm)
     fmt = format_for(path, format)
     token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
     shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
@@ -222,6 +223,7 @@ def load(path, obj, comm=ONE_PROCESS, opened=None, **options):
     :func:`checkpoint.load`.  Returns this rank's :class:`RestoreReport`.
     """
     plan = undo = error = adapter = None
+    comm = as_communicator(comm)
     try:
         # opened: the manifest already read and the model described (a load without comm=)
         files, shards = _shard_list(path, opened.file_state if opened else None)

@@ -16,6 +16,7 @@ EXAMPLES = {
     "brian2": ("--duration-ms 60", "--duration-ms 120"),
     "annarchy": ("--duration-ms 200", "--duration-ms 400"),
     "nest": ("--duration-ms 200", "--duration-ms 400"),
+    "neuron": ("--duration-ms 100", "--duration-ms 200"),
     "mpi": ("--steps 600", "--steps 1200"),
 }
 

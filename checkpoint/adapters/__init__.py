@@ -9,7 +9,8 @@ from ..errors import UnsupportedObjectError
 
 # (module prefix of the object's class, adapter module, adapter class)
 _SIMULATORS = [("brian2", "brian2", "Brian2Adapter"), ("ANNarchy", "annarchy", "ANNarchyAdapter"),
-               ("nest", "nest", "NESTAdapter")]
+               ("nest", "nest", "NESTAdapter"), ("hoc", "neuron", "NEURONAdapter"),
+               ("nrn", "neuron", "NEURONAdapter")]
 
 
 def adapter_for(obj, monitors=False):
@@ -33,5 +34,5 @@ def adapter_for(obj, monitors=False):
             return getattr(adapter_module, class_name)(obj, monitors=monitors)
     raise UnsupportedObjectError(
         f"cannot checkpoint a {type(obj).__module__}.{type(obj).__qualname__}: pass a "
-        "checkpoint.Network, a Brian2 or compiled ANNarchy Network, the nest module, or one of "
+        "checkpoint.Network, a Brian2 or compiled ANNarchy Network, the nest module, NEURON's h, or one of "
         "their populations or projections")
