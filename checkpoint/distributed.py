@@ -201,6 +201,12 @@ def check_shard(shard, rank, shards, state=None):
     if state.meta.get(SHARD) != binding or state.digest != digests[rank]:
         raise StructureMismatchError(f"the file is not rank {rank}'s shard of this checkpoint (it names "
                                      f"{state.meta.get(SHARD)})", path=shard)
+    recorded = shards.get("populations")
+    if recorded is not None:   # what a read allocates is bounded by these counts: they must be the shard's
+        actual = {name: [pop.size, pop.global_size] for name, pop in state.populations.items()}
+        if actual != {name: [info["count"], info["global_size"]] for name, info in recorded[rank].items()}:
+            raise StructureMismatchError("the shard holds other populations or sizes than its manifest "
+                                         "records", path=shard)
 
 
 def verify_shards(path):
@@ -353,10 +359,32 @@ def read(path):
                                                       {k: np.asarray(v) for k, v in rng.arrays.items()})
             yield label, state
 
-    state = gather(shards_with_rng, None, path, manifest.meta)
+    state = gather(shards_with_rng, None, path, manifest.meta, _held(shards, path))
     state.rng = rngs
     state.meta["assembled_from"] = {"ranks": len(files)}
     return state
+
+
+def _held(shards, path):
+    """``{population: neurons its shards hold in all}``, from the manifest
+    (each shard is checked against it as it opens): a population's
+    ``global_size`` beyond it is refused before anything of that size is
+    allocated.  Summed in Python integers."""
+    recorded = shards.get("populations")
+    if recorded is None:   # one shard, written before manifests recorded populations
+        return None
+    held, sizes = {}, {}
+    for pops in recorded:
+        for name, info in pops.items():
+            held[name] = held.get(name, 0) + info["count"]
+            if sizes.setdefault(name, info["global_size"]) != info["global_size"]:
+                raise StructureMismatchError("the shards record other sizes of the population", path=path,
+                                             obj=name)
+    for name, size in sizes.items():
+        if size > held[name]:
+            raise StructureMismatchError(f"a population of {size} neurons, of which the shards hold "
+                                         f"{held[name]}", path=path, obj=name)
+    return held
 
 
 def rank_local_populations(shards):
