@@ -371,8 +371,8 @@ def _held(shards, path):
     ``global_size`` beyond it is refused before anything of that size is
     allocated.  Summed in Python integers."""
     recorded = shards.get("populations")
-    if recorded is None:   # one shard, written before manifests recorded populations
-        return None
+    if recorded is None:   # one shard, written before manifests recorded populations: its own sizes
+        return {}
     held, sizes = {}, {}
     for pops in recorded:
         for name, info in pops.items():

@@ -120,8 +120,8 @@ class _Population:
         have = pop.global_ids()
         check_ids(have, pop.global_size, self.path, f"{shard}: {self.name}")
         if self.ids is None:   # the whole population, in global order
-            held = pop.size if self.held is None else self.held
-            if self.global_size > held:   # before allocating: some of these neurons would be in no shard
+            held = pop.size if self.held == "one shard" else self.held
+            if held is not None and self.global_size > held:   # before allocating: some of these neurons would be in no shard
                 raise StructureMismatchError(
                     f"{shard} declares a population of {self.global_size} neurons; its shards hold "
                     f"{held}", path=self.path, obj=self.name)
@@ -294,7 +294,8 @@ def gather(open_shards, wanted, path, meta, held=None):
         With ``wanted`` None: ``{population: neurons}`` the shards hold in
         all (from the manifest, checked against each shard as it opens);
         a population's ``global_size`` is refused beyond it, before its ids
-        are allocated.  Without it, the one shard's own size.
+        are allocated.  A population it does not name: bounded by the size
+        of its one shard.  None: the caller has bounded them.
 
     Returns
     -------
@@ -311,7 +312,8 @@ def gather(open_shards, wanted, path, meta, held=None):
                 continue
             if name not in populations:
                 ids, size = wanted[name] if wanted is not None else (None, pop.global_size)
-                populations[name] = _Population(name, ids, size, path, (held or {}).get(name))
+                bound = None if held is None else held.get(name, "one shard")
+                populations[name] = _Population(name, ids, size, path, bound)
             taken[name] = populations[name].locate(pop, label)
         for name, proj in shard.projections.items():
             if proj.post not in taken:
