@@ -382,8 +382,8 @@ def _held(shards, path):
                                              obj=name)
     for name, size in sizes.items():
         if size > held[name]:
-            raise StructureMismatchError(f"a population of {size} neurons, of which the shards hold "
-                                         f"{held[name]}", path=path, obj=name)
+            raise StructureMismatchError(f"{size - held[name]} of its {size} neurons are in no shard of the "
+                                         f"checkpoint (the shards hold {held[name]})", path=path, obj=name)
     return held
 
 

@@ -166,3 +166,40 @@ def test_a_morphology_of_another_size_is_refused(tmp_path, numpy_target):
     with pytest.raises(checkpoint.StructureMismatchError, match="cell"):
         checkpoint.load(tmp_path / "cell.h5", other)
     assert np.array_equal(neuron.v[:], before)
+
+
+def _set(var, change):
+    def forge(arrays):
+        arrays[var] = change(np.array(arrays[var]))
+    return forge
+
+
+@pytest.mark.parametrize("forge,message", [
+    (_set("neuron_index", lambda a: a + 10 ** 6), "outside the group"),        # loaded once; run() failed
+    (_set("neuron_index", lambda a: a - 1), "outside the group"),
+    (_set("spike_time", lambda a: a * np.nan), "not a finite number"),
+    (_set("spike_time", lambda a: -a - 1e-3), "negative"),
+    (_set("spike_time", lambda a: a[::-1].copy()), "not sorted"),
+    (_set("period", lambda a: np.full_like(a, 1e-3)), "period"),
+    (_set("_lastindex", lambda a: a + 100), "next spike"),
+    (lambda arrays: arrays.update(spike_time=arrays["spike_time"][:-1].copy()), "one of each per spike"),
+])
+def test_spikes_brian2_would_refuse_are_refused_before_any_change(tmp_path, numpy_target, forge, message):
+    from checkpoint.formats import read_state, write_state
+    from helpers import assert_same_capture, capture_copy
+    from checkpoint.adapters import adapter_for
+    net, _ = generator_network()
+    net.run(0.5 * b2.ms)
+    checkpoint.save(tmp_path / "gen.h5", net)
+    state = read_state(tmp_path / "gen.h5", keep_simulator_order=True)
+    forge(state.populations["gen"].arrays)
+    write_state(tmp_path / "bad.h5", state)
+    other, mon = generator_network()
+    other.run(0.5 * b2.ms)
+    before = capture_copy(adapter_for(other).capture(), "")
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=message) as info:
+        checkpoint.load(tmp_path / "bad.h5", other)
+    assert "bad.h5" in str(info.value) and "gen." in str(info.value)
+    assert_same_capture(before, capture_copy(adapter_for(other).capture(), ""))
+    other.run(3 * b2.ms)                                  # and the model runs on as it was
+    assert np.array_equal(mon.t_, np.array([0.0, 1.0, 2.0]) * 1e-3)
