@@ -71,15 +71,18 @@ def _suffix(path, fmt):
     return next((s for s in sorted(fmt.suffixes, key=len, reverse=True) if name.endswith(s)), fmt.suffixes[0])
 
 
-def save(path, obj, comm, *, format=None, **options):
+def save(path, obj, comm, *, format=None, token=None, **options):
     """Save each rank's ``obj`` as one shard of the checkpoint ``path``.
 
     Call it from every rank of ``comm`` (an mpi4py communicator) at the same
     point of the run.  ``format`` and ``options`` are those of
-    :func:`checkpoint.save`.
+    :func:`checkpoint.save`; ``token`` (the same on every rank; random by
+    default) names the shards, so that a Checkpointer can note it in its
+    ledger before they are written.
     """
     fmt = format_for(path, format)
-    token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
+    if token is None:
+        token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
     shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
     error = meta = None
     try:

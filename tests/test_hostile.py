@@ -444,7 +444,7 @@ def test_a_file_of_the_next_checkpoints_name_not_ours_is_not_overwritten(tmp_pat
 # ----------------------------------------------------------- durability
 
 
-def test_a_failed_folder_sync_after_the_rename_says_the_new_file_is_in_place(tmp_path, monkeypatch):
+def test_a_failed_folder_sync_after_the_rename_is_a_saved_file_and_a_warning(tmp_path, monkeypatch):
     from checkpoint import _atomic
     path = tmp_path / "net.h5"
     checkpoint.save(path, izhikevich_network(seed=1))
@@ -456,9 +456,11 @@ def test_a_failed_folder_sync_after_the_rename_says_the_new_file_is_in_place(tmp
         return real(target, directory)
     monkeypatch.setattr(_atomic, "fsync_path", failing)
     net = izhikevich_network(seed=2)
-    with pytest.raises(CheckpointError, match="new file is in place") as info:
+    # the old file is already replaced: the save succeeded (no "failed" of a
+    # file that changed), and the warning says its durability is not sure
+    with pytest.warns(CheckpointWarning, match="new file is in place.*may revert") as info:
         checkpoint.save(path, net)
-    assert "net.h5" in str(info.value)
+    assert any("net.h5" in str(w.message) for w in info)
     assert np.array_equal(checkpoint.read(path).populations["pop0"]["v"], net.populations["pop0"].v)
 
 
@@ -693,3 +695,64 @@ def test_rows_of_another_width_in_one_shard_are_refused(tmp_path):
         changed.update(forge.replace_dataset(f, key, np.repeat(f[key][()][:, None], 3, axis=1)))
     forge.forge_shard(path, 1, lambda m: m["populations"]["pop0"]["arrays"]["v"].update(changed), widen)
     _refused_everywhere(path, "per neuron, another shard as")
+
+
+# ------------------------------------------- a Checkpointer's shards: only the ledger is proof
+
+
+def _sharded_checkpointer_run(folder, steps=2, start=0):
+    from checkpoint._ranks import ONE_PROCESS   # a sharded save on one rank: the MPI path, no mpiexec
+    net = izhikevich_network()
+    net.step = start
+    with checkpoint.Checkpointer(folder, net, every_steps=1, keep=5, comm=ONE_PROCESS) as ckpt:
+        for _ in range(steps):
+            net.step += 1
+            ckpt.maybe_save()
+    return net
+
+
+def test_committed_shards_whose_manifest_was_moved_away_are_kept(tmp_path):
+    folder = tmp_path / "ck"
+    _sharded_checkpointer_run(folder)
+    shards = folder / "ckpt-000000000002.h5.shards"
+    before = {name: forge_digest(shards / name) for name in os.listdir(shards)}
+    assert before
+    os.rename(folder / "ckpt-000000000002.h5", tmp_path / "moved.h5")   # the user keeps it elsewhere
+    with checkpoint.Checkpointer(folder, izhikevich_network()):
+        pass
+    assert {name: forge_digest(shards / name) for name in os.listdir(shards)} == before
+
+
+def test_a_users_checkpoint_with_a_shards_name_is_kept(tmp_path):
+    folder = tmp_path / "ck"
+    _sharded_checkpointer_run(folder)
+    mine = folder / "ckpt-000000000007.h5.shards"
+    mine.mkdir()
+    checkpoint.save(mine / "0123abcd.rank-0-of-1.h5", izhikevich_network(seed=3))   # reads as a checkpoint
+    before = forge_digest(mine / "0123abcd.rank-0-of-1.h5")
+    with checkpoint.Checkpointer(folder, izhikevich_network()):
+        pass
+    assert forge_digest(mine / "0123abcd.rank-0-of-1.h5") == before
+
+
+def test_the_shards_of_a_killed_sharded_save_are_removed_by_the_next_checkpointer(tmp_path, monkeypatch):
+    from checkpoint import distributed
+    folder = tmp_path / "ck"
+    _sharded_checkpointer_run(folder)
+
+    def killed(path, *args, **kwargs):   # killed after its shards, before the manifest commits
+        real_write(path, *args, **kwargs)
+        raise KeyboardInterrupt
+    real_write = distributed.save_one
+    monkeypatch.setattr(distributed, "save_one", killed)
+    monkeypatch.setattr(distributed, "_remove", lambda path: None)   # a kill removes nothing
+    with pytest.raises(KeyboardInterrupt):
+        _sharded_checkpointer_run(folder, steps=1, start=2)
+    monkeypatch.undo()
+    left = folder / "ckpt-000000000003.h5.shards"
+    assert os.listdir(left) and not (folder / "ckpt-000000000003.h5").exists()
+    (left / "ffffffffffff.rank-0-of-1.h5").write_text("a user's file, shard-named, another token")
+    with checkpoint.Checkpointer(folder, izhikevich_network()):
+        pass
+    assert os.listdir(left) == ["ffffffffffff.rank-0-of-1.h5"]
+    assert checkpoint.read(folder / "ckpt-000000000002.h5").step == 2   # the committed one stands
