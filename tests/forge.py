@@ -304,9 +304,12 @@ def forge_shard(path, rank, change_manifest=None, change_file=None):
     forge_manifest(shard, change_manifest or (lambda m: None))
     text = read_manifest_text(shard)
     summary = {name: dict(info) for name, info in _top_shards(path)["populations"][rank].items()}
-    for name, pop in json.loads(text)["populations"].items():
-        if name in summary:
-            summary[name].update(count=pop["size"], global_size=pop.get("global_size", pop["size"]))
+    try:   # a fuzzed manifest may hold anything: its summary then stays as it was
+        for name, pop in json.loads(text)["populations"].items():
+            if name in summary:
+                summary[name].update(count=pop["size"], global_size=pop.get("global_size", pop["size"]))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        pass
 
     def record(m):
         m["meta"]["shards"]["sizes"][rank] = os.path.getsize(shard)
