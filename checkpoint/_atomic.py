@@ -6,8 +6,9 @@ import os
 import re
 import secrets
 import stat
+import warnings
 
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointWarning
 
 log = logging.getLogger("checkpoint")
 
@@ -93,8 +94,11 @@ def atomic_write(path):
     try:
         fsync_path(folder, directory=True)
     except OSError as exc:
-        # the rename happened: say so, rather than "could not write"
-        raise CheckpointError(
-            f"the new file is in place, but syncing its folder failed ({exc.strerror or exc}): it may "
-            "revert to the previous version if the machine crashes before the folder reaches the disk",
-            path=path) from exc
+        # the rename happened and the old file is gone: the save succeeded,
+        # and raising would say "failed" of a file already replaced; what
+        # is not guaranteed is its durability, which the warning says
+        message = (f"{path}: the new file is in place, but syncing its folder failed "
+                   f"({exc.strerror or exc}): it may revert to the previous version if the machine "
+                   "crashes before the folder reaches the disk")
+        log.warning(message)
+        warnings.warn(message, CheckpointWarning, stacklevel=3)

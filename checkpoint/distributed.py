@@ -47,6 +47,7 @@ import stat
 
 import numpy as np
 
+from . import shardnames
 from ._ranks import ONE_PROCESS, agree, as_communicator
 from .adapters import adapter_for
 from .local import SHARD, SHARDS, plan_load, prepare_load
@@ -59,11 +60,8 @@ from .state import NetworkState, RngState
 
 __all__ = ["save", "load", "read", "write_shards", "shard_paths", "verify_shards", "rank_local_populations"]
 
-SHARD_FOLDER = ".shards"
-
-
-def _shard_name(path, token, rank, size, suffix):
-    return os.path.join(os.fspath(path) + SHARD_FOLDER, f"{token}.rank-{rank}-of-{size}{suffix}")
+SHARD_FOLDER = shardnames.FOLDER
+_shard_name = shardnames.shard_path
 
 
 def _suffix(path, fmt):
@@ -71,16 +69,19 @@ def _suffix(path, fmt):
     return next((s for s in sorted(fmt.suffixes, key=len, reverse=True) if name.endswith(s)), fmt.suffixes[0])
 
 
-def save(path, obj, comm, *, format=None, **options):
+def save(path, obj, comm, *, format=None, token=None, **options):
     """Save each rank's ``obj`` as one shard of the checkpoint ``path``.
 
     Call it from every rank of ``comm`` (an mpi4py communicator) at the same
     point of the run.  ``format`` and ``options`` are those of
-    :func:`checkpoint.save`.
+    :func:`checkpoint.save`; ``token`` (the same on every rank; random by
+    default) names the shards, so that a Checkpointer can note it in its
+    ledger before they are written.
     """
     comm = as_communicator(comm)
     fmt = format_for(path, format)
-    token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
+    if token is None:
+        token = comm.bcast(secrets.token_hex(6) if comm.rank == 0 else None, root=0)
     shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
     error = meta = None
     try:
@@ -145,11 +146,11 @@ def _remove(path):
 def _remove_superseded(path, token, rank, ranks):
     """Delete this rank's shards of earlier checkpoints at ``path`` (rank 0:
     also those of ranks this run does not have, saved on more ranks)."""
-    folder = glob.escape(os.fspath(path) + SHARD_FOLDER)
+    folder = glob.escape(shardnames.folder_of(path))
     for old in glob.glob(os.path.join(folder, "*.rank-*-of-*")):
-        match = re.search(r"\.rank-(\d+)-of-\d+", os.path.basename(old))
-        theirs = match is not None and (int(match.group(1)) == rank or (rank == 0 and int(match.group(1)) >= ranks))
-        if theirs and not os.path.basename(old).startswith(token + "."):
+        parsed = shardnames.parse(os.path.basename(old))
+        theirs = parsed is not None and (parsed[1] == rank or (rank == 0 and parsed[1] >= ranks))
+        if theirs and parsed[0] != token:
             _remove(old)
 
 
@@ -173,7 +174,7 @@ def _shard_list(path, manifest=None):
     for rank, name in enumerate(shards["files"]):
         # shard names come from the file: refuse any that leaves this checkpoint's
         # shard folder, or names another checkpoint's token or another rank
-        expected = rf"{re.escape(os.path.basename(shard_folder))}/{shards['id']}\.rank-{rank}-of-{shards['ranks']}[.\w]+"
+        expected = shardnames.listed_name_pattern(path, shards["id"], rank, shards["ranks"])
         if not isinstance(name, str) or not re.fullmatch(expected, name):
             raise StructureMismatchError(f"bad shard name {name!r} in the manifest", path=path)
         files.append(os.path.join(folder, name))
@@ -203,6 +204,12 @@ def check_shard(shard, rank, shards, state=None):
     if state.meta.get(SHARD) != binding or state.digest != digests[rank]:
         raise StructureMismatchError(f"the file is not rank {rank}'s shard of this checkpoint (it names "
                                      f"{state.meta.get(SHARD)})", path=shard)
+    recorded = shards.get("populations")
+    if recorded is not None:   # what a read allocates is bounded by these counts: they must be the shard's
+        actual = {name: [pop.size, pop.global_size] for name, pop in state.populations.items()}
+        if actual != {name: [info["count"], info["global_size"]] for name, info in recorded[rank].items()}:
+            raise StructureMismatchError("the shard holds other populations or sizes than its manifest "
+                                         "records", path=shard)
 
 
 def verify_shards(path):
@@ -360,10 +367,32 @@ def read(path):
                                                       {k: np.asarray(v) for k, v in rng.arrays.items()})
             yield label, state
 
-    state = gather(shards_with_rng, None, path, manifest.meta)
+    state = gather(shards_with_rng, None, path, manifest.meta, _held(shards, path))
     state.rng = rngs
     state.meta["assembled_from"] = {"ranks": len(files)}
     return state
+
+
+def _held(shards, path):
+    """``{population: neurons its shards hold in all}``, from the manifest
+    (each shard is checked against it as it opens): a population's
+    ``global_size`` beyond it is refused before anything of that size is
+    allocated.  Summed in Python integers."""
+    recorded = shards.get("populations")
+    if recorded is None:   # one shard, written before manifests recorded populations: its own sizes
+        return {}
+    held, sizes = {}, {}
+    for pops in recorded:
+        for name, info in pops.items():
+            held[name] = held.get(name, 0) + info["count"]
+            if sizes.setdefault(name, info["global_size"]) != info["global_size"]:
+                raise StructureMismatchError("the shards record other sizes of the population", path=path,
+                                             obj=name)
+    for name, size in sizes.items():
+        if size > held[name]:
+            raise StructureMismatchError(f"{size - held[name]} of its {size} neurons are in no shard of the "
+                                         f"checkpoint (the shards hold {held[name]})", path=path, obj=name)
+    return held
 
 
 def rank_local_populations(shards):
@@ -414,7 +443,7 @@ class _OneOf:
 def _save_serially(path, parts, comms, format, options):
     fmt = format_for(path, format)
     token = secrets.token_hex(6)
-    folder = os.fspath(path) + SHARD_FOLDER
+    folder = shardnames.folder_of(path)
     if os.path.islink(folder):
         raise CheckpointError("the shard folder is a symlink: refused", path=folder)
     os.makedirs(folder, exist_ok=True)

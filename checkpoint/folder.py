@@ -26,6 +26,7 @@ import re
 import stat
 import warnings
 
+from . import shardnames
 from ._atomic import TMP_MARK, atomic_write, remove_stale_temporaries
 from .errors import CheckpointError, CheckpointWarning
 
@@ -35,9 +36,8 @@ log = logging.getLogger("checkpoint")
 
 LOCK_NAME = ".checkpoint.lock"
 LEDGER_NAME = ".checkpoint.ledger.json"
-SHARD_FOLDER = ".shards"
+SHARD_FOLDER = shardnames.FOLDER
 _NAME = re.compile(r"^ckpt-(\d{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
-_SHARD_FILE = re.compile(r"^[0-9a-f]+\.rank-\d+-of-\d+\.[\w.]+$")
 _MAX_LEDGER_BYTES = 16 << 20
 
 
@@ -90,7 +90,7 @@ class CheckpointFolder:
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise CheckpointError("the checkpoint folder is not writable", path=directory)
             self._lock()
-        self._ledger = self._read_ledger()
+        self._ledger, self._pending = self._read_ledger()
 
     # ------------------------------------------------------------------ lock
 
@@ -154,10 +154,10 @@ class CheckpointFolder:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except OSError as exc:
             _warn(f"{path}: cannot read the ledger ({exc.strerror}): no old checkpoint will be deleted")
-            return {}
+            return {}, {}
         with os.fdopen(fd, "rb") as f:
             text = f.read(_MAX_LEDGER_BYTES + 1)
         try:
@@ -167,29 +167,45 @@ class CheckpointFolder:
                     isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v)
                     for v in files.values())):
                 raise ValueError("bad entries")
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            pending = document.get("pending", {})
+            if not (isinstance(pending, dict) and all(
+                    isinstance(v, list) and all(isinstance(t, str) and re.fullmatch(r"[0-9a-f]{1,64}", t) for t in v)
+                    for v in pending.values())):
+                raise ValueError("bad pending entries")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _warn(f"{path}: the ledger is damaged ({exc}): no old checkpoint will be deleted")
-            return {}
-        return dict(files)
+            return {}, {}
+        return dict(files), dict(pending)
 
     def _write_ledger(self):
-        text = json.dumps({"version": 1, "files": self._ledger}, indent=1, sort_keys=True)
+        text = json.dumps({"version": 1, "files": self._ledger, "pending": self._pending}, indent=1, sort_keys=True)
         try:
             with atomic_write(self.path(LEDGER_NAME)) as tmp, open(tmp, "w", encoding="ascii") as f:
                 f.write(text + "\n")
         except CheckpointError as exc:
             _warn(f"cannot update the ledger ({exc}): the checkpoints just written will not be deleted")
 
+    def begin_sharded(self, path, token):
+        """Note, before any shard is written, that a sharded save of ``path``
+        whose shards are named ``<token>.rank-...`` is under way: the proof
+        that lets the next Checkpointer remove the shards of a save that was
+        killed before it committed (and nothing else)."""
+        if self.read_only:
+            return
+        self._pending.setdefault(os.path.basename(path), []).append(token)
+        self._write_ledger()
+
     def record(self, path):
         """Note that this Checkpointer committed ``path`` (and, for a sharded
         checkpoint, the shard files beside it)."""
         if self.read_only:
             return
+        self._pending.pop(os.path.basename(path), None)
         names = [os.path.basename(path)]
         shards = path + SHARD_FOLDER
         if os.path.isdir(shards) and not os.path.islink(shards):
             names += [os.path.join(os.path.basename(shards), n) for n in os.listdir(shards)
-                      if _SHARD_FILE.match(n)]
+                      if shardnames.parse(n)]
         for name in names:
             with contextlib.suppress(OSError):
                 st = os.lstat(self.path(name))
@@ -258,31 +274,25 @@ class CheckpointFolder:
                 self._clean_uncommitted_shards(name)
 
     def _clean_uncommitted_shards(self, name):
+        """Remove the shards of sharded saves of this name that the ledger
+        says were begun (their token) and never committed.  Reading as a
+        checkpoint is no proof (a user's own checkpoint may have a shard's
+        name), nor is a missing manifest (committed shards whose manifest
+        the user moved away are theirs to keep): only the ledger is."""
         folder = self.path(name)
         manifest = folder[:-len(SHARD_FOLDER)]
-        if os.path.islink(folder) or not os.path.isdir(folder) or os.path.lexists(manifest):
+        tokens = self._pending.get(os.path.basename(manifest))
+        if not tokens or os.path.islink(folder) or not os.path.isdir(folder) or os.path.lexists(manifest):
             return
         for shard in os.listdir(folder):
             full = os.path.join(folder, shard)
-            # a shard of a save that never committed was never recorded: it
-            # is told apart from a user's file by its name and its being
-            # a checkpoint file of ours (a shard's manifest names its token)
-            if _SHARD_FILE.match(shard) and _is_our_shard(full):
+            committed = os.path.join(name, shard) in self._ledger
+            if (shardnames.parse(shard) and shardnames.parse(shard)[0] in tokens and not committed
+                    and self._is_regular(os.path.join(name, shard))):
                 with contextlib.suppress(OSError):
                     os.remove(full)
                     log.info("removed a shard of an uncommitted checkpoint: %s", full)
+        del self._pending[os.path.basename(manifest)]
+        self._write_ledger()
         with contextlib.suppress(OSError):
             os.rmdir(folder)
-
-
-def _is_our_shard(path):
-    """A regular file that reads as a checkpoint (so not a user's file that
-    happens to have a shard's name)."""
-    from .formats import read_state
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return False
-        read_state(path)
-        return True
-    except (CheckpointError, OSError):
-        return False

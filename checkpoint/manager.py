@@ -13,6 +13,7 @@ import contextlib
 import copy
 import logging
 import os
+import secrets
 import signal
 import threading
 import time
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .adapters import adapter_for
-from .api import load, save
+from .api import load
 from ._progress import format_ms
 from .local import SHARDS
-from .distributed import verify_shards
+from .distributed import save as save_sharded, verify_shards
 from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, Interrupted
 from ._ranks import ONE_PROCESS, on_leader
 from .folder import CheckpointFolder, checkpoint_name
@@ -345,10 +346,15 @@ class Checkpointer:
     def _save_sharded(self):
         time_ms, step = self._clock()
         self._saved_step = step
-        path = self._on_leader(lambda: self._start_save(step, time_ms), "name the checkpoint")
+
+        def begin():   # the ledger names the shards' token before any is written
+            path, token = self._start_save(step, time_ms), secrets.token_hex(6)
+            self.folder.begin_sharded(path, token)
+            return path, token
+        path, token = self._on_leader(begin, "name the checkpoint")
         self._last = (step, time_ms, time.monotonic())
-        save(path, self.obj, comm=self.comm, compression=self.compression, metadata=self.metadata,
-             monitors=self.monitors)
+        save_sharded(path, self.obj, self.comm, token=token, compression=self.compression,
+                     metadata=self.metadata, monitors=self.monitors)
         self._on_leader(lambda: (self.folder.record(path), self._apply_retention(path)), "delete old checkpoints")
         return path
 

@@ -171,7 +171,7 @@ def _csr_arrays(connectivity, shape):
         indptr, indices = matrix.indptr, matrix.indices
     indptr, indices = np.array(indptr, np.int64), np.array(indices, np.int64)
     if len(indptr) != shape[0] + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or \
-            np.any(np.diff(indptr) < 0) or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1])):
+            np.any(indptr[1:] < indptr[:-1]) or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1])):
         raise ValueError("connectivity is not a valid CSR matrix of shape (post, pre)")
     return indptr, indices
 

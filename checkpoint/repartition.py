@@ -101,10 +101,14 @@ def _take_global(arrays, var, values, shard, path, name):
 class _Population:
     """The wanted neurons of one population, filled shard by shard."""
 
-    def __init__(self, name, ids, global_size, path):
+    def __init__(self, name, ids, global_size, path, held=None):
         self.name, self.ids, self.global_size, self.path = name, ids, global_size, path
+        #: for the whole population (ids None): how many neurons the shards hold
+        #: in all (their stored ids), which bounds what a forged global_size may allocate
+        self.held = held
         self.found = None if ids is None else np.zeros(len(ids), bool)
         self.arrays, self.info, self.geometry = {}, {}, None
+        self.variables = None   # the variables every shard of it must hold
 
     def locate(self, pop, shard):
         """Pass 1: ``(target, source, held)``: where this shard's wanted
@@ -116,6 +120,11 @@ class _Population:
         have = pop.global_ids()
         check_ids(have, pop.global_size, self.path, f"{shard}: {self.name}")
         if self.ids is None:   # the whole population, in global order
+            held = pop.size if self.held == "one shard" else self.held
+            if held is not None and self.global_size > held:   # before allocating: some of these neurons would be in no shard
+                raise StructureMismatchError(
+                    f"{shard} declares a population of {self.global_size} neurons; its shards hold "
+                    f"{held}", path=self.path, obj=self.name)
             self.ids, self.found = np.arange(self.global_size, dtype=np.int64), np.zeros(self.global_size, bool)
         target, source = matching(self.ids, have)
         held = self.found[target]
@@ -127,6 +136,7 @@ class _Population:
         target, source, (held_target, held_source) = where
         self.geometry = self.geometry or pop.geometry
         whole = pop.size == self.global_size
+        self.variables = _same_variables(self.variables, pop, shard, self.path, self.name)
         for var, values in pop.arrays.items():
             self._take(var, values, pop.info[var], target, source, shard, whole)
         if len(held_target):
@@ -168,9 +178,11 @@ class _Population:
         if var not in self.arrays:
             self.arrays[var] = np.empty((len(self.ids),) + values.shape[1:], values.dtype)
             self.info[var] = info
-        elif self.arrays[var].dtype != values.dtype:
-            raise StructureMismatchError(f"{shard} stores it as {values.dtype}, another shard as "
-                                         f"{self.arrays[var].dtype}", path=self.path, obj=f"{self.name}.{var}")
+        elif self.arrays[var].dtype != values.dtype or self.arrays[var].shape[1:] != values.shape[1:]:
+            raise StructureMismatchError(f"{shard} stores it as {values.dtype} {list(values.shape[1:])} per "
+                                         f"neuron, another shard as {self.arrays[var].dtype} "
+                                         f"{list(self.arrays[var].shape[1:])}", path=self.path,
+                                         obj=f"{self.name}.{var}")
         self.arrays[var][target] = values[source]
 
     def finish(self):
@@ -195,6 +207,7 @@ class _Projection:
         self.counts = np.zeros(n_post, np.int64)
         self.indptr = self.indices = None
         self.arrays, self.info, self.first = {}, {}, None
+        self.variables = None
 
     def count(self, proj, target, source, shard, post_size):
         """Pass 1."""
@@ -218,6 +231,7 @@ class _Projection:
     def fill(self, proj, target, source, shard):
         """Pass 2: this shard's synapses onto the wanted rows, in place."""
         indptr = np.asarray(proj.indptr, np.int64)
+        self.variables = _same_variables(self.variables, proj, shard, self.path, self.name)
         copy_rows(self.indices, self.indptr, target, np.asarray(proj.indices, np.int64), indptr, source)
         for var, values in proj.arrays.items():
             info = self.info.setdefault(var, proj.info[var])
@@ -245,7 +259,21 @@ class _Projection:
                                target, self.arrays, {v: self.info[v] for v in self.arrays})
 
 
-def gather(open_shards, wanted, path, meta):
+def _same_variables(expected, group, shard, path, name):
+    """Every shard of a population or projection holds the same variables,
+    each of one scope: the arrays are allocated once and filled shard by
+    shard, so a variable one shard lacks would leave its neurons' values
+    unset (uninitialised memory), and a scope that differs mixes layouts."""
+    have = {var: group.info[var].scope for var in group.arrays}
+    if expected is not None and have != expected:
+        differ = sorted(set(have).symmetric_difference(expected)
+                        or {var for var in have if have[var] != expected[var]})
+        raise StructureMismatchError(f"{shard} holds other variables than another shard ({', '.join(differ)})",
+                                     path=path, obj=name)
+    return have
+
+
+def gather(open_shards, wanted, path, meta, held=None):
     """Build one rank's part of the network from the shards.
 
     Parameters
@@ -262,6 +290,12 @@ def gather(open_shards, wanted, path, meta):
         (sorted).  None: every neuron of every population, in global order.
     path, meta :
         The manifest, for errors, and its ``meta`` (clock, user metadata).
+    held : dict, optional
+        With ``wanted`` None: ``{population: neurons}`` the shards hold in
+        all (from the manifest, checked against each shard as it opens);
+        a population's ``global_size`` is refused beyond it, before its ids
+        are allocated.  A population it does not name: bounded by the size
+        of its one shard.  None: the caller has bounded them.
 
     Returns
     -------
@@ -278,7 +312,8 @@ def gather(open_shards, wanted, path, meta):
                 continue
             if name not in populations:
                 ids, size = wanted[name] if wanted is not None else (None, pop.global_size)
-                populations[name] = _Population(name, ids, size, path)
+                bound = None if held is None else held.get(name, "one shard")
+                populations[name] = _Population(name, ids, size, path, bound)
             taken[name] = populations[name].locate(pop, label)
         for name, proj in shard.projections.items():
             if proj.post not in taken:

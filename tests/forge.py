@@ -274,3 +274,59 @@ def alias_zip_member(path, target, names):
     struct.pack_into("<HHII", tail, 8, len(entries), len(entries), len(directory), cd_offset)
     with open(path, "wb") as f:
         f.write(data[:cd_offset] + directory + bytes(tail))
+
+
+# --------------------------------------------------------- sharded checkpoints
+
+
+def sharded(path, net, ranks=2):
+    """``net`` (a whole embedded network) saved at ``path`` as ``ranks``
+    shards, as ``checkpoint convert --ranks`` writes them."""
+    import checkpoint
+    from checkpoint.distributed import write_shards
+    single = os.fspath(path) + ".whole" + os.path.splitext(os.fspath(path))[1]
+    checkpoint.save(single, net)
+    write_shards(path, checkpoint.read(single), ranks)
+    os.remove(single)
+    return path
+
+
+def forge_shard(path, rank, change_manifest=None, change_file=None):
+    """Forge rank ``rank``'s shard of the sharded checkpoint ``path``:
+    ``change_file(h5py.File)`` (HDF5 shards) then ``change_manifest(shard
+    manifest)``, and make the top manifest record the forged shard (its size,
+    manifest digest and population summary), every digest recomputed."""
+    from checkpoint.distributed import shard_paths
+    shard = shard_paths(path)[rank]
+    if change_file is not None:
+        with h5py.File(shard, "r+") as f:
+            change_file(f)
+    forge_manifest(shard, change_manifest or (lambda m: None))
+    text = read_manifest_text(shard)
+    summary = {name: dict(info) for name, info in _top_shards(path)["populations"][rank].items()}
+    try:   # a fuzzed manifest may hold anything: its summary then stays as it was
+        for name, pop in json.loads(text)["populations"].items():
+            if name in summary:
+                summary[name].update(count=pop["size"], global_size=pop.get("global_size", pop["size"]))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        pass
+
+    def record(m):
+        m["meta"]["shards"]["sizes"][rank] = os.path.getsize(shard)
+        m["meta"]["shards"]["digests"][rank] = digest_text(text)
+        m["meta"]["shards"]["populations"][rank] = summary
+    forge_manifest(path, record)
+    return shard
+
+
+def _top_shards(path):
+    return json.loads(read_manifest_text(path))["meta"]["shards"]
+
+
+def replace_dataset(f, key, array):
+    """Replace dataset ``key`` of an open HDF5 file by ``array``; return the
+    fields of its manifest entry that change (dtype, shape, checksum)."""
+    from checkpoint.hashing import checksum
+    del f[key]
+    f.create_dataset(key, data=array)
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksum(array)}

@@ -155,6 +155,16 @@ def make_seed(folder, name):
     return path
 
 
+def make_sharded_seed(folder):
+    """A small valid sharded checkpoint (two HDF5 shards and their manifest)
+    of the seed network, in ``folder``; its manifest's path."""
+    path = os.path.join(folder, "sharded", "run.h5")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path))
+        forge.sharded(path, izhikevich_network(**SEED_NETWORK), 2)
+    return path
+
+
 # ------------------------------------------------------------- mutations
 
 

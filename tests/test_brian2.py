@@ -273,6 +273,12 @@ def _set_legacy_queue(change_rows, shape=None):
     return change
 
 
+def _wrap_queue_counts(s):
+    counts = s.projections["stdp"].arrays["_queue_counts"]
+    counts[:4] += 1 << 62   # 4 * 2^62 = 2^64: the int64 sum is what it was, and spikes would move
+    assert counts.sum() == s.projections["stdp"]["_queue_counts"].sum()
+
+
 @pytest.mark.parametrize("change,message", [
     (_set_order(lambda p: np.zeros_like(p.simulator_order)), "permutation"),
     (_set_order(lambda p: p.simulator_order + p.nnz), "permutation"),  # right residues, out of range
@@ -289,6 +295,9 @@ def _set_legacy_queue(change_rows, shape=None):
     (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10 ** 6)), "spike queue"),
     (_set_legacy_queue(lambda rows: None, shape=[2 ** 31, 0]), "spike queue"),   # a 16 GiB ring from 16 bytes
     (_set_legacy_queue(lambda rows: None, shape=[np.nan, 0.0]), "spike queue"),   # a float shape
+    (_wrap_queue_counts, "spike queue"),   # counts whose int64 sum wraps back to the spikes' number
+    (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.zeros(0)), "dt"),   # IndexError once
+    (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.array([-1.0])), "dt"),
     (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
     (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
 ])
@@ -450,3 +459,69 @@ def test_a_clocks_dt_is_restored_as_brian2_restore_does(tmp_path):
     assert float(net.t / b2.ms) == float(group.clock.t / b2.ms) == 1.0
     net.run(1 * b2.ms)
     assert float(group.clock.t / b2.ms) == 2.0
+
+
+# ------------------------------------------- spike queues: what a restore allocates
+
+_LOAD_IN_CHILD = """
+import json, resource, sys, warnings
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+warnings.simplefilter("ignore")
+if sys.argv[3] == "python":   # Brian2's Python SpikeQueue, as without its compiled one
+    sys.modules["brian2.synapses.cythonspikequeue"] = None
+import brian2_sim, checkpoint
+_, net, *_ = brian2_sim.build("numpy", sys.argv[2], 2)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    checkpoint.load(sys.argv[1], net)
+    outcome = "ok"
+except checkpoint.CheckpointError as exc:
+    outcome = type(exc).__name__ + ": " + str(exc)
+except BaseException as exc:
+    outcome = "raw " + type(exc).__name__
+print(json.dumps({"outcome": outcome, "grown": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024}))
+"""
+
+
+def _load_in_child(path, tmp_path, queue="cython"):
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_CHILD, str(path), str(tmp_path / "cython"), queue],
+                          capture_output=True, text=True, timeout=600, cwd=HERE,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")])))
+    assert done.returncode == 0, done.stderr[-2000:]   # std::bad_alloc aborted it once
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _with_ring(ring, legacy=False):
+    """The queue on a ring of ``ring`` steps, its spikes all due next step."""
+    def change(s):
+        proj = s.projections["stdp"]
+        assert len(proj["_queue_synapses"]) > 0
+        if legacy:
+            _as_version_2(s)
+            proj = s.projections["stdp"]
+            proj.arrays["_queue"][:, 0] = 0
+            proj.arrays["_queue_shape"] = np.array([ring, 0])
+            return
+        counts = np.zeros(ring, np.int64)
+        counts[0] = len(proj["_queue_synapses"])
+        proj.arrays["_queue_counts"], proj.arrays["_queue_shape"] = counts, np.array([ring, 0])
+    return change
+
+
+@pytest.mark.parametrize("ring,legacy,queue", [
+    (1 << 26, True, "cython"),    # 64 Mi empty slots from 16 bytes: within the old bound, bad_alloc in Cython
+    (1 << 23, False, "cython"),   # beyond the ring a reader allows
+    (1 << 22, False, "python"),   # 4 Mi rows, each as wide as the one full step: gigabytes of X
+])
+def test_a_ring_that_would_take_brian2_gigabytes_is_refused_before_it_is_made(tmp_path, build, ring, legacy, queue):
+    bad = _tampered(tmp_path, build, _with_ring(ring, legacy))
+    result = _load_in_child(bad, tmp_path, queue)
+    assert result["outcome"].startswith("CorruptCheckpointError") and "spike queue" in result["outcome"], result
+    assert "bad.h5" in result["outcome"] and result["grown"] < 400 << 20, result
+
+
+@pytest.mark.parametrize("queue", ["cython", "python"])
+def test_a_long_ring_within_the_bound_loads_in_either_queue(tmp_path, build, queue):
+    from checkpoint.adapters.brian2.queues import MAX_RING
+    ok = _tampered(tmp_path, build, _with_ring(MAX_RING // 4 if queue == "cython" else 1 << 12))
+    assert _load_in_child(ok, tmp_path, queue)["outcome"] == "ok"

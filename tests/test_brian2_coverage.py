@@ -8,6 +8,7 @@ bit, on the numpy and the Cython targets.  The other rows are refused or
 warned about, each tested here.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -166,3 +167,86 @@ def test_a_morphology_of_another_size_is_refused(tmp_path, numpy_target):
     with pytest.raises(checkpoint.StructureMismatchError, match="cell"):
         checkpoint.load(tmp_path / "cell.h5", other)
     assert np.array_equal(neuron.v[:], before)
+
+
+def _set(var, change):
+    def forge(arrays):
+        arrays[var] = change(np.array(arrays[var]))
+    return forge
+
+
+@pytest.mark.parametrize("forge,message", [
+    (_set("neuron_index", lambda a: a + 10 ** 6), "outside the group"),        # loaded once; run() failed
+    (_set("neuron_index", lambda a: a - 1), "outside the group"),
+    (_set("spike_time", lambda a: a * np.nan), "not a finite number"),
+    (_set("spike_time", lambda a: -a - 1e-3), "negative"),
+    (_set("spike_time", lambda a: a[::-1].copy()), "not sorted"),
+    (_set("period", lambda a: np.full_like(a, 1e-3)), "period"),
+    (_set("_lastindex", lambda a: a + 100), "next spike"),
+    (lambda arrays: arrays.update(spike_time=arrays["spike_time"][:-1].copy()), "one of each per spike"),
+])
+def test_spikes_brian2_would_refuse_are_refused_before_any_change(tmp_path, numpy_target, forge, message):
+    from checkpoint.formats import read_state, write_state
+    from helpers import assert_same_capture, capture_copy
+    from checkpoint.adapters import adapter_for
+    net, _ = generator_network()
+    net.run(0.5 * b2.ms)
+    checkpoint.save(tmp_path / "gen.h5", net)
+    state = read_state(tmp_path / "gen.h5", keep_simulator_order=True)
+    forge(state.populations["gen"].arrays)
+    write_state(tmp_path / "bad.h5", state)
+    other, mon = generator_network()
+    other.run(0.5 * b2.ms)
+    before = capture_copy(adapter_for(other).capture(), "")
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=message) as info:
+        checkpoint.load(tmp_path / "bad.h5", other)
+    assert "bad.h5" in str(info.value) and "gen." in str(info.value)
+    assert_same_capture(before, capture_copy(adapter_for(other).capture(), ""))
+    other.run(3 * b2.ms)                                  # and the model runs on as it was
+    assert np.array_equal(mon.t_, np.array([0.0, 1.0, 2.0]) * 1e-3)
+
+
+MAGIC_SCRIPT = '''
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from brian2 import *
+import checkpoint
+prefs.codegen.target = "numpy"
+G = NeuronGroup(5, "dv/dt = (1.1 - v) / (10*ms) : 1", threshold="v > 1", reset="v = 0", method="exact", name="g")
+G.v = "i * 0.2"
+S = Synapses(G, G, "w : 1", on_pre="v_post += w", name="s")
+S.connect(j="(i + 1) % 5")
+S.w = 0.05
+S.delay = 2 * ms                       # spikes in flight at every checkpoint
+folder, mode, until = sys.argv[1], sys.argv[2], float(sys.argv[3])
+saved = []
+with checkpoint.Checkpointer(folder, magic_network, every_ms=1.0, keep=10, background=False) as ckpt:
+    if mode == "resume":
+        assert ckpt.restore_latest() is not None
+    while magic_network.t < until * ms:
+        run(0.5 * ms)                  # the magic network: no Network(...) anywhere
+        saved.append(ckpt.maybe_save())
+print(json.dumps({"v": G.v[:].tolist(), "t": float(magic_network.t_), "saved": saved}))
+'''
+
+
+def test_a_magic_network_script_saves_on_schedule_and_resumes_in_a_fresh_process(tmp_path):
+    # the magic network empties its objects after every run(): its clocks
+    # were read from nothing, so no save was ever due, and each was step 0
+    script = tmp_path / "magic_script.py"
+    script.write_text(MAGIC_SCRIPT)
+
+    def run(folder, mode, until):
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / folder), mode, str(until)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    straight = run("straight", "first", 5)
+    first = run("ck", "first", 3)
+    assert [os.path.basename(p) for p in first["saved"] if p] == [
+        "ckpt-000000000010.h5", "ckpt-000000000020.h5", "ckpt-000000000030.h5"]
+    assert sorted(os.listdir(tmp_path / "ck"))[-3:] == [os.path.basename(p) for p in first["saved"] if p]
+    resumed = run("ck", "resume", 5)
+    assert [os.path.basename(p) for p in resumed["saved"] if p] == ["ckpt-000000000040.h5", "ckpt-000000000050.h5"]
+    assert resumed["t"] == pytest.approx(straight["t"]) and resumed["v"] == straight["v"]

@@ -101,3 +101,18 @@ def test_forged_values_written_by_the_library_itself(worker, seeds, tmp_path_fac
     except checkpoint.CheckpointError:
         return   # the writer refused it: nothing to read
     check(worker, path, "state")
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_shards_manifest_values_with_every_digest_recomputed(worker, tmp_path_factory, data):
+    # a shard is read lazily and gathered into the whole network: its
+    # global_size, ids, indptr and variables meet the repartition, and the
+    # top manifest records the forged shard (size, digest, summary)
+    seed = fuzz.make_sharded_seed(str(tmp_path_factory.getbasetemp()))
+    case = os.path.join(tmp_path_factory.mktemp("case", numbered=True), "sharded")
+    shutil.copytree(os.path.dirname(seed), case)
+    path = os.path.join(case, "run.h5")
+    rank = data.draw(st.integers(0, 1))
+    forge.forge_shard(path, rank, lambda m: json.dumps(fuzz.mutate_manifest(m, data.draw, st)))
+    check(worker, path, "shard manifest")

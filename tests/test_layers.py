@@ -10,7 +10,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # module (relative to checkpoint/, without .py; a package name stands for its modules) -> layer
 LAYERS = {
     "errors": 0, "_version": 0, "hashing": 0, "_progress": 0, "noise": 0,
-    "state": 1, "_atomic": 1,
+    "state": 1, "_atomic": 1, "shardnames": 1,
     "network": 2, "formats": 2, "restore": 2, "_ranks": 2, "repartition": 2,
     "adapters": 3,
     "local": 4, "parameters": 4,

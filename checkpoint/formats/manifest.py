@@ -449,13 +449,19 @@ def unflatten(manifest, fetch, path, lazy=False):
     with VerifiedReads() as reads:
         state = _unflatten(manifest, fetch, path, lazy, reads)
         reads.wait()
-    if not lazy:
-        for name, p in manifest["projections"].items():
-            proj = state.projections[name]
-            check_connectivity(proj.indptr, proj.indices, p["shape"], path, name, check_indices=False)
-        for name, pop in state.populations.items():
-            if pop.ids is not None:
-                check_ids(pop.ids, pop.global_size, path, name)
+    # a lazy state too: its CSR index and ids are small (one value per
+    # neuron), read whole (verified) and checked here, so that no reader of
+    # a lazy state (a repartition, convert) trusts an index never checked
+    for name, p in manifest["projections"].items():
+        proj = state.projections[name]
+        if lazy:
+            proj.indptr = np.asarray(proj.indptr)
+        check_connectivity(proj.indptr, proj.indices, p["shape"], path, name, check_indices=False)
+    for name, pop in state.populations.items():
+        if pop.ids is not None:
+            if lazy:
+                pop.ids = np.asarray(pop.ids)
+            check_ids(pop.ids, pop.global_size, path, name)
     return state
 
 

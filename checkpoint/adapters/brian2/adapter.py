@@ -43,6 +43,9 @@ class Brian2Adapter(Adapter):
             if isinstance(obj, b2.MagicNetwork):
                 collect_magic_objects(obj)
             objects = all_objects(obj)
+            # the magic network empties its objects after every run(): its
+            # clocks are those of the objects collected here
+            self._objects = objects
         elif isinstance(obj, (b2.Synapses, b2.Group)):
             self.network, self.content = None, "projection" if isinstance(obj, b2.Synapses) else "population"
             objects = [obj]
@@ -92,7 +95,14 @@ class Brian2Adapter(Adapter):
 
     def _clocks(self):
         groups = list(self.populations.values()) + list(self.projections.values())
-        return read_clocks(self.network, groups)
+        return read_clocks(self.network, groups, self._network_objects())
+
+    def _network_objects(self):
+        """The network's objects now, or (the magic network between runs,
+        which holds none) those collected when this adapter was made."""
+        if self.network is None:
+            return None
+        return all_objects(self.network) or self._objects
 
     def describe(self, populations=True, projections=True):
         # spike queues left empty: the plan needs only names, shapes and dtypes
@@ -157,7 +167,7 @@ class Brian2Adapter(Adapter):
                 else:
                     restore_synapses(self.projections[name], values, checked[(section, name)], undo)
             if plan.clock is not None and self.network is not None:
-                restore_clocks(self.network, plan)
+                restore_clocks(self.network, plan, self._network_objects())
             self.restore_generators(plan)
         return undo
 
@@ -210,7 +220,7 @@ class Brian2Adapter(Adapter):
                            for var in synapse_variables(syn).values() if id(var) not in own]
         clocks = None
         if plan.clock is not None and self.network is not None:
-            clocks = (self.network.t_, [(c, c._full_state()) for c in {o.clock for o in all_objects(self.network)}])
+            clocks = (self.network.t_, [(c, c._full_state()) for c in {o.clock for o in self._network_objects()}])
         rng = capture_rng() if plan.rng else None
 
         def undo():

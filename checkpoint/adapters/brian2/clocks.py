@@ -10,15 +10,16 @@ from .objects import all_objects
 SPIKE_GENERATORS = "spike_generators"
 
 
-def read_clocks(network, groups):
+def read_clocks(network, groups, objects=None):
     """``(t in s, step, dt in s, {clock: {timestep, dt}})``.  A network's
-    clocks are brought up to its time first, as ``Network.store`` does; a
-    group on its own (``network`` None) reports its own clock."""
+    clocks (those of ``objects``, by default its own objects') are brought
+    up to its time first, as ``Network.store`` does; a group on its own
+    (``network`` None) reports its own clock."""
     if network is None:
         clock = groups[0].clock
         return (float(clock.variables["t"].get_value().item()),
                 int(clock.variables["timestep"].get_value().item()), float(clock.dt_), {})
-    clocks = {o.clock for o in all_objects(network)}
+    clocks = {o.clock for o in (all_objects(network) if objects is None else objects)}
     for clock in clocks:
         clock._set_t_update_dt(target_t=network.t)
     by_name = {c.name: {"timestep": int(c.variables["timestep"].get_value().item()),
@@ -45,9 +46,9 @@ def validate_meta(meta, path):
         "meta 'brian2.spike_generators' is not {name: {spikes_changed, previous_dt}}", path)
 
 
-def restore_clocks(net, plan):
+def restore_clocks(net, plan, objects=None):
     saved = plan.file_meta.get("brian2") or {}
-    clocks = {c.name: c for c in {o.clock for o in all_objects(net)}}
+    clocks = {c.name: c for c in {o.clock for o in (all_objects(net) if objects is None else objects)}}
     if "t" in saved:
         net.t_ = float(saved["t"])
     else:

@@ -3,13 +3,15 @@ SpikeGeneratorGroup that Brian2 keeps beside them."""
 
 import numpy as np
 
-from ...errors import StructureMismatchError
+from ...errors import CorruptCheckpointError, StructureMismatchError
 from .clocks import SPIKE_GENERATORS
 from .objects import owned_variables
 
 
 def check_free_arrays(group, values, path, name):
     from brian2.core.variables import DynamicArrayVariable
+    if is_spike_generator(group):
+        check_spike_generator(group, values, path, name)
     owned = owned_variables(group)
     for var_name, value in values.items():
         var = owned.get(var_name)
@@ -17,6 +19,35 @@ def check_free_arrays(group, values, path, name):
                 and np.shape(var.get_value()) != np.shape(value):
             raise StructureMismatchError(f"the file has shape {np.shape(value)}, the model needs "
                                          f"{np.shape(var.get_value())}", path=path, obj=f"{name}.{var_name}")
+
+
+def check_spike_generator(group, values, path, name):
+    """Refuse, before any change, the spikes Brian2's ``set_spikes`` would
+    refuse: a file's spikes load without its checks, and a neuron index
+    beyond the group, a time that is negative or not a number, or spikes
+    out of order failed the next ``run()`` (or played wrongly)."""
+    def value(var):
+        return np.asarray(values[var] if var in values else group.variables[var].get_value())
+    indices, times, bins = value("neuron_index"), value("spike_time"), value("_timebins")
+    period, last = value("period").reshape(-1), value("_lastindex").reshape(-1)
+
+    def refuse(why, var):
+        raise CorruptCheckpointError(why, path=path, obj=f"{name}.{var}")
+    if indices.ndim != 1 or indices.dtype.kind not in "iu" or times.shape != indices.shape or bins.shape != indices.shape:
+        refuse("the spikes' neuron indices, times and time bins are not one of each per spike", "neuron_index")
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(group)):
+        refuse(f"a spike's neuron index is outside the group of {len(group)}", "neuron_index")
+    if times.dtype.kind != "f" or (len(times) and not (np.all(np.isfinite(times)) and times.min() >= 0)):
+        refuse("a spike time is negative or not a finite number", "spike_time")
+    # Brian2 holds them sorted by time, then by neuron (its check of one spike per bin relies on it)
+    later = (times[1:] > times[:-1]) | ((times[1:] == times[:-1]) & (indices[1:] > indices[:-1]))
+    if not np.all(later):
+        refuse("the spikes are not sorted by time and neuron, each once", "spike_time")
+    if (period.shape != (1,) or period.dtype.kind != "f" or not (period[0] >= 0)
+            or (period[0] > 0 and len(times) and times.max() >= period[0])):
+        refuse("the period is negative, not a number, or not after every spike", "period")
+    if last.shape != (1,) or last.dtype.kind not in "iu" or not 0 <= last[0] <= len(indices):
+        refuse("the index of the next spike is not within the spikes", "_lastindex")
 
 
 def is_spike_generator(group):

@@ -55,7 +55,7 @@ def legacy_queues(proj, path):
         shape = None if shape is None else np.asarray(shape)
         if (rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu" or shape is None
                 or shape.shape != (2,) or shape.dtype.kind not in "iu"   # a float NaN would raise in int()
-                or not 1 <= int(shape[0]) <= MAX_QUEUE_CELLS
+                or not 1 <= int(shape[0]) <= MAX_RING   # before bincount allocates the ring's counts
                 or (len(rows) and (rows[:, 0].min() < 0 or rows[:, 0].max() >= int(shape[0])))):
             raise CorruptCheckpointError("spike queue does not fit its ring", path=path, obj=f"{proj.name}.{key}")
         ring = int(shape[0])
@@ -70,29 +70,86 @@ def legacy_queues(proj, path):
 
 
 def check_queues(syn, values, nnz, path, name):
+    """Raise unless each pathway's queue in ``values`` fits the synapses and
+    what restoring it makes Brian2 allocate fits :data:`MAX_QUEUE_BYTES`
+    (the queue it will be restored into: Python or Cython)."""
     for pathway in syn._pathways:
         key = pathway_prefix(pathway) + "_queue"
-        parts = [values.get(key + part) for part in ("_synapses", "_counts", "_shape")]
-        if all(part is None for part in parts):
+        parts = [values.get(key + part) for part in ("_synapses", "_counts", "_shape", "_dt")]
+        if all(part is None for part in parts[:3]):
             continue
-        synapses, counts, shape = (None if part is None else np.asarray(part) for part in parts)
-        ok = (synapses is not None and counts is not None and shape is not None
-              and synapses.ndim == 1 and synapses.dtype.kind in "iu" and counts.ndim == 1
-              and counts.dtype.kind in "iu" and shape.shape == (2,) and shape.dtype.kind in "iu"
-              and 1 <= shape[0] and 0 <= shape[1] and int(shape[0]) * max(int(shape[1]), 1) <= MAX_QUEUE_CELLS
-              and len(counts) == shape[0])
-        ok = ok and (len(counts) == 0 or counts.min() >= 0) and int(counts.sum()) == len(synapses)
-        ok = ok and (len(synapses) == 0 or (synapses.min() >= 0 and synapses.max() < nnz))
-        if not ok:
-            raise CorruptCheckpointError("spike queue does not fit the synapses", path=path, obj=f"{name}.{key}")
+        synapses, counts, shape, dt = (None if part is None else np.asarray(part) for part in parts)
+        why = _misfit(synapses, counts, shape, dt, nnz) or _too_large(pathway, synapses, counts, shape)
+        if why:
+            raise CorruptCheckpointError(f"spike queue {why}", path=path, obj=f"{name}.{key}")
+
+
+def _misfit(synapses, counts, shape, dt, nnz):
+    """Why the arrays are not a queue of these synapses (None if they are)."""
+    if (synapses is None or counts is None or shape is None or synapses.ndim != 1 or synapses.dtype.kind not in "iu"
+            or counts.ndim != 1 or counts.dtype.kind not in "iu" or shape.shape != (2,) or shape.dtype.kind not in "iu"
+            or not 1 <= shape[0] or not 0 <= shape[1] or len(counts) != shape[0]):
+        return "does not fit the synapses"
+    if dt is not None and not (dt.shape == (1,) and dt.dtype.kind == "f" and (np.isnan(dt[0]) or 0 < dt[0] < np.inf)):
+        return "has a dt that is not one number > 0 (or NaN)"
+    n = len(synapses)
+    # each count at most n, then summed in Python integers: an int64 sum wraps
+    # (2^63 + ... passes as n), and would move or duplicate spikes
+    if len(counts) and (counts.min() < 0 or counts.max() > n):
+        return "does not fit the synapses"
+    if _exact_sum(counts, n) != n or (n and (synapses.min() < 0 or synapses.max() >= nnz)):
+        return "does not fit the synapses"
+    return None
+
+
+def _exact_sum(counts, largest):
+    """The sum of integers in ``[0, largest]``, in chunks small enough that
+    no int64 partial sum can wrap, added as Python integers."""
+    step = max(1, (1 << 62) // max(int(largest), 1))
+    return sum(int(counts[i:i + step].sum(dtype=np.int64)) for i in range(0, len(counts), step))
+
+
+def _too_large(pathway, synapses, counts, shape):
+    ring = int(shape[0])
+    if ring > MAX_RING:
+        return f"of {ring} steps is longer than the {MAX_RING} a reader allows"
+    # Python queue: X, ring x capacity int32 (a row holds one step's spikes:
+    # at least the most any step delivers), and n, ring int64.  The file's
+    # declared capacity is bounded whichever queue takes it.
+    capacity = max(int(shape[1]), int(counts.max(initial=0)) if _is_python_queue(pathway) else 0, 1)
+    cost = ring * (4 * capacity + 8)
+    if not _is_python_queue(pathway):
+        cost = max(cost, ring * CYTHON_SLOT_BYTES + 8 * len(synapses))
+    if cost > MAX_QUEUE_BYTES:
+        return (f"of {ring} steps would take Brian2 {cost} bytes to restore, more than the "
+                f"{MAX_QUEUE_BYTES} a reader allows")
+    return None
+
+
+def _is_python_queue(pathway):
+    """Whether the queue restore_queue fills is Brian2's Python SpikeQueue
+    (a 2-d array) rather than its Cython one (a vector per slot)."""
+    if pathway.queue is not None:
+        return hasattr(pathway.queue, "X")
+    from brian2.devices.device import get_device
+    return hasattr(get_device().spike_queue(pathway.source.start, pathway.source.stop), "X")
 
 
 _EMPTY_SLOT = memoryview(np.zeros(0, np.int32))
 
 
-#: A spike queue's ring length times row capacity (the Python queue's array)
-#: that a file may declare: Brian2's ring is its longest delay in steps.
-MAX_QUEUE_CELLS = 1 << 28
+#: What restoring one spike queue may make Brian2 allocate (docs/format.rst):
+#: a file declares a ring of millions of steps in a few bytes.  Brian2's ring
+#: is its longest delay in steps: 512 MiB hold 5 million steps in the Cython
+#: queue (559 s of delay at dt = 0.1 ms).
+MAX_QUEUE_BYTES = 1 << 29
+#: What one slot of the ring costs Brian2's Cython queue on a restore: 88
+#: bytes measured (benchmarks/bench_brian2_queue.py: the vectors Cython
+#: converts, copies and resizes, the list of slots, counts and their sum),
+#: rounded up.
+CYTHON_SLOT_BYTES = 96
+#: The longest ring a file may declare, for either queue (5,592,405 steps).
+MAX_RING = MAX_QUEUE_BYTES // CYTHON_SLOT_BYTES
 
 
 def restore_queue(pathway, synapses, counts, shape, dt):
@@ -103,7 +160,7 @@ def restore_queue(pathway, synapses, counts, shape, dt):
     if hasattr(pathway.queue, "X"):              # Python SpikeQueue
         rows = np.column_stack([np.repeat(np.arange(ring), counts), synapses]).astype(int)
         capacity = max(capacity, int(counts.max(initial=0)), 1)
-        dt = None if dt is None or np.isnan(dt[0]) else float(dt[0])
+        dt = None if dt is None or np.isnan(np.asarray(dt)[0]) else float(np.asarray(dt)[0])
         pathway.queue._restore_from_full_state((dt, rows, (ring, capacity)))
     else:
         # Cython fills its vectors from any iterable of ints; a memoryview is twice as fast as a list
