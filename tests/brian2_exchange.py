@@ -1,7 +1,7 @@
 """Checkpoints of tests/brian2_sim.py's network written by one Brian2 release,
 for tests/test_brian2_versions.py to load with every other.
 
-    python tests/brian2_exchange.py FOLDER
+    python tests/brian2_exchange.py FOLDER [TARGET ...]
 
 runs, with the Brian2 of this interpreter, on the numpy and the Cython
 targets: ``first`` (run T1, save ``ckpt-<release>-<target>.h5``) and
@@ -29,18 +29,18 @@ def run_sim(python, target, cache, out, mode, duration, extra, cwd):
     """brian2_sim.py in a fresh process of ``python``; raises with its stderr."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
     done = subprocess.run([python, os.path.join(HERE, "brian2_sim.py"), target, str(cache), str(out), mode,
-                           duration, str(extra)], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+                           duration, str(extra)], env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
     if done.returncode:
         raise RuntimeError(f"{python} brian2_sim.py {mode} failed:\n{done.stderr[-3000:]}")
 
 
-def write(folder, python=sys.executable, cache=None):
+def write(folder, python=sys.executable, cache=None, targets=TARGETS):
     """The checkpoint and straight run of every target, by ``python``'s Brian2
     (its Cython cache in ``cache``, a scratch one by default)."""
     release = subprocess.run([python, "-c", "import brian2; print(brian2.__version__)"], capture_output=True,
                              text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as scratch:
-        for target in TARGETS:
+        for target in targets:
             ckpt, straight = names(release, target)
             cache = cache or os.path.join(scratch, "cython")
             run_sim(python, target, cache, os.path.join(folder, straight), "straight", T1, T2, scratch)
@@ -49,4 +49,4 @@ def write(folder, python=sys.executable, cache=None):
 
 
 if __name__ == "__main__":
-    print(write(os.path.abspath(sys.argv[1])))
+    print(write(os.path.abspath(sys.argv[1]), targets=sys.argv[2:] or TARGETS))
