@@ -82,7 +82,9 @@ test: $(VENV)/.test
 # keeps Brian2 2.9.0, beside ANNarchy and NEST): the Brian2 tests run again,
 # unchanged, in a venv per release.  BRIAN2_MATRIX lists python:brian2 pairs.
 # PYTHON312/PYTHON313 may name the interpreters; otherwise each is looked for
-# as python3.1x on PATH, then under `pyenv root`, then ~/.pyenv.
+# as python3.1x on PATH, then under `pyenv root`, then ~/.pyenv.  The main
+# venv (Brian2 2.9.0) is the other side of the live exchange test
+# (tests/test_brian2_versions.py, BRIAN2_OTHER_PYTHON).
 BRIAN2_MATRIX ?= 3.13:2.11.0 3.12:2.10.1
 BRIAN2_TESTS  := tests/test_brian2.py tests/test_brian2_coverage.py tests/test_brian2_versions.py
 PYTHON312 ?=
@@ -96,7 +98,7 @@ FIND_PYTHON = eval given=\$${PYTHON$$(echo $$py | tr -d .)}; \
       && { interpreter=$$p; break; }; \
   done
 
-test-brian2-matrix: $(VENV)/.test
+test-brian2-matrix: $(VENV)/.brian2
 	@for pair in $(BRIAN2_MATRIX); do \
 	  py=$${pair%%:*}; brian=$${pair##*:}; venv=.venv-py$$(echo $$py | tr -d .); interpreter=; \
 	  $(FIND_PYTHON); \
