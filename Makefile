@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test lint docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-neuron example-mpi
+.PHONY: demo test lint test-brian2-matrix docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-neuron example-mpi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,44 @@ example-mpi: $(VENV)/.mpi
 test: $(VENV)/.test lint
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py
 	$(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py
+	$(MAKE) test-brian2-matrix
+
+# Brian2's current releases need a newer Python than the main venv's (which
+# keeps Brian2 2.9.0, beside ANNarchy and NEST): the Brian2 tests run again,
+# unchanged, in a venv per release.  BRIAN2_MATRIX lists python:brian2 pairs.
+# PYTHON312/PYTHON313 may name the interpreters; otherwise each is looked for
+# as python3.1x on PATH, then under `pyenv root`, then ~/.pyenv.  The main
+# venv (Brian2 2.9.0) is the other side of the live exchange test
+# (tests/test_brian2_versions.py, BRIAN2_OTHER_PYTHON).
+# make test runs the newest release (CI's time); BRIAN2_MATRIX="3.13:2.11.0 3.12:2.10.1" adds 2.10.1
+BRIAN2_MATRIX ?= 3.13:2.11.0
+BRIAN2_TESTS  := tests/test_brian2.py tests/test_brian2_coverage.py tests/test_brian2_versions.py
+PYTHON312 ?=
+PYTHON313 ?=
+export PYTHON312 PYTHON313
+# the first interpreter of version $$py that runs
+FIND_PYTHON = eval given=\$${PYTHON$$(echo $$py | tr -d .)}; \
+  for p in "$$given" "$$(command -v python$$py)" $$(pyenv root 2>/dev/null)/versions/$$py.*/bin/python \
+           $$HOME/.pyenv/versions/$$py.*/bin/python; do \
+    [ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$$py'" 2>/dev/null \
+      && { interpreter=$$p; break; }; \
+  done
+
+test-brian2-matrix: $(VENV)/.brian2
+	@for pair in $(BRIAN2_MATRIX); do \
+	  py=$${pair%%:*}; brian=$${pair##*:}; venv=.venv-py$$(echo $$py | tr -d .); interpreter=; \
+	  $(FIND_PYTHON); \
+	  test -n "$$interpreter" || { echo "make: Python $$py not found (Brian2 $$brian needs it): install it" \
+	    "(e.g. pyenv install $$py) or pass PYTHON$$(echo $$py | tr -d .)=/path/to/python$$py"; exit 1; }; \
+	  if [ ! -f $$venv/.brian2-$$brian ]; then \
+	    rm -rf $$venv && $$interpreter -m venv $$venv && $$venv/bin/python -m pip install -q --upgrade pip && \
+	    $$venv/bin/python -m pip install -q -e '.[test,brian2]' "brian2==$$brian" && touch $$venv/.brian2-$$brian \
+	    || exit 1; \
+	  fi; \
+	  echo "== Brian2 $$brian on Python $$py ($$venv, $$interpreter)"; \
+	  BRIAN2_OTHER_PYTHON=$(abspath $(PY)) $$venv/bin/python -m pytest -n 2 --dist loadfile -q $(BRIAN2_TESTS) \
+	    || exit 1; \
+	done
 
 # ruff (pyproject.toml [tool.ruff]) over everything, mypy over the typed contracts ([tool.mypy]).
 lint: $(VENV)/.test
@@ -113,4 +151,4 @@ bench: $(VENV)/.test
 	$(PY) benchmarks/bench_nest.py
 
 clean:
-	rm -rf $(VENV) demo-output docs/_build .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-py3* demo-output docs/_build .pytest_cache .hypothesis

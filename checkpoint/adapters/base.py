@@ -69,6 +69,7 @@ from .._version import __version__
 from ..errors import CorruptCheckpointError
 from ..restore import Plan, UndoLog
 from ..state import NetworkState
+from .versions import warn_if_untested
 
 _NUMPY_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
@@ -99,6 +100,9 @@ class Adapter(abc.ABC):
         self.obj = obj
 
     def base_meta(self, content: str, time: float, step: int, dt: Optional[float]) -> dict:
+        """The meta every capture starts from (every adapter's capture calls
+        it): it also warns, once, about a simulator release the tests do not run."""
+        self.warn_if_untested()
         return {"time": float(time), "step": int(step), "dt": None if dt is None else float(dt),
                 "content": content,
                 "simulator": {"name": self.simulator, "version": self.simulator_version},
@@ -133,6 +137,12 @@ class Adapter(abc.ABC):
     def apply_reversibly(self, plan: Plan) -> UndoLog:
         """Apply ``plan`` and return the :class:`UndoLog` of its changes; on a
         failure, undo them and re-raise."""
+
+    def warn_if_untested(self) -> None:
+        """A :class:`~checkpoint.CheckpointWarning`, once per process, when the
+        installed simulator is not a release the tests run
+        (:data:`checkpoint.adapters.versions.TESTED_VERSIONS`)."""
+        warn_if_untested(self.simulator, self.simulator_version, stacklevel=5)
 
     # -- hooks ---------------------------------------------------------------
 

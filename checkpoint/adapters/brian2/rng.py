@@ -1,33 +1,15 @@
 """Random state: numpy's global generator and the buffers behind
 ``rand()``/``randn()`` in Cython code (their contents, not addresses)."""
 
-import ctypes
-
 import numpy as np
 
 from ...errors import CorruptCheckpointError
 from ...state import RngState
+from .versions import buffer_size as _buffer_size, read_buffer, write_buffer
 
 
 NUMPY_RNG, BUFFER_RNG = "numpy", "brian2"
 NUMPY_RNG_KIND, BUFFER_RNG_KIND = "numpy.random.RandomState", "brian2.random-buffers"
-
-
-_libc = None
-
-
-def _c_library():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None)
-        _libc.malloc.restype = ctypes.c_void_p
-        _libc.malloc.argtypes = [ctypes.c_size_t]
-    return _libc
-
-
-def _buffer_size():
-    from brian2.codegen.generators.cython_generator import _BUFFER_SIZE
-    return _BUFFER_SIZE
 
 
 def capture_rng():
@@ -41,14 +23,10 @@ def capture_rng():
     buffers, indices = {}, {}
     for kind in ("rand", "randn"):
         index = int(getattr(device, f"{kind}_buffer_index")[0])
-        address = int(getattr(device, f"{kind}_buffer")[0])
         indices[f"{kind}_index"] = index
         # Only a partly used buffer matters: at index 0 Cython draws a new one.
-        if index and address:
-            view = (ctypes.c_double * _buffer_size()).from_address(address)
-            buffers[f"{kind}_buffer"] = np.ctypeslib.as_array(view).copy()
-        else:
-            buffers[f"{kind}_buffer"] = np.zeros(0)
+        numbers = read_buffer(device, kind) if index else None
+        buffers[f"{kind}_buffer"] = np.zeros(0) if numbers is None else numbers
     buffer_rng = RngState(BUFFER_RNG, BUFFER_RNG_KIND, dict(indices, buffer_size=_buffer_size()), buffers)
     return {NUMPY_RNG: numpy_rng, BUFFER_RNG: buffer_rng}
 
@@ -85,10 +63,6 @@ def restore_rng(name, rng):
     device = get_device()
     for kind in ("rand", "randn"):
         index, buffer = rng.state[f"{kind}_index"], rng.arrays[f"{kind}_buffer"]
-        pointer = getattr(device, f"{kind}_buffer")
         if index and len(buffer):
-            if not pointer[0]:
-                # Cython frees this buffer with free() when it draws the next one
-                pointer[0] = _c_library().malloc(buffer.nbytes)
-            ctypes.memmove(int(pointer[0]), buffer.ctypes.data, buffer.nbytes)
+            write_buffer(device, kind, buffer)
         getattr(device, f"{kind}_buffer_index")[0] = index

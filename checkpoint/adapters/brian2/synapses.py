@@ -13,6 +13,7 @@ from ...state import ArrayInfo, ProjectionState
 from .groups import set_value
 from .objects import owned_variables, pathway_prefix, stable_argsort, unit_of, variable_kind
 from .queues import queue_arrays, restore_queue
+from .versions import delay_file_names, python_dynamic_arrays, replace_contents
 
 
 ORDER = "_brian2_index"         # files of versions 1-2: per CSR synapse, its index in Brian2's order
@@ -57,7 +58,8 @@ def synapse_variables(syn):
     """``{file name: variable}`` of a Synapses and its pathways, without the
     arrays that the connectivity determines."""
     own = owned_variables(syn)
-    out = {name: var for name, var in own.items() if name not in _CONNECTIVITY_VARS}
+    renamed = delay_file_names(syn)
+    out = {renamed.get(name, name): var for name, var in own.items() if name not in _CONNECTIVITY_VARS}
     known = {id(var) for var in own.values()}
     for pathway in syn._pathways:
         # a pathway's delays belong to the Synapses but are listed only by the pathway
@@ -166,7 +168,6 @@ def set_synapse_value(var, value, order, nnz, swap=False):
     ``swap``, the undo is the caller's snapshot.
     """
     from brian2.core.variables import DynamicArrayVariable
-    from brian2.devices.device import get_device
     value = np.asarray(value)
     per_synapse = value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) \
         and not var.scalar
@@ -183,20 +184,15 @@ def set_synapse_value(var, value, order, nnz, swap=False):
         return _nothing
     if order is None:
         owned = value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
-        full = value if owned else np.array(value, var.dtype)
+        # only a buffer swapped in (Python arrays, 2.9) must be the load's own: others are copied from
+        full = value if owned or not (swap and python_dynamic_arrays(var)) else np.array(value, var.dtype)
     else:
         full = np.empty(nnz, var.dtype)
         full[order] = value
     if not swap:
         var.set_value(full)
         return _nothing
-    dynamic = get_device().get_value(var, access_data=False)
-    old = dynamic._data, dynamic.data, dynamic.shape
-    dynamic._data, dynamic.data, dynamic.shape = full, full[:nnz], (nnz,)
-
-    def undo():
-        dynamic._data, dynamic.data, dynamic.shape = old
-    return undo
+    return replace_contents(var, full, nnz)
 
 
 def _nothing():
