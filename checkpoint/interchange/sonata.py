@@ -253,8 +253,7 @@ def _write_index(group, node_ids, n_nodes):
     all_nodes = np.arange(n_nodes, dtype=np.uint64)
     first = np.searchsorted(run_nodes, all_nodes, "left").astype(np.uint64)
     end = np.searchsorted(run_nodes, all_nodes, "right").astype(np.uint64)
-    empty = first == end
-    first[empty], end[empty] = 0, 0   # as libsonata writes a node without edges
+    # a node without edges: an empty run range where its runs would be, as libsonata writes it
     group["node_id_to_ranges"] = np.stack([first, end], axis=1) if n_nodes else np.zeros((0, 2), np.uint64)
     group["range_to_edge_id"] = runs.astype(np.uint64)
 
