@@ -26,7 +26,7 @@ def export(destination, source, *, to, overwrite=False):
         ``to="sonata"``: a folder (created; it holds ``circuit_config.json``,
         ``simulation_config.json``, ``nodes/``, ``edges/``, ``components/``).
         ``to="neuroml"``: one NeuroML 2 HDF5 file (``.nml.h5`` by custom).
-    source : path, NetworkState or network
+    source : str, os.PathLike, NetworkState or network
         A checkpoint file (read and verified as :func:`checkpoint.read`
         reads it; a sharded checkpoint's manifest gives the whole network),
         a :class:`~checkpoint.NetworkState`, or anything
