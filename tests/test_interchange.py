@@ -452,3 +452,24 @@ def test_nest_rebuilt_from_the_export_fires_the_same_spikes(nest_run, tmp_path):
     assert len(original["times"]) > 100
     for key in ("senders", "times"):
         assert np.array_equal(original[key], rebuilt[key]), key
+
+
+def test_delays_in_seconds_are_written_in_ms_and_arrays_of_free_size_are_named(tmp_path):
+    """Brian2 keeps delays in seconds; a generator's spike times (NEST) are
+    one array per node of any length: said, and not in dynamics_params."""
+    state = _nest_like_state()
+    proj = next(iter(state.projections.values()))
+    proj.arrays["delay"], proj.info["delay"] = np.array([1e-3, 2e-3, 5e-4]), ArrayInfo("parameter", "synapse", "s")
+    gen = PopulationState("spike_generator@5", 2, arrays={"spike_times": np.array([1.0, 2.0, 3.0]),
+                                                          "spike_times.lengths": np.array([2, 1])},
+                          info={"spike_times": ArrayInfo("parameter", "free", "ms"),
+                                "spike_times.lengths": ArrayInfo("parameter", "neuron")})
+    state.populations[gen.name] = gen
+    with pytest.warns(CheckpointWarning, match=r"spike_generator@5.spike_times \(not one value per neuron"):
+        checkpoint.export(tmp_path / "circuit", state, to="sonata")
+    config = libsonata.CircuitConfig.from_file(str(tmp_path / "circuit" / "circuit_config.json"))
+    edges = config.edge_population(proj.name)
+    assert np.allclose(edges.get_attribute("delay", edges.select_all()), [1.0, 2.0, 0.5], rtol=1e-15)
+    params = json.loads((tmp_path / "circuit" / "components" / "point_neuron_models" /
+                         "spike_generator_at_5.json").read_text())
+    assert params == {}

@@ -51,6 +51,9 @@ NODES, EDGES = "nodes", "edges"
 NEURON_MODELS = "components/point_neuron_models"
 SYNAPSE_MODELS = "components/synaptic_models"
 POSITIONS = "positions"
+#: NEST's adapter keeps a per-node array entry (a generator's spike times)
+#: concatenated, with ``<key>.lengths`` per node.
+LENGTHS = ".lengths"
 #: NEST's name for the receptor port its adapter saves as ``receptor``.
 NEST_RECEPTOR = ("receptor", "receptor_type")
 READER = "NEST's SonataNetwork reads node parameters only from a node type's dynamics_params"
@@ -114,6 +117,8 @@ def _node_values(name, pop, nest, notes):
     """``(datasets, dynamics datasets, dynamics_params)`` of a population."""
     datasets, dynamics, params = {}, {}, {}
     for var in pop:
+        if var.endswith(LENGTHS) and var[:-len(LENGTHS)] in pop.arrays:
+            continue   # how a concatenated per-node array splits: it goes (or stays) with that array
         info, value = pop.info[var], np.asarray(pop[var])
         stored = numeric(value)
         where = f"{name}.{var}"
