@@ -473,3 +473,21 @@ def test_delays_in_seconds_are_written_in_ms_and_arrays_of_free_size_are_named(t
     params = json.loads((tmp_path / "circuit" / "components" / "point_neuron_models" /
                          "spike_generator_at_5.json").read_text())
     assert params == {}
+
+
+def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    from checkpoint.interchange import sonata
+    export(tmp_path / "circuit", network(0), to="sonata")
+    before = tree(tmp_path)
+    real, calls = sonata._write_json, []
+
+    def failing(folder, name, value, written):
+        calls.append(name)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(folder, name, value, written)
+    monkeypatch.setattr(sonata, "_write_json", failing)
+    with pytest.raises(CheckpointError, match="No space left"):
+        export(tmp_path / "circuit", network(1), to="sonata", overwrite=True)
+    assert tree(tmp_path) == before
+    assert sorted(os.listdir(tmp_path)) == ["circuit"]   # no temporary folder left

@@ -110,7 +110,10 @@ def write_folder(destination, to, write_into):
     export there (checked by :func:`check_destination` first)."""
     destination = os.path.abspath(os.fspath(destination))
     staging = temporary_name(destination)
-    os.mkdir(staging)
+    try:
+        os.mkdir(staging)
+    except OSError as exc:
+        raise CheckpointError(f"could not write the export: {exc.strerror or exc}", path=destination) from exc
     try:
         files = sorted(write_into(staging))
         with atomic_write(os.path.join(staging, MARK)) as tmp, open(tmp, "w", encoding="utf-8") as f:
@@ -118,10 +121,16 @@ def write_folder(destination, to, write_into):
                       indent=1)
         _fsync_folders(staging)
         _take_place(staging, destination)
-    except BaseException:
+    except BaseException as exc:
         _remove_export(staging, everything=True)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"could not write the export: {exc.strerror or exc}", path=destination) from exc
         raise
-    fsync_path(os.path.dirname(destination), directory=True)
+    try:
+        fsync_path(os.path.dirname(destination), directory=True)
+    except OSError as exc:
+        raise CheckpointError(f"the export is in place, but syncing its folder failed ({exc.strerror or exc})",
+                              path=destination) from exc
 
 
 def _fsync_folders(top):
@@ -174,7 +183,7 @@ def _remove_export(folder, everything=False):
     """Delete what an export wrote in ``folder`` (its mark's files and the
     mark; ``everything``: a staging folder of this process, all of it),
     then its folders that are left empty.  Anything else stays, said."""
-    names = [os.path.relpath(p, folder) for p in _tree(folder)] if everything else _written(folder) + [MARK]
+    names = list(_tree(folder)) if everything else _written(folder) + [MARK]
     for name in names:
         with contextlib.suppress(OSError):
             full = os.path.join(folder, name)
