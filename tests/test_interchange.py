@@ -216,7 +216,7 @@ def _nest_like_state():
                                    "receptor": np.zeros(3, np.int64)},
                            info={"weight": ArrayInfo("variable", "synapse"), "delay": ArrayInfo("parameter", "synapse"),
                                  "receptor": ArrayInfo("parameter", "synapse")})
-    return NetworkState(meta={"simulator": "nest", "dt": 0.1, "time": 0.0, "step": 0},
+    return NetworkState(meta={"simulator": {"name": "nest", "version": "3.10.0"}, "dt": 0.1, "time": 0.0, "step": 0},
                         populations={pop.name: pop}, projections={name: proj})
 
 

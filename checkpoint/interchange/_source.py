@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import NetworkState, check_connectivity
 
-__all__ = ["state_of", "Notes", "weight_name", "delay_ms", "is_uniform", "scalar", "numeric", "safe_id"]
+__all__ = ["state_of", "Notes", "saved_from_nest", "weight_name", "delay_ms", "is_uniform", "scalar", "numeric", "safe_id"]
 
 #: Per-synapse variables a weight is stored under: NEST's, then the embedded
 #: network's, Brian2's and ANNarchy's.
@@ -98,6 +98,12 @@ class Notes:
             return None
         return (f"export to {to} ({os.fspath(destination)}) is structure and values, not a checkpoint: "
                 + ". ".join(parts) + " (docs/interchange.rst)")
+
+
+def saved_from_nest(state):
+    """Whether the state was captured from NEST (``meta["simulator"]["name"]``)."""
+    simulator = state.meta.get("simulator")
+    return (simulator.get("name") if isinstance(simulator, dict) else simulator) == "nest"
 
 
 def weight_name(proj):

@@ -80,5 +80,8 @@ def _note_state(state, notes):
     """What no export format holds: the run's clock and generators."""
     if state.rng:
         notes.drop(f"random generator states ({', '.join(state.rng)})", "no interchange format has them")
+    seed = (state.meta.get("nest") or {}).get("rng_seed")
+    if seed is not None:
+        notes.drop(f"NEST's rng_seed ({seed})", "set nest.rng_seed before building the circuit")
     if state.time:
         notes.drop(f"the time t = {state.time:.10g} ms", "a circuit starts at 0")

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._version import __version__
-from ._source import delay_ms, safe_id, weight_name
+from ._source import delay_ms, saved_from_nest, safe_id, weight_name
 
 __all__ = ["write"]
 
@@ -39,7 +39,7 @@ POSITIONS = "positions"
 
 def write(path, state, notes):
     """Write ``state`` as one NeuroML 2 HDF5 file at ``path``, atomically."""
-    nest = state.meta.get("simulator") == "nest"
+    nest = saved_from_nest(state)
     ids, taken = {}, set()
     for name in state.populations:
         ids[name] = safe_id(name, taken)

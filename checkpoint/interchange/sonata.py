@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 
 from .._atomic import atomic_write
-from ._source import delay_ms, is_uniform, numeric, safe_id, scalar, weight_name
+from ._source import delay_ms, saved_from_nest, is_uniform, numeric, safe_id, scalar, weight_name
 
 __all__ = ["write", "CIRCUIT_CONFIG", "SIMULATION_CONFIG"]
 
@@ -66,7 +66,7 @@ def write(folder, state, notes):
     written = []
     for sub in (NODES, EDGES, NEURON_MODELS, SYNAPSE_MODELS):
         os.makedirs(os.path.join(folder, sub))
-    nest = state.meta.get("simulator") == "nest"
+    nest = saved_from_nest(state)
     stems, names = set(), {}
     nodes, edges = [], []
     for type_id, (name, pop) in enumerate(state.populations.items(), start=1):
