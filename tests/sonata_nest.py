@@ -10,6 +10,13 @@ Python.
                                                   simulate T ms, record every neuron's spikes
     sonata_nest.py rebuild CIRCUIT SPIKES.npz T   build the exported circuit, simulate as above
     sonata_nest.py connections CIRCUIT OUT.npz    build the circuit; every connection, by population
+    sonata_nest.py nodes CIRCUIT RUN.h5           create the circuit's nodes with NEST's own reader
+                                                  and compare every node's status with the checkpoint
+
+``original`` and ``nodes`` also run with a NEST built without HDF5 (the
+test environment's): ``nodes`` then runs only the Python half of NEST's
+reader, which creates and parametrises the nodes (the C++ half, which
+connects them, needs HDF5).
 """
 
 import json
@@ -89,11 +96,34 @@ def connections(circuit, out):
              sizes=json.dumps({name: len(nodes) for name, nodes in populations.items()}))
 
 
+def nodes(circuit, run):
+    import checkpoint
+    import nest.lib.hl_api_sonata as sonata
+    sonata.have_hdf5 = True   # the nodes need no HDF5 in NEST: h5py reads them (see the docstring)
+    nest.ResetKernel()
+    network = nest.SonataNetwork(os.path.join(circuit, CIRCUIT), sim_config=os.path.join(circuit, SIMULATION))
+    created = network.Create()
+    state = checkpoint.read(run)
+    assert list(created) == list(state.populations), (list(created), list(state.populations))
+    for name, pop in state.populations.items():
+        collection = created[name]
+        assert collection.tolist()[0] == int(name.rsplit("@", 1)[1]), name   # the same node IDs
+        status = collection.get()
+        status = status if len(collection) > 1 else {key: [value] for key, value in status.items()}
+        for var in pop:
+            value = np.asarray(pop[var])
+            if value.ndim == 1 and var in status:
+                assert np.array_equal(np.asarray(status[var]), value), (name, var)
+    assert nest.resolution == state.dt
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "original":
         original(args[0], args[1], float(args[2]))
     elif mode == "rebuild":
         rebuild(args[0], args[1], float(args[2]))
+    elif mode == "nodes":
+        nodes(*args)
     else:
         connections(*args)

@@ -407,14 +407,26 @@ def test_a_state_whose_projection_does_not_fit_is_refused(tmp_path):
 # ------------------------------------------------------------------- NEST
 
 
-def _nest_sonata(*args, timeout=600):
-    if not os.path.exists(NEST_SONATA_PYTHON):
-        pytest.fail(f"no NEST with HDF5 at {NEST_SONATA_PYTHON}: make .venv/.nest-sonata (or set "
+def _nest_sonata(*args, python=NEST_SONATA_PYTHON, timeout=600):
+    if not os.path.exists(python):
+        pytest.fail(f"no NEST with HDF5 at {python}: make .venv/.nest-sonata (or set "
                     "CHECKPOINT_NEST_SONATA_PYTHON)")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    run = subprocess.run([NEST_SONATA_PYTHON, os.path.join(ROOT, "tests", "sonata_nest.py"), *map(str, args)],
+    run = subprocess.run([python, os.path.join(ROOT, "tests", "sonata_nest.py"), *map(str, args)],
                          capture_output=True, text=True, timeout=timeout, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_nests_reader_creates_the_nodes_of_a_nest_checkpoint(tmp_path):
+    """With the test environment's own NEST (no HDF5 needed for this half):
+    a checkpoint saved from NEST, exported, gives NEST's SonataNetwork the
+    same populations, node IDs and every per-node value."""
+    # never ``import nest`` here: this process may hold Brian2 or ANNarchy (the Makefile's first pytest)
+    _nest_sonata("original", tmp_path / "run.h5", tmp_path / "spikes.npz", 10.0, python=sys.executable)
+    export(tmp_path / "circuit", tmp_path / "run.h5", to="sonata")
+    types = (tmp_path / "circuit" / "nodes" / "iaf_psc_alpha_at_1_types.csv").read_text().split()
+    assert "nest:iaf_psc_alpha" in types
+    _nest_sonata("nodes", tmp_path / "circuit", tmp_path / "run.h5", python=sys.executable)
 
 
 @pytest.fixture(scope="module")
