@@ -500,3 +500,17 @@ def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkey
         export(tmp_path / "circuit", network(1), to="sonata", overwrite=True)
     assert tree(tmp_path) == before
     assert sorted(os.listdir(tmp_path)) == ["circuit"]   # no temporary folder left
+
+
+def test_names_hdf5_cannot_hold_are_mapped_apart(tmp_path):
+    net = checkpoint.Network(dt=0.1)
+    a = net.add_population("a/b", 3, variables={"v": 0.0})
+    b = net.add_population("a_b", 2, variables={"v": 1.0})
+    net.add_projection("p/q", a, b, connectivity=(np.array([0, 1, 2]), np.array([0, 2])), variables={"w": 1.0})
+    net.add_projection("p_q", b, a, connectivity=(np.array([0, 1, 1, 2]), np.array([0, 1])), variables={"w": 2.0})
+    with pytest.warns(CheckpointWarning, match="'a/b' .* written as 'a_b'"):
+        checkpoint.export(tmp_path / "circuit", net, to="sonata")
+    config = libsonata.CircuitConfig.from_file(str(tmp_path / "circuit" / "circuit_config.json"))
+    edges = {name: config.edge_population(name) for name in config.edge_populations}
+    assert {(n, e.source, e.target, e.size) for n, e in edges.items()} == \
+        {("p_q", "a_b", "a_b_2", 2), ("p_q_2", "a_b_2", "a_b", 2)}

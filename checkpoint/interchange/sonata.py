@@ -67,21 +67,22 @@ def write(folder, state, notes):
     for sub in (NODES, EDGES, NEURON_MODELS, SYNAPSE_MODELS):
         os.makedirs(os.path.join(folder, sub))
     nest = saved_from_nest(state)
-    stems, names = set(), {}
+    stems, names, edge_names = set(), {}, set()
     nodes, edges = [], []
     for type_id, (name, pop) in enumerate(state.populations.items(), start=1):
         names[name] = _h5_name(name, set(names.values()))
         if names[name] != name:
-            notes.drop(f"the population name {name!r}", f"a SONATA population name cannot hold '/': "
+            notes.drop(f"the population name {name!r}", f"a SONATA population name is unique and holds no '/': "
                        f"written as {names[name]!r}")
         stem = safe_id(name, stems)
         model = f"nest:{name.rsplit('@', 1)[0]}" if nest else None
         nodes.append(_write_population(folder, stem, names[name], pop, type_id, model, nest, notes, written))
     for type_id, (name, proj) in enumerate(state.projections.items(), start=1):
         stem = safe_id(name, stems)
-        edge_name = _h5_name(name, set())
+        edge_name = _h5_name(name, edge_names)
+        edge_names.add(edge_name)
         if edge_name != name:
-            notes.drop(f"the projection name {name!r}", f"a SONATA population name cannot hold '/': "
+            notes.drop(f"the projection name {name!r}", f"a SONATA population name is unique and holds no '/': "
                        f"written as {edge_name!r}")
         model = name.split(" ", 1)[0] if nest else None
         edges.append(_write_projection(folder, stem, edge_name, proj, names, type_id, model, nest, notes,
