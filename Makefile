@@ -50,10 +50,30 @@ $(VENV)/.nest-mpi: $(VENV)/.mpi $(VENV)/.toolchain
 	    -C cmake.define.with-mpi=ON -C cmake.define.with-boost=OFF -C cmake.define.with-gsl=ON
 	touch $(VENV)/.nest $@
 
+# NEST's SonataNetwork (tests/test_interchange.py) needs a NEST built with
+# HDF5 and, in the same process, h5py built against the same HDF5 library
+# (h5py's wheel brings its own, and `import nest` then fails): an environment
+# of its own, used by the tests in a subprocess, with a NEST of the few models
+# they use (NEST_SONATA_MODELS) so that it builds in minutes, not 20.
+NEST_SONATA := $(VENV)/nest-sonata
+NEST_SONATA_MODELS ?= iaf_psc_alpha;iaf_psc_exp;poisson_generator;dc_generator;spike_generator;spike_recorder;static_synapse;stdp_synapse;multimeter;weight_recorder;spike_train_injector
+export CHECKPOINT_NEST_SONATA_PYTHON := $(abspath $(NEST_SONATA))/bin/python
+$(VENV)/.nest-sonata: $(PY) $(VENV)/.toolchain
+	test -f /usr/include/hdf5/serial/hdf5.h || (apt-get update -q && apt-get install -y -q libhdf5-dev)
+	test -x $(NEST_SONATA)/bin/python || $(PYTHON) -m venv $(NEST_SONATA)
+	$(NEST_SONATA)/bin/pip install -q numpy scipy xxhash pandas
+	$(NEST_SONATA)/bin/pip install -q --no-binary h5py h5py
+	$(NEST_SONATA)/bin/python -c "import nest, sys; sys.exit(0 if nest.build_info['have_hdf5'] else 1)" >/dev/null 2>&1 || \
+	  $(NEST_SONATA)/bin/pip install -q --no-cache-dir --no-deps --no-binary nest-simulator 'nest-simulator==$(NEST_VERSION)' \
+	    -C cmake.define.with-hdf5=ON -C cmake.define.with-mpi=OFF -C cmake.define.with-boost=OFF \
+	    -C cmake.define.with-gsl=OFF -C 'cmake.define.with-models=$(NEST_SONATA_MODELS)'
+	touch $@
+
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
-	$(PIP) install -q -e '.[test,brian2,annarchy,mpi,neuron]'
+	$(PIP) install -q -e '.[test,brian2,annarchy,mpi,neuron,sonata,neuroml]'
 	$(MAKE) $(VENV)/.nest-mpi
+	$(MAKE) $(VENV)/.nest-sonata
 	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.mpi $(VENV)/.neuron $(VENV)/.docs $@
 
 demo: $(VENV)/.core

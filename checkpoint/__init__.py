@@ -9,6 +9,7 @@ from .api import load, read, save
 from .errors import (CheckpointError, CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError,
                      FormatLimitError, Interrupted, StructureMismatchError, UnsafeContentError,
                      UnsupportedFormatError, UnsupportedObjectError)
+from .interchange import export
 from .manager import Checkpointer
 from .network import Network, Population, Projection
 from .parameters import load_parameters, save_parameters
@@ -16,7 +17,7 @@ from .restore import RestoreReport
 from .state import NetworkState, PopulationState, ProjectionState
 
 __all__ = [
-    "__version__", "save", "load", "read", "noise", "save_parameters", "load_parameters", "Checkpointer",
+    "__version__", "save", "load", "read", "export", "noise", "save_parameters", "load_parameters", "Checkpointer",
     "Network", "Population", "Projection", "NetworkState", "PopulationState", "ProjectionState",
     "RestoreReport", "CheckpointError", "UnsupportedFormatError", "UnsupportedObjectError",
     "CorruptCheckpointError", "CheckpointNotFoundError", "StructureMismatchError", "UnsafeContentError",

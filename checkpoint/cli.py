@@ -1,4 +1,4 @@
-"""Command line: ``python -m checkpoint inspect|diff|convert|verify|plot``.
+"""Command line: ``python -m checkpoint inspect|diff|convert|export|verify|plot``.
 
 Exit status: 0 success (``diff``: equal; ``verify``: all sound), 1 a
 difference or a damaged file, 2 bad arguments or an unreadable input.
@@ -196,6 +196,13 @@ def cmd_convert(args):
     return 0
 
 
+def cmd_export(args):
+    from .interchange import export
+    export(args.target, args.source, to=args.to, overwrite=args.overwrite)
+    print(f"{args.source} -> {args.target} ({args.to})")
+    return 0
+
+
 def cmd_verify(args):
     from .folder import CheckpointFolder
     if os.path.isdir(args.path):
@@ -299,6 +306,13 @@ def parser():
     s.add_argument("--ranks", type=int, default=None,
                    help="write a sharded checkpoint for N MPI ranks (each population in N blocks)")
     s.set_defaults(run=cmd_convert)
+    s = sub.add_parser("export", help="the network as SONATA (a circuit folder) or NeuroML 2 HDF5 (a file): "
+                       "structure and values, not a checkpoint")
+    s.add_argument("source")
+    s.add_argument("target")
+    s.add_argument("--to", required=True, choices=["sonata", "neuroml"])
+    s.add_argument("--overwrite", action="store_true", help="replace a previous export at target")
+    s.set_defaults(run=cmd_export)
     s = sub.add_parser("verify", help="checksums of a file or of every checkpoint in a folder")
     s.add_argument("path")
     s.set_defaults(run=cmd_verify)
