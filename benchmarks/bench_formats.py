@@ -10,7 +10,8 @@ float64 weights).  In the same run and on the same arrays it times:
 * plain h5py: one dataset per array, fsync'd, and read back;
 * ``checkpoint.save`` / ``checkpoint.load`` (into the live network) / ``checkpoint.read``.
 
-Every time is the best of three runs (five for reads; one for text).  Ratios are raw time / our time: 1.0 is as fast as the raw write, and the
+Every time is the best of three runs (five for reads; one for text).  Ratios are raw time / our time:
+1.0 is as fast as the raw write, and the
 goal for uncompressed HDF5 and npz is >= 0.8.  Peak memory is the most extra
 memory (tracemalloc, which sees numpy's buffers) during the call, divided by
 the size of the state.  Text formats are timed on a fraction of the state

@@ -341,7 +341,8 @@ def _reseed(plan, model, manifest, rank, path):
     entropy = int(manifest.digest or "0", 16)
     for name, rng in model.rng.items():
         bit_generator = rng.state.get("bit_generator", "PCG64") if isinstance(rng.state, dict) else "PCG64"
-        generator = getattr(np.random, bit_generator, np.random.PCG64)(np.random.SeedSequence(entropy, spawn_key=(rank,)))
+        seed = np.random.SeedSequence(entropy, spawn_key=(rank,))
+        generator = getattr(np.random, bit_generator, np.random.PCG64)(seed)
         plan.rng[name] = RngState(name, rng.kind, generator.state)
         plan.report.reseeded.append(f"rng.{name}")
 

@@ -72,7 +72,8 @@ class Retention:
     def permanent(self, time_ms, last_kept_ms, wall, last_kept_wall):
         return bool(
             (self.keep_every_ms and (last_kept_ms is None or
-                                     _interval(time_ms, self.keep_every_ms) > _interval(last_kept_ms, self.keep_every_ms)))
+                                     _interval(time_ms, self.keep_every_ms)
+                                     > _interval(last_kept_ms, self.keep_every_ms)))
             or (self.keep_every_seconds and wall - last_kept_wall >= self.keep_every_seconds))
 
 

@@ -121,7 +121,8 @@ class _Population:
         check_ids(have, pop.global_size, self.path, f"{shard}: {self.name}")
         if self.ids is None:   # the whole population, in global order
             held = pop.size if self.held == "one shard" else self.held
-            if held is not None and self.global_size > held:   # before allocating: some of these neurons would be in no shard
+            # before allocating: some of these neurons would be in no shard
+            if held is not None and self.global_size > held:
                 raise StructureMismatchError(
                     f"{shard} declares a population of {self.global_size} neurons; its shards hold "
                     f"{held}", path=self.path, obj=self.name)

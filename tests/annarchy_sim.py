@@ -42,7 +42,8 @@ def build(directory, seed):
     net.create(5, ann.Izhikevich, name="lonely")
 
     stdp = net.connect(inp, exc, "exc", synapse=ann.STDP, name="stdp")
-    stdp.fixed_probability(0.4, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng), delays=ann.Uniform(0.5, 4.0, rng=net.default_rng))
+    stdp.fixed_probability(0.4, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng),
+                           delays=ann.Uniform(0.5, 4.0, rng=net.default_rng))
     net.connect(exc, lif, "exc", name="uniform").fixed_number_pre(10, weights=0.4, delays=2.0)
     net.connect(exc, exc, "inh", name="inhibition").fixed_probability(0.1, weights=1.0)
     net.connect(rate_in, rate_out, "exc", synapse=oja, name="oja").fixed_probability(

@@ -1,6 +1,5 @@
 """Bad files and bad arguments: a clear CheckpointError, and nothing changes."""
 
-import json
 import os
 import pickle
 import subprocess
@@ -17,7 +16,7 @@ import checkpoint
 from checkpoint import (CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError,
                         UnsupportedFormatError)
 import forge
-from helpers import arrays_of, assert_same_arrays, file_digest, folder_digests, izhikevich_network, load_fails
+from helpers import arrays_of, assert_same_arrays, file_digest, izhikevich_network, load_fails
 
 BINARY = ["h5", "npz", "mat", "txt", "txt.gz"]
 

@@ -16,7 +16,6 @@ done live both ways: written here, loaded there, and back.
 import glob
 import os
 import re
-import subprocess
 import sys
 import warnings
 

@@ -5,7 +5,6 @@ naming the file, in a child process that does not crash, hang or allocate
 much, and leave the network and the folder as they were."""
 
 import json
-import math
 import os
 import struct
 import subprocess
@@ -14,12 +13,11 @@ import warnings
 import zipfile
 import zlib
 
-import h5py
 import numpy as np
 import pytest
 
 import checkpoint
-from checkpoint import CheckpointError, CheckpointWarning, CorruptCheckpointError, UnsafeContentError
+from checkpoint import CheckpointError, CheckpointWarning, CorruptCheckpointError
 import forge
 from helpers import arrays_of, assert_same_arrays, izhikevich_network, load_fails
 

@@ -253,7 +253,8 @@ CONTRACT = ["test_the_adapter_declares_its_contract", "test_capture_and_describe
 def test_the_adapter_contract(tmp_path, test):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
-                           str(tmp_path / "t"), f"{os.path.join(HERE, 'neuron_contract.py')}::TestNEURONContract::{test}"],
+                           str(tmp_path / "t"),
+                           f"{os.path.join(HERE, 'neuron_contract.py')}::TestNEURONContract::{test}"],
                           capture_output=True, text=True, env=env, timeout=300, cwd=HERE)
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 

@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import NetworkState, check_connectivity
 
-__all__ = ["state_of", "Notes", "saved_from_nest", "weight_name", "delay_ms", "is_uniform", "scalar", "numeric", "safe_id"]
+__all__ = ["state_of", "Notes", "saved_from_nest", "weight_name", "delay_ms", "is_uniform", "scalar", "numeric",
+           "safe_id"]
 
 #: Per-synapse variables a weight is stored under: NEST's, then the embedded
 #: network's, Brian2's and ANNarchy's.

@@ -33,7 +33,8 @@ def check_spike_generator(group, values, path, name):
 
     def refuse(why, var):
         raise CorruptCheckpointError(why, path=path, obj=f"{name}.{var}")
-    if indices.ndim != 1 or indices.dtype.kind not in "iu" or times.shape != indices.shape or bins.shape != indices.shape:
+    if indices.ndim != 1 or indices.dtype.kind not in "iu" or times.shape != indices.shape \
+            or bins.shape != indices.shape:
         refuse("the spikes' neuron indices, times and time bins are not one of each per spike", "neuron_index")
     if len(indices) and (indices.min() < 0 or indices.max() >= len(group)):
         refuse(f"a spike's neuron index is outside the group of {len(group)}", "neuron_index")
