@@ -154,6 +154,11 @@ def check(monitor, values, meta, path):
                 raise CorruptCheckpointError(f"{variable!r} is not one row of {_recorded_size(monitor)} "
                                              "values per record", path=path, obj=name)
             data[variable] = np.asarray(rows, np.float64)
+    # the schema checked the types; that they name this monitor's variables is checked here
+    if set(meta["recording"]) != set(monitor.variables):
+        raise CorruptCheckpointError("bad recording flags", path=path, obj=name)
+    if any(set(meta[key]) != set(monitor.variables) for key in ("recorded", "last_recorded")):
+        raise CorruptCheckpointError("bad recording times", path=path, obj=name)
     times = {key: {v: {"start": list(t["start"]), "stop": list(t["stop"])} for v, t in meta[key].items()}
              for key in ("recorded", "last_recorded")}
     return data, dict(meta["recording"]), times
@@ -208,10 +213,10 @@ def _validate_monitor(entry, path, name):
             f"a monitor's period_offset is {_shown(offset)}, expected a number of ms in [0, {MAX_PERIOD_MS:g}]",
             path, name)
     recording = entry.get("recording")
-    require(isinstance(recording, dict) and set(recording) == set(variables)
-            and all(isinstance(flag, bool) for flag in recording.values()), "bad recording flags", path, name)
+    require(isinstance(recording, dict) and all(isinstance(flag, bool) for flag in recording.values()),
+            "bad recording flags", path, name)
     for key in ("recorded", "last_recorded"):
-        require(_valid_times(entry.get(key), variables), "bad recording times", path, name)
+        require(_valid_times(entry.get(key)), "bad recording times", path, name)
 
 
 def _shown(value):
@@ -220,12 +225,12 @@ def _shown(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _valid_times(times, variables):
-    """``{variable: {"start": [step, ...], "stop": [step or None, ...]}}``, one entry per variable."""
+def _valid_times(times):
+    """``{variable: {"start": [step, ...], "stop": [step or None, ...]}}``."""
     def steps(values, optional):
         return isinstance(values, list) and values and all(
             (optional and v is None) or (is_int(v) and 0 <= v < 2 ** 62) for v in values)
-    return isinstance(times, dict) and set(times) == set(variables) and all(
+    return isinstance(times, dict) and all(
         isinstance(t, dict) and steps(t.get("start"), False) and steps(t.get("stop"), True)
         and len(t["start"]) == len(t["stop"]) for t in times.values())
 
