@@ -24,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def observe(h, net, t_from):
     from checkpoint.adapters import adapter_for
-    spikes, ids = np.array(net["spikes"]), np.array(net["ids"])
+    # by value: whether numpy reads a hoc.Vector directly depends on the
+    # numpy release (numpy < 2.4 raised "setting an array element with a sequence")
+    spikes = np.array(net["spikes"].to_python(), np.float64)
+    ids = np.array(net["ids"].to_python(), np.float64)
     keep = spikes > t_from
     state = adapter_for(h).capture()
     out = {"spikes": spikes[keep], "spike_ids": ids[keep], "t": np.array([h.t])}
