@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # ANNarchy's cmake calls the first python3 on PATH: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# NEST built with MPI (.nest-mpi) links the mpich wheel's libmpi.so.12, which
+# lives in the venv's lib/ and not on the loader's path: without this,
+# `import nest` fails with "libmpi.so.12: cannot open shared object file".
+export LD_LIBRARY_PATH := $(abspath $(VENV))/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 
 .PHONY: demo test lint test-brian2-matrix docs fuzz bench clean example-izhikevich example-brian2 example-annarchy example-nest example-neuron example-mpi
 
