@@ -75,7 +75,7 @@ $(VENV)/.nest-sonata: $(PY) $(VENV)/.toolchain
 
 # The tests run the real simulators: they are installed here.
 $(VENV)/.test: $(VENV)/.core $(VENV)/.toolchain
-	$(PIP) install -q -e '.[test,brian2,annarchy,mpi,neuron,sonata,neuroml]'
+	$(PIP) install -q -e '.[test,brian2,annarchy,mpi,neuron,sonata,neuroml,nwb]'
 	$(MAKE) $(VENV)/.nest-mpi
 	$(MAKE) $(VENV)/.nest-sonata
 	touch $(VENV)/.brian2 $(VENV)/.annarchy $(VENV)/.mpi $(VENV)/.neuron $(VENV)/.docs $@

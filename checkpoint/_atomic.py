@@ -65,8 +65,12 @@ def remove_stale_temporaries(path):
 
 
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path, sync_folder=True):
     """Yield a temporary path; on success make it ``path`` durably.
+
+    ``sync_folder=False`` leaves the folder's fsync to the caller's next
+    atomic write into the same folder, which makes both renames durable
+    (a recordings segment and the checkpoint that commits it).
 
     On any exception the temporary file is removed and ``path`` is left as it
     was.  I/O errors (disk full, file too large, permissions; h5py raises
@@ -91,6 +95,8 @@ def atomic_write(path):
         if isinstance(exc, RuntimeError) and "errno" in str(exc):  # h5py reports I/O errors so
             raise CheckpointError(f"could not write the file: {exc}", path=path) from exc
         raise
+    if not sync_folder:
+        return
     try:
         fsync_path(folder, directory=True)
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m checkpoint inspect|diff|convert|export|verify|plot``.
+"""Command line: ``python -m checkpoint inspect|diff|convert|export|verify|plot|recordings``.
 
 Exit status: 0 success (``diff``: equal; ``verify``: all sound), 1 a
 difference or a damaged file, 2 bad arguments or an unreadable input.
@@ -286,6 +286,25 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_recordings(args):
+    from .recordings import recordings
+    from .recordings.export import export
+    with recordings(args.folder, lazy=args.out is None) as rec:
+        if args.out:
+            export(rec, args.out)
+            print(f"{args.out}: {len(rec)} recorders, t = {rec.t_start} .. {rec.t_end} ms")
+            return 0
+        if rec.run is None:
+            print(f"{args.folder}: its newest checkpoint, {os.path.basename(rec.checkpoint)}, commits no recordings")
+            return 0
+        print(f"{args.folder}: run {rec.run}, t = {rec.t_start} .. {rec.t_end} ms, {len(rec.segments)} segments "
+              f"(committed by {os.path.basename(rec.checkpoint)})")
+        for name, recording in rec.items():
+            shapes = ", ".join(f"{var} {tuple(a.shape)} {a.dtype}" for var, a in recording.items())
+            print(f"  {name!r} ({recording.kind}): {len(recording['t'])} records; {shapes}")
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="checkpoint", description="Inspect, compare, convert and verify "
                                 "neural network checkpoints.")
@@ -320,6 +339,11 @@ def parser():
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(run=cmd_plot)
+    s = sub.add_parser("recordings", help="the recordings of a run in a Checkpointer's folder: a summary, "
+                       "or the whole run as one file")
+    s.add_argument("folder")
+    s.add_argument("--out", default=None, help="write them to this .h5, .npz, .mat or .nwb file")
+    s.set_defaults(run=cmd_recordings)
     return p
 
 

@@ -31,6 +31,7 @@ from .errors import CheckpointError, CheckpointWarning, CorruptCheckpointError, 
 from ._ranks import ONE_PROCESS, on_leader
 from .folder import CheckpointFolder, checkpoint_name
 from .formats import format_for, read_state, write_state
+from .recordings import RecordingLog
 
 __all__ = ["Checkpointer", "SaveSchedule", "Retention"]
 
@@ -103,6 +104,12 @@ class Checkpointer:
         stops at once (``KeyboardInterrupt``).
     monitors : bool
         Save and restore the simulator's monitors too (see :func:`checkpoint.save`).
+    recordings : bool
+        At every checkpoint, write what each monitor recorded since the
+        previous one as a segment beside it and empty the monitor; a resume
+        goes on from the segments its checkpoint lists, and
+        :func:`checkpoint.recordings` reads the whole run
+        (:mod:`checkpoint.recordings`).  Not with ``monitors`` or ``comm``.
     comm : mpi4py communicator, optional
         An MPI run: every rank creates a Checkpointer on the same folder with
         its own part of the model and calls every method at the same points.
@@ -133,7 +140,8 @@ class Checkpointer:
     def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
                  keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
                  signals=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None,
-                 create=True, monitors=False, comm=None, read_only=False, schedule=None, retention=None):
+                 create=True, monitors=False, comm=None, read_only=False, schedule=None, retention=None,
+                 recordings=False):
         self.directory = os.path.abspath(os.fspath(directory))
         self.obj = obj
         self.monitors = monitors
@@ -164,6 +172,7 @@ class Checkpointer:
             self.folder = CheckpointFolder(self.directory, read_only=True)
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
+        self._recordings = self._recording_log(recordings, monitors, time_ms, step)
         kept = [p for p in self._files() if p[2]]
         self._last_kept = (self._time_of(kept[-1][1]) if kept else None, time.monotonic())
         self._install_signals(() if read_only else signals)
@@ -244,6 +253,8 @@ class Checkpointer:
                                                                       **load_options))
         for _, path, _ in reversed(self._files()):
             try:
+                if self._recordings is not None:   # its listing of segments, before the network changes
+                    self._recordings.check_committed(path)
                 report = load(path, self.obj, **dict({"monitors": self.monitors}, **load_options))
             except CorruptCheckpointError as exc:
                 warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=2)
@@ -253,6 +264,10 @@ class Checkpointer:
 
     def _resumed(self, path, report):
         time_ms, step = self._clock()
+        if self._recordings is not None:
+            checkpoint_state = read_state(path, lazy=True)   # its meta lists the committed segments
+            checkpoint_state.close()
+            self._recordings.resume(checkpoint_state.meta, path, self._recorders(), time_ms, step)
         self._last = (step, time_ms, time.monotonic())
         self._saved_step = step
         log.info("resumed from %s at step %d (t=%s ms)", path, step, format_ms(time_ms))
@@ -316,13 +331,14 @@ class Checkpointer:
         self._saved_step = state.step
         state.meta["user"] = dict(self.metadata or {})
         path = self._start_save(state.step, state.time)
+        segment = self._take_recordings(state)   # the recorders' own arrays, taken: no copy needed
         if self.background:
             snapshot = _snapshot(state, self._buffers)
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
-            self._future = self._executor.submit(self._commit, path, snapshot)
+            self._future = self._executor.submit(self._commit, path, snapshot, segment)
         else:
-            self._commit(path, state)
+            self._commit(path, state, segment)
         return path
 
     def _start_save(self, step, time_ms):
@@ -359,8 +375,12 @@ class Checkpointer:
         self._on_leader(lambda: (self.folder.record(path), self._apply_retention(path)), "delete old checkpoints")
         return path
 
-    def _commit(self, path, state):
+    def _commit(self, path, state, segment=None):
         started = time.perf_counter()
+        if self._recordings is not None:   # the segment first: the checkpoint commits it
+            if segment is not None:
+                self._recordings.write(segment, state.meta.get("simulator"))
+            state.meta["recordings"] = self._recordings.listing()
         write_state(path, state, None, self.compression)
         stat = os.stat(path)
         self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
@@ -368,6 +388,33 @@ class Checkpointer:
         log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
                  format_ms(state.time), stat.st_size / 1e6, time.perf_counter() - started)
         self._apply_retention(path)
+
+    # ------------------------------------------------------------ recordings
+
+    def _recording_log(self, recordings, monitors, time_ms, step):
+        if not recordings or self.read_only:
+            return None
+        if monitors or self.sharded:
+            raise CheckpointError("recordings=True works without monitors=True (segments replace saving them "
+                                  "whole) and without comm (one process)", path=self.directory)
+        if not getattr(self.adapter, "records", False):
+            raise CheckpointError(f"{self.adapter.simulator}: recordings=True is not supported for this object",
+                                  path=self.directory)
+        return RecordingLog(self.directory, self.suffix, time_ms, step)
+
+    def _take_recordings(self, state):
+        """Take what the recorders recorded since the last checkpoint (emptying them)."""
+        if self._recordings is None:
+            return None
+        self._recordings.check_folder([p for _, p, _ in self._files()])
+        return self._recordings.take(self._recorders(), state.time, state.step)
+
+    def _recorders(self):
+        """The adapter's recorders, asked for once: a recorder keeps between
+        takes what it needs to know (ANNarchy's: the step of the last one)."""
+        if getattr(self, "_recorder_list", None) is None:
+            self._recorder_list = self.adapter.recorders()
+        return self._recorder_list
 
     def _apply_retention(self, newest):
         """Delete old checkpoints beyond ``keep``, only after ``newest`` is

@@ -8,7 +8,7 @@ arrays itself (see examples/izhikevich_stdp.py).  Everything here is what
 import numpy as np
 import scipy.sparse
 
-__all__ = ["Network", "Population", "Projection"]
+__all__ = ["Network", "Population", "Projection", "SpikeRecorder", "StateRecorder"]
 
 
 def _as_global(value):
@@ -244,6 +244,91 @@ class Projection(_Group):
         return f"Projection({self.name!r}, {self.pre.name!r} -> {self.post.name!r}, synapses={self.nnz})"
 
 
+class _Recorder:
+    """What a recorder of the embedded network shares: a name, the network
+    whose clock stamps each record, chunks appended by :meth:`record` and
+    handed over, and emptied, by :meth:`take` (a Checkpointer with
+    ``recordings=True`` takes them at every checkpoint)."""
+
+    kind = None
+
+    def __init__(self, name, network, population, var):
+        if not isinstance(name, str) or not name:
+            raise ValueError("a name must be a non-empty string")
+        if var not in population:
+            raise ValueError(f"population {population.name!r} has no variable {var!r}")
+        self.name, self.network, self.population, self.var = name, network, population, var
+        self._times, self._chunks = [], []
+
+    def units(self):
+        return {"t": "ms"}
+
+    def drop(self):
+        """Empty the recorder, discarding what it holds."""
+        self.take()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, {self.population.name}.{self.var})"
+
+
+class SpikeRecorder(_Recorder):
+    """Records, at each :meth:`record`, the neurons of ``population`` whose
+    boolean variable ``var`` is true, with the network's time.  ``i`` and
+    ``t`` (ms) are what it recorded since the last :meth:`take`."""
+
+    kind = "events"
+
+    def record(self):
+        fired = np.flatnonzero(self.population[self.var])
+        self._chunks.append(fired.astype(np.int64, copy=False))
+        self._times.append(np.full(len(fired), self.network.time, dtype=np.float64))
+
+    def take(self):
+        """``{"i", "t"}`` since the last take; the recorder is emptied."""
+        i = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int64)
+        t = np.concatenate(self._times) if self._times else np.zeros(0, np.float64)
+        self._times, self._chunks = [], []
+        return {"i": i, "t": t}
+
+    @property
+    def i(self):
+        return np.concatenate([np.zeros(0, np.int64)] + self._chunks)
+
+    @property
+    def t(self):
+        return np.concatenate([np.zeros(0, np.float64)] + self._times)
+
+
+class StateRecorder(_Recorder):
+    """Samples ``var`` of the neurons ``indices`` of ``population`` (all by
+    default) at each :meth:`record`: ``t`` (ms) and ``var`` (times x
+    neurons) since the last :meth:`take`."""
+
+    kind = "samples"
+
+    def __init__(self, name, network, population, var, indices=None):
+        super().__init__(name, network, population, var)
+        size = population.size
+        self._index = np.arange(size, dtype=np.int64) if indices is None else np.array(indices, np.int64).reshape(-1)
+        if len(self._index) and (self._index.min() < 0 or self._index.max() >= size):
+            raise ValueError(f"{name}: indices must be in [0, {size})")
+        self._dtype = np.asarray(population[var]).dtype
+
+    def index(self):
+        return self._index.copy()
+
+    def record(self):
+        self._chunks.append(np.asarray(self.population[self.var])[self._index].copy())
+        self._times.append(self.network.time)
+
+    def take(self):
+        """``{"t", var}`` since the last take; the recorder is emptied."""
+        values = np.stack(self._chunks) if self._chunks else np.zeros((0, len(self._index)), self._dtype)
+        t = np.array(self._times, dtype=np.float64)
+        self._times, self._chunks = [], []
+        return {"t": t, self.var: values}
+
+
 class Network:
     """A network of populations and projections held in numpy arrays.
 
@@ -261,6 +346,7 @@ class Network:
         self.rng = np.random.default_rng(seed)
         self.populations = {}
         self.projections = {}
+        self.recorders = {}
 
     @property
     def time(self):
@@ -294,6 +380,31 @@ class Network:
                           semiglobal, internal, delays)
         self.projections[name] = proj
         return proj
+
+    def add_spike_recorder(self, name, population, var="spiked"):
+        """Record the neurons of ``population`` whose boolean ``var`` is true
+        at each :meth:`record` (a :class:`SpikeRecorder`)."""
+        return self._add_recorder(SpikeRecorder(name, self, self._population(population), var))
+
+    def add_state_recorder(self, name, population, var, indices=None):
+        """Sample ``var`` of ``indices`` (all by default) at each :meth:`record`
+        (a :class:`StateRecorder`)."""
+        return self._add_recorder(StateRecorder(name, self, self._population(population), var, indices))
+
+    def record(self):
+        """Every recorder records, stamped with the current :attr:`time`;
+        a script calls it once per step, after the step."""
+        for recorder in self.recorders.values():
+            recorder.record()
+
+    def _population(self, population):
+        return self.populations[population] if isinstance(population, str) else population
+
+    def _add_recorder(self, recorder):
+        if recorder.name in self.recorders:
+            raise ValueError(f"a recorder named {recorder.name!r} exists already")
+        self.recorders[recorder.name] = recorder
+        return recorder
 
     def __repr__(self):
         return (f"Network(dt={self.dt}, step={self.step}, populations={list(self.populations)}, "

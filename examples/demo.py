@@ -7,7 +7,9 @@ The seed network (two Izhikevich populations, pop0 -> pop1 with STDP) is
 simulated on the embedded checkpoint.Network with a checkpoint every 500 ms
 of simulated time.  At the end the final state is saved in every format and
 each file is loaded into a freshly built network in a new process; a picture
-of the weights and spikes is written to demo-output/demo.png.
+of the weights and of the spikes of the whole run (its recordings, which
+survive every stop and resume: ``recordings=True``) is written to
+demo-output/demo.png.
 """
 
 import logging
@@ -28,21 +30,25 @@ FORMATS = ["h5", "npz", "mat", "txt", "txt.gz"]
 log = logging.getLogger("demo")
 
 
+def build():
+    """The seed network, with a spike recorder on each population."""
+    net = izhikevich_stdp.build()
+    net.add_spike_recorder("spikes0", "pop0")
+    net.add_spike_recorder("spikes1", "pop1")
+    return net
+
+
 def simulate(net, ckpt, steps):
-    """Run to ``steps``, recording the spikes of this process's last 2000 steps."""
+    """Run to ``steps``; the recorders' spikes go into the checkpoint folder
+    as one segment per checkpoint."""
     from tqdm import tqdm
-    raster = []
     with tqdm(total=steps, initial=net.step, unit="step", desc="simulating", mininterval=0.5,
               disable=None) as bar:
         while net.step < steps:
             izhikevich_stdp.step(net)
-            spikes = np.concatenate([np.flatnonzero(net.populations["pop0"].spiked),
-                                     800 + np.flatnonzero(net.populations["pop1"].spiked)])
-            raster.append((net.step, spikes))
-            del raster[:-2000]
+            net.record()
             bar.update(1)
             ckpt.maybe_save()
-    return raster
 
 
 def reload_in_fresh_process(paths):
@@ -59,7 +65,7 @@ def reload_in_fresh_process(paths):
     subprocess.run([sys.executable, "-c", code, *paths], check=True)
 
 
-def picture(net, raster, path):
+def picture(net, rec, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -77,11 +83,13 @@ def picture(net, raster, path):
     axes[1].set(title="final weights (pop1 x first 200 of pop0; 0: no synapse)", xlabel="pre neuron",
                 ylabel="post neuron")
     fig.colorbar(image, ax=axes[1], label="w (synaptic weight)")
-    if raster:
-        steps = np.concatenate([np.full(len(s), t) for t, s in raster]) * net.dt
-        ranks = np.concatenate([s for _, s in raster])
-        axes[2].scatter(steps, ranks, s=0.3, c=np.where(ranks < 800, "tab:blue", "tab:red"))
-    axes[2].set(title="spikes (last 1 s of this process; red: pop1)", xlabel="t (ms)", ylabel="neuron")
+    # the whole run's spikes, from its recordings: the same whether it was stopped and resumed or not
+    times = np.concatenate([rec["spikes0"]["t"], rec["spikes1"]["t"]]) / 1000.0
+    ranks = np.concatenate([rec["spikes0"]["i"], 800 + rec["spikes1"]["i"]])
+    axes[2].scatter(times, ranks, s=0.3, linewidths=0, rasterized=True,
+                    c=np.where(ranks < 800, "tab:blue", "tab:red"))
+    axes[2].set(title=f"spikes of the whole run ({len(times)}; red: pop1)", xlabel="t (s)", ylabel="neuron",
+                xlim=(0, net.time / 1000.0))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -89,10 +97,11 @@ def picture(net, raster, path):
 def main():
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     os.makedirs(OUT, exist_ok=True)
-    net = izhikevich_stdp.build()
+    net = build()
     steps = int(round(SIM_MS / net.dt))
-    with checkpoint.Checkpointer(os.path.join(OUT, "checkpoints"), net, every_ms=500.0, keep=3,
-                                 keep_every_ms=5000.0) as ckpt:   # Ctrl-C, SIGTERM, SIGUSR1 stop it
+    folder = os.path.join(OUT, "checkpoints")
+    with checkpoint.Checkpointer(folder, net, every_ms=500.0, keep=3, keep_every_ms=5000.0,
+                                 recordings=True) as ckpt:   # Ctrl-C, SIGTERM, SIGUSR1 stop it
         report = ckpt.restore_latest()
         if report is None:
             print(f"starting a {SIM_MS / 1000:g} s simulation; Ctrl-C stops it with a checkpoint")
@@ -103,7 +112,7 @@ def main():
         else:
             print(f"resuming from {os.path.basename(ckpt.latest())} at t = {net.time:.0f} ms")
         try:
-            raster = simulate(net, ckpt, steps)
+            simulate(net, ckpt, steps)
         except checkpoint.Interrupted as stop:
             print(f"\nstopped at t = {net.time:.0f} ms; checkpoint {stop.path}\n"
                   "run 'make demo' again to resume")
@@ -122,7 +131,7 @@ def main():
     print(f"expected:                            mean w = {net.projections['proj0'].w.mean():.6f}, "
           f"next noise draw = {net.rng.standard_normal():+.6f}")
     png = os.path.join(OUT, "demo.png")
-    picture(net, raster, png)
+    picture(net, checkpoint.recordings(folder), png)
     print(f"picture: {png}")
     return 0
 

@@ -15,7 +15,7 @@ LAYERS = {
     "adapters": 3,
     "local": 4, "parameters": 4,
     "distributed": 5,
-    "api": 6, "folder": 6,
+    "api": 6, "folder": 6, "recordings": 6,
     "manager": 7, "interchange": 7,
     "cli": 8, "__main__": 8, "__init__": 9,
 }

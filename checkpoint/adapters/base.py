@@ -56,8 +56,21 @@ load cannot put recorded events back), :attr:`Adapter.exact_restart`
 :attr:`Adapter.restores_dt` (the restore plan warns about another time
 step unless the adapter sets it), :attr:`Adapter.takes_simulator_order`
 (``local.prepare_load`` reads per-synapse arrays in the file's simulator
-order for it).  The conformance suite every adapter runs is
+order for it), :attr:`Adapter.records` (a Checkpointer with
+``recordings=True`` streams its ``recorders()``, and refuses to start for an
+adapter without).  The conformance suite every adapter runs is
 ``tests/adapter_contract.py``.
+
+Recordings
+----------
+
+An adapter that :attr:`~Adapter.records` returns its recording devices from
+``recorders()``: one :class:`Recorder` each, named as ``checkpoint.read()``
+names the object.  A Checkpointer with ``recordings=True`` calls
+``recorders()`` once, then ``take()`` on each at every checkpoint (and
+``drop()`` after a restore: what a monitor held is from before it); the
+segment files are
+:mod:`checkpoint.recordings`' business, not the adapter's.
 """
 
 import abc
@@ -95,6 +108,8 @@ class Adapter(abc.ABC):
     #: (``Plan.simulator_order``) rather than CSR order, so that a file written
     #: in this simulator's own order is never permuted (Brian2)
     takes_simulator_order = False
+    #: ``recorders()`` gives recording devices a Checkpointer can take and empty
+    records = False
 
     def __init__(self, obj):
         self.obj = obj
@@ -129,6 +144,10 @@ class Adapter(abc.ABC):
         meta = self.capture(populations=False, projections=False).meta
         return meta["time"], meta["step"]
 
+    def recorders(self) -> list:
+        """The :class:`Recorder` of each recording device, by name (``[]`` by default)."""
+        return []
+
     def apply(self, plan: Plan) -> None:
         """Apply ``plan``; on any failure undo what was done and re-raise."""
         self.apply_reversibly(plan)
@@ -150,6 +169,42 @@ class Adapter(abc.ABC):
         """Raise before any change if a random generator state cannot be set."""
         for name, rng in plan.rng.items():
             check_numpy_rng_state(rng, plan.report.path)
+
+
+class Recorder(abc.ABC):
+    """One recording device, as a Checkpointer with ``recordings=True`` sees it.
+
+    ``kind`` is ``"events"`` (arrays of one value per event: ``i`` the
+    neuron, ``t`` the time, and any recorded variable) or ``"samples"``
+    (``t`` the sample times; each variable an array of times x recorded
+    neurons; ``index``, the recorded neurons, is given by :meth:`index`).
+    Every array's first axis is the record axis, so that intervals
+    concatenate.  Times are in ms of the run's own clock, continuous across
+    restarts; other values in the unit ``units`` gives (SI for Brian2).
+    """
+
+    #: the object's name, as ``checkpoint.read()`` names it
+    name = None
+    #: "events" or "samples"
+    kind = "events"
+
+    @abc.abstractmethod
+    def take(self) -> dict:
+        """``{var: array}`` of what was recorded since the last take, and
+        empty the device in place (the arrays returned are the caller's)."""
+
+    def drop(self) -> None:
+        """Empty the device, discarding what it holds: after a restore, it
+        is from before it (or from nothing the run will keep)."""
+        self.take()
+
+    def units(self) -> dict:
+        """``{var: unit}`` of the arrays :meth:`take` returns, where known."""
+        return {"t": "ms"}
+
+    def index(self):
+        """The recorded neurons of a ``samples`` recorder (None: not known)."""
+        return None
 
 
 def check_numpy_rng_state(rng, path):

@@ -15,6 +15,7 @@ RNG_KIND = "numpy.random.Generator"
 class EmbeddedAdapter(Adapter):
     simulator = "checkpoint.Network"
     shardable = True     # each rank holds its own embedded network
+    records = True       # its SpikeRecorder and StateRecorder
 
     def __init__(self, obj):
         super().__init__(obj)
@@ -52,6 +53,10 @@ class EmbeddedAdapter(Adapter):
 
     def clock(self):
         return self.network.time, self.network.step
+
+    def recorders(self):
+        # the network's recorders follow checkpoint.adapters.base.Recorder
+        return list(self.network.recorders.values()) if self.content == "network" else []
 
     # -- restore ----------------------------------------------------------------
 

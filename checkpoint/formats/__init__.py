@@ -42,15 +42,17 @@ def format_for(path, format=None):
     raise UnsupportedFormatError(f"unknown file suffix; use one of: {choices()}", path=path)
 
 
-def write_state(path, state, format=None, compression=None, progress=False):
+def write_state(path, state, format=None, compression=None, progress=False, sync_folder=True):
     """Write ``state`` to ``path`` atomically in the chosen format; return
-    the digest of its manifest (which covers every array's checksum)."""
+    the digest of its manifest (which covers every array's checksum).
+    ``sync_folder``: see :func:`checkpoint._atomic.atomic_write`."""
     fmt = format_for(path, format)
     compression = for_format(compression, fmt, path)   # refused here, before any file exists
     manifest, items = flatten(state, fmt.keys(), path)
     manifest_text, digest = encode_manifest(manifest, path)
     total = sum(array.nbytes for _, array in items)
-    with progress_bar(progress, total, f"saving {os.path.basename(os.fspath(path))}"), atomic_write(path) as tmp:
+    label = f"saving {os.path.basename(os.fspath(path))}"
+    with progress_bar(progress, total, label), atomic_write(path, sync_folder) as tmp:
         fmt.write(tmp, manifest_text, digest, manifest, with_progress(items), compression)
     return digest
 

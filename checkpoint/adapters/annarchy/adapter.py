@@ -25,6 +25,7 @@ class ANNarchyAdapter(Adapter):
     simulator = "ANNarchy"
     captures_monitors = True
     restores_monitors = True   # population monitors; others are refused (see .monitors)
+    records = True             # population monitors, streamed by a Checkpointer: see .recordings
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
@@ -101,6 +102,10 @@ class ANNarchyAdapter(Adapter):
 
     def clock(self):
         return float(self.network.time), int(self.network.current_step)
+
+    def recorders(self):
+        from .recordings import recorders
+        return recorders(self.network) if self.content == "network" else []
 
     # ------------------------------------------------------------- restore
 

@@ -27,6 +27,7 @@ class Brian2Adapter(Adapter):
     restores_monitors = True
     restores_dt = True        # each clock's dt, as Brian2's own restore() does
     takes_simulator_order = True   # per-synapse arrays in Brian2's order: no gather, no scatter
+    records = True            # its monitors: see .recordings
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
@@ -114,6 +115,10 @@ class Brian2Adapter(Adapter):
     def clock(self):
         t, step, _, _ = self._clocks()
         return t * 1e3, step
+
+    def recorders(self):
+        from .recordings import recorders
+        return recorders(all_objects(self.network)) if self.network is not None else []
 
     # ------------------------------------------------------------- restore
 

@@ -35,6 +35,7 @@ class NESTAdapter(Adapter):
     exact_restart = False   # NEST keeps its generators, spikes in flight and currents out of reach
     shardable = True        # under MPI each rank saves its own neurons and their incoming connections
     captures_monitors = True    # recorders' events, for analysis; NEST cannot set them back
+    records = True              # recording devices to memory, streamed by a Checkpointer: see .recordings
     simulator = "nest"
 
     def __init__(self, obj, monitors=False):
@@ -70,6 +71,10 @@ class NESTAdapter(Adapter):
         nest = nest_module()
         time = float(nest.biological_time) + time_offset()
         return time, int(round(time / nest.resolution))
+
+    def recorders(self):
+        from .recordings import recorders
+        return recorders(time_offset) if self.content == "network" else []
 
     def capture(self, populations=True, projections=True):
         state, found = self._capture(populations, projections)

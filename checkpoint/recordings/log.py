@@ -1,0 +1,160 @@
+"""The writer's side: which segments a run has written, and which are committed.
+
+A Checkpointer with ``recordings=True`` owns one :class:`RecordingLog`.  At
+each checkpoint it takes what every recorder recorded (emptying it),
+writes it as the next segment, and puts :meth:`RecordingLog.listing` in
+the checkpoint's meta: the run and every segment written so far, each
+``[name, size, digest]``, as a manifest binds its shards.  A checkpoint
+thereby commits the segments written before it; on a resume from it the
+segments it does not list (written by a save that was killed before its
+checkpoint) are removed, and the run goes on from the last one it lists.
+"""
+
+import contextlib
+import logging
+import os
+import secrets
+
+from .._atomic import TMP_MARK, remove_stale_temporaries
+from ..errors import CheckpointError, CorruptCheckpointError
+from ..formats import read_state
+from ..formats.schema import is_number, require
+from .segments import (CONTENT, Segment, check_entry, parse_segment_name, remove_segment, valid_run,
+                       write_segment)
+
+__all__ = ["RecordingLog", "listing_of"]
+
+log = logging.getLogger("checkpoint")
+
+
+def listing_of(meta, path):
+    """``(run, t_start, entries)`` of a checkpoint's meta, checked; None
+    when the checkpoint commits no recordings."""
+    listing = meta.get(CONTENT)
+    if listing is None:
+        return None
+    require(isinstance(listing, dict) and valid_run(listing.get("run")), "meta 'recordings' has no run", path)
+    require(is_number(listing.get("t_start")), "meta 'recordings.t_start' is not a time", path)
+    entries = listing.get("segments")
+    require(isinstance(entries, list), "meta 'recordings.segments' is not a list", path)
+    return listing["run"], listing["t_start"], [check_entry(e, path) for e in entries]
+
+
+class RecordingLog:
+    """The segments of one run in one folder (see the module docstring)."""
+
+    def __init__(self, directory, suffix, time_ms, step):
+        self.directory, self.suffix = directory, suffix
+        self._fresh(time_ms, step)
+
+    def _fresh(self, time_ms, step):
+        self.run = secrets.token_hex(8)
+        self.t_start = float(time_ms)
+        self.entries = []
+        self._last = (float(time_ms), int(step))
+        self.resumed = False
+
+    # ------------------------------------------------------------ resuming
+
+    def resume(self, checkpoint_meta, path, recorders, time_ms, step):
+        """Go on from the checkpoint at ``path``: its run and its segments;
+        remove this run's segments it does not list, and drop what the
+        recorders hold (it is from before the restore)."""
+        for recorder in recorders:
+            getattr(recorder, "drop", recorder.take)()
+        listing = listing_of(checkpoint_meta, path)
+        if listing is None:   # written without recordings: they start here
+            self._fresh(time_ms, step)
+        else:
+            self.run, self.t_start, self.entries = listing[0], float(listing[1]), list(listing[2])
+            self._last = (float(time_ms), int(step))
+        self.resumed = True
+        self._remove_uncommitted(self.run, {e[0] for e in self.entries})
+
+    def check_committed(self, path):
+        """Raise :class:`CorruptCheckpointError` unless the checkpoint at
+        ``path`` lists its segments soundly and each is in the folder with
+        the size it lists (a resume from it would lose recordings)."""
+        state = read_state(path, lazy=True)
+        state.close()
+        listing = listing_of(state.meta, path)
+        for name, size, _ in listing[2] if listing else ():
+            try:
+                found = os.lstat(os.path.join(self.directory, name)).st_size
+            except OSError:
+                found = None
+            require(found == size, f"the committed segment {name} is missing or has another size", path)
+
+    def _remove_uncommitted(self, run, committed):
+        for name in os.listdir(self.directory):
+            if name.startswith(".rec-") and TMP_MARK in name:
+                remove_stale_temporaries(os.path.join(self.directory, name[1:name.index(TMP_MARK)]))
+                continue
+            parsed = parse_segment_name(name)
+            if parsed is None or parsed[0] != run or name in committed:
+                continue
+            path = os.path.join(self.directory, name)
+            if _segment_run(path) == run:   # ours, not a user's file with a segment's name
+                remove_segment(path)
+                log.info("removed a segment that no checkpoint committed: %s", path)
+
+    def check_folder(self, checkpoints):
+        """Before the first save of a run that did not resume: refuse a
+        folder that holds another run's committed recordings (listed by one
+        of ``checkpoints``); remove the uncommitted tail of a run killed
+        before its first checkpoint."""
+        if self.resumed:
+            return
+        committed = {}
+        for path in checkpoints:
+            with contextlib.suppress(CheckpointError):
+                state = read_state(path, lazy=True)
+                state.close()
+                listing = listing_of(state.meta, path)
+                if listing is not None and listing[2]:
+                    committed[listing[0]] = path
+        runs = {parsed[0] for parsed in map(parse_segment_name, os.listdir(self.directory)) if parsed}
+        for run in runs - {self.run}:
+            if run in committed:
+                raise CheckpointError(
+                    "the folder holds the recordings of another run (committed by "
+                    f"{os.path.basename(committed[run])}): "
+                    "resume it with restore_latest(), or record into a new folder", path=self.directory)
+            self._remove_uncommitted(run, set())
+        self.resumed = True   # checked once
+
+    # -------------------------------------------------------------- saving
+
+    def take(self, recorders, time_ms, step):
+        """What every recorder recorded since the last take, as the next
+        segment (None when nothing was recorded and no time passed)."""
+        data, kinds, units, indices = {}, {}, {}, {}
+        for recorder in recorders:
+            data[recorder.name] = recorder.take()
+            kinds[recorder.name] = recorder.kind
+            units[recorder.name] = recorder.units()
+            indices[recorder.name] = recorder.index() if recorder.kind == "samples" else None
+        segment = Segment(self.run, len(self.entries), self._last[0], float(time_ms), self._last[1], int(step),
+                          data, kinds, units, indices)
+        self._last = (float(time_ms), int(step))
+        return None if segment.empty() else segment
+
+    def write(self, segment, simulator):
+        """Write ``segment``; from now on every checkpoint lists it."""
+        if segment.number != len(self.entries):
+            raise CorruptCheckpointError("segments written out of order", path=self.directory)
+        self.entries.append(write_segment(self.directory, self.suffix, segment, simulator))
+
+    def listing(self):
+        """What a checkpoint's meta says of the recordings it commits."""
+        return {"run": self.run, "t_start": self.t_start, "segments": [list(e) for e in self.entries]}
+
+
+def _segment_run(path):
+    try:
+        state = read_state(path, lazy=True)
+        state.close()
+    except (CheckpointError, OSError):
+        return None
+    meta = state.meta.get(CONTENT)
+    return meta.get("run") if state.meta.get("content") == CONTENT and isinstance(meta, dict) else None
