@@ -116,7 +116,9 @@ test: $(VENV)/.test lint
 # (tests/test_brian2_versions.py, BRIAN2_OTHER_PYTHON).
 # make test runs the newest release (CI's time); BRIAN2_MATRIX="3.13:2.11.0 3.12:2.10.1" adds 2.10.1
 BRIAN2_MATRIX ?= 3.13:2.11.0
-BRIAN2_TESTS  := tests/test_brian2.py tests/test_brian2_coverage.py tests/test_brian2_versions.py
+BRIAN2_TESTS  := tests/test_brian2.py tests/test_brian2_coverage.py tests/test_brian2_versions.py \
+  'tests/test_recordings.py::test_killed_and_resumed_run_records_what_a_straight_run_does[brian2-numpy]' \
+  tests/test_recordings.py::test_brian2_cython_killed_and_resumed
 PYTHON312 ?=
 PYTHON313 ?=
 export PYTHON312 PYTHON313

@@ -148,6 +148,7 @@ class Checkpointer:
         self.sharded = comm is not None          # an MPI run: sharded checkpoints
         self.comm = comm if comm is not None else ONE_PROCESS
         self.adapter = adapter_for(obj, monitors=monitors)
+        self._check_recordings(recordings, monitors, comm, read_only)   # before the folder is created
         # the policies: small objects a script may pass instead of the keywords
         self.schedule = schedule or SaveSchedule(every_steps, every_ms, every_seconds)
         self.retention = retention or Retention(keep, keep_every_ms, keep_every_seconds)
@@ -391,15 +392,27 @@ class Checkpointer:
 
     # ------------------------------------------------------------ recordings
 
+    def _check_recordings(self, recordings, monitors, comm, read_only):
+        """Refuse ``recordings=True`` where nothing could be streamed, before
+        anything is written; warn where there is nothing to record."""
+        if not recordings or read_only:
+            return
+        if monitors or comm is not None:
+            raise CheckpointError("recordings=True works without monitors=True (segments replace saving them "
+                                  "whole) and without comm (one process)", path=self.directory)
+        if not self.adapter.records:
+            raise CheckpointError(
+                f"{self.adapter.simulator}: recordings=True is not supported for a {type(self.obj).__name__}: "
+                "its adapter has no recorders to stream (see the simulator's user guide); record with the "
+                "simulator's own tools, or leave recordings=False", path=self.directory)
+        if not self._recorders():
+            warnings.warn(f"recordings=True, but {self.adapter.simulator}'s {type(self.obj).__name__} has no "
+                          "recording device (a monitor, a recorder) to stream: nothing will be recorded",
+                          CheckpointWarning, stacklevel=3)
+
     def _recording_log(self, recordings, monitors, time_ms, step):
         if not recordings or self.read_only:
             return None
-        if monitors or self.sharded:
-            raise CheckpointError("recordings=True works without monitors=True (segments replace saving them "
-                                  "whole) and without comm (one process)", path=self.directory)
-        if not getattr(self.adapter, "records", False):
-            raise CheckpointError(f"{self.adapter.simulator}: recordings=True is not supported for this object",
-                                  path=self.directory)
         return RecordingLog(self.directory, self.suffix, time_ms, step)
 
     def _take_recordings(self, state):

@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 import checkpoint
-from checkpoint import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
+from checkpoint import CheckpointError, CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from checkpoint.adapters import adapter_for
-from checkpoint.adapters.base import Adapter
+from checkpoint.adapters.base import Adapter, Recorder
 from checkpoint.formats import read_state, write_state
 from helpers import assert_same_capture, folder_digests
 
@@ -75,7 +75,7 @@ class AdapterContract:
         adapter = adapter_for(self.make(1))
         assert isinstance(adapter, Adapter)
         for flag in ("shardable", "captures_monitors", "restores_monitors", "exact_restart", "restores_dt",
-                     "takes_simulator_order"):
+                     "takes_simulator_order", "records"):
             assert isinstance(getattr(adapter, flag), bool), flag
 
     def test_capture_and_describe_change_nothing(self):
@@ -186,3 +186,34 @@ class AdapterContract:
             with pytest.raises(UnsupportedObjectError):
                 checkpoint.save(tmp_path / "c.h5", obj)
             assert not list(tmp_path.iterdir()), obj
+
+    def test_recordings_follow_the_records_flag(self, tmp_path):
+        """An adapter that ``records`` streams its recorders into segments a
+        checkpoint commits; one that does not is refused by the Checkpointer
+        at once, naming the folder, before anything is written."""
+        model = self.make(1)
+        adapter = adapter_for(model)
+        folder = tmp_path / "run"
+        if not adapter.records:
+            with pytest.raises(CheckpointError, match="recordings=True") as info:
+                checkpoint.Checkpointer(folder, model, recordings=True, background=False)
+            assert str(folder) in str(info.value) and not folder.exists()
+            return
+        recorders = adapter.recorders()
+        for recorder in recorders:
+            assert isinstance(recorder, Recorder) and recorder.name and recorder.kind in ("events", "samples")
+        if not recorders:   # nothing to stream is said, not silent
+            with pytest.warns(checkpoint.CheckpointWarning, match="nothing will be recorded"):
+                checkpoint.Checkpointer(folder, model, recordings=True, background=False).close()
+            return
+        with checkpoint.Checkpointer(folder, model, recordings=True, background=False) as ckpt:
+            self.advance(model)
+            ckpt.save()
+            # what was recorded is in the segment, not in memory
+            for recorder in ckpt._recorders():
+                assert all(len(values) == 0 for values in recorder.take().values()), recorder.name
+        rec = checkpoint.recordings(folder)
+        assert sorted(rec) == sorted(r.name for r in recorders) and len(rec.segments) == 1
+        assert rec.t_start == 0.0 and rec.t_end == pytest.approx(adapter_for(model).clock()[0])
+        for name in rec:   # a sampling recorder samples (events may be none in a short advance)
+            assert rec[name].kind == "events" or len(rec[name]["t"]), name

@@ -68,7 +68,8 @@ class Brian2:
         syn.w = "0.2 * rand()"
         syn.delay = "rand() * 3 * ms"
         self.mons = [b2.SpikeMonitor(exc, name="spikes"), b2.StateMonitor(exc, "v", record=[0, 5, 9], name="vm"),
-                     b2.PopulationRateMonitor(exc, name="rate")]
+                     b2.PopulationRateMonitor(exc, name="rate"),
+                     b2.EventMonitor(exc, "spike", variables=["I"], name="events")]
         self.net = b2.Network(exc, syn, *self.mons)
         self.obj = self.net
         b2.seed(1234)
@@ -80,10 +81,12 @@ class Brian2:
         return float(self.net.t_) * 1e3
 
     def monitors(self):
-        spikes, vm, rate = self.mons
+        spikes, vm, rate, events = self.mons
         return {"spikes": {"i": np.asarray(spikes.i[:]), "t": spikes.t_[:] * 1000.0},
                 "vm": {"t": vm.t_[:] * 1000.0, "v": np.asarray(vm.v[:]).T},
-                "rate": {"t": rate.t_[:] * 1000.0, "rate": np.asarray(rate.rate_[:]).reshape(-1, 1)}}
+                "rate": {"t": rate.t_[:] * 1000.0, "rate": np.asarray(rate.rate_[:]).reshape(-1, 1)},
+                "events": {"i": np.asarray(events.i[:]), "t": events.t_[:] * 1000.0,
+                           "I": np.asarray(events.I[:])}}
 
 
 class ANNarchy:

@@ -12,13 +12,16 @@ class TestEmbeddedContract(AdapterContract):
     restored = ("pop0.v", "pop0.last_spike", "proj0.w", "proj0.x_post")
 
     def make(self, seed):
-        return izhikevich_network(seed=seed)
+        net = izhikevich_network(seed=seed)
+        net.add_state_recorder("v_of_two", "pop0", "v", indices=[0, 3])
+        return net
 
     def advance(self, model):
         pop = model.populations["pop0"]
         for _ in range(5):
             pop.v += model.rng.normal(0.0, 1.0, pop.size)
             model.step += 1
+            model.record()
 
     def captured(self, model):
         state = adapter_for(model).capture()

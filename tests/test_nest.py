@@ -525,3 +525,24 @@ def test_state_a_model_only_records_is_named_at_save(tmp_path):
         checkpoint.save(tmp_path / "c.h5", nest)
     message = next(str(w.message) for w in caught if "can be recorded but not set" in str(w.message))
     assert "aeif_psc_delta_clopath@1" in message
+
+
+def test_a_recorder_to_files_is_left_out_of_recordings_with_a_warning(tmp_path):
+    import nest
+    nest.ResetKernel()
+    nest.data_path = str(tmp_path)   # the ascii recorder's own file, inside the test's folder
+    cells = nest.Create("iaf_psc_alpha", 3, params={"I_e": 400.0})
+    to_memory = nest.Create("spike_recorder")
+    to_file = nest.Create("spike_recorder", params={"record_to": "ascii"})
+    nest.Connect(cells, to_memory)
+    nest.Connect(cells, to_file)
+    with pytest.warns(checkpoint.CheckpointWarning, match=f"spike_recorder@{to_file.global_id} records to 'ascii'"):
+        ckpt = checkpoint.Checkpointer(tmp_path / "run", nest, recordings=True, background=False)
+    with ckpt:
+        nest.Simulate(50.0)
+        ckpt.save()
+    rec = checkpoint.recordings(tmp_path / "run")
+    name = f"spike_recorder@{to_memory.global_id}"
+    pairs = set(zip(rec[name]["i"].tolist(), rec[name]["t"].tolist()))
+    assert list(rec) == [name] and len(rec[name]["t"]) == len(pairs) > 0
+    assert to_memory.n_events == 0   # emptied into the segment

@@ -245,7 +245,8 @@ def test_the_adapter_declares_its_contract():
 
 CONTRACT = ["test_the_adapter_declares_its_contract", "test_capture_and_describe_change_nothing",
             "test_a_size_that_does_not_fit_changes_nothing", "test_a_damaged_array_changes_nothing",
-            "test_strict_refuses_what_a_plain_load_keeps", "test_a_failure_midway_puts_everything_back"] + [
+            "test_strict_refuses_what_a_plain_load_keeps", "test_a_failure_midway_puts_everything_back",
+            "test_recordings_follow_the_records_flag"] + [
     f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
 
 

@@ -6,7 +6,7 @@ from .._version import __version__
 from ..network import Network, Population, Projection
 from ..state import ArrayInfo, NetworkState, PopulationState, ProjectionState, RngState
 from ..restore import UndoLog, swap_contents
-from .base import Adapter
+from .base import Adapter, Recorder
 
 RNG_NAME = "network"
 RNG_KIND = "numpy.random.Generator"
@@ -55,8 +55,7 @@ class EmbeddedAdapter(Adapter):
         return self.network.time, self.network.step
 
     def recorders(self):
-        # the network's recorders follow checkpoint.adapters.base.Recorder
-        return list(self.network.recorders.values()) if self.content == "network" else []
+        return [_Recording(r) for r in self.network.recorders.values()] if self.content == "network" else []
 
     # -- restore ----------------------------------------------------------------
 
@@ -137,3 +136,21 @@ class EmbeddedAdapter(Adapter):
             return lambda: setattr(self.network, "rng", generator)
         generator.bit_generator.state = rng.state
         return lambda: setattr(generator.bit_generator, "state", old)
+
+
+class _Recording(Recorder):
+    """A recorder of the embedded network (``checkpoint.network``, a layer
+    below the adapters' base) as the :class:`Recorder` contract sees it."""
+
+    def __init__(self, recorder):
+        self._recorder, self.name, self.kind = recorder, recorder.name, recorder.kind
+
+    def take(self):
+        return self._recorder.take()
+
+    def units(self):
+        return self._recorder.units()
+
+    def index(self):
+        index = getattr(self._recorder, "index", None)
+        return index() if index is not None else None
