@@ -40,26 +40,34 @@ def _alive(pid):
     return True
 
 
-def remove_stale_temporaries(path):
-    """Remove temporaries of ``path`` left by a writer that was killed (its
-    process is gone): regular files named as :func:`temporary_name` names
-    them, never symlinks, never a live writer's.  Returns the names removed."""
+def stale_temporaries(path):
+    """The temporaries of ``path`` (files or staging folders, named as
+    :func:`temporary_name` names them) whose writer's process is gone: a
+    writer that was killed.  Never a live writer's, this process's included."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     pattern = re.compile(re.escape(f".{name}{TMP_MARK}") + r"(\d+)-[0-9a-f]{8}")
-    removed = []
     try:
         names = os.listdir(folder)
     except OSError:
-        return removed
+        return []
+    found = []
     for candidate in names:
         match = pattern.fullmatch(candidate)
-        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
-            continue
-        full = os.path.join(folder, candidate)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            found.append(os.path.join(folder, candidate))
+    return found
+
+
+def remove_stale_temporaries(path):
+    """Remove temporaries of ``path`` left by a writer that was killed (its
+    process is gone): regular files only, never symlinks, never a live
+    writer's.  Returns the names removed."""
+    removed = []
+    for full in stale_temporaries(path):
         with contextlib.suppress(OSError):
             if stat.S_ISREG(os.lstat(full).st_mode):
                 os.remove(full)
-                removed.append(candidate)
+                removed.append(os.path.basename(full))
                 log.info("removed %s, left by a writer that was killed", full)
     return removed
 

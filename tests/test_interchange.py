@@ -502,6 +502,40 @@ def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkey
     assert sorted(os.listdir(tmp_path)) == ["circuit"]   # no temporary folder left
 
 
+KILLED_EXPORT = """
+import os, signal, sys
+import checkpoint
+from checkpoint.interchange import sonata
+real = sonata._write_json
+def killed(folder, name, value, written):   # SIGKILLed with half the files written
+    real(folder, name, value, written)
+    os.kill(os.getpid(), signal.SIGKILL)
+sonata._write_json = killed
+checkpoint.export(sys.argv[1], sys.argv[2], to="sonata", overwrite=True)
+"""
+
+
+def test_an_export_killed_midway_is_cleaned_up_by_the_next(tmp_path):
+    checkpoint.save(tmp_path / "run.h5", network(1))
+    export(tmp_path / "circuit", network(0), to="sonata")
+    before = tree(tmp_path / "circuit")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(tmp_path / "circuit"), str(tmp_path / "run.h5")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    assert tree(tmp_path / "circuit") == before   # the previous export, whole
+    left = [n for n in os.listdir(tmp_path) if n.startswith(".circuit")]
+    assert left, "the kill left no staging folder: the test killed too late"
+    (tmp_path / "stranger").write_text("not ours")
+    os.symlink(tmp_path / "stranger", tmp_path / left[0] / "link")   # a link in it is never followed
+    export(tmp_path / "circuit", tmp_path / "run.h5", to="sonata", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == [left[0], "circuit", "run.h5", "stranger"]
+    assert os.listdir(tmp_path / left[0]) == ["link"] and (tmp_path / "stranger").read_text() == "not ours"
+    os.remove(tmp_path / left[0] / "link")
+    export(tmp_path / "circuit", tmp_path / "run.h5", to="sonata", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["circuit", "run.h5", "stranger"]
+
+
 def test_names_hdf5_cannot_hold_are_mapped_apart(tmp_path):
     net = checkpoint.Network(dt=0.1)
     a = net.add_population("a/b", 3, variables={"v": 0.0})

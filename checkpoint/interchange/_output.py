@@ -18,7 +18,7 @@ import logging
 import os
 import stat
 
-from .._atomic import atomic_write, fsync_path, temporary_name
+from .._atomic import atomic_write, fsync_path, stale_temporaries, temporary_name
 from .._version import __version__
 from ..errors import CheckpointError
 
@@ -109,6 +109,7 @@ def write_folder(destination, to, write_into):
     writes (it returns the relative paths), replacing whole a previous
     export there (checked by :func:`check_destination` first)."""
     destination = os.path.abspath(os.fspath(destination))
+    _remove_stale_staging(destination)
     staging = temporary_name(destination)
     try:
         os.mkdir(staging)
@@ -131,6 +132,17 @@ def write_folder(destination, to, write_into):
     except OSError as exc:
         raise CheckpointError(f"the export is in place, but syncing its folder failed ({exc.strerror or exc})",
                               path=destination) from exc
+
+
+def _remove_stale_staging(destination):
+    """Remove the staging folders (or a previous export set aside) that an
+    export of ``destination`` killed midway left beside it: hidden, named by
+    ``temporary_name``, their process gone.  Only their regular files and
+    the folders left empty go (a link or a stranger's file stays, logged)."""
+    for full in stale_temporaries(destination):
+        if stat.S_ISDIR(os.lstat(full).st_mode):
+            _remove_export(full, everything=True)
+            log.info("removed %s, left by an export that was killed", full)
 
 
 def _fsync_folders(top):
