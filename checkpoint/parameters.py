@@ -117,8 +117,8 @@ def load_parameters(path, obj, *, global_only=True):
     """
     document = _read_document(path)
     adapter = adapter_for(obj)
-    model = adapter.capture()
-    plan = Plan(RestoreReport(path=os.fspath(path)))
+    model = adapter.describe()   # its findings travel to apply in the plan, as for a load
+    plan = Plan(RestoreReport(path=os.fspath(path)), findings=model.findings)
     for section in SECTIONS:
         groups = getattr(model, section)
         for name, values in document.get(section, {}).items():

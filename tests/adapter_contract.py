@@ -20,6 +20,7 @@ A test that every simulator must pass goes here; the simulator's own module
 keeps only what is particular to it.
 """
 
+import json
 import os
 
 import numpy as np
@@ -217,3 +218,37 @@ class AdapterContract:
         assert rec.t_start == 0.0 and rec.t_end == pytest.approx(adapter_for(model).clock()[0])
         for name in rec:   # a sampling recorder samples (events may be none in a short advance)
             assert rec[name].kind == "events" or len(rec[name]["t"]), name
+
+    def test_a_checkpointer_loop_resumes_into_another_model(self, tmp_path):
+        """Periodic checkpoints as a long run takes them (``keep`` pruning
+        the old ones); ``restore_latest`` puts the newest into a model built
+        with another seed, and an empty folder is a fresh start."""
+        folder = tmp_path / "run"
+        model = self.make(1)
+        with checkpoint.Checkpointer(folder, model, keep=2, background=False) as ckpt:
+            assert ckpt.restore_latest() is None   # nothing yet: a fresh start
+            for _ in range(3):
+                self.advance(model)
+                ckpt.save()
+        before = self.captured(model)
+        assert len([n for n in os.listdir(folder) if n.startswith("ckpt-")]) == 2
+        other = self.make(2)
+        with checkpoint.Checkpointer(folder, other, keep=2, background=False) as ckpt:
+            report = ckpt.restore_latest()
+        assert report is not None and set(self.restored) <= set(report.restored)
+        assert_same_capture(before, self.captured(other))
+
+    def test_parameters_as_json_set_another_model(self, tmp_path):
+        """``save_parameters`` writes each object's global parameters as
+        JSON; ``load_parameters`` sets them in another model and returns the
+        ``network`` dictionary; the other model then writes the same JSON."""
+        model = self.make(1)
+        checkpoint.save_parameters(tmp_path / "p.json", model, network={"note": "contract", "k": [1, 2]})
+        saved = json.loads((tmp_path / "p.json").read_text())
+        assert set(saved) == {"populations", "projections", "network"}
+        other = self.make(2)
+        assert checkpoint.load_parameters(tmp_path / "p.json", other) == {"note": "contract", "k": [1, 2]}
+        checkpoint.save_parameters(tmp_path / "again.json", other)
+        again = json.loads((tmp_path / "again.json").read_text())
+        assert {k: again[k] for k in ("populations", "projections")} == \
+            {k: saved[k] for k in ("populations", "projections")}

@@ -246,7 +246,8 @@ def test_the_adapter_declares_its_contract():
 CONTRACT = ["test_the_adapter_declares_its_contract", "test_capture_and_describe_change_nothing",
             "test_a_size_that_does_not_fit_changes_nothing", "test_a_damaged_array_changes_nothing",
             "test_strict_refuses_what_a_plain_load_keeps", "test_a_failure_midway_puts_everything_back",
-            "test_recordings_follow_the_records_flag"] + [
+            "test_recordings_follow_the_records_flag", "test_a_checkpointer_loop_resumes_into_another_model",
+            "test_parameters_as_json_set_another_model"] + [
     f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
 
 
