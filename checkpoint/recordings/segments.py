@@ -144,6 +144,29 @@ def _check_recorders(state, meta, path):
             width = {a.shape[1] for v, a in arrays.items() if v != "t"}
             require(index is None or (len(index.shape) == 1 and width <= {index.shape[0]}),
                     f"recorder {name!r}: the recorded neurons and the values disagree", path, name)
+            # neuron numbers are integers: a float index would be compared and exported as data
+            require(index is None or np.dtype(index.dtype).kind in "iu",
+                    f"recorder {name!r}: 'index' is not integer", path, name)
+        # digests prove nothing (anyone recomputes them): the values a reader joins must be
+        # what a recorder makes, or a forged segment's NaN, reversed or out-of-interval
+        # times would be handed out as the run's recordings
+        require(about["kind"] != "events" or "i" not in arrays or np.dtype(arrays["i"].dtype).kind in "iu",
+                f"recorder {name!r}: 'i' is not integer", path, name)
+        _check_times(arrays["t"], about["kind"], meta["t_start"], meta["t_end"], path, name)
+
+
+def _check_times(t, kind, t_start, t_end, path, name):
+    """Times are real numbers inside the segment's interval (a rounding's
+    slack), and a sampler's do not go back."""
+    require(np.dtype(t.dtype).kind in "iuf", f"recorder {name!r}: its times are not numbers", path, name)
+    t = np.asarray(t, np.float64)   # lazy: reads this one array (one interval's times)
+    slack = 1e-6 + 1e-9 * max(abs(t_start), abs(t_end))
+    with np.errstate(invalid="ignore"):
+        inside = bool(np.all((t >= t_start - slack) & (t <= t_end + slack)))   # False for NaN
+    require(inside, f"recorder {name!r}: a time outside the segment's interval [{t_start}, {t_end}] ms "
+            "(or not finite)", path, name)
+    require(kind != "samples" or bool(np.all(np.diff(t) >= 0)),
+            f"recorder {name!r}: its sample times go back", path, name)
 
 
 def remove_segment(path):

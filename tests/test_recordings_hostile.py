@@ -1,0 +1,291 @@
+"""Hostile recordings: segments and listings forged as a stranger could
+(every digest recomputed), read by checkpoint.recordings(), the CLI and a
+resuming Checkpointer.  Each must be refused with a CheckpointError naming
+the file, and change nothing in the folder."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import checkpoint
+from checkpoint.errors import CheckpointError
+from checkpoint.formats import read_state, write_state
+
+
+def run_embedded(folder, chunks=9, every_ms=15.0, **options):
+    from recordings_sim import Embedded
+    sim = Embedded(1)
+    with checkpoint.Checkpointer(folder, sim.net, every_ms=every_ms, recordings=True, background=False,
+                                 **options) as ckpt:
+        ckpt.restore_latest()
+        while sim.net.time < chunks * 5.0 - 1e-9:
+            sim.run_chunk()
+            ckpt.maybe_save()
+        ckpt.save(skip_if_saved=True)
+    return sim
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pristine") / "run"
+    run_embedded(folder)
+    return folder
+
+
+@pytest.fixture
+def folder(pristine, tmp_path):
+    import shutil
+    target = tmp_path / "run"
+    shutil.copytree(pristine, target, symlinks=True)
+    return target
+
+
+def snapshot(folder, dots=True):
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if not dots and name.startswith("."):
+            continue
+        path = os.path.join(folder, name)
+        if os.path.islink(path):
+            out[name] = ("link", os.readlink(path))
+        elif os.path.isfile(path):
+            with open(path, "rb") as f:
+                out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def checkpoints(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith("ckpt-"))
+
+
+def segments(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith("rec-"))
+
+
+def edit_listings(folder, edit):
+    """Rewrite every checkpoint with its meta 'recordings' edited (valid digests)."""
+    for name in checkpoints(folder):
+        state = read_state(folder / name)
+        edit(state.meta["recordings"])
+        write_state(folder / name, state)
+
+
+def forge_segment(folder, number, edit):
+    """Rewrite segment ``number`` with ``edit`` applied and every listing of it recomputed."""
+    name = segments(folder)[number]
+    state = read_state(folder / name)
+    edit(state)
+    write_state(folder / name, state)
+    size, digest = os.path.getsize(folder / name), read_state(folder / name).digest
+
+    def relist(listing):
+        for entry in listing["segments"]:
+            if entry[0] == name:
+                entry[1], entry[2] = size, digest
+    edit_listings(folder, relist)
+    return name
+
+
+def refused(folder, name):
+    before = snapshot(folder)
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.recordings(folder)
+    assert name in str(caught.value), str(caught.value)
+    with pytest.raises(CheckpointError):
+        with checkpoint.recordings(folder, lazy=True) as rec:
+            for recording in rec.values():
+                for array in recording.values():
+                    np.asarray(array)
+    assert snapshot(folder) == before
+    return caught.value
+
+
+def _set(pop, var, value):
+    return lambda s: s.populations[pop].arrays.__setitem__(var, value(s.populations[pop].arrays[var]))
+
+
+SEGMENT_ATTACKS = {
+    "NaN spike time": _set("spikes", "t", lambda a: np.where(np.arange(len(a)) == 0, np.nan, a)),
+    "inf spike time": _set("spikes", "t", lambda a: np.where(np.arange(len(a)) == 0, np.inf, a)),
+    "negative spike time": _set("spikes", "t", lambda a: a - 1000.0),
+    "spike time after the interval": _set("spikes", "t", lambda a: a + 1000.0),
+    "NaN sample time": _set("vm", "t", lambda a: np.where(np.arange(len(a)) == 1, np.nan, a)),
+    "sample times reversed": _set("vm", "t", lambda a: a[::-1].copy()),
+    "bool times": _set("spikes", "t", lambda a: np.ones(len(a), bool)),
+    "float neuron indices": _set("spikes", "i", lambda a: a.astype(np.float64) + 0.5),
+    "float recorded-neuron index": _set("vm", "index", lambda a: a.astype(np.float64)),
+    "index dropped": lambda s: s.populations["vm"].arrays.pop("index"),
+    "2-D index": _set("vm", "index", lambda a: a.reshape(1, -1)),
+    "ragged samples": _set("vm", "v", lambda a: a[:-1].copy()),
+    "events turned samples": lambda s: s.meta["recordings"]["recorders"]["spikes"].__setitem__("kind", "samples"),
+    "recorder of another kind name": lambda s: s.meta["recordings"]["recorders"].__setitem__("x", {"kind": "x"}),
+    "interval reversed": lambda s: s.meta["recordings"].update(t_end=s.meta["recordings"]["t_start"] - 1.0),
+    "bool t_start": lambda s: s.meta["recordings"].__setitem__("t_start", True),
+    "number as string": lambda s: s.meta["recordings"].__setitem__("number", "1"),
+    "recorders not a dict": lambda s: s.meta["recordings"].__setitem__("recorders", ["spikes", "vm"]),
+}
+
+
+@pytest.mark.parametrize("how", list(SEGMENT_ATTACKS))
+def test_forged_segment_is_refused_naming_it(folder, how):
+    name = forge_segment(folder, 1, SEGMENT_ATTACKS[how])
+    refused(folder, name)
+
+
+@pytest.mark.parametrize("how", ["bool times", "float neuron indices", "float recorded-neuron index",
+                                 "sample times reversed"])
+def test_forged_in_every_segment_alike_is_refused(folder, how):
+    """The same forgery in every segment: no segment disagrees with the one before."""
+    names = [forge_segment(folder, number, SEGMENT_ATTACKS[how]) for number in range(len(segments(folder)))]
+    error = refused(folder, names[0])
+    assert names[0] in str(error)
+
+
+def test_a_big_endian_or_complex_array_cannot_be_written_or_read(folder):
+    # the format's dtype list has neither: the writer refuses them, and a reader
+    # of a manifest that declares one refuses it (tests/test_hostile.py forges the bytes)
+    name = segments(folder)[1]
+    state = read_state(folder / name)
+    state.populations["spikes"].arrays["t"] = state.populations["spikes"].arrays["t"].astype(np.complex128)
+    with pytest.raises((CheckpointError, TypeError, ValueError)):
+        write_state(folder / "x.h5", state)
+
+
+def test_a_listing_that_ends_before_its_checkpoint_is_refused(folder):
+    """The newest checkpoint's listing, truncated by one segment (digest recomputed):
+    the recordings would silently end an interval early."""
+    newest = checkpoints(folder)[-1]
+    state = read_state(folder / newest)
+    state.meta["recordings"]["segments"].pop()
+    write_state(folder / newest, state)
+    before = snapshot(folder)
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.recordings(folder)
+    assert newest in str(caught.value)
+    assert snapshot(folder) == before
+
+
+def test_a_listing_of_another_run_is_refused(folder):
+    run = segments(folder)[0].split("-")[1]
+    other = "f" * 16 if run != "f" * 16 else "e" * 16
+    for name in segments(folder):   # the other run's segments, all consistent
+        os.rename(folder / name, folder / name.replace(run, other))
+    for number, name in enumerate(segments(folder)):
+        forge_segment_named = name
+
+        def to_other(s):
+            s.meta["recordings"]["run"] = other
+        state = read_state(folder / forge_segment_named)
+        to_other(state)
+        write_state(folder / forge_segment_named, state)
+    # the checkpoints still list run `run` by its old names: missing, refused
+    before = snapshot(folder)
+    with pytest.raises(CheckpointError):
+        checkpoint.recordings(folder)
+    assert snapshot(folder) == before
+
+
+def test_listing_names_with_paths_and_hostile_values_are_refused(folder):
+    newest = checkpoints(folder)[-1]
+    for bad in ({"run": "../../etc"}, {"t_start": None}, {"segments": {"a": 1}},
+                {"segments": [["rec-" + "0" * 16 + "-00000000.h5", -1, "x"]]},
+                {"segments": [["/etc/passwd", 1, "x"]]},
+                {"segments": [["rec-" + "0" * 16 + "-00000000.h5/../x", 1, "x"]]},
+                {"segments": [["rec-" + "0" * 16 + "-00000000.h5", 2 ** 70, "x"]]},
+                {"segments": [[None, None, None]]}):
+        state = read_state(folder / newest)
+        state.meta["recordings"].update(bad)
+        write_state(folder / newest, state)
+        before = snapshot(folder)
+        with pytest.warns(checkpoint.CheckpointWarning):   # the newest is damaged: passed over
+            rec = checkpoint.recordings(folder)
+        assert rec.checkpoint != str(folder / newest)
+        assert snapshot(folder) == before
+
+
+def test_a_symlinked_segment_is_refused_by_the_reader_and_by_a_resume(folder, tmp_path):
+    name = segments(folder)[1]
+    outside = tmp_path / "outside.h5"
+    os.rename(folder / name, outside)
+    os.symlink(outside, folder / name)
+    size = len(os.readlink(folder / name))
+
+    def relist(listing):   # the link's own size, as lstat sees it
+        for entry in listing["segments"]:
+            if entry[0] == name:
+                entry[1] = size
+    edit_listings(folder, relist)
+    refused(folder, name)
+    _resume_changes_nothing(folder, expect_time=None)
+
+
+def _resume_changes_nothing(folder, expect_time):
+    """A resuming Checkpointer must not restore from the forged checkpoint, nor
+    delete or rewrite a segment or checkpoint."""
+    from recordings_sim import Embedded
+    before = snapshot(folder, dots=False)
+    sim = Embedded(2)
+    state_before = read_state_of(sim.net)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", checkpoint.CheckpointWarning)
+        with checkpoint.Checkpointer(folder, sim.net, every_ms=15.0, recordings=True, background=False) as ckpt:
+            report = ckpt.restore_latest()
+    if expect_time is None:
+        assert report is None and np.array_equal(read_state_of(sim.net), state_before)
+    else:
+        assert sim.net.time == expect_time
+    assert snapshot(folder, dots=False) == before
+
+
+def read_state_of(net):
+    return np.array([net.time, net.step], np.float64)
+
+
+def test_a_truncated_listing_does_not_delete_committed_segments_on_resume(folder):
+    """A forged newest checkpoint (valid digests) that lists fewer segments than
+    the checkpoints before it commit: a resume from it would delete segments
+    they commit."""
+    newest = checkpoints(folder)[-1]
+    state = read_state(folder / newest)
+    state.meta["recordings"]["segments"] = state.meta["recordings"]["segments"][:1]
+    write_state(folder / newest, state)
+    _resume_changes_nothing(folder, expect_time=30.0)   # from the one before, which is sound
+
+
+def test_cli_names_the_file_and_exits_nonzero(folder):
+    name = forge_segment(folder, 1, SEGMENT_ATTACKS["NaN spike time"])
+    before = snapshot(folder)
+    done = subprocess.run([sys.executable, "-m", "checkpoint", "recordings", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and name in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("recorder", [".", "..", "a/b", "", "x" * 300])
+@pytest.mark.parametrize("suffix", [".h5", ".npz", ".mat", ".nwb"])
+def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix):
+    """Recorder names come from the file: an export must either write them or
+    refuse them with a CheckpointError, never crash with a parser's error."""
+    if suffix == ".nwb":
+        pytest.importorskip("pynwb")
+
+    def rename(s):
+        s.populations[recorder] = s.populations.pop("spikes")
+        s.populations[recorder].name = recorder
+        s.meta["recordings"]["recorders"][recorder] = s.meta["recordings"]["recorders"].pop("spikes")
+    for number in range(len(segments(folder))):
+        forge_segment(folder, number, rename)
+    rec = checkpoint.recordings(folder)
+    from checkpoint.recordings.export import export
+    out = tmp_path / f"out{suffix}"
+    try:
+        export(rec, out)
+    except CheckpointError as exc:
+        assert str(out) in str(exc) or recorder in str(exc)
+        assert not out.exists()
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".out")] == []
