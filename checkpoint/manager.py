@@ -400,7 +400,7 @@ class Checkpointer:
         if not getattr(self.adapter, "records", False):
             raise CheckpointError(f"{self.adapter.simulator}: recordings=True is not supported for this object",
                                   path=self.directory)
-        return RecordingLog(self.directory, self.suffix, time_ms, step)
+        return RecordingLog(self.directory, self.suffix, time_ms, step, self.folder)
 
     def _take_recordings(self, state):
         """Take what the recorders recorded since the last checkpoint (emptying them)."""

@@ -220,41 +220,53 @@ def test_a_symlinked_segment_is_refused_by_the_reader_and_by_a_resume(folder, tm
                 entry[1] = size
     edit_listings(folder, relist)
     refused(folder, name)
-    _resume_changes_nothing(folder, expect_time=None)
+    target = snapshot(tmp_path)["outside.h5"]
+    report = resume(folder)
+    # not from a checkpoint that lists the link (those at 30 and 45 ms): from the one at 15
+    assert report is not None and report.time == 15.0
+    assert os.readlink(folder / name) == str(outside) and snapshot(tmp_path)["outside.h5"] == target
 
 
-def _resume_changes_nothing(folder, expect_time):
-    """A resuming Checkpointer must not restore from the forged checkpoint, nor
-    delete or rewrite a segment or checkpoint."""
+def resume(folder, sim=None):
     from recordings_sim import Embedded
-    before = snapshot(folder, dots=False)
-    sim = Embedded(2)
-    state_before = read_state_of(sim.net)
+    sim = sim or Embedded(2)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", checkpoint.CheckpointWarning)
         with checkpoint.Checkpointer(folder, sim.net, every_ms=15.0, recordings=True, background=False) as ckpt:
-            report = ckpt.restore_latest()
-    if expect_time is None:
-        assert report is None and np.array_equal(read_state_of(sim.net), state_before)
-    else:
-        assert sim.net.time == expect_time
+            return ckpt.restore_latest()
+
+
+def test_a_users_file_with_a_segments_name_is_never_deleted(folder, tmp_path):
+    """A copy of a genuine segment, renamed as this run's next ones, and a symlink so
+    named: they read as segments of the run, but no ledger entry proves them ours."""
+    run = segments(folder)[0].split("-")[1]
+    import shutil
+    shutil.copy(folder / segments(folder)[2], folder / f"rec-{run}-00000007.h5")
+    shutil.copy(folder / segments(folder)[2], tmp_path / "elsewhere.h5")
+    os.symlink(tmp_path / "elsewhere.h5", folder / f"rec-{run}-00000008.h5")
+    before = snapshot(folder, dots=False)
+    report = resume(folder)
+    assert report.time == 45.0
     assert snapshot(folder, dots=False) == before
-
-
-def read_state_of(net):
-    return np.array([net.time, net.step], np.float64)
 
 
 def test_a_truncated_listing_does_not_delete_committed_segments_on_resume(folder):
     """A forged newest checkpoint (valid digests) that lists fewer segments than
-    the checkpoints before it commit: a resume from it would delete segments
-    they commit."""
+    the checkpoints before it commit: a resume from it would delete the segments
+    they commit and go on from a gap that no reader can read past."""
     newest = checkpoints(folder)[-1]
     state = read_state(folder / newest)
     state.meta["recordings"]["segments"] = state.meta["recordings"]["segments"][:1]
     write_state(folder / newest, state)
-    _resume_changes_nothing(folder, expect_time=30.0)   # from the one before, which is sound
+    kept = segments(folder)[:2]
+    before = {n: h for n, h in snapshot(folder, dots=False).items() if n in kept or n.startswith("ckpt-")}
+    report = resume(folder)
+    assert report.time == 30.0   # from the one before, which is sound
+    after = snapshot(folder, dots=False)
+    assert {n: after.get(n) for n in before} == before
+    # segment 2, committed only by the passed-over checkpoint, is removed as
+    # a resume from the one before removes it (docs/long-runs.rst)
 
 
 def test_cli_names_the_file_and_exits_nonzero(folder):
