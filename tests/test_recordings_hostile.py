@@ -280,16 +280,17 @@ def test_cli_names_the_file_and_exits_nonzero(folder):
 
 @pytest.mark.parametrize("recorder", [".", "..", "a/b", "", "x" * 300])
 @pytest.mark.parametrize("suffix", [".h5", ".npz", ".mat", ".nwb"])
-def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix):
+@pytest.mark.parametrize("victim", ["spikes", "vm"])
+def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix, victim):
     """Recorder names come from the file: an export must either write them or
     refuse them with a CheckpointError, never crash with a parser's error."""
     if suffix == ".nwb":
         pytest.importorskip("pynwb")
 
     def rename(s):
-        s.populations[recorder] = s.populations.pop("spikes")
+        s.populations[recorder] = s.populations.pop(victim)
         s.populations[recorder].name = recorder
-        s.meta["recordings"]["recorders"][recorder] = s.meta["recordings"]["recorders"].pop("spikes")
+        s.meta["recordings"]["recorders"][recorder] = s.meta["recordings"]["recorders"].pop(victim)
     for number in range(len(segments(folder))):
         forge_segment(folder, number, rename)
     rec = checkpoint.recordings(folder)
