@@ -108,6 +108,11 @@ def _set(pop, var, value):
     return lambda s: s.populations[pop].arrays.__setitem__(var, value(s.populations[pop].arrays[var]))
 
 
+def _add_index(pop, index):
+    from checkpoint.state import ArrayInfo
+    pop.arrays["index"], pop.info["index"] = index, ArrayInfo("parameter", "free", None)
+
+
 SEGMENT_ATTACKS = {
     "NaN spike time": _set("spikes", "t", lambda a: np.where(np.arange(len(a)) == 0, np.nan, a)),
     "inf spike time": _set("spikes", "t", lambda a: np.where(np.arange(len(a)) == 0, np.inf, a)),
@@ -120,6 +125,7 @@ SEGMENT_ATTACKS = {
     "float recorded-neuron index": _set("vm", "index", lambda a: a.astype(np.float64)),
     "index dropped": lambda s: s.populations["vm"].arrays.pop("index"),
     "2-D index": _set("vm", "index", lambda a: a.reshape(1, -1)),
+    "float index beside events": lambda s: _add_index(s.populations["spikes"], np.zeros((2, 2))),
     "ragged samples": _set("vm", "v", lambda a: a[:-1].copy()),
     "events turned samples": lambda s: s.meta["recordings"]["recorders"]["spikes"].__setitem__("kind", "samples"),
     "recorder of another kind name": lambda s: s.meta["recordings"]["recorders"].__setitem__("x", {"kind": "x"}),
@@ -137,6 +143,7 @@ def test_forged_segment_is_refused_naming_it(folder, how):
 
 
 @pytest.mark.parametrize("how", ["bool times", "float neuron indices", "float recorded-neuron index",
+                                 "float index beside events",
                                  "sample times reversed"])
 def test_forged_in_every_segment_alike_is_refused(folder, how):
     """The same forgery in every segment: no segment disagrees with the one before."""
@@ -302,3 +309,23 @@ def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix, vi
         assert str(out) in str(exc) or recorder in str(exc)
         assert not out.exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".out")] == []
+
+
+def test_names_are_matched_whole_and_in_ascii_digits():
+    from checkpoint.recordings.segments import parse_segment_name, valid_run
+    run = "0123456789abcdef"
+    assert parse_segment_name(f"rec-{run}-00000001.h5") == (run, 1)
+    assert parse_segment_name(f"rec-{run}-00000001.h5\n") is None       # "$" matches before a newline
+    assert parse_segment_name(f"rec-{run}-\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0661.h5") is None
+    assert not valid_run(run + "\n")
+
+
+def test_a_listing_whose_run_ends_in_a_newline_is_passed_over(folder):
+    newest = checkpoints(folder)[-1]
+    state = read_state(folder / newest)
+    state.meta["recordings"]["run"] += "\n"
+    write_state(folder / newest, state)
+    before = snapshot(folder)
+    with pytest.warns(checkpoint.CheckpointWarning):
+        assert checkpoint.recordings(folder).checkpoint != str(folder / newest)
+    assert snapshot(folder) == before

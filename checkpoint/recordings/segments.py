@@ -23,8 +23,9 @@ __all__ = ["Segment", "segment_name", "parse_segment_name", "write_segment", "re
 
 #: what a recorder records: one value per event, or samples (times x neurons)
 KINDS = ("events", "samples")
-_RUN = re.compile(r"^[0-9a-f]{16}$")
-_NAME = re.compile(r"^rec-([0-9a-f]{16})-(\d{8})\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
+# fullmatch and ASCII digits: "$" also matches before a final newline, and \d any Unicode digit
+_RUN = re.compile(r"[0-9a-f]{16}")
+_NAME = re.compile(r"rec-([0-9a-f]{16})-([0-9]{8})\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)")
 CONTENT = "recordings"
 
 
@@ -34,12 +35,12 @@ def segment_name(run, number, suffix):
 
 def parse_segment_name(name):
     """``(run, number)`` of a segment's file name, or None."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     return None if match is None else (match.group(1), int(match.group(2)))
 
 
 def valid_run(run):
-    return isinstance(run, str) and bool(_RUN.match(run))
+    return isinstance(run, str) and bool(_RUN.fullmatch(run))
 
 
 class Segment:
@@ -139,14 +140,14 @@ def _check_recorders(state, meta, path):
             expected_ndim = 1 if about["kind"] == "events" or var == "t" else 2
             require(len(shape) == expected_ndim and shape[0] == length,
                     f"recorder {name!r}: {var!r} has shape {shape} for {length} records", path, name)
+        index = pop.arrays.get("index")
+        # neuron numbers are integers, one axis (also beside events: the reader hands it out)
+        require(index is None or (len(index.shape) == 1 and np.dtype(index.dtype).kind in "iu"),
+                f"recorder {name!r}: 'index' is not a list of neurons", path, name)
         if about["kind"] == "samples":
-            index = pop.arrays.get("index")
             width = {a.shape[1] for v, a in arrays.items() if v != "t"}
             require(index is None or (len(index.shape) == 1 and width <= {index.shape[0]}),
                     f"recorder {name!r}: the recorded neurons and the values disagree", path, name)
-            # neuron numbers are integers: a float index would be compared and exported as data
-            require(index is None or np.dtype(index.dtype).kind in "iu",
-                    f"recorder {name!r}: 'index' is not integer", path, name)
         # digests prove nothing (anyone recomputes them): the values a reader joins must be
         # what a recorder makes, or a forged segment's NaN, reversed or out-of-interval
         # times would be handed out as the run's recordings
