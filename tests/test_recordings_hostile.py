@@ -329,3 +329,69 @@ def test_a_listing_whose_run_ends_in_a_newline_is_passed_over(folder):
     with pytest.warns(checkpoint.CheckpointWarning):
         assert checkpoint.recordings(folder).checkpoint != str(folder / newest)
     assert snapshot(folder) == before
+
+
+def _forge_text(folder, number, edit_text):
+    """Rewrite segment ``number``'s manifest text with ``edit_text`` (digests and listing recomputed)."""
+    import json
+
+    from forge import forge_manifest
+    from checkpoint.hashing import digest_text
+    name = segments(folder)[number]
+    texts = []
+
+    def change(manifest):
+        texts.append(edit_text(json.dumps(manifest)))
+        return texts[0]
+    forge_manifest(folder / name, change)
+    size, digest = os.path.getsize(folder / name), digest_text(texts[0])
+
+    def relist(listing):
+        for entry in listing["segments"]:
+            if entry[0] == name:
+                entry[1], entry[2] = size, digest
+    edit_listings(folder, relist)
+    return name
+
+
+def _meta_value(key, raw):
+    def edit(text):
+        import re
+        return re.sub(rf'"{key}": [^,}}]+', f'"{key}": {raw}', text, count=1)
+    return edit
+
+
+TEXT_ATTACKS = {
+    "NaN t_end": _meta_value("t_end", "NaN"),
+    "Infinity t_start": _meta_value("t_start", "Infinity"),
+    "5000-digit number": _meta_value("number", "9" * 5000),
+    "1e400 t_end": _meta_value("t_end", "1e400"),
+    "10**400 t_end": _meta_value("t_end", "1" + "0" * 400),
+    "deeply nested recorders": lambda text: text.replace('"recorders": {', '"recorders": {"x": ' + "[" * 100000
+                                                         + "]" * 100000 + ", ", 1),
+}
+
+
+@pytest.mark.parametrize("how", list(TEXT_ATTACKS))
+def test_forged_segment_manifest_text_is_refused(folder, how):
+    name = _forge_text(folder, 1, TEXT_ATTACKS[how])
+    refused(folder, name)
+
+
+def test_a_resume_refuses_a_listing_that_names_another_runs_segment(folder):
+    """The newest checkpoint lists, as segment 1, a copy named for another run:
+    same size, and its last segment is sound; a reader refuses the listing,
+    so a resume must too (or the run goes on and can never be read)."""
+    import shutil
+    newest = checkpoints(folder)[-1]
+    name = segments(folder)[1]
+    run = name.split("-")[1]
+    other = name.replace(run, "f" * 16 if run != "f" * 16 else "e" * 16)
+    shutil.copy(folder / name, folder / other)
+    state = read_state(folder / newest)
+    state.meta["recordings"]["segments"][1][0] = other
+    write_state(folder / newest, state)
+    with pytest.raises(CheckpointError, match=other):
+        checkpoint.recordings(folder)
+    report = resume(folder)
+    assert report.time == 30.0   # the one before, whose listing is sound

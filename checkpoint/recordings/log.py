@@ -82,7 +82,11 @@ class RecordingLog:
         listing = listing_of(state.meta, path)
         if listing is None:
             return
-        for name, size, _ in listing[2]:
+        for number, (name, size, _) in enumerate(listing[2]):
+            # named as the reader requires (the run's segment number k at k): one it refuses
+            # would have this run go on with recordings that can never be read back
+            require(parse_segment_name(name) == (listing[0], number),
+                    f"the committed segment {name} is not number {number} of run {listing[0]}", path)
             try:
                 st = os.lstat(os.path.join(self.directory, name))
             except OSError:
