@@ -395,3 +395,13 @@ def test_a_resume_refuses_a_listing_that_names_another_runs_segment(folder):
         checkpoint.recordings(folder)
     report = resume(folder)
     assert report.time == 30.0   # the one before, whose listing is sound
+
+
+def test_a_resume_passes_over_checkpoints_whose_segment_is_missing(folder):
+    name = segments(folder)[1]
+    os.remove(folder / name)
+    first = {n: h for n, h in snapshot(folder, dots=False).items() if n.startswith("ckpt-") or n == segments(folder)[0]}
+    report = resume(folder)
+    assert report.time == 15.0   # those at 30 and 45 ms list the missing one
+    after = snapshot(folder, dots=False)
+    assert {n: after.get(n) for n in first} == first
