@@ -413,7 +413,7 @@ class Checkpointer:
     def _recording_log(self, recordings, monitors, time_ms, step):
         if not recordings or self.read_only:
             return None
-        return RecordingLog(self.directory, self.suffix, time_ms, step)
+        return RecordingLog(self.directory, self.suffix, time_ms, step, self.folder)
 
     def _take_recordings(self, state):
         """Take what the recorders recorded since the last checkpoint (emptying them)."""

@@ -1,7 +1,9 @@
 """The whole run's recordings as one file: ``.h5``, ``.npz``, ``.mat`` or ``.nwb``.
 
-``.h5``: a group per recorder (attributes ``kind`` and each variable's
-unit), a dataset per variable.  ``.npz``: arrays named ``<recorder>/<var>``.
+``.h5``: a group per recorder (attributes ``kind``, ``name`` and each
+variable's unit), a dataset per variable.  ``.npz``: arrays named
+``<recorder>/<var>``.  Names are percent-encoded as path keys are
+(docs/format.rst), so that any name is one group, dataset or array.
 ``.mat``: a struct per recorder (names made valid MATLAB identifiers).
 ``.nwb`` (pynwb, extra ``[nwb]``): every neuron of an ``events`` recorder is
 a unit of the Units table (columns ``recorder`` and ``neuron``), each
@@ -19,6 +21,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..errors import CheckpointError, UnsupportedFormatError
+from ..formats.manifest import escape
 
 __all__ = ["export", "SUFFIXES"]
 
@@ -32,8 +35,13 @@ def export(rec, path):
     writers = {".h5": _h5, ".hdf5": _h5, ".npz": _npz, ".mat": _mat, ".nwb": _nwb}
     if suffix not in writers:
         raise UnsupportedFormatError(f"recordings are written as {', '.join(SUFFIXES)}", path=path)
-    with atomic_write(path) as tmp:
-        writers[suffix](rec, tmp)
+    try:
+        with atomic_write(path) as tmp:
+            writers[suffix](rec, tmp)
+    except (ValueError, TypeError, KeyError) as exc:
+        # names come from the segments (anyone's files): what h5py/pynwb refuse is the
+        # user's error to read, naming the file, not a parser's traceback
+        raise CheckpointError(f"cannot write the recordings: {exc}", path=path) from None
     return path
 
 
@@ -48,17 +56,19 @@ def _h5(rec, tmp):
         f.attrs["t_start_ms"] = np.nan if rec.t_start is None else rec.t_start
         f.attrs["t_end_ms"] = np.nan if rec.t_end is None else rec.t_end
         for name, recording in rec.items():
-            group = f.create_group(name)
+            # escaped as path keys are ("", ".", "..", "/" and "%"), the real name an attribute
+            group = f.create_group(escape(name))
             group.attrs["kind"] = recording.kind
+            group.attrs["name"] = name
             for var, array in _arrays(recording).items():
-                dataset = group.create_dataset(var, data=array)
+                dataset = group.create_dataset(escape(var), data=array)
                 if recording.units.get(var):
                     dataset.attrs["unit"] = recording.units[var]
 
 
 def _npz(rec, tmp):
     with open(tmp, "wb") as f:   # a file object: numpy would add ".npz" to a name
-        np.savez(f, **{f"{name}/{var}": a for name, r in rec.items() for var, a in _arrays(r).items()})
+        np.savez(f, **{f"{escape(name)}/{escape(var)}": a for name, r in rec.items() for var, a in _arrays(r).items()})
 
 
 def _identifier(name, taken):
@@ -78,6 +88,11 @@ def _mat(rec, tmp):
                for name, r in rec.items()}
     with open(tmp, "wb") as f:
         scipy.io.savemat(f, content, long_field_names=True, do_compression=False)
+
+
+def _nwb_name(name):
+    """NWB names cannot hold '/' or ':' (and names come from the segments)."""
+    return escape(name).replace(":", "%3A")
 
 
 def _nwb(rec, tmp):
@@ -106,7 +121,7 @@ def _nwb(rec, tmp):
         for var, array in _arrays(recording).items():
             if var in ("t", "index"):
                 continue
-            nwb.add_acquisition(TimeSeries(name=f"{name}.{var}", data=array, timestamps=t,
+            nwb.add_acquisition(TimeSeries(name=_nwb_name(f"{name}.{var}"), data=array, timestamps=t,
                                            unit=recording.units.get(var) or "unknown",
                                            description=f"{var} recorded by {name}{columns}"))
     with warnings.catch_warnings():   # the temporary's name; the file it becomes ends in .nwb

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 
 from .._atomic import TMP_MARK, remove_stale_temporaries
 from ..errors import CheckpointError, CorruptCheckpointError
@@ -43,8 +44,9 @@ def listing_of(meta, path):
 class RecordingLog:
     """The segments of one run in one folder (see the module docstring)."""
 
-    def __init__(self, directory, suffix, time_ms, step):
-        self.directory, self.suffix = directory, suffix
+    def __init__(self, directory, suffix, time_ms, step, folder=None):
+        # folder: the Checkpointer's CheckpointFolder, whose ledger proves which segments it wrote
+        self.directory, self.suffix, self.folder = directory, suffix, folder
         self._fresh(time_ms, step)
 
     def _fresh(self, time_ms, step):
@@ -78,12 +80,35 @@ class RecordingLog:
         state = read_state(path, lazy=True)
         state.close()
         listing = listing_of(state.meta, path)
-        for name, size, _ in listing[2] if listing else ():
+        if listing is None:
+            return
+        for number, (name, size, _) in enumerate(listing[2]):
+            # named as the reader requires (the run's segment number k at k): one it refuses
+            # would have this run go on with recordings that can never be read back
+            require(parse_segment_name(name) == (listing[0], number),
+                    f"the committed segment {name} is not number {number} of run {listing[0]}", path)
             try:
-                found = os.lstat(os.path.join(self.directory, name)).st_size
+                st = os.lstat(os.path.join(self.directory, name))
             except OSError:
-                found = None
-            require(found == size, f"the committed segment {name} is missing or has another size", path)
+                st = None
+            # a symlink is no segment we wrote, and every reader refuses it: refuse it now,
+            # not after a run that goes on and can never be read back
+            require(st is not None and stat.S_ISREG(st.st_mode) and st.st_size == size,
+                    f"the committed segment {name} is missing, not a regular file or has another size", path)
+        # the listing must end at the checkpoint's time: one cut short (digest recomputed) would
+        # have this resume delete the segments after it and go on from a gap (one read: the last)
+        end = listing[1]
+        if listing[2]:
+            name, _, digest = listing[2][-1]
+            last = os.path.join(self.directory, name)
+            segment = read_state(last, lazy=True)
+            segment.close()
+            meta = segment.meta.get(CONTENT)
+            require(segment.digest == digest and isinstance(meta, dict) and meta.get("run") == listing[0]
+                    and is_number(meta.get("t_end")), "not the segment its checkpoint lists", last)
+            end = meta["t_end"]
+        require(end == state.meta.get("time"),
+                f"its recordings end at {end!r} ms, the checkpoint is at {state.meta.get('time')!r} ms", path)
 
     def _remove_uncommitted(self, run, committed):
         for name in os.listdir(self.directory):
@@ -94,6 +119,10 @@ class RecordingLog:
             if parsed is None or parsed[0] != run or name in committed:
                 continue
             path = os.path.join(self.directory, name)
+            # a name and a content are no proof (safety.rst): only the ledger is, and no symlink
+            if self.folder is None or not self.folder.wrote(path):
+                log.info("left %s: no ledger entry proves this folder's Checkpointer wrote it", path)
+                continue
             if _segment_run(path) == run:   # ours, not a user's file with a segment's name
                 remove_segment(path)
                 log.info("removed a segment that no checkpoint committed: %s", path)
@@ -144,6 +173,8 @@ class RecordingLog:
         if segment.number != len(self.entries):
             raise CorruptCheckpointError("segments written out of order", path=self.directory)
         self.entries.append(write_segment(self.directory, self.suffix, segment, simulator))
+        if self.folder is not None:   # the ledger's proof that we wrote it, for a later removal
+            self.folder.record(os.path.join(self.directory, self.entries[-1][0]))
 
     def listing(self):
         """What a checkpoint's meta says of the recordings it commits."""

@@ -131,7 +131,7 @@ def _newest_listing(directory):
         try:
             state = read_state(path, lazy=True)
             state.close()
-            return path, listing_of(state.meta, path)
+            return path, listing_of(state.meta, path), state.meta.get("time")
         except CheckpointError as exc:
             warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=3)
     raise CorruptCheckpointError("no checkpoint in the folder reads", path=directory)
@@ -156,7 +156,7 @@ def recordings(directory, lazy=False):
         not continue the one before it; nothing is returned.
     """
     directory = os.path.abspath(os.fspath(directory))
-    path, listing = _newest_listing(directory)
+    path, listing, time_ms = _newest_listing(directory)
     if listing is None:
         return Recordings(directory, None, None, None, path, [], {})
     run, t_start, entries = listing
@@ -168,6 +168,9 @@ def recordings(directory, lazy=False):
             states.append(state)
             t_end = meta["t_end"]
             _collect(state, meta, parts, about, os.path.join(directory, entry[0]))
+        # a checkpoint commits every segment up to its own time: a listing that ends
+        # earlier (one cut short, digest recomputed) would lose its tail silently
+        require(t_end == time_ms, f"its recordings end at {t_end!r} ms, the checkpoint is at {time_ms!r} ms", path)
         recorders = {name: _recording(name, about[name], parts[name], lazy) for name in parts}
     except BaseException:
         for state in states:
@@ -191,11 +194,12 @@ def _collect(state, meta, parts, about, path):
         require(known["kind"] == kind and known["signature"] == signature,
                 f"recorder {name!r} records other variables, dtypes or neurons than in the segment before", path,
                 name)
-        if "index" in pop.arrays:
-            index = np.asarray(pop.arrays["index"])
-            require(known["index"] is None or np.array_equal(known["index"], index),
-                    f"recorder {name!r} records other neurons than in the segment before", path, name)
-            known["index"] = index
+        # an index that appears or vanishes between segments changes the neurons unnoticed
+        index = np.asarray(pop.arrays["index"]) if "index" in pop.arrays else None
+        require(known.setdefault("has_index", index is not None) == (index is not None)
+                and (known["index"] is None or np.array_equal(known["index"], index)),
+                f"recorder {name!r} records other neurons than in the segment before", path, name)
+        known["index"] = index
         for var, array in pop.arrays.items():
             if var != "index":
                 parts.setdefault(name, {}).setdefault(var, []).append(array)

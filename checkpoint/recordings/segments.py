@@ -23,8 +23,9 @@ __all__ = ["Segment", "segment_name", "parse_segment_name", "write_segment", "re
 
 #: what a recorder records: one value per event, or samples (times x neurons)
 KINDS = ("events", "samples")
-_RUN = re.compile(r"^[0-9a-f]{16}$")
-_NAME = re.compile(r"^rec-([0-9a-f]{16})-(\d{8})\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
+# fullmatch and ASCII digits: "$" also matches before a final newline, and \d any Unicode digit
+_RUN = re.compile(r"[0-9a-f]{16}")
+_NAME = re.compile(r"rec-([0-9a-f]{16})-([0-9]{8})\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)")
 CONTENT = "recordings"
 
 
@@ -34,12 +35,12 @@ def segment_name(run, number, suffix):
 
 def parse_segment_name(name):
     """``(run, number)`` of a segment's file name, or None."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     return None if match is None else (match.group(1), int(match.group(2)))
 
 
 def valid_run(run):
-    return isinstance(run, str) and bool(_RUN.match(run))
+    return isinstance(run, str) and bool(_RUN.fullmatch(run))
 
 
 class Segment:
@@ -139,11 +140,34 @@ def _check_recorders(state, meta, path):
             expected_ndim = 1 if about["kind"] == "events" or var == "t" else 2
             require(len(shape) == expected_ndim and shape[0] == length,
                     f"recorder {name!r}: {var!r} has shape {shape} for {length} records", path, name)
+        index = pop.arrays.get("index")
+        # neuron numbers are integers, one axis (also beside events: the reader hands it out)
+        require(index is None or (len(index.shape) == 1 and np.dtype(index.dtype).kind in "iu"),
+                f"recorder {name!r}: 'index' is not a list of neurons", path, name)
         if about["kind"] == "samples":
-            index = pop.arrays.get("index")
             width = {a.shape[1] for v, a in arrays.items() if v != "t"}
             require(index is None or (len(index.shape) == 1 and width <= {index.shape[0]}),
                     f"recorder {name!r}: the recorded neurons and the values disagree", path, name)
+        # digests prove nothing (anyone recomputes them): the values a reader joins must be
+        # what a recorder makes, or a forged segment's NaN, reversed or out-of-interval
+        # times would be handed out as the run's recordings
+        require(about["kind"] != "events" or "i" not in arrays or np.dtype(arrays["i"].dtype).kind in "iu",
+                f"recorder {name!r}: 'i' is not integer", path, name)
+        _check_times(arrays["t"], about["kind"], meta["t_start"], meta["t_end"], path, name)
+
+
+def _check_times(t, kind, t_start, t_end, path, name):
+    """Times are real numbers inside the segment's interval (a rounding's
+    slack), and a sampler's do not go back."""
+    require(np.dtype(t.dtype).kind in "iuf", f"recorder {name!r}: its times are not numbers", path, name)
+    t = np.asarray(t, np.float64)   # lazy: reads this one array (one interval's times)
+    slack = 1e-6 + 1e-9 * max(abs(t_start), abs(t_end))
+    with np.errstate(invalid="ignore"):
+        inside = bool(np.all((t >= t_start - slack) & (t <= t_end + slack)))   # False for NaN
+    require(inside, f"recorder {name!r}: a time outside the segment's interval [{t_start}, {t_end}] ms "
+            "(or not finite)", path, name)
+    require(kind != "samples" or bool(np.all(np.diff(t) >= 0)),
+            f"recorder {name!r}: its sample times go back", path, name)
 
 
 def remove_segment(path):
