@@ -45,7 +45,7 @@ def stale_temporaries(path):
     :func:`temporary_name` names them) whose writer's process is gone: a
     writer that was killed.  Never a live writer's, this process's included."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    pattern = re.compile(re.escape(f".{name}{TMP_MARK}") + r"(\d+)-[0-9a-f]{8}")
+    pattern = re.compile(re.escape(f".{name}{TMP_MARK}") + r"([0-9]+)-[0-9a-f]{8}")
     try:
         names = os.listdir(folder)
     except OSError:

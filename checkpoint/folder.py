@@ -37,7 +37,7 @@ log = logging.getLogger("checkpoint")
 LOCK_NAME = ".checkpoint.lock"
 LEDGER_NAME = ".checkpoint.ledger.json"
 SHARD_FOLDER = shardnames.FOLDER
-_NAME = re.compile(r"^ckpt-(\d{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)$")
+_NAME = re.compile(r"^ckpt-([0-9]{12})(-keep)?\.(h5|hdf5|npz|mat|txt|txt\.gz|gz)\Z")
 _MAX_LEDGER_BYTES = 16 << 20
 
 

@@ -18,7 +18,7 @@ __all__ = ["FOLDER", "folder_of", "shard_path", "parse", "listed_name_pattern"]
 #: suffix of the folder beside a manifest that holds its shards
 FOLDER = ".shards"
 
-_FILE = re.compile(r"^(?P<token>[0-9a-f]+)\.rank-(?P<rank>\d+)-of-(?P<ranks>\d+)(?P<suffix>\.[\w.]+)$")
+_FILE = re.compile(r"^(?P<token>[0-9a-f]+)\.rank-(?P<rank>[0-9]+)-of-(?P<ranks>[0-9]+)(?P<suffix>\.[A-Za-z0-9_.]+)\Z")
 
 
 def folder_of(path):

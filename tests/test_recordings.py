@@ -299,3 +299,18 @@ def test_nwb_reads_back_with_pynwb(tmp_path):
         series = nwb.acquisition["vm.v"]
         assert np.array_equal(series.data[:], rec["vm"]["v"])
         assert np.allclose(series.timestamps[:] * 1000.0, rec["vm"]["t"])
+
+
+def test_an_export_into_the_runs_folder_is_refused(tmp_path):
+    folder = tmp_path / "run"
+    run_embedded(folder, 6)
+    before = sorted(os.listdir(folder))
+    segment = checkpoint.recordings(folder).segments[0]
+    from checkpoint.recordings.export import export
+    for name in (segment.replace(".h5", ".npz"), "all.h5"):
+        with pytest.raises(CheckpointError, match="run's folder"):
+            export(checkpoint.recordings(folder), folder / name)
+    done = subprocess.run([sys.executable, "-m", "checkpoint", "recordings", str(folder), "--out",
+                           str(folder / "all.mat")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "run's folder" in done.stderr
+    assert sorted(os.listdir(folder)) == before

@@ -35,6 +35,11 @@ def export(rec, path):
     writers = {".h5": _h5, ".hdf5": _h5, ".npz": _npz, ".mat": _mat, ".nwb": _nwb}
     if suffix not in writers:
         raise UnsupportedFormatError(f"recordings are written as {', '.join(SUFFIXES)}", path=path)
+    directory = getattr(rec, "directory", None)
+    if directory is not None and os.path.realpath(os.path.dirname(os.path.abspath(path))) == \
+            os.path.realpath(directory):   # it could replace a segment or a checkpoint of the run
+        raise CheckpointError("is in the run's folder, whose files are its Checkpointer's: write the recordings "
+                              "elsewhere", path=path)
     try:
         with atomic_write(path) as tmp:
             writers[suffix](rec, tmp)
