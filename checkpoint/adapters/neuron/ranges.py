@@ -36,6 +36,8 @@ class Group:
     #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
     global_ids: object = None
     global_size: int = None
+    #: a point-process group's members' addresses (None: segments)
+    ptrs: list = None
     _ptr: object = None
 
     @property
@@ -190,7 +192,8 @@ def point_groups(h, inv):
     groups, cache = {}, {}
     for kind, members in inv.points.items():
         order = sorted(range(len(members)), key=lambda i: natural_key(inv.point_ids[kind][i]))
-        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order])
+        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order],
+                      ptrs=[inv.point_locs[kind][i][0] for i in order])
         group.variables = list(_variables(h, kind, cache))
         group.randoms = _random_names(members[0])
         groups[kind] = group
