@@ -40,11 +40,12 @@ _POINTS = """proc checkpoint_points_() { local i, x  localobj pp
 }
 """
 
-#: NetCon values, variable-major: weight[0..$3-1], delay, threshold, active
+#: NetCon values, variable-major: weight[0..$3-1], delay, threshold, active,
+#: of the NetCons $o4 indexes in the List $o1 ($o5 in the write)
 _NC_READ = """proc checkpoint_nc_read_() { local i, k, n  localobj nc
-  n = $o1.count()
+  n = $o4.size()
   for i = 0, n - 1 {
-    nc = $o1.o(i)
+    nc = $o1.o($o4.x[i])
     for k = 0, $3 - 1 { $o2.x[k * n + i] = nc.weight[k] }
     $o2.x[$3 * n + i] = nc.delay  $o2.x[($3 + 1) * n + i] = nc.threshold  $o2.x[($3 + 2) * n + i] = nc.active()
   }
@@ -53,9 +54,9 @@ _NC_READ = """proc checkpoint_nc_read_() { local i, k, n  localobj nc
 
 #: the same, set where the mask $o4 (one per variable) is 1
 _NC_WRITE = """proc checkpoint_nc_write_() { local i, k, n  localobj nc
-  n = $o1.count()
+  n = $o5.size()
   for i = 0, n - 1 {
-    nc = $o1.o(i)
+    nc = $o1.o($o5.x[i])
     for k = 0, $3 - 1 { if ($o4.x[k]) { nc.weight[k] = $o2.x[k * n + i] } }
     if ($o4.x[$3]) { nc.delay = $o2.x[$3 * n + i] }
     if ($o4.x[$3 + 1]) { nc.threshold = $o2.x[($3 + 1) * n + i] }
@@ -141,22 +142,16 @@ def addresses(h, hoc_list):
     return _ints(out).tolist()
 
 
-def netcon_list(h, netcons):
-    out = h.List()
-    for nc in netcons:
-        out.append(nc)
-    return out
-
-
-def read_netcons(h, hoc_list, weights):
-    """``(weights + 3, n)`` array: the weights, delay, threshold, active."""
-    n = int(hoc_list.count())
+def read_netcons(h, hoc_list, index, weights):
+    """``(weights + 3, n)`` array: the weights, delay, threshold, active of
+    the NetCons ``index`` (a Vector) picks from ``hoc_list``."""
+    n = int(index.size())
     buffer = h.Vector((weights + 3) * n)
-    _define(h, "checkpoint_nc_read_", _NC_READ)(hoc_list, buffer, weights)
+    _define(h, "checkpoint_nc_read_", _NC_READ)(hoc_list, buffer, weights, index)
     return buffer.as_numpy().copy().reshape(weights + 3, n)
 
 
-def write_netcons(h, hoc_list, weights, table, mask):
+def write_netcons(h, hoc_list, index, weights, table, mask):
     """Set the rows of ``table`` (as :func:`read_netcons`) where ``mask``."""
     _define(h, "checkpoint_nc_write_", _NC_WRITE)(hoc_list, h.Vector(table.reshape(-1)), weights,
-                                                  h.Vector(np.asarray(mask, np.float64)))
+                                                  h.Vector(np.asarray(mask, np.float64)), index)

@@ -13,6 +13,7 @@ The *fingerprint* is the creation-order structure SaveState depends on; two
 models with one fingerprint can exchange SaveState bytes.
 """
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -27,8 +28,10 @@ _NUMBER = re.compile(r"(\d+)")
 _INDEX = re.compile(r"\[\d+\]")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def natural_key(name):
-    return tuple(int(part) if part.isdigit() else part for part in _NUMBER.split(name))
+    # memoised: a pure function of the name, asked for every member at each save and load
+    return tuple([int(part) if part.isdigit() else part for part in _NUMBER.split(name)])
 
 
 def group_of(section_name):
@@ -48,6 +51,7 @@ class Inventory:
     point_ids: dict = field(default_factory=dict)       # type -> [identity]
     point_locs: dict = field(default_factory=dict)      # type -> [(address, segment key or None)]
     netcons: list = field(default_factory=list)         # every NetCon, List order
+    netcon_list: object = None                          # the hoc List they are in
     links: list = field(default_factory=list)           # a Link per NetCon
     netcon_ids: list = field(default_factory=list)      # identity of each
     randoms: list = field(default_factory=list)         # hoc Random objects
@@ -100,7 +104,7 @@ def take(h, pc=None):
                                      "name (give each cell a name, e.g. a __repr__ with its gid)")
     by_address = dict(zip(hocloops.section_pointers(inv.sections), inv.sections))
     _take_mechanisms(h, inv, names, by_address)
-    netcons = h.List("NetCon")
+    netcons = inv.netcon_list = h.List("NetCon")
     inv.netcons = list(netcons)
     inv.links = _links(h, netcons, inv, by_address)
     for kind, artificial in inv.point_types:

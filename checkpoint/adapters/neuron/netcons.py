@@ -42,13 +42,16 @@ class Projection:
     indices: np.ndarray
     weights: int = 1
     ptrs: list = field(default_factory=list)    # the NetCons' addresses
-    _hoc: object = None
+    #: the hoc List of every NetCon and each of ours' index there (for :mod:`.hocloops`)
+    source: object = None
+    order: list = field(default_factory=list)
+    _index: object = None
 
     def hoc_list(self, h):
-        """The NetCons as a hoc List (for :mod:`.hocloops`), made once."""
-        if self._hoc is None:
-            self._hoc = hocloops.netcon_list(h, self.netcons)
-        return self._hoc
+        """``(List, Vector of indices)``: the NetCons in CSR order, for hoc loops."""
+        if self._index is None:
+            self._index = h.Vector(np.asarray(self.order, np.float64))
+        return self.source, self._index
 
 
 @dataclass
@@ -76,7 +79,7 @@ def wiring(inv, segment_groups, point_groups, par=None):
     if par is not None:
         pres[GID] = par.max_gid + 1
     pairs = {}
-    for link, ident in zip(inv.links, inv.netcon_ids):
+    for k, (link, ident) in enumerate(zip(inv.links, inv.netcon_ids)):
         if link.pre_ptr:
             source = member[inv.ptr_ids[link.pre_ptr]][:2]
         elif par is not None and link.srcgid >= 0:
@@ -95,7 +98,7 @@ def wiring(inv, segment_groups, point_groups, par=None):
             target = _own_source(link, inv, member, ident)
         else:
             target = (NONE, 0, 0)
-        pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon, link.ptr))
+        pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon, link.ptr, k))
     out, post_sizes = Wiring(), posts
     for (pre, post), items in sorted(pairs.items()):
         rows_of = post[len(NO_TARGET):] if post.startswith(NO_TARGET) else post
@@ -108,7 +111,8 @@ def wiring(inv, segment_groups, point_groups, par=None):
         name = f"{pre}->{post}"
         out.projections[name] = Projection(
             name, pre, rows_of, (post_sizes[rows_of], pres[pre]), netcons, idents, indptr,
-            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()), [item[4] for item in items])
+            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()), [item[4] for item in items],
+            inv.netcon_list, [item[5] for item in items])
     for proj in out.projections.values():
         out.ordered.extend(proj.netcons)
     out.position = {ptr: i for i, ptr in enumerate(p for proj in out.projections.values() for p in proj.ptrs)}
@@ -147,7 +151,7 @@ def _dtypes(proj):
 def read(proj):
     """``{variable: array}`` of the NetCons' values, in one hoc loop."""
     from neuron import h
-    table = hocloops.read_netcons(h, proj.hoc_list(h), proj.weights)
+    table = hocloops.read_netcons(h, *proj.hoc_list(h), proj.weights)
     out = {("weight" if k == 0 else f"weight{k}"): table[k].copy() for k in range(proj.weights)}
     out["delay"], out["threshold"] = table[proj.weights].copy(), table[proj.weights + 1].copy()
     out["active"] = (table[proj.weights + 2] != 0).astype(np.int8)
@@ -170,7 +174,7 @@ def write(proj, values):
     for k, var in enumerate(columns):
         if var in given:
             table[k] = given[var]
-    hocloops.write_netcons(h, proj.hoc_list(h), proj.weights, table, [var in given for var in columns])
+    hocloops.write_netcons(h, *proj.hoc_list(h), proj.weights, table, [var in given for var in columns])
 
 
 def _write_each(proj, values):
