@@ -155,3 +155,29 @@ def write_netcons(h, hoc_list, index, weights, table, mask):
     """Set the rows of ``table`` (as :func:`read_netcons`) where ``mask``."""
     _define(h, "checkpoint_nc_write_", _NC_WRITE)(hoc_list, h.Vector(table.reshape(-1)), weights,
                                                   h.Vector(np.asarray(mask, np.float64)), index)
+
+
+def _streams_proc(h, name, write):
+    """The hoc loop over the NMODLRandom ``name`` of the points $o2 indexes in the List $o1."""
+    proc = f"checkpoint_streams_{'set' if write else 'get'}_{name}_"
+    if write:
+        body = f"r = $o1.o($o2.x[i]).{name}  r.set_ids($o3.x[i], $o3.x[n + i], $o3.x[2 * n + i])  " \
+               "r.set_seq($o3.x[3 * n + i])"
+    else:
+        body = f"r = $o1.o($o2.x[i]).{name}  v = r.get_ids()  $o3.x[i] = v.x[0]  $o3.x[n + i] = v.x[1]  " \
+               "$o3.x[2 * n + i] = v.x[2]  $o3.x[3 * n + i] = r.get_seq()"
+    code = f"proc {proc}() {{ local i, n  localobj r, v\n n = $o2.size()\n for i = 0, n - 1 {{ {body} }}\n}}\n"
+    return _define(h, proc, code)
+
+
+def read_streams(h, hoc_list, index, name):
+    """``(4, n)`` array: id1, id2, id3 and seq of the streams ``name``."""
+    n = int(index.size())
+    out = h.Vector(4 * n)
+    _streams_proc(h, name, False)(hoc_list, index, out)
+    return out.as_numpy().copy().reshape(4, n)
+
+
+def write_streams(h, hoc_list, index, name, table):
+    """Set the streams ``name`` from a :func:`read_streams`-shaped array."""
+    _streams_proc(h, name, True)(hoc_list, index, h.Vector(np.asarray(table, np.float64).reshape(-1)))

@@ -50,6 +50,7 @@ class Inventory:
     points: dict = field(default_factory=dict)          # type -> [point process], List order
     point_ids: dict = field(default_factory=dict)       # type -> [identity]
     point_locs: dict = field(default_factory=dict)      # type -> [(address, segment key or None)]
+    point_lists: dict = field(default_factory=dict)     # type -> the hoc List of its points
     netcons: list = field(default_factory=list)         # every NetCon, List order
     netcon_list: object = None                          # the hoc List they are in
     links: list = field(default_factory=list)           # a Link per NetCon
@@ -111,6 +112,7 @@ def take(h, pc=None):
         members = h.List(kind)
         if members.count():
             inv.points[kind] = list(members)
+            inv.point_lists[kind] = members
             inv.point_locs[kind] = _locations(h, members, inv.names, by_address)
     _identify_points(inv, _artificial_gids(inv.links, pc))
     inv.netcon_ids = _netcon_ids(inv)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import hocloops
 from .inventory import group_of, natural_key
 
 #: MechanismStandard's variable types, and what they mean for a restart
@@ -36,9 +37,13 @@ class Group:
     #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
     global_ids: object = None
     global_size: int = None
-    #: a point-process group's members' addresses (None: segments)
+    #: a point-process group's members' addresses, hoc List and their
+    #: indices there (None: segments)
     ptrs: list = None
+    source: object = None
+    order: list = None
     _ptr: object = None
+    _index: object = None
 
     @property
     def size(self):
@@ -62,6 +67,15 @@ class Group:
             for i, obj in enumerate(self.members):
                 handle = getattr(obj, ref)
                 ptr.pset(j * n + i, handle if index is None else handle[index])
+
+    def hoc_list(self, h):
+        """``(List, Vector of indices)`` of a point-process group's members, in
+        identity order (for :mod:`.hocloops`); None for segments."""
+        if self.source is None:
+            return None
+        if self._index is None:
+            self._index = h.Vector(np.asarray(self.order, np.float64))
+        return self.source, self._index
 
     def gather(self, h):
         """``{variable: array}`` of the members' current values (copies)."""
@@ -193,7 +207,7 @@ def point_groups(h, inv):
     for kind, members in inv.points.items():
         order = sorted(range(len(members)), key=lambda i: natural_key(inv.point_ids[kind][i]))
         group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order],
-                      ptrs=[inv.point_locs[kind][i][0] for i in order])
+                      ptrs=[inv.point_locs[kind][i][0] for i in order], source=inv.point_lists[kind], order=order)
         group.variables = list(_variables(h, kind, cache))
         group.randoms = _random_names(members[0])
         groups[kind] = group
@@ -212,12 +226,31 @@ def random_arrays(group):
     """``{name.id1, .id2, .id3, .seq: array}`` of the group's RANDOM streams."""
     out = {}
     for name in group.randoms:
-        streams = [random_of(m, name) for m in group.members]
-        ids = np.array([list(s.get_ids()) for s in streams], np.int64).reshape(len(streams), 3)
+        table = _stream_table(group, name)
+        if table is not None:   # a point process's: one hoc loop
+            ids, seq = table[:3].T.astype(np.int64), table[3].copy()
+        else:
+            streams = [random_of(m, name) for m in group.members]
+            ids = np.array([list(s.get_ids()) for s in streams], np.int64).reshape(len(streams), 3)
+            seq = np.array([s.get_seq() for s in streams], np.float64)
         for k in range(3):
             out[f"{name}.id{k + 1}"] = ids[:, k].copy()
-        out[f"{name}.seq"] = np.array([s.get_seq() for s in streams], np.float64)
+        out[f"{name}.seq"] = seq
     return out
+
+
+def _stream_table(group, name, table=None):
+    """Read (or, given ``table``, set) the streams ``name`` of a point-process
+    group in one hoc loop: a ``(4, size)`` array of id1, id2, id3, seq.
+    None where hoc cannot (segments' ``hh.ranvar``; a name hoc cannot hold)."""
+    from neuron import h
+    where = group.hoc_list(h)
+    if where is None or not hocloops.NAME.match(name):
+        return None
+    if table is None:
+        return hocloops.read_streams(h, *where, name)
+    hocloops.write_streams(h, *where, name, table)
+    return table
 
 
 def set_randoms(group, arrays):
@@ -227,6 +260,9 @@ def set_randoms(group, arrays):
         if not all(k in arrays for k in keys):
             continue
         id1, id2, id3, seq = (np.asarray(arrays[k]) for k in keys)
+        if all(a.shape == (group.size,) for a in (id1, id2, id3, seq)) and \
+                _stream_table(group, name, np.array([id1, id2, id3, seq], np.float64)) is not None:
+            continue
         for i, member in enumerate(group.members):
             stream = random_of(member, name)
             stream.set_ids(int(id1[i]), int(id2[i]), int(id3[i]))
