@@ -61,10 +61,8 @@ class Inventory:
 
     def fingerprint(self):
         """XXH3-64 of the creation-order structure (hex)."""
-        digest = xxhash.xxh3_64()
-        for part in self._structure():
-            digest.update(part.encode() + b"\0")
-        return digest.hexdigest()
+        # one update of the parts joined: the digest of a stream is that of its concatenation
+        return xxhash.xxh3_64(b"".join(part.encode() + b"\0" for part in self._structure())).hexdigest()
 
     def _structure(self):
         yield "types:" + ",".join(self.density_types) + "|" + ",".join(t for t, _ in self.point_types)

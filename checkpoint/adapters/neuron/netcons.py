@@ -14,6 +14,7 @@ of artificial cells by time, flag and target.  NEURON's SaveState restores
 them exactly; a continuation re-queues the NetCon events.
 """
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,10 +69,9 @@ def wiring(inv, segment_groups, point_groups, par=None):
     ``gid``; rows stay this rank's targets."""
     groups = {**segment_groups, **point_groups}
     member = {}
-    for group in groups.values():
-        index = group.global_ids if par is not None else range(group.size)
-        for ident, i, at in zip(group.ids, index, range(group.size)):
-            member[ident] = (group.name, int(i), at)
+    for group in groups.values():   # identity -> (population, pre index, row), built in C loops
+        index = map(int, group.global_ids) if par is not None else range(group.size)
+        member.update(zip(group.ids, zip(itertools.repeat(group.name), index, range(group.size))))
     posts = {g.name: g.size for g in groups.values()}
     posts[NONE] = 1
     pres = {g.name: g.global_size if par is not None else g.size for g in groups.values()}
