@@ -66,6 +66,10 @@ _NC_WRITE = """proc checkpoint_nc_write_() { local i, k, n  localobj nc
 """
 
 
+#: the membrane procs defined, by their loop
+_MEMBRANES: dict = {}
+
+
 def _define(h, name, code):
     if not hasattr(h, name):
         h(code)
@@ -115,14 +119,17 @@ def membranes(h, mechanisms, count):
     width = len(mechanisms) + 1
     if not hasattr(h, "checkpoint_vec_"):
         h("objref checkpoint_vec_")
-    name = f"checkpoint_membranes_{abs(hash(tuple(mechanisms))):x}_"
     tests = " ".join(f"checkpoint_vec_.x[i + {k + 1}] = ismembrane(\"{m}\")" for k, m in enumerate(mechanisms))
     # a global objref: a $o argument inside forall is corrupted in NEURON 9
-    code = f"proc {name}() {{ local i\n i = 0\n forall {{ checkpoint_vec_.x[i] = this_section() {tests}  " \
-           f"i += {width} }}\n}}\n"
+    body = f"forall {{ checkpoint_vec_.x[i] = this_section() {tests}  i += {width} }}"
+    name = _MEMBRANES.get(body)
+    if name is None:   # one proc per list of mechanisms (a process loads more), named by a count
+        name = f"checkpoint_membranes_{len(_MEMBRANES)}_"
+        h(f"proc {name}() {{ local i\n i = 0\n {body}\n}}\n")
+        _MEMBRANES[body] = name
     h.checkpoint_vec_ = h.Vector(count * width)
     try:
-        _define(h, name, code)()
+        getattr(h, name)()
         table = h.checkpoint_vec_.as_numpy().copy().reshape(count, width)
     finally:
         h.checkpoint_vec_ = None

@@ -100,6 +100,9 @@ class Group:
 #: model's MechanismStandard, never from a file)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROCS = itertools.count()
+#: the procs defined so far, by their code: each save and load of one model
+#: asks for the same loops, which hoc then neither parses again nor keeps twice
+_DEFINED: dict = {}
 
 
 def _fill_in_hoc(h, ptr, group):
@@ -107,7 +110,7 @@ def _fill_in_hoc(h, ptr, group):
     Python ``getattr(seg, "_ref_" + var)`` and ``pset`` per value.  The
     PtrVector goes through a global objref: as a ``$o`` argument inside
     ``forsec`` NEURON 9 corrupts it."""
-    name, n = f"checkpoint_pointers_{next(_PROCS)}", group.size
+    n = group.size
     if not hasattr(h, "checkpoint_ptrvector_"):
         h("objref checkpoint_ptrvector_")
     if group.sections is not None:
@@ -124,7 +127,11 @@ def _fill_in_hoc(h, ptr, group):
         members = h.List()
         for pp in group.members:
             members.append(pp)
-    h(f"proc {name}() {{ local i\n i = 0\n {loop}\n}}\n")
+    name = _DEFINED.get(loop)
+    if name is None:
+        name = f"checkpoint_pointers_{next(_PROCS)}"
+        h(f"proc {name}() {{ local i\n i = 0\n {loop}\n}}\n")
+        _DEFINED[loop] = name
     h.checkpoint_ptrvector_ = ptr
     try:
         getattr(h, name)(members)
