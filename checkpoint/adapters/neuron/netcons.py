@@ -14,12 +14,14 @@ of artificial cells by time, flag and target.  NEURON's SaveState restores
 them exactly; a continuation re-queues the NetCon events.
 """
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...errors import UnsupportedObjectError
 from ...state import ArrayInfo, ProjectionState
+from . import hocloops
 
 NONE = "none"
 #: the pre population of NetCons from a gid (:mod:`.parallel`)
@@ -40,6 +42,17 @@ class Projection:
     indptr: np.ndarray
     indices: np.ndarray
     weights: int = 1
+    ptrs: list = field(default_factory=list)    # the NetCons' addresses
+    #: the hoc List of every NetCon and each of ours' index there (for :mod:`.hocloops`)
+    source: object = None
+    order: list = field(default_factory=list)
+    _index: object = None
+
+    def hoc_list(self, h):
+        """``(List, Vector of indices)``: the NetCons in CSR order, for hoc loops."""
+        if self._index is None:
+            self._index = h.Vector(np.asarray(self.order, np.float64))
+        return self.source, self._index
 
 
 @dataclass
@@ -56,10 +69,9 @@ def wiring(inv, segment_groups, point_groups, par=None):
     ``gid``; rows stay this rank's targets."""
     groups = {**segment_groups, **point_groups}
     member = {}
-    for group in groups.values():
-        index = group.global_ids if par is not None else range(group.size)
-        for ident, i, at in zip(group.ids, index, range(group.size)):
-            member[ident] = (group.name, int(i), at)
+    for group in groups.values():   # identity -> (population, pre index, row), built in C loops
+        index = map(int, group.global_ids) if par is not None else range(group.size)
+        member.update(zip(group.ids, zip(itertools.repeat(group.name), index, range(group.size))))
     posts = {g.name: g.size for g in groups.values()}
     posts[NONE] = 1
     pres = {g.name: g.global_size if par is not None else g.size for g in groups.values()}
@@ -67,8 +79,8 @@ def wiring(inv, segment_groups, point_groups, par=None):
     if par is not None:
         pres[GID] = par.max_gid + 1
     pairs = {}
-    for link, ident in zip(inv.links, inv.netcon_ids):
-        if link.pre is not None:
+    for k, (link, ident) in enumerate(zip(inv.links, inv.netcon_ids)):
+        if link.pre_ptr:
             source = member[inv.ptr_ids[link.pre_ptr]][:2]
         elif par is not None and link.srcgid >= 0:
             source = (GID, link.srcgid)
@@ -80,13 +92,13 @@ def wiring(inv, segment_groups, point_groups, par=None):
             source = source[:2]
         else:
             source = (NONE, 0)
-        if link.syn is not None:
+        if link.syn_ptr:
             target = member[inv.ptr_ids[link.syn_ptr]]
         elif par is not None:   # no target: rows are the source's members, as shards need real populations
             target = _own_source(link, inv, member, ident)
         else:
             target = (NONE, 0, 0)
-        pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon))
+        pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon, link.ptr, k))
     out, post_sizes = Wiring(), posts
     for (pre, post), items in sorted(pairs.items()):
         rows_of = post[len(NO_TARGET):] if post.startswith(NO_TARGET) else post
@@ -99,16 +111,17 @@ def wiring(inv, segment_groups, point_groups, par=None):
         name = f"{pre}->{post}"
         out.projections[name] = Projection(
             name, pre, rows_of, (post_sizes[rows_of], pres[pre]), netcons, idents, indptr,
-            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()))
+            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()), [item[4] for item in items],
+            inv.netcon_list, [item[5] for item in items])
     for proj in out.projections.values():
         out.ordered.extend(proj.netcons)
-    out.position = {nc.hocobjptr(): i for i, nc in enumerate(out.ordered)}
+    out.position = {ptr: i for i, ptr in enumerate(p for proj in out.projections.values() for p in proj.ptrs)}
     return out
 
 
 def _own_source(link, inv, member, ident):
     """A target-less NetCon's row: the member it detects spikes of."""
-    if link.pre is not None:
+    if link.pre_ptr:
         found = member[inv.ptr_ids[link.pre_ptr]]
     else:
         found = member.get(link.preseg) if link.preseg is not None else None
@@ -136,18 +149,35 @@ def _dtypes(proj):
 
 
 def read(proj):
-    netcons = proj.netcons
-    out = {"weight": np.array([nc.weight[0] for nc in netcons], np.float64)}
-    for k in range(1, proj.weights):
-        out[f"weight{k}"] = np.array([nc.weight[k] for nc in netcons], np.float64)
-    out["delay"] = np.array([nc.delay for nc in netcons], np.float64)
-    out["threshold"] = np.array([nc.threshold for nc in netcons], np.float64)
-    out["active"] = np.array([bool(nc.active()) for nc in netcons], np.int8)
+    """``{variable: array}`` of the NetCons' values, in one hoc loop."""
+    from neuron import h
+    table = hocloops.read_netcons(h, *proj.hoc_list(h), proj.weights)
+    out = {("weight" if k == 0 else f"weight{k}"): table[k].copy() for k in range(proj.weights)}
+    out["delay"], out["threshold"] = table[proj.weights].copy(), table[proj.weights + 1].copy()
+    out["active"] = (table[proj.weights + 2] != 0).astype(np.int8)
     return out
 
 
+def _columns(proj):
+    return ["weight"] + [f"weight{k}" for k in range(1, proj.weights)] + ["delay", "threshold", "active"]
+
+
 def write(proj, values):
-    """Set the NetCons' values (validated arrays in CSR order)."""
+    """Set the NetCons' values (validated arrays in CSR order), in one hoc
+    loop; arrays of another length (none, once validated) one by one."""
+    from neuron import h
+    n, columns = len(proj.netcons), _columns(proj)
+    given = {var: np.asarray(values[var], np.float64).reshape(-1) for var in columns if var in values}
+    if any(array.size != n for array in given.values()):
+        return _write_each(proj, values)
+    table = np.zeros((len(columns), n), np.float64)
+    for k, var in enumerate(columns):
+        if var in given:
+            table[k] = given[var]
+    hocloops.write_netcons(h, *proj.hoc_list(h), proj.weights, table, [var in given for var in columns])
+
+
+def _write_each(proj, values):
     for k in range(proj.weights):
         var = "weight" if k == 0 else f"weight{k}"
         if var in values:
@@ -169,20 +199,18 @@ def events_in_flight(h, wiring_, point_groups):
     cvode.event_queue_info(2, times, netcons)
     position = wiring_.position
     out = {"netcon_events.t": times.as_numpy().copy(),
-           "netcon_events.netcon": np.array([position.get(netcons.o(i).hocobjptr(), -1)
-                                             for i in range(int(netcons.count()))], np.int64)}
+           "netcon_events.netcon": np.array([position.get(p, -1) for p in hocloops.addresses(h, netcons)],
+                                            np.int64)}
     times, flags, targets = h.Vector(), h.Vector(), h.List()
     cvode.event_queue_info(3, times, flags, targets)
     member = {}
     offset = 0
     for group in point_groups.values():
-        for i, pp in enumerate(group.members):
-            member[pp.hocobjptr()] = offset + i
+        member.update(zip(group.ptrs, range(offset, offset + group.size)))
         offset += group.size
     out["self_events.t"] = times.as_numpy().copy()
     out["self_events.flag"] = flags.as_numpy().copy()
-    out["self_events.target"] = np.array([member.get(targets.o(i).hocobjptr(), -1)
-                                          for i in range(int(targets.count()))], np.int64)
+    out["self_events.target"] = np.array([member.get(p, -1) for p in hocloops.addresses(h, targets)], np.int64)
     return out
 
 

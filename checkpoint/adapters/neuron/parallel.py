@@ -38,9 +38,9 @@ def detect(h, inv):
     pc = h.ParallelContext()
     owner = {}
     for link in inv.links:
-        if link.srcgid < 0 or link.pre is not None and link.syn is not None or not pc.gid_exists(link.srcgid):
+        if link.srcgid < 0 or link.pre_ptr and link.syn_ptr or not pc.gid_exists(link.srcgid):
             continue
-        if link.pre is not None:
+        if link.pre_ptr:
             owner[("pp", link.pre_ptr)] = link.srcgid
         elif link.presec is not None:
             cell = link.presec.cell()
@@ -63,7 +63,7 @@ def number(par, inv, segments, points):
         owners[name] = [_owner_of_section(par, sec) for sec in group.sections]
     drives = {}
     for link in inv.links:
-        if link.pre is not None and link.syn is not None and link.syn.has_loc():
+        if link.pre_ptr and link.syn_ptr and link.syn.has_loc():
             drives.setdefault(link.pre_ptr, _owner_of_section(par, link.syn.get_segment().sec))
     for name, group in points.items():
         owners[name] = [_owner_of_point(par, pp, drives) for pp in group.members]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import hocloops
 from .inventory import group_of, natural_key
 
 #: MechanismStandard's variable types, and what they mean for a restart
@@ -36,7 +37,13 @@ class Group:
     #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
     global_ids: object = None
     global_size: int = None
+    #: a point-process group's members' addresses, hoc List and their
+    #: indices there (None: segments)
+    ptrs: list = None
+    source: object = None
+    order: list = None
     _ptr: object = None
+    _index: object = None
 
     @property
     def size(self):
@@ -61,6 +68,15 @@ class Group:
                 handle = getattr(obj, ref)
                 ptr.pset(j * n + i, handle if index is None else handle[index])
 
+    def hoc_list(self, h):
+        """``(List, Vector of indices)`` of a point-process group's members, in
+        identity order (for :mod:`.hocloops`); None for segments."""
+        if self.source is None:
+            return None
+        if self._index is None:
+            self._index = h.Vector(np.asarray(self.order, np.float64))
+        return self.source, self._index
+
     def gather(self, h):
         """``{variable: array}`` of the members' current values (copies)."""
         n = len(self.variables) * self.size
@@ -84,6 +100,9 @@ class Group:
 #: model's MechanismStandard, never from a file)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROCS = itertools.count()
+#: the procs defined so far, by their code: each save and load of one model
+#: asks for the same loops, which hoc then neither parses again nor keeps twice
+_DEFINED: dict = {}
 
 
 def _fill_in_hoc(h, ptr, group):
@@ -91,7 +110,7 @@ def _fill_in_hoc(h, ptr, group):
     Python ``getattr(seg, "_ref_" + var)`` and ``pset`` per value.  The
     PtrVector goes through a global objref: as a ``$o`` argument inside
     ``forsec`` NEURON 9 corrupts it."""
-    name, n = f"checkpoint_pointers_{next(_PROCS)}", group.size
+    n = group.size
     if not hasattr(h, "checkpoint_ptrvector_"):
         h("objref checkpoint_ptrvector_")
     if group.sections is not None:
@@ -108,7 +127,11 @@ def _fill_in_hoc(h, ptr, group):
         members = h.List()
         for pp in group.members:
             members.append(pp)
-    h(f"proc {name}() {{ local i\n i = 0\n {loop}\n}}\n")
+    name = _DEFINED.get(loop)
+    if name is None:
+        name = f"checkpoint_pointers_{next(_PROCS)}"
+        h(f"proc {name}() {{ local i\n i = 0\n {loop}\n}}\n")
+        _DEFINED[loop] = name
     h.checkpoint_ptrvector_ = ptr
     try:
         getattr(h, name)(members)
@@ -190,7 +213,8 @@ def point_groups(h, inv):
     groups, cache = {}, {}
     for kind, members in inv.points.items():
         order = sorted(range(len(members)), key=lambda i: natural_key(inv.point_ids[kind][i]))
-        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order])
+        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order],
+                      ptrs=[inv.point_locs[kind][i][0] for i in order], source=inv.point_lists[kind], order=order)
         group.variables = list(_variables(h, kind, cache))
         group.randoms = _random_names(members[0])
         groups[kind] = group
@@ -209,12 +233,31 @@ def random_arrays(group):
     """``{name.id1, .id2, .id3, .seq: array}`` of the group's RANDOM streams."""
     out = {}
     for name in group.randoms:
-        streams = [random_of(m, name) for m in group.members]
-        ids = np.array([list(s.get_ids()) for s in streams], np.int64).reshape(len(streams), 3)
+        table = _stream_table(group, name)
+        if table is not None:   # a point process's: one hoc loop
+            ids, seq = table[:3].T.astype(np.int64), table[3].copy()
+        else:
+            streams = [random_of(m, name) for m in group.members]
+            ids = np.array([list(s.get_ids()) for s in streams], np.int64).reshape(len(streams), 3)
+            seq = np.array([s.get_seq() for s in streams], np.float64)
         for k in range(3):
             out[f"{name}.id{k + 1}"] = ids[:, k].copy()
-        out[f"{name}.seq"] = np.array([s.get_seq() for s in streams], np.float64)
+        out[f"{name}.seq"] = seq
     return out
+
+
+def _stream_table(group, name, table=None):
+    """Read (or, given ``table``, set) the streams ``name`` of a point-process
+    group in one hoc loop: a ``(4, size)`` array of id1, id2, id3, seq.
+    None where hoc cannot (segments' ``hh.ranvar``; a name hoc cannot hold)."""
+    from neuron import h
+    where = group.hoc_list(h)
+    if where is None or not hocloops.NAME.match(name):
+        return None
+    if table is None:
+        return hocloops.read_streams(h, *where, name)
+    hocloops.write_streams(h, *where, name, table)
+    return table
 
 
 def set_randoms(group, arrays):
@@ -224,6 +267,9 @@ def set_randoms(group, arrays):
         if not all(k in arrays for k in keys):
             continue
         id1, id2, id3, seq = (np.asarray(arrays[k]) for k in keys)
+        if all(a.shape == (group.size,) for a in (id1, id2, id3, seq)) and \
+                _stream_table(group, name, np.array([id1, id2, id3, seq], np.float64)) is not None:
+            continue
         for i, member in enumerate(group.members):
             stream = random_of(member, name)
             stream.set_ids(int(id1[i]), int(id2[i]), int(id3[i]))
