@@ -17,16 +17,8 @@ from checkpoint.formats import read_state, write_state
 
 
 def run_embedded(folder, chunks=9, every_ms=15.0, **options):
-    from recordings_sim import Embedded
-    sim = Embedded(1)
-    with checkpoint.Checkpointer(folder, sim.net, every_ms=every_ms, recordings=True, background=False,
-                                 **options) as ckpt:
-        ckpt.restore_latest()
-        while sim.net.time < chunks * 5.0 - 1e-9:
-            sim.run_chunk()
-            ckpt.maybe_save()
-        ckpt.save(skip_if_saved=True)
-    return sim
+    from test_recordings import run_embedded as run   # one driver for both files
+    return run(folder, chunks, every_ms, **options)
 
 
 @pytest.fixture(scope="module")
