@@ -73,7 +73,12 @@ def forge_segment(folder, number, edit):
     edit(state)
     write_state(folder / name, state)
     size, digest = os.path.getsize(folder / name), read_state(folder / name).digest
+    return relisted(folder, name, size, digest)
 
+
+def relisted(folder, name, size, digest):
+    """Every checkpoint's listing of segment ``name`` given ``size`` and
+    ``digest`` (a forger's recomputed ones); returns ``name``."""
     def relist(listing):
         for entry in listing["segments"]:
             if entry[0] == name:
@@ -337,13 +342,7 @@ def _forge_text(folder, number, edit_text):
         return texts[0]
     forge_manifest(folder / name, change)
     size, digest = os.path.getsize(folder / name), digest_text(texts[0])
-
-    def relist(listing):
-        for entry in listing["segments"]:
-            if entry[0] == name:
-                entry[1], entry[2] = size, digest
-    edit_listings(folder, relist)
-    return name
+    return relisted(folder, name, size, digest)
 
 
 def _meta_value(key, raw):
