@@ -314,3 +314,40 @@ def test_an_export_into_the_runs_folder_is_refused(tmp_path):
                            str(folder / "all.mat")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "run's folder" in done.stderr
     assert sorted(os.listdir(folder)) == before
+
+
+def test_what_was_recorded_before_the_checkpointer_starts_the_recordings(tmp_path):
+    """A warm-up recorded before the Checkpointer is the run's too: the
+    first segment, and the run, start at its first record."""
+    from recordings_sim import Embedded
+    sim, straight = Embedded(1), Embedded(1)
+    sim.run_chunk()   # 0 .. 5 ms, before the Checkpointer
+    with checkpoint.Checkpointer(tmp_path / "run", sim.net, recordings=True, background=False) as ckpt:
+        sim.run_chunk()
+        ckpt.save()
+    straight.run_chunk()
+    straight.run_chunk()
+    rec = checkpoint.recordings(tmp_path / "run")
+    assert rec.t_end == 10.0 and rec.t_start <= 0.5
+    for name, recorder in straight.net.recorders.items():
+        for var, values in recorder.take().items():
+            assert np.array_equal(rec[name][var], values), (name, var)
+
+
+def test_records_from_before_a_load_that_moved_the_clock_back_are_left_out_and_said(tmp_path):
+    """Records a recorder holds from after the time a load() took the
+    network back to are from no course this run takes: a segment that
+    held them would be one no reader accepts."""
+    from recordings_sim import Embedded
+    sim = Embedded(1)
+    checkpoint.save(tmp_path / "start.h5", sim.net)
+    sim.run_chunk()
+    sim.run_chunk()   # 10 ms recorded, then the clock goes back to 0
+    checkpoint.load(tmp_path / "start.h5", sim.net)
+    with checkpoint.Checkpointer(tmp_path / "run", sim.net, recordings=True, background=False) as ckpt:
+        sim.run_chunk()
+        with pytest.warns(checkpoint.CheckpointWarning, match="outside .* left out"):
+            ckpt.save()
+    rec = checkpoint.recordings(tmp_path / "run")   # readable, and only times of this run's interval
+    assert rec.t_end == 5.0
+    assert all(np.all(np.asarray(rec[name]["t"]) <= 5.0) for name in rec)

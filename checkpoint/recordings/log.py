@@ -15,9 +15,12 @@ import logging
 import os
 import secrets
 import stat
+import warnings
+
+import numpy as np
 
 from .._atomic import TMP_MARK, remove_stale_temporaries
-from ..errors import CheckpointError, CorruptCheckpointError
+from ..errors import CheckpointError, CheckpointWarning, CorruptCheckpointError
 from ..formats import read_state
 from ..formats.schema import is_number, require
 from .segments import (CONTENT, Segment, check_entry, parse_segment_name, remove_segment, valid_run,
@@ -55,6 +58,7 @@ class RecordingLog:
         self.entries = []
         self._last = (float(time_ms), int(step))
         self.resumed = False
+        self._first = True   # the next segment is the run's first: what came before is its warm-up
 
     # ------------------------------------------------------------ resuming
 
@@ -70,6 +74,7 @@ class RecordingLog:
         else:
             self.run, self.t_start, self.entries = listing[0], float(listing[1]), list(listing[2])
             self._last = (float(time_ms), int(step))
+            self._first = not self.entries
         self.resumed = True
         self._remove_uncommitted(self.run, {e[0] for e in self.entries})
 
@@ -163,10 +168,50 @@ class RecordingLog:
             kinds[recorder.name] = recorder.kind
             units[recorder.name] = recorder.units()
             indices[recorder.name] = recorder.index() if recorder.kind == "samples" else None
-        segment = Segment(self.run, len(self.entries), self._last[0], float(time_ms), self._last[1], int(step),
+        t_start = self._fit(data, kinds, float(time_ms))
+        segment = Segment(self.run, len(self.entries), t_start, float(time_ms), self._last[1], int(step),
                           data, kinds, units, indices)
         self._last = (float(time_ms), int(step))
-        return None if segment.empty() else segment
+        if segment.empty():
+            return None
+        if self._first:   # from now on every checkpoint lists the run from where its records begin
+            self.t_start, self._first = t_start, False
+        return segment
+
+    def _fit(self, data, kinds, t_end):
+        """The interval's start, with ``data`` cut to fit in it: a segment
+        whose times are outside its interval is one no reader accepts.
+        The run's first segment starts at its first record (what was
+        recorded before the Checkpointer started is the run's too); a
+        record after ``t_end`` or before the last checkpoint (the clock
+        was moved back by a ``load()`` since it was recorded, or is not a
+        number) is from no course this run took: left out, and said; so
+        are a sampler's records before its times go back.  (Events from
+        before such a load() at times inside the interval cannot be told
+        from this run's: restore_latest() empties the recorders; after a
+        plain load() the script must.)"""
+        t_start = self._last[0]
+        slack = 1e-6 + 1e-9 * max(abs(t_start), abs(t_end))
+        if self._first:
+            # only the times that stay (a stale record after t_end must not move the start)
+            times = [t[np.isfinite(t) & (t <= t_end + slack)] for t in
+                     (np.asarray(a.get("t", ()), np.float64) for a in data.values())]
+            t_start = min([t_start] + [float(t.min()) for t in times if len(t)])
+        for name, arrays in data.items():
+            t = np.asarray(arrays.get("t", ()), np.float64)
+            with np.errstate(invalid="ignore"):
+                outside = ~((t >= t_start - slack) & (t <= t_end + slack))   # NaN too
+            if kinds[name] == "samples":   # a sampler samples in time order: a step back is a clock moved back
+                back = np.flatnonzero(np.diff(t) < -slack)
+                if len(back):
+                    outside[: back[-1] + 1] = True
+            if outside.any():
+                warnings.warn(f"{self.directory}: recorder {name!r}: {int(outside.sum())} of its {len(t)} records "
+                              f"are at times outside [{t_start}, {t_end}] ms, the interval since the last "
+                              "checkpoint (recorded before a load() moved the clock back?): left out of "
+                              "the recordings", CheckpointWarning, stacklevel=4)
+                data[name] = {var: np.asarray(a)[~outside] for var, a in arrays.items()}
+        return t_start
 
     def write(self, segment, simulator):
         """Write ``segment``; from now on every checkpoint lists it."""
