@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from typing import Optional
 
 from .adapters import adapter_for
 from .api import load
@@ -45,9 +46,9 @@ class SaveSchedule:
     whether or not the run was resumed), or ``every_seconds`` of wall time
     after the last one."""
 
-    every_steps: int = None
-    every_ms: float = None
-    every_seconds: float = None
+    every_steps: Optional[int] = None
+    every_ms: Optional[float] = None
+    every_seconds: Optional[float] = None
 
     def due(self, step, time_ms, last_step, last_time_ms, last_wall):
         return bool(
@@ -67,8 +68,8 @@ class Retention:
     ``keep_every_ms`` of simulated time or ``keep_every_seconds`` of wall time."""
 
     keep: int = 3
-    keep_every_ms: float = None
-    keep_every_seconds: float = None
+    keep_every_ms: Optional[float] = None
+    keep_every_seconds: Optional[float] = None
 
     def permanent(self, time_ms, last_kept_ms, wall, last_kept_wall):
         return bool(

@@ -7,6 +7,7 @@ arrays itself (see examples/izhikevich_stdp.py).  Everything here is what
 
 import numpy as np
 import scipy.sparse
+from typing import Optional
 
 __all__ = ["Network", "Population", "Projection", "SpikeRecorder", "StateRecorder"]
 
@@ -250,7 +251,7 @@ class _Recorder:
     handed over, and emptied, by :meth:`take` (a Checkpointer with
     ``recordings=True`` takes them at every checkpoint)."""
 
-    kind = None
+    kind: Optional[str] = None
 
     def __init__(self, name, network, population, var):
         if not isinstance(name, str) or not name:

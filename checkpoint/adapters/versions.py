@@ -24,7 +24,7 @@ TESTED_VERSIONS = {
 #: release (ANNarchy's ``__version__`` is "5.0" for 5.0.4.1)
 DISTRIBUTIONS = {"brian2": "Brian2", "nest": "nest-simulator", "ANNarchy": "ANNarchy", "NEURON": "neuron"}
 
-_warned = set()   # (simulator, version) already warned about in this process
+_warned: set = set()   # (simulator, version) already warned about in this process
 
 
 def is_tested(simulator, version):

@@ -7,6 +7,7 @@ Accepted values: ``None`` (the default, uncompressed), a codec name
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 from ..errors import UnsupportedFormatError
 
@@ -23,7 +24,7 @@ _CHUNK_BYTES = 1 << 20  # 1 MiB chunks: large enough to stream, small enough to 
 @dataclass(frozen=True)
 class Compression:
     codec: str
-    level: int = None
+    level: Optional[int] = None
     shuffle: bool = True
     fletcher32: bool = False
 

@@ -74,8 +74,8 @@ def _parse_values(lines, dtype, count):
 
 class TextFormat(Format):
     name = "text"
-    suffixes = (".txt",)
-    codecs = ()
+    suffixes: tuple = (".txt",)
+    codecs: tuple = ()
     max_ratio = MAX_RATIO[None]
 
     def keys(self):

@@ -32,7 +32,7 @@ log = logging.getLogger("checkpoint")
 
 _HERE = Path(__file__).resolve().parent
 _ACCESS_HEADER = _HERE / "access.hpp"
-_NATIVE = weakref.WeakKeyDictionary()  # ANNarchy wrapper module -> NativeState
+_NATIVE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ANNarchy wrapper module -> NativeState
 
 #: C++ keywords that begin a struct-level statement that declares no data.
 _NOT_DATA = ("typedef", "using", "static", "friend", "template", "public", "private", "protected",

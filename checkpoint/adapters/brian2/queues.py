@@ -135,7 +135,7 @@ def _is_python_queue(pathway):
     return hasattr(get_device().spike_queue(pathway.source.start, pathway.source.stop), "X")
 
 
-_EMPTY_SLOT = memoryview(np.zeros(0, np.int32))
+_EMPTY_SLOT = memoryview(np.zeros(0, np.int32).data)
 
 
 #: What restoring one spike queue may make Brian2 allocate (docs/format.rst):

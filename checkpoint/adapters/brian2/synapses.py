@@ -24,7 +24,8 @@ _CONNECTIVITY_VARS = {"i", "j", "_synaptic_pre", "_synaptic_post", "_presynaptic
                       "_postsynaptic_idx", "N_incoming", "N_outgoing", "N"}
 
 
-_csr_cache = weakref.WeakKeyDictionary()   # Synapses -> (fingerprint, (perm, indptr, indices))
+# Synapses -> (fingerprint, (perm, indptr, indices))
+_csr_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def csr_of(syn):

@@ -25,7 +25,7 @@ NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "t
                  "frozen", "archiver_length", "post_trace", "t_spike", "elementsize"}
 
 
-_settable_cache = {}    # node model -> (settable numeric keys, settable per-node array keys)
+_settable_cache: dict = {}    # node model -> (settable numeric keys, settable per-node array keys)
 
 
 def is_number_value(value):
@@ -146,7 +146,7 @@ def _primitive_runs(nodes):
     return runs if runs and sum(last - first + 1 for _, first, last in runs) == len(nodes) else None
 
 
-_element_types = {}
+_element_types: dict = {}
 
 
 def _element_type(model):

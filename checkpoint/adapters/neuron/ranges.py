@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from typing import Optional
 
 from . import hocloops
 from .inventory import group_of, natural_key
@@ -33,15 +34,15 @@ class Group:
     variables: list = field(default_factory=list)    # [(name, kind, index or None)]
     randoms: list = field(default_factory=list)      # names of RANDOM variables of the members
     #: a segment group's sections, in identity order (None: point processes)
-    sections: list = None
+    sections: Optional[list] = None
     #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
     global_ids: object = None
-    global_size: int = None
+    global_size: Optional[int] = None
     #: a point-process group's members' addresses, hoc List and their
     #: indices there (None: segments)
-    ptrs: list = None
+    ptrs: Optional[list] = None
     source: object = None
-    order: list = None
+    order: Optional[list] = None
     _ptr: object = None
     _index: object = None
 

@@ -25,7 +25,7 @@ _SLACK = 1 << 16
 #: and another built: after a change of structure, no SaveState is read again
 #: in this process (the load continues from the readable arrays, warned).
 #: Process state of NEURON's, not of one load.
-_READ_AT = []
+_READ_AT: list = []
 
 
 def _structure_count():
