@@ -13,7 +13,7 @@ from ...state import ArrayInfo, ProjectionState
 from .groups import set_value
 from .objects import owned_variables, pathway_prefix, stable_argsort, unit_of, variable_kind
 from .queues import queue_arrays, restore_queue
-from .versions import delay_file_names, python_dynamic_arrays, replace_contents
+from .versions import delay_file_names, new_contents, python_dynamic_arrays, replace_contents
 
 
 ORDER = "_brian2_index"         # files of versions 1-2: per CSR synapse, its index in Brian2's order
@@ -183,17 +183,22 @@ def set_synapse_value(var, value, order, nnz, swap=False):
         else:
             live[order] = value
         return _nothing
-    if order is None:
-        owned = value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
-        # only a buffer swapped in (Python arrays, 2.9) must be the load's own: others are copied from
-        full = value if owned or not (swap and python_dynamic_arrays(var)) else np.array(value, var.dtype)
-    else:
-        full = np.empty(nnz, var.dtype)
-        full[order] = value
     if not swap:
+        full = value if order is None else np.empty(nnz, var.dtype)
+        if order is not None:
+            full[order] = value
         var.set_value(full)
         return _nothing
-    return replace_contents(var, full, nnz)
+    if order is None and python_dynamic_arrays(var):
+        owned = value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
+        # the buffer swapped in (Python arrays, 2.9) must be the load's own: a value read for it is
+        return replace_contents(var, value if owned else np.array(value, var.dtype), nnz)
+    buffer, install = new_contents(var, nnz)   # filled in place: one copy, not two
+    if order is None:
+        buffer[...] = value
+    else:
+        buffer[order] = value
+    return install()
 
 
 def _nothing():

@@ -65,13 +65,33 @@ def replace_contents(var, full, nnz):
         def undo():
             dynamic._data, dynamic.data, dynamic.shape = old
         return undo
-    replacement = type(dynamic)(nnz, dtype=var.dtype)
-    replacement.data[...] = full
-    device.arrays[var] = replacement
+    buffer, install = new_contents(var, nnz)
+    buffer[...] = full
+    return install()
 
-    def undo_cpp():
-        device.arrays[var] = dynamic
-    return undo_cpp
+
+def new_contents(var, nnz):
+    """``(buffer, install)``: a buffer of ``nnz`` values of ``var``'s dtype
+    to fill, and ``install()``, which makes it ``var``'s contents in place
+    of the old array and returns the undo (as :func:`replace_contents`).
+    The buffer is the new array's own memory (C++ arrays, 2.10+) or the
+    new numpy buffer itself (2.9): a value scattered into it is copied
+    once, not into a scratch array first."""
+    from brian2.devices.device import get_device
+    device = get_device()
+    dynamic = device.get_value(var, access_data=False)
+    if hasattr(dynamic, "_data"):
+        full = np.empty(nnz, var.dtype)
+        return full, lambda: replace_contents(var, full, nnz)
+    replacement = type(dynamic)(nnz, dtype=var.dtype)
+
+    def install():
+        device.arrays[var] = replacement
+
+        def undo_cpp():
+            device.arrays[var] = dynamic
+        return undo_cpp
+    return replacement.data, install
 
 
 # ------------------------------------------------------------ random buffers
