@@ -101,9 +101,14 @@ example-mpi: $(VENV)/.mpi
 	$(VENV)/bin/mpiexec -n $(MPI_RANKS) $(PY) examples/mpi_izhikevich.py $(ARGS)
 
 # NEST cannot share a process with ANNarchy or Brian2 (the interpreter crashes),
-# so its tests run in a pytest of their own, after the rest.
+# so its tests run in a pytest of their own, after the rest.  Nor can NEURON
+# share one with ANNarchy: importing neuron puts its global `t` and `dt` in the
+# process's symbol scope, where every ANNarchy library loaded later finds its own
+# `t` and `dt` (a pytest worker that ran the NEURON tests crashed in ANNarchy's).
 test: $(VENV)/.test lint
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py \
+	  --ignore=tests/test_neuron.py
+	$(PY) -m pytest -n 2 -q tests/test_neuron.py
 	$(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py
 	$(MAKE) test-brian2-matrix
 

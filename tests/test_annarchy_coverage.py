@@ -244,3 +244,31 @@ def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
     assert repr(_recordings(other)) == repr(before)
     checkpoint.load(tmp_path / "c.h5", other, monitors=True)
     assert np.array_equal(_recordings(other)[0], _recordings(net)[0])
+
+
+_AFTER_NEURON = """
+import sys
+import neuron   # puts NEURON's global `t` and `dt` in the process's symbol scope
+import ANNarchy as ann
+import checkpoint
+net = ann.Network(dt=0.5, seed=1)
+net.create(5, ann.Izhikevich, name="cells")
+net.compile(directory=sys.argv[1], silent=True)
+try:
+    checkpoint.save(sys.argv[2], net)
+except checkpoint.CheckpointError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_network_compiled_after_import_neuron_is_refused_not_misread(tmp_path):
+    """ANNarchy's code compiled after ``import neuron`` runs on NEURON's
+    ``t`` and ``dt`` (same names, global scope): what the accessor reads
+    is not this network's clock, so a save is refused (it crashed the
+    process once), and nothing is written."""
+    done = subprocess.run([sys.executable, "-c", _AFTER_NEURON, str(tmp_path / "build"), str(tmp_path / "c.h5")],
+                          capture_output=True, text=True, timeout=600, cwd=HERE)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = done.stdout.strip().splitlines()[-1]   # after ANNarchy's banner
+    assert said.startswith("NativeAccessError") and "import neuron" in said, done.stdout
+    assert not (tmp_path / "c.h5").exists()

@@ -224,7 +224,10 @@ class NativeState:
         ANNarchy's own include folders.
     """
 
-    def __init__(self, wrapper_module, header_dir, objects, lil_projections, include_dirs):
+    def __init__(self, wrapper_module, header_dir, objects, lil_projections, include_dirs, dt=None):
+        wrapper = ctypes.CDLL(wrapper_module.__file__, mode=os.RTLD_NOLOAD)
+        if dt is not None:
+            check_own_globals(wrapper, wrapper_module.__file__, dt)
         table = []
         for glob, struct, header, extra in objects:
             members = struct_members((header_dir / header).read_text(), struct)
@@ -234,7 +237,6 @@ class NativeState:
         library = _build(source, [header_dir, _HERE, *include_dirs], header_dir / "checkpoint")
         self.lib = ctypes.CDLL(str(library))
         self._declare()
-        wrapper = ctypes.CDLL(wrapper_module.__file__, mode=os.RTLD_NOLOAD)
         self.slots = {}
         for slot, (glob, _, _) in enumerate(table):
             self.lib.ck_bind(slot, ctypes.addressof(ctypes.c_void_p.in_dll(wrapper, glob)))
@@ -318,6 +320,26 @@ class NativeState:
             raise ValueError("the C++ library rejected the random engine state")
 
 
+def check_own_globals(wrapper, path, dt):
+    """Refuse a compiled network whose code uses another library's ``dt``.
+
+    ANNarchy's library defines its clock as the global symbols ``t`` and
+    ``dt``; where a library loaded before it put symbols of those names in
+    the process's global scope (``import neuron`` does), the dynamic linker
+    binds ANNarchy's code to those: the ``dt`` it wrote at compile time is
+    not in its own variable, which the accessor binds, so every read would
+    be of another clock (and crashed the process once).  ``dt`` is written
+    once, at ``compile()``: its own copy still 0 proves the binding."""
+    own = ctypes.c_double.in_dll(wrapper, "dt").value
+    own32 = ctypes.c_float.in_dll(wrapper, "dt").value   # a float32 network's dt is a float
+    if not (own == dt or own32 == np.float32(dt)):
+        raise NativeAccessError(
+            f"ANNarchy's compiled network {path} does not use its own clock: a library loaded before "
+            "it exports the global symbols `t` and `dt` (NEURON does, once imported), and the dynamic "
+            "linker bound ANNarchy's code to them; checkpoint cannot read this network's state. Run "
+            "ANNarchy in a process that does not import neuron")
+
+
 def level_counts(lengths, depth):
     """How many containers each level has, and how many scalars: the list
     ``[1, n1, ..., n_depth]``, or None if ``lengths`` is not a valid layout."""
@@ -372,7 +394,8 @@ def native_state(net):
         objects += [(f"proj{p.id}", f"ProjStruct{p.id}", f"proj{p.id}.hpp",
                      ("post_rank", "pre_rank") if f"proj{p.id}" in lil else ())
                     for p in own]
-        native = NativeState(wrapper, header_dir, objects, lil, [ann_dir / "include", ann_dir / "thirdparty"])
+        native = NativeState(wrapper, header_dir, objects, lil, [ann_dir / "include", ann_dir / "thirdparty"],
+                             dt=float(compiled.dt))
         unreadable = [f"{obj}.{name}" for obj in native.fields for name in native.unsupported(obj)]
         if unreadable:
             log.warning("checkpoint: members of ANNarchy's C++ structures of a type checkpoint cannot "
