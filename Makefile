@@ -105,9 +105,14 @@ example-mpi: $(VENV)/.mpi
 # share one with ANNarchy: importing neuron puts its global `t` and `dt` in the
 # process's symbol scope, where every ANNarchy library loaded later finds its own
 # `t` and `dt` (a pytest worker that ran the NEURON tests crashed in ANNarchy's).
+# ANNarchy's two test files, which compile dozens of networks into one process,
+# get fresh workers too: in a worker that had run other files first, ANNarchy
+# segfaulted in its own compile() (cause not found; each file passes on its own).
+ANNARCHY_TESTS := tests/test_annarchy.py tests/test_annarchy_coverage.py
 test: $(VENV)/.test lint
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py \
-	  --ignore=tests/test_neuron.py
+	  --ignore=tests/test_neuron.py $(ANNARCHY_TESTS:%=--ignore=%)
+	$(PY) -m pytest -n 2 --dist loadfile -q $(ANNARCHY_TESTS)
 	$(PY) -m pytest -n 2 -q tests/test_neuron.py
 	$(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py
 	$(MAKE) test-brian2-matrix
