@@ -36,8 +36,6 @@ def build(ann, neurons, synapses, folder):
     return net, proj
 
 
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=10_000)
@@ -46,13 +44,20 @@ def main():
     parser.add_argument("--folder", default=".")
     args = parser.parse_args()
     import ANNarchy as ann
+
     folder = tempfile.mkdtemp(prefix="bench-annarchy-", dir=args.folder)
     try:
         net, proj = build(ann, args.neurons, args.synapses, folder)
         net.simulate(5)
         own = os.path.join(folder, "own.npz")
-        rows = [("ANNarchy net.save / net.load (.npz)", timed(lambda: net.save(own)),
-                 timed(lambda: net.load(own)), os.path.getsize(own))]
+        rows = [
+            (
+                "ANNarchy net.save / net.load (.npz)",
+                timed(lambda: net.save(own)),
+                timed(lambda: net.load(own)),
+                os.path.getsize(own),
+            )
+        ]
         first_call = timed(lambda: checkpoint.save(os.path.join(folder, "warm.h5"), net))
         raw_save, raw_load, raw_bytes = raw_cost(net, folder, args.repeat)
         for fmt in ("h5", "npz"):
@@ -63,14 +68,19 @@ def main():
         synapses = proj.nb_synapses
     finally:
         shutil.rmtree(folder)
-    print(f"ANNarchy {ann.__version__}, {synapses} synapses (STDP), 2 x {args.neurons} neurons; "
-          f"checkpoint best of {args.repeat}")
+    print(
+        f"ANNarchy {ann.__version__}, {synapses} synapses (STDP), 2 x {args.neurons} neurons; "
+        f"checkpoint best of {args.repeat}"
+    )
     print(f"first checkpoint call, including compiling the accessor: {first_call:.2f} s")
     print_speedups(rows)
-    print(f"raw cost of the same bytes ({raw_bytes / 1e6:.1f} MB, np.save + fsync / np.load): "
-          f"{raw_save:.3f} s / {raw_load:.3f} s; raw / ours: "
-          + ", ".join(f"{name} save {raw_save / save:.2f}x, load {raw_load / load:.2f}x"
-                      for name, save, load, _ in rows[1:]))
+    print(
+        f"raw cost of the same bytes ({raw_bytes / 1e6:.1f} MB, np.save + fsync / np.load): "
+        f"{raw_save:.3f} s / {raw_load:.3f} s; raw / ours: "
+        + ", ".join(
+            f"{name} save {raw_save / save:.2f}x, load {raw_load / load:.2f}x" for name, save, load, _ in rows[1:]
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,20 +28,30 @@ from _simulators import best, raw_cost
 
 def build(b2, neurons, synapses, seed=1):
     b2.seed(seed)
-    group = b2.NeuronGroup(neurons, "dv/dt = (1.1 - v) / (10*ms) + 0.2 * xi / sqrt(ms) : 1",
-                           threshold="v > 1", reset="v = 0", refractory=2 * b2.ms, method="euler",
-                           name="neurons")
+    group = b2.NeuronGroup(
+        neurons,
+        "dv/dt = (1.1 - v) / (10*ms) + 0.2 * xi / sqrt(ms) : 1",
+        threshold="v > 1",
+        reset="v = 0",
+        refractory=2 * b2.ms,
+        method="euler",
+        name="neurons",
+    )
     group.v = "rand()"
-    syn = b2.Synapses(group, group, """w : 1
+    syn = b2.Synapses(
+        group,
+        group,
+        """w : 1
                         dapre/dt = -apre / (20*ms) : 1 (event-driven)
                         dapost/dt = -apost / (20*ms) : 1 (event-driven)""",
-                      on_pre="v_post += w\napre += 0.01\nw = clip(w - apost, 0, 0.01)",
-                      on_post="apost += 0.01\nw = clip(w + apre, 0, 0.01)", name="stdp")
+        on_pre="v_post += w\napre += 0.01\nw = clip(w - apost, 0, 0.01)",
+        on_post="apost += 0.01\nw = clip(w + apre, 0, 0.01)",
+        name="stdp",
+    )
     syn.connect(p=synapses / neurons**2)
     syn.w = "0.01 * rand()"
     syn.delay = "rand() * 5 * ms"
     return b2.Network(group, syn), syn
-
 
 
 def main():
@@ -52,6 +62,7 @@ def main():
     parser.add_argument("--folder", default=".")
     args = parser.parse_args()
     import brian2 as b2
+
     b2.prefs.codegen.target = "numpy"
     warnings.simplefilter("ignore")
     net, syn = build(b2, args.neurons, args.synapses)
@@ -69,6 +80,7 @@ def main():
             store()
             with open(pickle_path, "rb+") as f:
                 os.fsync(f.fileno())
+
         plain = best(args.repeat, store)
         durable = best(args.repeat, store_durably)
         restore = best(args.repeat, lambda: net.restore(filename=pickle_path))
@@ -83,15 +95,21 @@ def main():
     finally:
         shutil.rmtree(folder)
     print(f"Brian2 {b2.__version__}, {len(syn)} synapses, {args.neurons} neurons, best of {args.repeat}")
-    print(f"| {'':34} | {'save':>7} | {'load':>7} | {'MB':>6} | save: store fsync'd / ours, store / ours, "
-          f"raw / ours | load: restore / ours, raw / ours |")
-    rows = [("Network.store / restore (pickle)", plain, restore, stored_bytes),
-            ("  the same, store fsync'd", durable, restore, stored_bytes),
-            ("raw np.save + fsync / np.load", raw_save, raw_load, raw_bytes)] + ours
+    print(
+        f"| {'':34} | {'save':>7} | {'load':>7} | {'MB':>6} | save: store fsync'd / ours, store / ours, "
+        f"raw / ours | load: restore / ours, raw / ours |"
+    )
+    rows = [
+        ("Network.store / restore (pickle)", plain, restore, stored_bytes),
+        ("  the same, store fsync'd", durable, restore, stored_bytes),
+        ("raw np.save + fsync / np.load", raw_save, raw_load, raw_bytes),
+    ] + ours
     for name, save, load, size in rows:
-        print(f"| {name:34} | {save:6.3f}s | {load:6.3f}s | {size / 1e6:6.1f} | "
-              f"{durable / save:5.2f}x {plain / save:5.2f}x {raw_save / save:5.2f}x | "
-              f"{restore / load:5.2f}x {raw_load / load:5.2f}x |")
+        print(
+            f"| {name:34} | {save:6.3f}s | {load:6.3f}s | {size / 1e6:6.1f} | "
+            f"{durable / save:5.2f}x {plain / save:5.2f}x {raw_save / save:5.2f}x | "
+            f"{restore / load:5.2f}x {raw_load / load:5.2f}x |"
+        )
 
 
 if __name__ == "__main__":

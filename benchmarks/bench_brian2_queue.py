@@ -34,8 +34,15 @@ def peak(ring):
 def main():
     small, large = 1 << 20, 1 << 23
     grown = peak(large) - peak(small)
-    print(json.dumps({"ring": [small, large], "peak_bytes": [peak(small), peak(large)],
-                      "bytes_per_slot": round(grown / (large - small), 1)}))
+    print(
+        json.dumps(
+            {
+                "ring": [small, large],
+                "peak_bytes": [peak(small), peak(large)],
+                "bytes_per_slot": round(grown / (large - small), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

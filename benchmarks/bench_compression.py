@@ -23,9 +23,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import checkpoint
 from _simulators import best
 
-OPTIONS = [("h5", None), ("h5", "lzf"), ("h5", "gzip:1"), ("h5", "gzip:4"), ("h5", "gzip:9"),
-           ("h5", "zstd:1"), ("h5", "zstd:3"), ("h5", "lz4"), ("h5", "blosc"),
-           ("npz", None), ("npz", "gzip")]
+OPTIONS = [
+    ("h5", None),
+    ("h5", "lzf"),
+    ("h5", "gzip:1"),
+    ("h5", "gzip:4"),
+    ("h5", "gzip:9"),
+    ("h5", "zstd:1"),
+    ("h5", "zstd:3"),
+    ("h5", "lz4"),
+    ("h5", "blosc"),
+    ("npz", None),
+    ("npz", "gzip"),
+]
 
 
 def realistic(neurons, synapses, seed=0):
@@ -38,17 +48,29 @@ def realistic(neurons, synapses, seed=0):
         values[hot] = rng.exponential(0.1, int(hot.sum()))
         return values
 
-    pop = net.add_population("exc", neurons, parameters={"a": 0.02, "b": 0.2},
-                             variables={"v": -65.0 + 5.0 * rng.standard_normal(neurons),
-                                        "u": -13.0 + rng.standard_normal(neurons),
-                                        "g_exc": mostly_zero(neurons), "g_inh": mostly_zero(neurons)})
+    pop = net.add_population(
+        "exc",
+        neurons,
+        parameters={"a": 0.02, "b": 0.2},
+        variables={
+            "v": -65.0 + 5.0 * rng.standard_normal(neurons),
+            "u": -13.0 + rng.standard_normal(neurons),
+            "g_exc": mostly_zero(neurons),
+            "g_inh": mostly_zero(neurons),
+        },
+    )
     counts = rng.multinomial(synapses, np.full(neurons, 1.0 / neurons))
     indptr = np.concatenate([[0], np.cumsum(counts)])
     indices = rng.integers(0, neurons, synapses)
     bound = rng.random(synapses)
     w = np.where(bound < 0.55, 0.0, np.where(bound < 0.85, 1.0, rng.random(synapses)))
-    net.add_projection("stdp", pop, pop, connectivity=(indptr, indices),
-                       variables={"w": w, "x": mostly_zero(synapses), "y": mostly_zero(synapses)})
+    net.add_projection(
+        "stdp",
+        pop,
+        pop,
+        connectivity=(indptr, indices),
+        variables={"w": w, "x": mostly_zero(synapses), "y": mostly_zero(synapses)},
+    )
     return net
 
 
@@ -67,7 +89,7 @@ def main():
             path = os.path.join(folder, f"state.{fmt}")
             try:
                 save = best(args.repeat, lambda: checkpoint.save(path, net, compression=compression))
-            except checkpoint.CheckpointError as exc:   # e.g. hdf5plugin not installed
+            except checkpoint.CheckpointError as exc:  # e.g. hdf5plugin not installed
                 print(f"skipped .{fmt} {compression}: {exc}")
                 continue
             load = best(args.repeat, lambda: checkpoint.load(path, net))
@@ -76,12 +98,16 @@ def main():
     finally:
         shutil.rmtree(folder)
     state_mb = rows[0][3] / 1e6
-    print(f"{args.neurons:,} neurons, {args.synapses:,} synapses; uncompressed file {state_mb:.0f} MB; "
-          f"best of {args.repeat}")
+    print(
+        f"{args.neurons:,} neurons, {args.synapses:,} synapses; uncompressed file {state_mb:.0f} MB; "
+        f"best of {args.repeat}"
+    )
     print(f"| {'option':22} | {'save s':>7} | {'load s':>7} | {'save MB/s':>9} | {'MB':>7} | {'ratio':>5} |")
     for name, save, load, size in rows:
-        print(f"| {name:22} | {save:7.2f} | {load:7.2f} | {state_mb / save:9.0f} | {size / 1e6:7.1f} | "
-              f"{rows[0][3] / size:5.2f} |")
+        print(
+            f"| {name:22} | {save:7.2f} | {load:7.2f} | {state_mb / save:9.0f} | {size / 1e6:7.1f} | "
+            f"{rows[0][3] / size:5.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -40,16 +40,19 @@ NEURONS = 2_000_000
 def build(gib, neurons=NEURONS):
     net = checkpoint.Network(dt=0.1, seed=0)
     rng = np.random.default_rng(0)
-    pop = net.add_population("exc", neurons, parameters={"a": 0.02},
-                             variables={v: rng.standard_normal(neurons) for v in ("v", "u", "g_exc", "g_inh")})
+    pop = net.add_population(
+        "exc",
+        neurons,
+        parameters={"a": 0.02},
+        variables={v: rng.standard_normal(neurons) for v in ("v", "u", "g_exc", "g_inh")},
+    )
     per_synapse = 16  # int64 pre rank + float64 weight
     synapses = int((gib * 2**30 - pop.size * 8 * 5) / per_synapse)
     counts = np.full(neurons, synapses // neurons)
     counts[: synapses % neurons] += 1
     indptr = np.concatenate([[0], np.cumsum(counts)])
     indices = rng.integers(0, neurons, synapses)
-    net.add_projection("exc_exc", pop, pop, connectivity=(indptr, indices),
-                       variables={"w": rng.random(synapses)})
+    net.add_projection("exc_exc", pop, pop, connectivity=(indptr, indices), variables={"w": rng.random(synapses)})
     return net
 
 
@@ -110,6 +113,7 @@ def raw_npy(data, folder):
 
     def read():
         return {name: np.load(os.path.join(folder, name + ".npy")) for name in data}
+
     return write, read
 
 
@@ -123,11 +127,13 @@ def raw_h5(data, path):
     def read():
         with h5py.File(path, "r") as f:
             return {name: f[name][()] for name in data}
+
     return write, read
 
 
 def raw_npz(data, path):
     """np.savez: the same bytes in the same container (ZIP with its CRC-32)."""
+
     def write():
         np.savez(path, **data)
         fsync_path(path)
@@ -135,13 +141,16 @@ def raw_npz(data, path):
     def read():
         with np.load(path) as z:
             return {name: z[name] for name in data}
+
     return write, read
 
 
 def ours(net, path, **save_options):
-    return (lambda: checkpoint.save(path, net, **save_options),
-            lambda: checkpoint.load(path, net),
-            lambda: checkpoint.read(path))
+    return (
+        lambda: checkpoint.save(path, net, **save_options),
+        lambda: checkpoint.load(path, net),
+        lambda: checkpoint.read(path),
+    )
 
 
 def row(label, nbytes, seconds, raw_seconds, peak=None):
@@ -156,8 +165,9 @@ def main():
     parser.add_argument("--text-fraction", type=float, default=0.02)
     parser.add_argument("--folder", default=None, help="where to write (default: a temporary folder)")
     parser.add_argument("--formats", default="h5,npz,mat,txt", help="comma-separated, of h5,npz,mat,txt")
-    parser.add_argument("--cold", action="store_true",
-                        help="empty the page cache before every read (needs root): reads from the disk")
+    parser.add_argument(
+        "--cold", action="store_true", help="empty the page cache before every read (needs root): reads from the disk"
+    )
     args = parser.parse_args()
     global COLD
     COLD = args.cold
@@ -172,9 +182,11 @@ def run(args, folder):
     net = build(args.gib)
     data = arrays(net)
     nbytes = sum(a.nbytes for a in data.values())
-    print(f"state: {nbytes / 2**30:.2f} GiB ({net.projections['exc_exc'].nnz:,} synapses, "
-          f"{NEURONS:,} neurons); folder {folder}; python {sys.version.split()[0]}, "
-          f"numpy {np.__version__}, h5py {h5py.__version__}")
+    print(
+        f"state: {nbytes / 2**30:.2f} GiB ({net.projections['exc_exc'].nnz:,} synapses, "
+        f"{NEURONS:,} neurons); folder {folder}; python {sys.version.split()[0]}, "
+        f"numpy {np.__version__}, h5py {h5py.__version__}"
+    )
     print("| operation                    |  seconds |   GB/s | ratio | peak/state |")
     print("|------------------------------|----------|--------|-------|------------|")
     copy_time, _ = timed(lambda: {k: a.copy() for k, a in data.items()})
@@ -184,17 +196,24 @@ def run(args, folder):
     h5_write, h5_read = raw_h5(data, os.path.join(folder, "raw.h5"))
     npz_write, npz_read = raw_npz(data, os.path.join(folder, "raw.npz"))
     raw = {}
-    for label, fn in (("raw np.save + fsync", npy_write), ("raw np.load", npy_read),
-                      ("raw h5py write + fsync", h5_write), ("raw h5py read", h5_read),
-                      ("raw np.savez + fsync", npz_write), ("raw np.load(npz)", npz_read)):
+    for label, fn in (
+        ("raw np.save + fsync", npy_write),
+        ("raw np.load", npy_read),
+        ("raw h5py write + fsync", h5_write),
+        ("raw h5py read", h5_read),
+        ("raw np.savez + fsync", npz_write),
+        ("raw np.load(npz)", npz_read),
+    ):
         raw[label], _ = timed(fn, read="read" in label or "load" in label)
         row(label, nbytes, raw[label], raw[label])
     shutil.rmtree(os.path.join(folder, "npy"))
     os.remove(os.path.join(folder, "raw.h5"))
     os.remove(os.path.join(folder, "raw.npz"))
     baseline = {"h5": ("raw h5py write + fsync", "raw h5py read")}
-    print("ratios: h5 against plain h5py; npz and mat against np.save/np.load "
-          "(the npz rows are repeated against np.savez, the same container)")
+    print(
+        "ratios: h5 against plain h5py; npz and mat against np.save/np.load "
+        "(the npz rows are repeated against np.savez, the same container)"
+    )
     formats = args.formats.split(",")
     print("reads from the disk (page cache emptied before each)" if COLD else "reads from a warm page cache")
     for fmt, options in [(f, {}) for f in ("h5", "npz", "mat") if f in formats]:

@@ -65,9 +65,11 @@ def main():
         size = os.path.getsize(path)
         print(f"file {size / 2**30:.2f} GiB; best of 3; bytes = rchar of this process")
         print(f"| {'':40} | {'seconds':>8} | {'MB read':>9} | {'of file':>7} |")
-        for label, action in (("read() everything", full_read),
-                              ("read(lazy=True), v[:1000]", lazy_slice),
-                              ("read(lazy=True), one projection's w", lazy_weights)):
+        for label, action in (
+            ("read() everything", full_read),
+            ("read(lazy=True), v[:1000]", lazy_slice),
+            ("read(lazy=True), one projection's w", lazy_weights),
+        ):
             seconds, nbytes = measure(lambda action=action: action(path))
             print(f"| {label:40} | {seconds:8.4f} | {nbytes / 1e6:9.2f} | {nbytes / size:7.1%} |")
     finally:

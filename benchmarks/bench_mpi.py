@@ -41,26 +41,33 @@ REPEATS = 3
 def rank_network(comm, gib, kind="blocks"):
     """This rank's part of the benchmark network."""
     import checkpoint
-    per_neuron = max(1, int(gib * (1 << 30) / NEURONS / 16))   # int64 index + float64 weight
+
+    per_neuron = max(1, int(gib * (1 << 30) / NEURONS / 16))  # int64 index + float64 weight
     if kind == "blocks":
         ids = np.array_split(np.arange(NEURONS), comm.size)[comm.rank]
     else:
         ids = np.arange(comm.rank, NEURONS, comm.size)
     rng = np.random.default_rng(comm.rank)
     net = checkpoint.Network(seed=comm.rank)
-    net.add_population("exc", len(ids), ids=ids, global_size=NEURONS,
-                       variables={v: rng.random(len(ids)) for v in ("v", "u", "I", "trace")})
+    net.add_population(
+        "exc",
+        len(ids),
+        ids=ids,
+        global_size=NEURONS,
+        variables={v: rng.random(len(ids)) for v in ("v", "u", "I", "trace")},
+    )
     indptr = np.arange(len(ids) + 1, dtype=np.int64) * per_neuron
     indices = np.sort(rng.integers(0, NEURONS, (len(ids), per_neuron)), axis=1).reshape(-1)
-    net.add_projection("syn", "exc", "exc", connectivity=(indptr, indices),
-                       variables={"w": rng.random(len(indices))})
+    net.add_projection("syn", "exc", "exc", connectivity=(indptr, indices), variables={"w": rng.random(len(indices))})
     return net
 
 
 def rank_bytes(net):
-    return sum(np.asarray(a).nbytes for group in (*net.populations.values(), *net.projections.values())
-               for a in group._values.values()) + sum(p.indices.nbytes + p.indptr.nbytes
-                                                      for p in net.projections.values())
+    return sum(
+        np.asarray(a).nbytes
+        for group in (*net.populations.values(), *net.projections.values())
+        for a in group._values.values()
+    ) + sum(p.indices.nbytes + p.indptr.nbytes for p in net.projections.values())
 
 
 def read_chars():
@@ -86,8 +93,9 @@ def measured(work, repeats=REPEATS):
 
 
 def raw_save_load(net, folder, rank):
-    arrays = {f"{g.name}.{v}": a for g in (*net.populations.values(), *net.projections.values())
-              for v, a in g._values.items()}
+    arrays = {
+        f"{g.name}.{v}": a for g in (*net.populations.values(), *net.projections.values()) for v, a in g._values.items()
+    }
     arrays.update({f"{p.name}.indices": p.indices for p in net.projections.values()})
     paths = {}
 
@@ -102,12 +110,14 @@ def raw_save_load(net, folder, rank):
     def load():
         for path in paths.values():
             np.load(path)
+
     return measured(save), measured(load)
 
 
 def worker(args):
     from mpi4py import MPI
     import checkpoint
+
     comm = MPI.COMM_WORLD
     tracemalloc.start()
     path = os.path.join(args.folder, f"run-{args.saved_on}.h5")
@@ -134,8 +144,24 @@ def worker(args):
 
 def run(args, ranks, step, saved_on):
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
-    subprocess.run([mpiexec, "-n", str(ranks), sys.executable, __file__, "--worker", step, "--gib", str(args.gib),
-                    "--folder", args.folder, "--saved-on", str(saved_on)], check=True)
+    subprocess.run(
+        [
+            mpiexec,
+            "-n",
+            str(ranks),
+            sys.executable,
+            __file__,
+            "--worker",
+            step,
+            "--gib",
+            str(args.gib),
+            "--folder",
+            args.folder,
+            "--saved-on",
+            str(saved_on),
+        ],
+        check=True,
+    )
     with open(os.path.join(args.folder, "result.json")) as f:
         return json.load(f)
 
@@ -168,14 +194,18 @@ def main():
             results = run(args, ranks, "same", ranks)
             for key, raw in (("save", "raw save"), ("load", "raw load")):
                 ours, base = slowest(results, key), slowest(results, raw)
-                print(f"{ranks} ranks  {key}  {ours:6.2f} s  raw {base:6.2f} s  ratio {base / ours:4.2f}  "
-                      f"{summary(results, key)}")
+                print(
+                    f"{ranks} ranks  {key}  {ours:6.2f} s  raw {base:6.2f} s  ratio {base / ours:4.2f}  "
+                    f"{summary(results, key)}"
+                )
         largest = max(args.ranks)
         if largest >= 2:
             for kind in ("blocks", "round-robin"):
                 results = run(args, largest // 2, kind, largest)
-                print(f"{largest} -> {largest // 2} ranks ({kind})  load {slowest(results, 'load'):6.2f} s  "
-                      f"{summary(results, 'load')}")
+                print(
+                    f"{largest} -> {largest // 2} ranks ({kind})  load {slowest(results, 'load'):6.2f} s  "
+                    f"{summary(results, 'load')}"
+                )
     finally:
         shutil.rmtree(args.folder, ignore_errors=True)
 

@@ -40,8 +40,12 @@ def build(nest, neurons, indegree, connect=True):
     nest.rng_seed = 1
     exc = nest.Create("iaf_psc_alpha", neurons, params={"I_e": 376.0})
     if connect:
-        nest.Connect(exc, exc, {"rule": "fixed_indegree", "indegree": indegree},
-                     syn_spec={"synapse_model": MODEL, "weight": 1.0, "delay": nest.random.uniform(1.0, 3.0)})
+        nest.Connect(
+            exc,
+            exc,
+            {"rule": "fixed_indegree", "indegree": indegree},
+            syn_spec={"synapse_model": MODEL, "weight": 1.0, "delay": nest.random.uniform(1.0, 3.0)},
+        )
         nest.Simulate(20.0)
     return exc
 
@@ -75,8 +79,7 @@ def script_set(nest, path):
 
 
 def script_connect(nest, path):
-    skip = {"source", "target", "target_thread", "port", "synapse_id", "sizeof", "receptor", "synapse_modelid",
-            "V_m"}
+    skip = {"source", "target", "target_thread", "port", "synapse_id", "sizeof", "receptor", "synapse_modelid", "V_m"}
     with np.load(path) as data:
         spec = {"synapse_model": MODEL, **{k: data[k] for k in data.files if k not in skip}}
         nest.Connect(data["source"], data["target"], "one_to_one", syn_spec=spec)
@@ -91,6 +94,7 @@ def main():
     parser.add_argument("--folder", default=".")
     args = parser.parse_args()
     import nest
+
     folder = tempfile.mkdtemp(prefix="bench-nest-", dir=args.folder)
     raw, ours = os.path.join(folder, "raw.npz"), os.path.join(folder, "c.h5")
     print(f"NEST {nest.__version__}, {args.neurons} neurons, {MODEL}, best of {args.repeat}; ratio = script / ours")
@@ -99,14 +103,28 @@ def main():
             indegree = connections // args.neurons
             build(nest, args.neurons, indegree)
             n = len(nest.GetConnections(synapse_model=MODEL))
-            rows = [("save", timed(args.repeat, lambda: script_save(nest, raw)),
-                     timed(args.repeat, lambda: checkpoint.save(ours, nest)))]
-            rows.append(("load, same connectivity", timed(args.repeat, lambda: script_set(nest, raw)),
-                         timed(args.repeat, lambda: checkpoint.load(ours, nest))))
-            nodes_only = lambda: build(nest, args.neurons, indegree, connect=False)   # noqa: E731
-            rows.append(("load, nodes without connections",
-                         timed(args.repeat, lambda: script_connect(nest, raw), before=nodes_only),
-                         timed(args.repeat, lambda: checkpoint.load(ours, nest), before=nodes_only)))
+            rows = [
+                (
+                    "save",
+                    timed(args.repeat, lambda: script_save(nest, raw)),
+                    timed(args.repeat, lambda: checkpoint.save(ours, nest)),
+                )
+            ]
+            rows.append(
+                (
+                    "load, same connectivity",
+                    timed(args.repeat, lambda: script_set(nest, raw)),
+                    timed(args.repeat, lambda: checkpoint.load(ours, nest)),
+                )
+            )
+            nodes_only = lambda: build(nest, args.neurons, indegree, connect=False)  # noqa: E731
+            rows.append(
+                (
+                    "load, nodes without connections",
+                    timed(args.repeat, lambda: script_connect(nest, raw), before=nodes_only),
+                    timed(args.repeat, lambda: checkpoint.load(ours, nest), before=nodes_only),
+                )
+            )
             print(f"\n{n} connections")
             print(f"| {'':33s} | {'script':>8s} | {'checkpoint':>10s} | {'ratio':>6s} |")
             for name, script, mine in rows:

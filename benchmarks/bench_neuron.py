@@ -45,8 +45,9 @@ def main():
     from neuron import h
     import checkpoint
     import neuron_models
+
     warnings.simplefilter("ignore", checkpoint.CheckpointWarning)
-    net = neuron_models.build(n=args.cells)   # noqa: F841 (the model lives while it is referenced)
+    net = neuron_models.build(n=args.cells)  # noqa: F841 (the model lives while it is referenced)
     h.finitialize(-65)
     h.continuerun(20)
     folder = tempfile.mkdtemp(prefix="bench-neuron-")
@@ -69,16 +70,22 @@ def main():
         state.restore()
 
     native_times = {"save": best(args.repeat, native_save), "load": best(args.repeat, native_load)}
-    print(f"NEURON {h.nrnversion(5)}: {args.cells} cells, {int(h.List('NetCon').count())} NetCons, "
-          f"SaveState {os.path.getsize(native) / 1e6:.2f} MB")
+    print(
+        f"NEURON {h.nrnversion(5)}: {args.cells} cells, {int(h.List('NetCon').count())} NetCons, "
+        f"SaveState {os.path.getsize(native) / 1e6:.2f} MB"
+    )
     for suffix in ("h5", "npz"):
         ours = os.path.join(folder, f"run.{suffix}")
-        mine = {"save": best(args.repeat, lambda: checkpoint.save(ours, h)),
-                "load": best(args.repeat, lambda: checkpoint.load(ours, h))}
+        mine = {
+            "save": best(args.repeat, lambda: checkpoint.save(ours, h)),
+            "load": best(args.repeat, lambda: checkpoint.load(ours, h)),
+        }
         for what in ("save", "load"):
-            print(f"{what} ({suffix}, {os.path.getsize(ours) / 1e6:.2f} MB): SaveState "
-                  f"{native_times[what] * 1e3:8.1f} ms   checkpoint {mine[what] * 1e3:8.1f} ms   "
-                  f"ratio {native_times[what] / mine[what]:.2f}")
+            print(
+                f"{what} ({suffix}, {os.path.getsize(ours) / 1e6:.2f} MB): SaveState "
+                f"{native_times[what] * 1e3:8.1f} ms   checkpoint {mine[what] * 1e3:8.1f} ms   "
+                f"ratio {native_times[what] / mine[what]:.2f}"
+            )
 
 
 if __name__ == "__main__":

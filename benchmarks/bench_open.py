@@ -62,15 +62,19 @@ def build(neurons):
     rng = np.random.default_rng(0)
     net = checkpoint.Network(dt=0.1, seed=0)
     pop = net.add_population("exc", neurons, variables={"v": rng.standard_normal(neurons)})
-    net.add_projection("ee", pop, pop, connectivity=(np.arange(neurons + 1), rng.integers(0, neurons, neurons)),
-                       variables={"w": rng.random(neurons)})
+    net.add_projection(
+        "ee",
+        pop,
+        pop,
+        connectivity=(np.arange(neurons + 1), rng.integers(0, neurons, neurons)),
+        variables={"w": rng.random(neurons)},
+    )
     return net
 
 
 def run_case(args, env):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True,
-                          env=env, check=True)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env, check=True)
     total, after_import = done.stdout.strip().splitlines()[-1].split()
     return float(after_import), float(total), time.perf_counter() - start
 
@@ -91,21 +95,25 @@ def main():
         env.pop("CHECKPOINT_HDF5_HELPER", None)
         lazy = dict(env, CHECKPOINT_HDF5_HELPER="lazy")
         n = str(args.neurons)
-        cases = {"import": (["none", ""], env),
-                 "import, lazy helper": (["none", ""], lazy),
-                 "read .npz": (["read", files["npz"]], env),
-                 "read .h5": (["read", files["h5"]], env),
-                 "load .npz": (["load", files["npz"], n], env),
-                 "load .h5": (["load", files["h5"], n], env),
-                 "read .h5, lazy helper": (["read", files["h5"]], lazy)}
+        cases = {
+            "import": (["none", ""], env),
+            "import, lazy helper": (["none", ""], lazy),
+            "read .npz": (["read", files["npz"]], env),
+            "read .h5": (["read", files["h5"]], env),
+            "load .npz": (["load", files["npz"], n], env),
+            "load .h5": (["load", files["h5"], n], env),
+            "read .h5, lazy helper": (["read", files["h5"]], lazy),
+        }
         times = {name: [] for name in cases}
-        run_case(*cases["read .h5"])     # warm the page cache for the interpreter and the libraries
+        run_case(*cases["read .h5"])  # warm the page cache for the interpreter and the libraries
         for _ in range(args.repeat):
             for name, (argv, case_env) in cases.items():
                 times[name].append(run_case(argv, case_env))
-        print(f"{args.neurons} neurons and synapses ({os.path.getsize(files['h5'])} bytes .h5, "
-              f"{os.path.getsize(files['npz'])} bytes .npz); median of {args.repeat}; "
-              f"python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"{args.neurons} neurons and synapses ({os.path.getsize(files['h5'])} bytes .h5, "
+            f"{os.path.getsize(files['npz'])} bytes .npz); median of {args.repeat}; "
+            f"python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         print("| case                      | the call s | in process s | process s |")
         print("|---------------------------|------------|--------------|-----------|")
         med = {}
@@ -116,10 +124,14 @@ def main():
             h5 = f"{what} .h5" if what in ("read", "load") else what
             npz = f"{what.split()[0]} .npz"
             extra = [med[h5][i] - med[npz][i] for i in (0, 1, 2)]
-            print(f"{h5} over {npz}: {extra[0]:+.3f} s the call, {extra[1]:+.3f} s in process, "
-                  f"{extra[2]:+.3f} s per process (goal: at most +0.100)")
-        print(f"the helper forked at import: {med['import'][1] - med['import, lazy helper'][1]:+.3f} s on "
-              f"'import checkpoint'")
+            print(
+                f"{h5} over {npz}: {extra[0]:+.3f} s the call, {extra[1]:+.3f} s in process, "
+                f"{extra[2]:+.3f} s per process (goal: at most +0.100)"
+            )
+        print(
+            f"the helper forked at import: {med['import'][1] - med['import, lazy helper'][1]:+.3f} s on "
+            f"'import checkpoint'"
+        )
     finally:
         shutil.rmtree(folder)
 

@@ -45,7 +45,7 @@ def main():
     try:
         with checkpoint.Checkpointer(folder, net, keep=2, background=True) as ckpt:
             ckpt.save()
-            ckpt.wait()   # the first save allocates the snapshot buffers
+            ckpt.wait()  # the first save allocates the snapshot buffers
             for _ in range(args.saves):
                 net.step += 1
                 start = time.perf_counter()

@@ -33,10 +33,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def build(neurons):
     import brian2 as b2
+
     b2.prefs.codegen.target = "numpy"
     b2.seed(7)
-    group = b2.NeuronGroup(neurons, "dv/dt = (1.1 - v) / (10*ms) + 0.5 * xi / sqrt(ms) : 1", threshold="v > 1",
-                           reset="v = 0", method="euler", name="neurons")
+    group = b2.NeuronGroup(
+        neurons,
+        "dv/dt = (1.1 - v) / (10*ms) + 0.5 * xi / sqrt(ms) : 1",
+        threshold="v > 1",
+        reset="v = 0",
+        method="euler",
+        name="neurons",
+    )
     group.v = "rand()"
     spikes = b2.SpikeMonitor(group, name="spikes")
     vm = b2.StateMonitor(group, "v", record=np.arange(0, neurons, max(1, neurons // 100)), name="vm")
@@ -46,10 +53,12 @@ def build(neurons):
 def run(neurons, checkpoints, interval_ms, folder, recordings=True):
     """Per checkpoint: (bytes written, seconds)."""
     import checkpoint
+
     b2, net = build(neurons)
     written = []
-    with checkpoint.Checkpointer(folder, net, every_ms=interval_ms, recordings=recordings,
-                                 monitors=not recordings, background=False, keep=2) as ckpt:
+    with checkpoint.Checkpointer(
+        folder, net, every_ms=interval_ms, recordings=recordings, monitors=not recordings, background=False, keep=2
+    ) as ckpt:
         for _ in range(checkpoints):
             net.run(interval_ms * b2.ms)
             before = set(os.listdir(folder))
@@ -63,12 +72,14 @@ def run(neurons, checkpoints, interval_ms, folder, recordings=True):
 
 def peak(neurons, intervals, interval_ms):
     """ru_maxrss in KiB of a run of ``intervals`` checkpoints, in a fresh process."""
-    code = (f"import sys, tempfile, resource; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
-            "import bench_recordings as b\n"
-            f"folder = tempfile.mkdtemp(prefix='rec-peak-', dir='.')\n"
-            f"b.run({neurons}, {intervals}, {interval_ms}, folder)\n"
-            "import shutil; shutil.rmtree(folder)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    code = (
+        f"import sys, tempfile, resource; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        "import bench_recordings as b\n"
+        f"folder = tempfile.mkdtemp(prefix='rec-peak-', dir='.')\n"
+        f"b.run({neurons}, {intervals}, {interval_ms}, folder)\n"
+        "import shutil; shutil.rmtree(folder)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(out.split()[-1])
 
@@ -77,9 +88,11 @@ def segment_against_raw(neurons, interval_ms, repeats, folder):
     """Medians of (segment write, raw h5py write + fsync) of one interval's recordings."""
     import h5py
     from checkpoint.recordings.segments import Segment, write_segment
+
     b2, net = build(neurons)
     net.run(interval_ms * b2.ms)
     from checkpoint.adapters.brian2.recordings import recorders
+
     data = {r.name: (r, r.take()) for r in recorders(net.objects)}
     kinds = {n: r.kind for n, (r, _) in data.items()}
     units = {n: r.units() for n, (r, _) in data.items()}
@@ -126,20 +139,35 @@ def main():
     finally:
         shutil.rmtree(folder)
     print(f"{args.neurons} neurons, a checkpoint every {args.interval_ms} ms, {args.checkpoints} checkpoints")
-    print("| checkpointer    | first: MB, s     | last: MB, s      | last/first bytes | last/first time "
-          "(median of 5 last / 5 first) |")
+    print(
+        "| checkpointer    | first: MB, s     | last: MB, s      | last/first bytes | last/first time "
+        "(median of 5 last / 5 first) |"
+    )
     for label, written in rows.items():
         (b0, s0), (b1, s1) = written[0], written[-1]
         t_first = statistics.median(s for _, s in written[:5])
         t_last = statistics.median(s for _, s in written[-5:])
-        print(f"| {label:15s} | {b0 / 1e6:6.2f}, {s0:6.3f} | {b1 / 1e6:6.2f}, {s1:6.3f} | {b1 / b0:16.2f} | "
-              f"{s1 / s0:5.2f} ({t_last / t_first:.2f}) |")
-    print(f"peak memory (ru_maxrss): 4 intervals {peaks[4] / 1024:.1f} MiB, 40 intervals "
-          f"{peaks[40] / 1024:.1f} MiB: ratio {peaks[40] / peaks[4]:.3f} (goal <= 1.2)")
-    print(f"one segment ({nbytes / 1e6:.2f} MB): write_segment {segment * 1e3:.2f} ms, raw h5py + fsync "
-          f"{raw * 1e3:.2f} ms: ratio {segment / raw:.2f} (goal <= 1.25)")
-    print(json.dumps({"last_over_first_bytes": rows["recordings=True"][-1][0] / rows["recordings=True"][0][0],
-                      "peak_ratio": peaks[40] / peaks[4], "segment_over_raw": segment / raw}))
+        print(
+            f"| {label:15s} | {b0 / 1e6:6.2f}, {s0:6.3f} | {b1 / 1e6:6.2f}, {s1:6.3f} | {b1 / b0:16.2f} | "
+            f"{s1 / s0:5.2f} ({t_last / t_first:.2f}) |"
+        )
+    print(
+        f"peak memory (ru_maxrss): 4 intervals {peaks[4] / 1024:.1f} MiB, 40 intervals "
+        f"{peaks[40] / 1024:.1f} MiB: ratio {peaks[40] / peaks[4]:.3f} (goal <= 1.2)"
+    )
+    print(
+        f"one segment ({nbytes / 1e6:.2f} MB): write_segment {segment * 1e3:.2f} ms, raw h5py + fsync "
+        f"{raw * 1e3:.2f} ms: ratio {segment / raw:.2f} (goal <= 1.25)"
+    )
+    print(
+        json.dumps(
+            {
+                "last_over_first_bytes": rows["recordings=True"][-1][0] / rows["recordings=True"][0][0],
+                "peak_ratio": peaks[40] / peaks[4],
+                "segment_over_raw": segment / raw,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

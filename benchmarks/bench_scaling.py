@@ -34,13 +34,22 @@ def network(synapses, seed=0):
     rng = np.random.default_rng(seed)
     neurons = max(10, synapses // 100)
     net = checkpoint.Network(dt=0.1, seed=seed)
-    pop = net.add_population("exc", neurons, parameters={"a": 0.02},
-                             variables={v: rng.standard_normal(neurons) for v in ("v", "u", "g_exc", "g_inh")})
+    pop = net.add_population(
+        "exc",
+        neurons,
+        parameters={"a": 0.02},
+        variables={v: rng.standard_normal(neurons) for v in ("v", "u", "g_exc", "g_inh")},
+    )
     counts = np.full(neurons, synapses // neurons)
     counts[: synapses % neurons] += 1
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    net.add_projection("exc_exc", pop, pop, connectivity=(indptr, rng.integers(0, neurons, synapses)),
-                       variables={"w": rng.random(synapses)})
+    net.add_projection(
+        "exc_exc",
+        pop,
+        pop,
+        connectivity=(indptr, rng.integers(0, neurons, synapses)),
+        variables={"w": rng.random(synapses)},
+    )
     return net
 
 
@@ -51,20 +60,30 @@ def measure(synapses, folder, repeat):
     nbytes = sum(a.nbytes for a in data.values())
     rows = []
     os.makedirs(os.path.join(folder, "npy"))
-    for label, (write, read) in (("raw np.save/np.load", raw_npy(data, os.path.join(folder, "npy"))),
-                                 ("raw h5py", raw_h5(data, os.path.join(folder, "raw.h5")))):
-        rows.append((synapses, label, timed(write, repeat)[0], timed(read, repeat, read=True)[0],
-                     None, None, nbytes))
+    for label, (write, read) in (
+        ("raw np.save/np.load", raw_npy(data, os.path.join(folder, "npy"))),
+        ("raw h5py", raw_h5(data, os.path.join(folder, "raw.h5"))),
+    ):
+        rows.append((synapses, label, timed(write, repeat)[0], timed(read, repeat, read=True)[0], None, None, nbytes))
     shutil.rmtree(os.path.join(folder, "npy"))
     os.remove(os.path.join(folder, "raw.h5"))
     formats = ["h5", "npz", "mat"] + (["txt", "txt.gz"] if synapses <= TEXT_LIMIT else [])
     for fmt in formats:
         path = os.path.join(folder, f"state.{fmt}")
-        save = lambda: checkpoint.save(path, net)   # noqa: E731
-        load = lambda: checkpoint.load(path, net)   # noqa: E731
+        save = lambda: checkpoint.save(path, net)  # noqa: E731
+        load = lambda: checkpoint.load(path, net)  # noqa: E731
         n = repeat if fmt in ("h5", "npz", "mat") else 1
-        rows.append((synapses, f"checkpoint .{fmt}", timed(save, n)[0], timed(load, n, read=True)[0],
-                     peak_extra(save) / nbytes, peak_extra(load) / nbytes, nbytes))
+        rows.append(
+            (
+                synapses,
+                f"checkpoint .{fmt}",
+                timed(save, n)[0],
+                timed(load, n, read=True)[0],
+                peak_extra(save) / nbytes,
+                peak_extra(load) / nbytes,
+                nbytes,
+            )
+        )
         os.remove(path)
     return rows
 
@@ -80,6 +99,7 @@ def exponent(rows, what):
 def plot(rows, path):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -108,7 +128,7 @@ def main():
     parser.add_argument("--csv", default="scaling.csv")
     parser.add_argument("--folder", default=None)
     args = parser.parse_args()
-    sizes = [10 ** k for k in range(4, int(round(math.log10(args.max))) + 1)]
+    sizes = [10**k for k in range(4, int(round(math.log10(args.max))) + 1)]
     rows = []
     for synapses in sizes:
         folder = tempfile.mkdtemp(prefix="bench-scaling-", dir=args.folder)
@@ -117,8 +137,10 @@ def main():
         finally:
             shutil.rmtree(folder)
         print(f"{synapses:.0e} synapses done", flush=True)
-    print(f"| {'synapses':>9} | {'':22} | {'save s':>8} | {'load s':>8} | {'peak save':>9} | "
-          f"{'peak load':>9} | {'MB':>8} |")
+    print(
+        f"| {'synapses':>9} | {'':22} | {'save s':>8} | {'load s':>8} | {'peak save':>9} | "
+        f"{'peak load':>9} | {'MB':>8} |"
+    )
     for synapses, what, save, load, peak_save, peak_load, nbytes in rows:
         peaks = "".join(f" {'-' if p is None else f'{p:.2f}':>9} |" for p in (peak_save, peak_load))
         print(f"| {synapses:9.0e} | {what:22} | {save:8.4f} | {load:8.4f} |{peaks} {nbytes / 1e6:8.1f} |")

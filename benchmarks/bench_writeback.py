@@ -55,8 +55,7 @@ def main():
                 os.replace(tmp, final)
     finally:
         shutil.rmtree(folder)
-    print(f"{data.nbytes / 2**30:.2f} GiB into a new file, {args.pause:g} s pause before each, "
-          f"{args.rounds} rounds")
+    print(f"{data.nbytes / 2**30:.2f} GiB into a new file, {args.pause:g} s pause before each, {args.rounds} rounds")
     for label, samples in times.items():
         print(f"| {label:20s} | " + " | ".join(f"{s:6.3f} s" for s in samples) + " |")
 

@@ -35,7 +35,7 @@ def _alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:   # EPERM: alive, another user's
+    except OSError:  # EPERM: alive, another user's
         return True
     return True
 
@@ -111,8 +111,10 @@ def atomic_write(path, sync_folder=True):
         # the rename happened and the old file is gone: the save succeeded,
         # and raising would say "failed" of a file already replaced; what
         # is not guaranteed is its durability, which the warning says
-        message = (f"{path}: the new file is in place, but syncing its folder failed "
-                   f"({exc.strerror or exc}): it may revert to the previous version if the machine "
-                   "crashes before the folder reaches the disk")
+        message = (
+            f"{path}: the new file is in place, but syncing its folder failed "
+            f"({exc.strerror or exc}): it may revert to the previous version if the machine "
+            "crashes before the folder reaches the disk"
+        )
         log.warning(message)
         warnings.warn(message, CheckpointWarning, stacklevel=3)

@@ -26,8 +26,8 @@ def progress_bar(progress, nbytes, description):
     if _wanted(progress, nbytes):
         try:
             from tqdm import tqdm
-            bar = tqdm(total=nbytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description,
-                       leave=False)
+
+            bar = tqdm(total=nbytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description, leave=False)
         except ImportError:
             bar = None
     token = _current.set(bar)

@@ -10,8 +10,19 @@ from .formats import read_state
 __all__ = ["save", "load", "read"]
 
 
-def save(path, obj, *, populations=True, projections=True, format=None, compression=None,
-         metadata=None, progress=None, monitors=False, comm=None):
+def save(
+    path,
+    obj,
+    *,
+    populations=True,
+    projections=True,
+    format=None,
+    compression=None,
+    metadata=None,
+    progress=None,
+    monitors=False,
+    comm=None,
+):
     """Save the full state of ``obj`` to ``path``, atomically.
 
     Parameters
@@ -52,15 +63,43 @@ def save(path, obj, *, populations=True, projections=True, format=None, compress
         Nothing is written and an existing file at ``path`` stays as it was.
     """
     if comm is not None:
-        return distributed.save(path, obj, comm, populations=populations, projections=projections,
-                                format=format, compression=compression, metadata=metadata,
-                                progress=progress, monitors=monitors)
-    return local.save(path, obj, populations=populations, projections=projections, format=format,
-                      compression=compression, metadata=metadata, progress=progress, monitors=monitors)
+        return distributed.save(
+            path,
+            obj,
+            comm,
+            populations=populations,
+            projections=projections,
+            format=format,
+            compression=compression,
+            metadata=metadata,
+            progress=progress,
+            monitors=monitors,
+        )
+    return local.save(
+        path,
+        obj,
+        populations=populations,
+        projections=projections,
+        format=format,
+        compression=compression,
+        metadata=metadata,
+        progress=progress,
+        monitors=monitors,
+    )
 
 
-def load(path, obj, *, populations=True, projections=True, strict=False, format=None, progress=None,
-         monitors=False, comm=None):
+def load(
+    path,
+    obj,
+    *,
+    populations=True,
+    projections=True,
+    strict=False,
+    format=None,
+    progress=None,
+    monitors=False,
+    comm=None,
+):
     """Restore ``obj`` from ``path``: all of it, or nothing.
 
     Objects and variables are matched by name.  Variables in the file but
@@ -88,12 +127,18 @@ def load(path, obj, *, populations=True, projections=True, strict=False, format=
         The file is damaged, hostile or of an unknown kind.  The network is
         unchanged.
     """
-    options = dict(populations=populations, projections=projections, strict=strict, format=format,
-                   progress=progress, monitors=monitors)
+    options = dict(
+        populations=populations,
+        projections=projections,
+        strict=strict,
+        format=format,
+        progress=progress,
+        monitors=monitors,
+    )
     if comm is not None:
         return distributed.load(path, obj, comm, **options)
     opened = local.prepare_load(path, obj, **options)
-    if opened.sharded:   # the manifest of an MPI run: all of it, into this process
+    if opened.sharded:  # the manifest of an MPI run: all of it, into this process
         return distributed.load(path, obj, opened=opened, **options)
     return local.finish_load(opened)
 

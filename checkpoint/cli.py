@@ -65,9 +65,11 @@ def _inspect(name, state):
     meta = state.meta
     simulator = meta.get("simulator") or {}
     assembled = f" (assembled from {meta['assembled_from']['ranks']} shards)" if meta.get("assembled_from") else ""
-    print(f"{name}{assembled}: t = {state.time} ms, step {state.step}, dt {state.dt}, "
-          f"{simulator.get('name')} {simulator.get('version') or ''}, written by checkpoint "
-          f"{meta.get('library_version_written')}, {meta.get('created')}")
+    print(
+        f"{name}{assembled}: t = {state.time} ms, step {state.step}, dt {state.dt}, "
+        f"{simulator.get('name')} {simulator.get('version') or ''}, written by checkpoint "
+        f"{meta.get('library_version_written')}, {meta.get('created')}"
+    )
     if meta.get("user"):
         print(f"  metadata: {meta['user']}")
     for kind, name, group in _groups(state):
@@ -75,8 +77,10 @@ def _inspect(name, state):
             print(f"  population {name!r}: {group.size} neurons")
         else:
             target = f", target {group.target!r}" if group.target is not None else ""
-            print(f"  projection {name!r}: {group.pre!r} -> {group.post!r}{target}, "
-                  f"{group.nnz} synapses, matrix {group.shape[0]} post x {group.shape[1]} pre")
+            print(
+                f"  projection {name!r}: {group.pre!r} -> {group.post!r}{target}, "
+                f"{group.nnz} synapses, matrix {group.shape[0]} post x {group.shape[1]} pre"
+            )
         for var in group:
             info, array = group.info[var], np.asarray(group[var])
             unit = f", unit {info.unit}" if info.unit else ""
@@ -135,8 +139,12 @@ def _clock_and_rng_differences(a, b):
             out.append(f"random generator {name!r} only in one file")
             continue
         left, right = a.rng[name], b.rng[name]
-        same = (left.kind == right.kind and left.state == right.state and left.arrays.keys() == right.arrays.keys()
-                and all(_difference(left.arrays[k], right.arrays[k]) is None for k in left.arrays))
+        same = (
+            left.kind == right.kind
+            and left.state == right.state
+            and left.arrays.keys() == right.arrays.keys()
+            and all(_difference(left.arrays[k], right.arrays[k]) is None for k in left.arrays)
+        )
         if not same:
             out.append(f"random generator {name!r}: its state differs")
     return out
@@ -144,17 +152,16 @@ def _clock_and_rng_differences(a, b):
 
 def cmd_diff(args):
     local = [_rank_local(p) for p in (args.a, args.b)]
-    if not any(local):   # whole networks (sharded ones assembled): any partition compares
+    if not any(local):  # whole networks (sharded ones assembled): any partition compares
         differences = _state_differences(_read(args.a), _read(args.b), args.a, args.b)
-    else:   # ranks with populations of their own: the manifests, then shard by shard
+    else:  # ranks with populations of their own: the manifests, then shard by shard
         a, b = read_state(args.a), read_state(args.b)
         differences = _state_differences(a, b, args.a, args.b)
         left, right = (shards or [] for shards in local)
         if len(left) != len(right):
             differences.append(f"shards: {len(left)} ranks vs {len(right)}")
         for rank, (x, y) in enumerate(zip(left, right)):
-            differences += [f"rank {rank}: {line}" for line in
-                            _state_differences(read_state(x), read_state(y), x, y)]
+            differences += [f"rank {rank}: {line}" for line in _state_differences(read_state(x), read_state(y), x, y)]
     for line in differences:
         print(line)
     if not differences:
@@ -198,6 +205,7 @@ def cmd_convert(args):
 
 def cmd_export(args):
     from .interchange import export
+
     export(args.target, args.source, to=args.to, overwrite=args.overwrite)
     print(f"{args.source} -> {args.target} ({args.to})")
     return 0
@@ -205,6 +213,7 @@ def cmd_export(args):
 
 def cmd_verify(args):
     from .folder import CheckpointFolder
+
     if os.path.isdir(args.path):
         paths = [path for _, path, _ in CheckpointFolder(os.path.abspath(args.path), read_only=True).checkpoints()]
         if not paths:
@@ -215,7 +224,7 @@ def cmd_verify(args):
     bad = 0
     for path in paths:
         try:
-            if SHARDS in read_state(path).meta:   # a sharded checkpoint: its manifest, then every shard
+            if SHARDS in read_state(path).meta:  # a sharded checkpoint: its manifest, then every shard
                 distributed.verify_shards(path)
             print(f"ok       {path}")
         except CheckpointError as exc:
@@ -240,15 +249,15 @@ def cmd_plot(args):
         raise CheckpointError("plot needs matplotlib: pip install 'neuro-checkpoint[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     state = _read(args.file)
     histograms, constants = [], []
     for kind, name, group in _groups(state):
         for var in group:
             values = np.asarray(group[var]).astype(np.float64).ravel()
             label = _label(var, group.info[var])
-            if _is_constant(values):   # one number tells it all: a row of the table, not a panel
-                constants.append((name, label, f"{values[0]:.6g}" if values.size else "empty",
-                                  values.size))
+            if _is_constant(values):  # one number tells it all: a row of the table, not a panel
+                constants.append((name, label, f"{values[0]:.6g}" if values.size else "empty", values.size))
             else:
                 histograms.append((name, label, values))
     if not histograms and not constants:
@@ -256,8 +265,7 @@ def cmd_plot(args):
     columns = min(3, max(1, len(histograms)))
     rows = -(-len(histograms) // columns) + (1 if constants else 0)
     table_height = 0.25 * (len(constants) + 2) if constants else 0
-    fig = plt.figure(figsize=(4.6 * columns, 3.2 * (rows - bool(constants)) + table_height + 0.6),
-                     layout="constrained")
+    fig = plt.figure(figsize=(4.6 * columns, 3.2 * (rows - bool(constants)) + table_height + 0.6), layout="constrained")
     heights = [3.2] * (rows - bool(constants)) + ([table_height] if constants else [])
     grid = fig.add_gridspec(rows, columns, height_ratios=heights)
     for i, (name, label, values) in enumerate(histograms):
@@ -269,15 +277,26 @@ def cmd_plot(args):
         ax.set_ylabel("count", fontsize=8)
         ax.tick_params(labelsize=7)
         if finite.size < values.size:
-            ax.text(0.98, 0.95, f"{values.size - finite.size} not finite", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=7)
+            ax.text(
+                0.98,
+                0.95,
+                f"{values.size - finite.size} not finite",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=7,
+            )
     if constants:
         ax = fig.add_subplot(grid[rows - 1, :])
         ax.axis("off")
         ax.set_title("arrays with one value", fontsize=9, loc="left")
-        table = ax.table(cellText=[[obj, label, value, str(size)] for obj, label, value, size in constants],
-                         colLabels=["object", "array (unit)", "value", "elements"], loc="upper left",
-                         cellLoc="left", colLoc="left")
+        table = ax.table(
+            cellText=[[obj, label, value, str(size)] for obj, label, value, size in constants],
+            colLabels=["object", "array (unit)", "value", "elements"],
+            loc="upper left",
+            cellLoc="left",
+            colLoc="left",
+        )
         table.auto_set_font_size(False)
         table.set_fontsize(8)
     fig.suptitle(f"{os.path.basename(args.file)}: t = {state.time} ms, step {state.step}", fontsize=10)
@@ -289,6 +308,7 @@ def cmd_plot(args):
 def cmd_recordings(args):
     from .recordings import recordings
     from .recordings.export import export
+
     with recordings(args.folder, lazy=args.out is None) as rec:
         if args.out:
             export(rec, args.out)
@@ -297,8 +317,10 @@ def cmd_recordings(args):
         if rec.run is None:
             print(f"{args.folder}: its newest checkpoint, {os.path.basename(rec.checkpoint)}, commits no recordings")
             return 0
-        print(f"{args.folder}: run {rec.run}, t = {rec.t_start} .. {rec.t_end} ms, {len(rec.segments)} segments "
-              f"(committed by {os.path.basename(rec.checkpoint)})")
+        print(
+            f"{args.folder}: run {rec.run}, t = {rec.t_start} .. {rec.t_end} ms, {len(rec.segments)} segments "
+            f"(committed by {os.path.basename(rec.checkpoint)})"
+        )
         for name, recording in rec.items():
             shapes = ", ".join(f"{var} {tuple(a.shape)} {a.dtype}" for var, a in recording.items())
             print(f"  {name!r} ({recording.kind}): {len(recording['t'])} records; {shapes}")
@@ -306,8 +328,9 @@ def cmd_recordings(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="checkpoint", description="Inspect, compare, convert and verify "
-                                "neural network checkpoints.")
+    p = argparse.ArgumentParser(
+        prog="checkpoint", description="Inspect, compare, convert and verify neural network checkpoints."
+    )
     p.add_argument("--version", action="version", version=f"checkpoint {__version__} (neuro-checkpoint)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help="the tree: objects, variables, shapes, dtypes, statistics")
@@ -322,11 +345,18 @@ def parser():
     s.add_argument("target")
     s.add_argument("--format", default=None, help="target format if not given by its suffix")
     s.add_argument("--compression", default=None, help="e.g. gzip, gzip:9, lzf")
-    s.add_argument("--ranks", type=int, default=None,
-                   help="write a sharded checkpoint for N MPI ranks (each population in N blocks)")
+    s.add_argument(
+        "--ranks",
+        type=int,
+        default=None,
+        help="write a sharded checkpoint for N MPI ranks (each population in N blocks)",
+    )
     s.set_defaults(run=cmd_convert)
-    s = sub.add_parser("export", help="the network as SONATA (a circuit folder) or NeuroML 2 HDF5 (a file): "
-                       "structure and values, not a checkpoint")
+    s = sub.add_parser(
+        "export",
+        help="the network as SONATA (a circuit folder) or NeuroML 2 HDF5 (a file): "
+        "structure and values, not a checkpoint",
+    )
     s.add_argument("source")
     s.add_argument("target")
     s.add_argument("--to", required=True, choices=["sonata", "neuroml"])
@@ -339,8 +369,9 @@ def parser():
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(run=cmd_plot)
-    s = sub.add_parser("recordings", help="the recordings of a run in a Checkpointer's folder: a summary, "
-                       "or the whole run as one file")
+    s = sub.add_parser(
+        "recordings", help="the recordings of a run in a Checkpointer's folder: a summary, or the whole run as one file"
+    )
     s.add_argument("folder")
     s.add_argument("--out", default=None, help="write them to this .h5, .npz, .mat or .nwb file")
     s.set_defaults(run=cmd_recordings)

@@ -92,16 +92,21 @@ def save(path, obj, comm, *, format=None, token=None, **options):
             raise CheckpointError("the shard folder is a symlink: refused", path=folder)
         os.makedirs(folder, exist_ok=True)
         # the shard names its manifest (by token) and its rank
-        digest, state = save_one(shard, obj, format=fmt.name, meta={SHARD: {"id": token, "rank": comm.rank,
-                                                                             "ranks": comm.size}},
-                                 with_state=True, **options)
+        digest, state = save_one(
+            shard,
+            obj,
+            format=fmt.name,
+            meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}},
+            with_state=True,
+            **options,
+        )
         written = (os.path.getsize(shard), digest, summary(state))
         meta = _manifest_meta(state) if comm.rank == 0 else None
-    except Exception as exc:   # every rank must reach the allgather below
+    except Exception as exc:  # every rank must reach the allgather below
         error, written = exc, None
     try:
         agree(comm, error, "save its shard", path)
-        shards = comm.allgather(written)   # the manifest names each shard's size, digest and neurons
+        shards = comm.allgather(written)  # the manifest names each shard's size, digest and neurons
         error = None
         if comm.rank == 0:
             try:
@@ -127,12 +132,19 @@ def _write_manifest(path, fmt, token, size, meta, shards):
     """The manifest: the clock and the shard list (file, size, manifest
     digest and population summary per rank), no arrays."""
     meta = dict(meta, content="shards")
-    meta[SHARDS] = {"ranks": size, "id": token,
-                    "files": [os.path.relpath(_shard_name(path, token, rank, size, _suffix(path, fmt)),
-                                              os.path.dirname(os.path.abspath(path)))
-                              for rank in range(size)],
-                    "sizes": [size_ for size_, _, _ in shards], "digests": [digest for _, digest, _ in shards],
-                    "populations": [populations for _, _, populations in shards]}
+    meta[SHARDS] = {
+        "ranks": size,
+        "id": token,
+        "files": [
+            os.path.relpath(
+                _shard_name(path, token, rank, size, _suffix(path, fmt)), os.path.dirname(os.path.abspath(path))
+            )
+            for rank in range(size)
+        ],
+        "sizes": [size_ for size_, _, _ in shards],
+        "digests": [digest for _, digest, _ in shards],
+        "populations": [populations for _, _, populations in shards],
+    }
     write_state(path, NetworkState(meta=meta), fmt.name)
 
 
@@ -196,20 +208,24 @@ def check_shard(shard, rank, shards, state=None):
         raise StructureMismatchError("a shard that is not a regular file (a symlink?): refused", path=shard)
     sizes, digests = shards.get("sizes"), shards.get("digests")
     if sizes is not None and st.st_size != sizes[rank]:
-        raise StructureMismatchError(f"the shard has {st.st_size} bytes, its manifest says {sizes[rank]}: "
-                                     "not this checkpoint's shard", path=shard)
+        raise StructureMismatchError(
+            f"the shard has {st.st_size} bytes, its manifest says {sizes[rank]}: not this checkpoint's shard",
+            path=shard,
+        )
     if state is None or digests is None:
         return
     binding = {"id": shards["id"], "rank": rank, "ranks": shards["ranks"]}
     if state.meta.get(SHARD) != binding or state.digest != digests[rank]:
-        raise StructureMismatchError(f"the file is not rank {rank}'s shard of this checkpoint (it names "
-                                     f"{state.meta.get(SHARD)})", path=shard)
+        raise StructureMismatchError(
+            f"the file is not rank {rank}'s shard of this checkpoint (it names {state.meta.get(SHARD)})", path=shard
+        )
     recorded = shards.get("populations")
-    if recorded is not None:   # what a read allocates is bounded by these counts: they must be the shard's
+    if recorded is not None:  # what a read allocates is bounded by these counts: they must be the shard's
         actual = {name: [pop.size, pop.global_size] for name, pop in state.populations.items()}
         if actual != {name: [info["count"], info["global_size"]] for name, info in recorded[rank].items()}:
-            raise StructureMismatchError("the shard holds other populations or sizes than its manifest "
-                                         "records", path=shard)
+            raise StructureMismatchError(
+                "the shard holds other populations or sizes than its manifest records", path=shard
+            )
 
 
 def verify_shards(path):
@@ -236,21 +252,30 @@ def load(path, obj, comm=ONE_PROCESS, opened=None, **options):
         files, shards = _shard_list(path, opened.file_state if opened else None)
         adapter = opened.adapter if opened else adapter_for(obj, monitors=options.get("monitors", False))
         if not adapter.shardable:
-            raise UnsupportedObjectError(f"a {adapter.simulator} model cannot be one shard of an MPI "
-                                         "checkpoint; sharded checkpoints hold embedded networks", path=path)
+            raise UnsupportedObjectError(
+                f"a {adapter.simulator} model cannot be one shard of an MPI "
+                "checkpoint; sharded checkpoints hold embedded networks",
+                path=path,
+            )
         model = opened.model_state if opened else adapter.describe()
         own = _own_shard(files, shards, model, comm)
     except Exception as exc:
         error, own = exc, False
     agree(comm, error, "read the manifest", path)
-    exact = all(comm.allgather(own))   # every rank holds exactly its shard's neurons
+    exact = all(comm.allgather(own))  # every rank holds exactly its shard's neurons
     try:
         if exact:
             mine = files[comm.rank]
             check_shard(mine, comm.rank, shards)
-            shard = prepare_load(mine, obj, check=lambda state: check_shard(mine, comm.rank, shards, state),
-                                 adapter=adapter, model_state=model, **options)
-            if shard.sharded:   # a forged shard that claims to be a manifest
+            shard = prepare_load(
+                mine,
+                obj,
+                check=lambda state: check_shard(mine, comm.rank, shards, state),
+                adapter=adapter,
+                model_state=model,
+                **options,
+            )
+            if shard.sharded:  # a forged shard that claims to be a manifest
                 raise StructureMismatchError("a shard is itself the manifest of shards", path=mine)
             plan = shard.plan
         else:
@@ -260,7 +285,7 @@ def load(path, obj, comm=ONE_PROCESS, opened=None, **options):
     agree(comm, error, "read and check its shards", path)
     try:
         undo = adapter.apply_reversibly(plan)
-    except Exception as exc:   # this rank has undone its own changes
+    except Exception as exc:  # this rank has undone its own changes
         error = exc
     try:
         agree(comm, error, "apply its shard", path)
@@ -277,11 +302,13 @@ def _own_shard(files, shards, model, comm):
     if len(files) != comm.size:
         return False
     recorded = shards.get("populations")
-    if recorded is None:   # written before shards recorded their neurons: by rank only
+    if recorded is None:  # written before shards recorded their neurons: by rank only
         return True
     mine = recorded[comm.rank]
-    return all(name not in mine or mine[name]["checksum"] == checksum(pop.global_ids())
-               for name, pop in model.populations.items())
+    return all(
+        name not in mine or mine[name]["checksum"] == checksum(pop.global_ids())
+        for name, pop in model.populations.items()
+    )
 
 
 def _repartitioned_plan(path, files, shards, adapter, model, comm, options):
@@ -290,11 +317,13 @@ def _repartitioned_plan(path, files, shards, adapter, model, comm, options):
     if recorded is None:
         raise StructureMismatchError(
             f"saved on {len(files)} ranks before checkpoints recorded global neuron ids: it loads only "
-            f"on {len(files)} ranks", path=path)
+            f"on {len(files)} ranks",
+            path=path,
+        )
     _refuse_rank_local(recorded, model, path)
     wanted = {name: (pop.global_ids(), pop.global_size) for name, pop in model.populations.items()}
     needed = [rank for rank, pops in enumerate(recorded) if _overlaps(pops, wanted)]
-    manifest = read_state(path)   # its meta: the run's clock and generators
+    manifest = read_state(path)  # its meta: the run's clock and generators
     state = gather(lambda: _open_shards(files, shards, needed), wanted, path, manifest.meta)
     plan = plan_load(state, adapter, model, path, **{k: v for k, v in options.items() if k != "monitors"})
     if plan.clock is not None:
@@ -308,8 +337,10 @@ def _refuse_rank_local(recorded, model, path):
         if any(name in pops and not pops[name]["global_ids"] for pops in recorded) and len(recorded) > 1:
             raise StructureMismatchError(
                 f"saved on {len(recorded)} ranks without global neuron ids (add_population(..., ids=, "
-                f"global_size=)): it loads only on {len(recorded)} ranks, each with its own part", path=path,
-                obj=name)
+                f"global_size=)): it loads only on {len(recorded)} ranks, each with its own part",
+                path=path,
+                obj=name,
+            )
 
 
 def _overlaps(pops, wanted):
@@ -357,15 +388,17 @@ def read(path):
         raise StructureMismatchError(
             f"saved on {len(files)} ranks without global neuron ids ({', '.join(local) or 'every population'})"
             ": there is no one network to assemble; read each shard (checkpoint.distributed.shard_paths)",
-            path=path)
+            path=path,
+        )
     manifest = read_state(path)
     rngs = {}
 
     def shards_with_rng():
         for rank, (label, state) in enumerate(_open_shards(files, shards, range(len(files)))):
             for name, rng in state.rng.items():
-                rngs[f"{name}.rank{rank}"] = RngState(f"{name}.rank{rank}", rng.kind, rng.state,
-                                                      {k: np.asarray(v) for k, v in rng.arrays.items()})
+                rngs[f"{name}.rank{rank}"] = RngState(
+                    f"{name}.rank{rank}", rng.kind, rng.state, {k: np.asarray(v) for k, v in rng.arrays.items()}
+                )
             yield label, state
 
     state = gather(shards_with_rng, None, path, manifest.meta, _held(shards, path))
@@ -380,19 +413,22 @@ def _held(shards, path):
     ``global_size`` beyond it is refused before anything of that size is
     allocated.  Summed in Python integers."""
     recorded = shards.get("populations")
-    if recorded is None:   # one shard, written before manifests recorded populations: its own sizes
+    if recorded is None:  # one shard, written before manifests recorded populations: its own sizes
         return {}
     held, sizes = {}, {}
     for pops in recorded:
         for name, info in pops.items():
             held[name] = held.get(name, 0) + info["count"]
             if sizes.setdefault(name, info["global_size"]) != info["global_size"]:
-                raise StructureMismatchError("the shards record other sizes of the population", path=path,
-                                             obj=name)
+                raise StructureMismatchError("the shards record other sizes of the population", path=path, obj=name)
     for name, size in sizes.items():
         if size > held[name]:
-            raise StructureMismatchError(f"{size - held[name]} of its {size} neurons are in no shard of the "
-                                         f"checkpoint (the shards hold {held[name]})", path=path, obj=name)
+            raise StructureMismatchError(
+                f"{size - held[name]} of its {size} neurons are in no shard of the "
+                f"checkpoint (the shards hold {held[name]})",
+                path=path,
+                obj=name,
+            )
     return held
 
 
@@ -419,8 +455,7 @@ def write_shards(path, state, ranks, format=None, **options):
     whole = {name: (pop.global_ids(), pop.global_size) for name, pop in state.populations.items()}
     for name, (ids, size) in whole.items():
         if len(ids) != size:
-            raise CheckpointError("the state holds part of a population; convert a whole network",
-                                  path=path, obj=name)
+            raise CheckpointError("the state holds part of a population; convert a whole network", path=path, obj=name)
     comms = [_OneOf(rank, ranks) for rank in range(ranks)]
     parts = []
     for rank in range(ranks):
@@ -451,8 +486,14 @@ def _save_serially(path, parts, comms, format, options):
     written, first = [], None
     for comm, part in zip(comms, parts):
         shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
-        digest, state = save_one(shard, part, format=fmt.name, with_state=True,
-                                 meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}}, **options)
+        digest, state = save_one(
+            shard,
+            part,
+            format=fmt.name,
+            with_state=True,
+            meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}},
+            **options,
+        )
         written.append((os.path.getsize(shard), digest, summary(state)))
         first = first or state
     _write_manifest(path, fmt, token, len(parts), _manifest_meta(first), written)

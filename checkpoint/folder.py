@@ -84,8 +84,7 @@ class CheckpointFolder:
             try:
                 os.makedirs(directory, exist_ok=True)
             except OSError as exc:
-                raise CheckpointError(f"cannot create the checkpoint folder: {exc.strerror}",
-                                      path=directory) from None
+                raise CheckpointError(f"cannot create the checkpoint folder: {exc.strerror}", path=directory) from None
         if not read_only:
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise CheckpointError("the checkpoint folder is not writable", path=directory)
@@ -109,11 +108,13 @@ class CheckpointFolder:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 owner = os.pread(fd, 200, 0).decode("ascii", "replace").strip() or "another process"
-                raise CheckpointError(f"the folder is in use by another Checkpointer ({owner})",
-                                      path=self.directory) from None
+                raise CheckpointError(
+                    f"the folder is in use by another Checkpointer ({owner})", path=self.directory
+                ) from None
             except OSError as exc:
-                raise CheckpointError(f"cannot lock the checkpoint folder: {exc.strerror}",
-                                      path=self.directory) from None
+                raise CheckpointError(
+                    f"cannot lock the checkpoint folder: {exc.strerror}", path=self.directory
+                ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
         except BaseException:
@@ -123,7 +124,7 @@ class CheckpointFolder:
 
     def close(self):
         if self._lock_fd is not None:
-            os.close(self._lock_fd)   # closing the descriptor releases the flock
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 
     # --------------------------------------------------------------- listing
@@ -163,14 +164,21 @@ class CheckpointFolder:
         try:
             document = json.loads(text)
             files = document["files"]
-            if not (isinstance(files, dict) and all(
-                    isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v)
-                    for v in files.values())):
+            if not (
+                isinstance(files, dict)
+                and all(
+                    isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v) for v in files.values()
+                )
+            ):
                 raise ValueError("bad entries")
             pending = document.get("pending", {})
-            if not (isinstance(pending, dict) and all(
+            if not (
+                isinstance(pending, dict)
+                and all(
                     isinstance(v, list) and all(isinstance(t, str) and re.fullmatch(r"[0-9a-f]{1,64}", t) for t in v)
-                    for v in pending.values())):
+                    for v in pending.values()
+                )
+            ):
                 raise ValueError("bad pending entries")
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _warn(f"{path}: the ledger is damaged ({exc}): no old checkpoint will be deleted")
@@ -204,8 +212,7 @@ class CheckpointFolder:
         names = [os.path.basename(path)]
         shards = path + SHARD_FOLDER
         if os.path.isdir(shards) and not os.path.islink(shards):
-            names += [os.path.join(os.path.basename(shards), n) for n in os.listdir(shards)
-                      if shardnames.parse(n)]
+            names += [os.path.join(os.path.basename(shards), n) for n in os.listdir(shards) if shardnames.parse(n)]
         for name in names:
             with contextlib.suppress(OSError):
                 st = os.lstat(self.path(name))
@@ -246,7 +253,7 @@ class CheckpointFolder:
                 if self.wrote(shard):
                     self._remove(shard)
             with contextlib.suppress(OSError):
-                os.rmdir(shards)   # only when empty: a user's file in it keeps it
+                os.rmdir(shards)  # only when empty: a user's file in it keeps it
 
     def _remove(self, path):
         name = os.path.relpath(path, self.directory)
@@ -269,8 +276,8 @@ class CheckpointFolder:
             return
         for name in os.listdir(self.directory):
             if name.startswith(".ckpt-") and TMP_MARK in name:
-                remove_stale_temporaries(self.path(name[1:name.index(TMP_MARK)]))
-            elif name.endswith(SHARD_FOLDER) and parse_checkpoint_name(name[:-len(SHARD_FOLDER)]):
+                remove_stale_temporaries(self.path(name[1 : name.index(TMP_MARK)]))
+            elif name.endswith(SHARD_FOLDER) and parse_checkpoint_name(name[: -len(SHARD_FOLDER)]):
                 self._clean_uncommitted_shards(name)
 
     def _clean_uncommitted_shards(self, name):
@@ -280,15 +287,19 @@ class CheckpointFolder:
         name), nor is a missing manifest (committed shards whose manifest
         the user moved away are theirs to keep): only the ledger is."""
         folder = self.path(name)
-        manifest = folder[:-len(SHARD_FOLDER)]
+        manifest = folder[: -len(SHARD_FOLDER)]
         tokens = self._pending.get(os.path.basename(manifest))
         if not tokens or os.path.islink(folder) or not os.path.isdir(folder) or os.path.lexists(manifest):
             return
         for shard in os.listdir(folder):
             full = os.path.join(folder, shard)
             committed = os.path.join(name, shard) in self._ledger
-            if (shardnames.parse(shard) and shardnames.parse(shard)[0] in tokens and not committed
-                    and self._is_regular(os.path.join(name, shard))):
+            if (
+                shardnames.parse(shard)
+                and shardnames.parse(shard)[0] in tokens
+                and not committed
+                and self._is_regular(os.path.join(name, shard))
+            ):
                 with contextlib.suppress(OSError):
                     os.remove(full)
                     log.info("removed a shard of an uncommitted checkpoint: %s", full)

@@ -25,9 +25,16 @@ def _native_xxh3():
     """
     try:
         from xxhash import _xxhash
+
         lib = ctypes.CDLL(_xxhash.__file__)
-        functions = (lib.XXH3_64bits, lib.XXH3_createState, lib.XXH3_freeState, lib.XXH3_64bits_reset,
-                     lib.XXH3_64bits_update, lib.XXH3_64bits_digest)
+        functions = (
+            lib.XXH3_64bits,
+            lib.XXH3_createState,
+            lib.XXH3_freeState,
+            lib.XXH3_64bits_reset,
+            lib.XXH3_64bits_update,
+            lib.XXH3_64bits_digest,
+        )
     except (ImportError, AttributeError, OSError):
         return None
     one_shot, create, free, reset, update, digest = functions
@@ -40,7 +47,7 @@ def _native_xxh3():
 
 
 _NATIVE = _native_xxh3()
-_NATIVE_MIN_BYTES = 1 << 16   # below this the ctypes call costs more than it saves
+_NATIVE_MIN_BYTES = 1 << 16  # below this the ctypes call costs more than it saves
 
 
 def byte_view(array):

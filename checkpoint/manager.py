@@ -54,7 +54,8 @@ class SaveSchedule:
         return bool(
             (self.every_steps and step // self.every_steps > last_step // self.every_steps)
             or (self.every_ms and _interval(time_ms, self.every_ms) > _interval(last_time_ms, self.every_ms))
-            or (self.every_seconds and time.monotonic() - last_wall >= self.every_seconds))
+            or (self.every_seconds and time.monotonic() - last_wall >= self.every_seconds)
+        )
 
 
 def _interval(time_ms, every_ms):
@@ -73,10 +74,15 @@ class Retention:
 
     def permanent(self, time_ms, last_kept_ms, wall, last_kept_wall):
         return bool(
-            (self.keep_every_ms and (last_kept_ms is None or
-                                     _interval(time_ms, self.keep_every_ms)
-                                     > _interval(last_kept_ms, self.keep_every_ms)))
-            or (self.keep_every_seconds and wall - last_kept_wall >= self.keep_every_seconds))
+            (
+                self.keep_every_ms
+                and (
+                    last_kept_ms is None
+                    or _interval(time_ms, self.keep_every_ms) > _interval(last_kept_ms, self.keep_every_ms)
+                )
+            )
+            or (self.keep_every_seconds and wall - last_kept_wall >= self.keep_every_seconds)
+        )
 
 
 class Checkpointer:
@@ -138,39 +144,58 @@ class Checkpointer:
     ...         ckpt.maybe_save()
     """
 
-    def __init__(self, directory, obj, *, every_steps=None, every_ms=None, every_seconds=None, keep=3,
-                 keep_every_ms=None, keep_every_seconds=None, format="h5", background=True,
-                 signals=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1), compression=None, metadata=None,
-                 create=True, monitors=False, comm=None, read_only=False, schedule=None, retention=None,
-                 recordings=False):
+    def __init__(
+        self,
+        directory,
+        obj,
+        *,
+        every_steps=None,
+        every_ms=None,
+        every_seconds=None,
+        keep=3,
+        keep_every_ms=None,
+        keep_every_seconds=None,
+        format="h5",
+        background=True,
+        signals=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1),
+        compression=None,
+        metadata=None,
+        create=True,
+        monitors=False,
+        comm=None,
+        read_only=False,
+        schedule=None,
+        retention=None,
+        recordings=False,
+    ):
         self.directory = os.path.abspath(os.fspath(directory))
         self.obj = obj
         self.monitors = monitors
-        self.sharded = comm is not None          # an MPI run: sharded checkpoints
+        self.sharded = comm is not None  # an MPI run: sharded checkpoints
         self.comm = comm if comm is not None else ONE_PROCESS
         self.adapter = adapter_for(obj, monitors=monitors)
-        self._check_recordings(recordings, monitors, comm, read_only)   # before the folder is created
+        self._check_recordings(recordings, monitors, comm, read_only)  # before the folder is created
         # the policies: small objects a script may pass instead of the keywords
         self.schedule = schedule or SaveSchedule(every_steps, every_ms, every_seconds)
         self.retention = retention or Retention(keep, keep_every_ms, keep_every_seconds)
         if self.retention.keep < 1:
             raise ValueError("keep must be at least 1")
         self.suffix = format_for("x", format).suffixes[0]
-        self.background = background and not self.sharded   # MPI calls stay on the main thread
+        self.background = background and not self.sharded  # MPI calls stay on the main thread
         self.compression, self.metadata = compression, metadata
         self._verified = {}
-        self._buffers = {}   # snapshot buffers, reused: copying into warm memory is the whole pause
+        self._buffers = {}  # snapshot buffers, reused: copying into warm memory is the whole pause
         self._future = None
         self._executor = None
         self._signal = None
-        self._ctrl_c = 0        # Ctrl-Cs since the last Interrupted
+        self._ctrl_c = 0  # Ctrl-Cs since the last Interrupted
         self._saved_step = None  # the step of the checkpoint last saved or restored here
         self._old_handlers = {}
         self.folder = None
         self.read_only = read_only
         if not read_only:
             self._on_leader(lambda: setattr(self, "folder", self._open_folder(create)), "open the folder")
-        if self.folder is None:   # read-only, or another rank of an MPI run: list the folder rank 0 owns
+        if self.folder is None:  # read-only, or another rank of an MPI run: list the folder rank 0 owns
             self.folder = CheckpointFolder(self.directory, read_only=True)
         time_ms, step = self._clock()
         self._last = (step, time_ms, time.monotonic())
@@ -225,18 +250,21 @@ class Checkpointer:
 
     def checkpoints(self):
         """Paths of all complete checkpoints whose checksums verify, oldest first."""
-        return self._on_leader(lambda: [path for _, path, _ in self._files() if self._valid(path)],
-                               "list the checkpoints")
+        return self._on_leader(
+            lambda: [path for _, path, _ in self._files() if self._valid(path)], "list the checkpoints"
+        )
 
     def latest(self):
         """Path of the newest complete, valid checkpoint, or None.  A damaged
         newer one is passed over with a :class:`CheckpointWarning`."""
+
         def newest():
             for _, path, _ in reversed(self._files()):
                 if self._valid(path):
                     return path
                 warnings.warn(f"{path}: damaged checkpoint passed over", CheckpointWarning, stacklevel=4)
             return None
+
         return self._on_leader(newest, "find the latest checkpoint")
 
     # ------------------------------------------------------------- restoring
@@ -249,13 +277,12 @@ class Checkpointer:
         passed over, with a warning, for the one before it.
         """
         self._raise_background_error()
-        if self.sharded:   # the leader has verified every shard of the one it names
+        if self.sharded:  # the leader has verified every shard of the one it names
             path = self.latest()
-            return None if path is None else self._resumed(path, load(path, self.obj, comm=self.comm,
-                                                                      **load_options))
+            return None if path is None else self._resumed(path, load(path, self.obj, comm=self.comm, **load_options))
         for _, path, _ in reversed(self._files()):
             try:
-                if self._recordings is not None:   # its listing of segments, before the network changes
+                if self._recordings is not None:  # its listing of segments, before the network changes
                     self._recordings.check_committed(path)
                 report = load(path, self.obj, **dict({"monitors": self.monitors}, **load_options))
             except CorruptCheckpointError as exc:
@@ -267,15 +294,18 @@ class Checkpointer:
     def _resumed(self, path, report):
         time_ms, step = self._clock()
         if self._recordings is not None:
-            checkpoint_state = read_state(path, lazy=True)   # its meta lists the committed segments
+            checkpoint_state = read_state(path, lazy=True)  # its meta lists the committed segments
             checkpoint_state.close()
             self._recordings.resume(checkpoint_state.meta, path, self._recorders(), time_ms, step)
         self._last = (step, time_ms, time.monotonic())
         self._saved_step = step
         log.info("resumed from %s at step %d (t=%s ms)", path, step, format_ms(time_ms))
         if not self.adapter.exact_restart:
-            log.info("%s restarts are continuations, not bit for bit: what the simulator keeps out of reach "
-                     "starts afresh (see its page in the documentation)", self.adapter.simulator)
+            log.info(
+                "%s restarts are continuations, not bit for bit: what the simulator keeps out of reach "
+                "starts afresh (see its page in the documentation)",
+                self.adapter.simulator,
+            )
         return report
 
     # ---------------------------------------------------------------- saving
@@ -333,7 +363,7 @@ class Checkpointer:
         self._saved_step = state.step
         state.meta["user"] = dict(self.metadata or {})
         path = self._start_save(state.step, state.time)
-        segment = self._take_recordings(state)   # the recorders' own arrays, taken: no copy needed
+        segment = self._take_recordings(state)  # the recorders' own arrays, taken: no copy needed
         if self.background:
             snapshot = _snapshot(state, self._buffers)
             if self._executor is None:
@@ -347,8 +377,11 @@ class Checkpointer:
         """Mark a save at ``step`` as begun (the schedule counts from it) and
         return its path (``-keep`` when retention says so); a second save at
         one step rewrites that step's checkpoint."""
-        same_step = [path for saved_step, path, _ in self._files()
-                     if saved_step == step and path.endswith(self.suffix) and self.folder.wrote(path)]
+        same_step = [
+            path
+            for saved_step, path, _ in self._files()
+            if saved_step == step and path.endswith(self.suffix) and self.folder.wrote(path)
+        ]
         if same_step:
             self._last = (step, time_ms, time.monotonic())
             return same_step[-1]
@@ -358,28 +391,39 @@ class Checkpointer:
         self._last = (step, time_ms, time.monotonic())
         path = self.folder.path(checkpoint_name(step, permanent, self.suffix))
         if os.path.lexists(path) and not self.folder.wrote(path):
-            raise CheckpointError("a file this Checkpointer did not write has the name of the checkpoint "
-                                  "it is about to save; move it away", path=path)
+            raise CheckpointError(
+                "a file this Checkpointer did not write has the name of the checkpoint "
+                "it is about to save; move it away",
+                path=path,
+            )
         return path
 
     def _save_sharded(self):
         time_ms, step = self._clock()
         self._saved_step = step
 
-        def begin():   # the ledger names the shards' token before any is written
+        def begin():  # the ledger names the shards' token before any is written
             path, token = self._start_save(step, time_ms), secrets.token_hex(6)
             self.folder.begin_sharded(path, token)
             return path, token
+
         path, token = self._on_leader(begin, "name the checkpoint")
         self._last = (step, time_ms, time.monotonic())
-        save_sharded(path, self.obj, self.comm, token=token, compression=self.compression,
-                     metadata=self.metadata, monitors=self.monitors)
+        save_sharded(
+            path,
+            self.obj,
+            self.comm,
+            token=token,
+            compression=self.compression,
+            metadata=self.metadata,
+            monitors=self.monitors,
+        )
         self._on_leader(lambda: (self.folder.record(path), self._apply_retention(path)), "delete old checkpoints")
         return path
 
     def _commit(self, path, state, segment=None):
         started = time.perf_counter()
-        if self._recordings is not None:   # the segment first: the checkpoint commits it
+        if self._recordings is not None:  # the segment first: the checkpoint commits it
             if segment is not None:
                 self._recordings.write(segment, state.meta.get("simulator"))
             state.meta["recordings"] = self._recordings.listing()
@@ -387,8 +431,14 @@ class Checkpointer:
         stat = os.stat(path)
         self._verified[(path, stat.st_size, stat.st_mtime_ns)] = True
         self.folder.record(path)
-        log.info("checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)", path, state.step,
-                 format_ms(state.time), stat.st_size / 1e6, time.perf_counter() - started)
+        log.info(
+            "checkpoint committed: %s (step %d, t=%s ms, %.1f MB, %.2f s)",
+            path,
+            state.step,
+            format_ms(state.time),
+            stat.st_size / 1e6,
+            time.perf_counter() - started,
+        )
         self._apply_retention(path)
 
     # ------------------------------------------------------------ recordings
@@ -399,17 +449,25 @@ class Checkpointer:
         if not recordings or read_only:
             return
         if monitors or comm is not None:
-            raise CheckpointError("recordings=True works without monitors=True (segments replace saving them "
-                                  "whole) and without comm (one process)", path=self.directory)
+            raise CheckpointError(
+                "recordings=True works without monitors=True (segments replace saving them "
+                "whole) and without comm (one process)",
+                path=self.directory,
+            )
         if not self.adapter.records:
             raise CheckpointError(
                 f"{self.adapter.simulator}: recordings=True is not supported for a {type(self.obj).__name__}: "
                 "its adapter has no recorders to stream (see the simulator's user guide); record with the "
-                "simulator's own tools, or leave recordings=False", path=self.directory)
+                "simulator's own tools, or leave recordings=False",
+                path=self.directory,
+            )
         if not self._recorders():
-            warnings.warn(f"recordings=True, but {self.adapter.simulator}'s {type(self.obj).__name__} has no "
-                          "recording device (a monitor, a recorder) to stream: nothing will be recorded",
-                          CheckpointWarning, stacklevel=3)
+            warnings.warn(
+                f"recordings=True, but {self.adapter.simulator}'s {type(self.obj).__name__} has no "
+                "recording device (a monitor, a recorder) to stream: nothing will be recorded",
+                CheckpointWarning,
+                stacklevel=3,
+            )
 
     def _recording_log(self, recordings, monitors, time_ms, step):
         if not recordings or self.read_only:
@@ -433,8 +491,7 @@ class Checkpointer:
     def _apply_retention(self, newest):
         """Delete old checkpoints beyond ``keep``, only after ``newest`` is
         committed, and only those this folder's Checkpointers wrote."""
-        ordinary = [p for _, p, permanent in self._files()
-                    if not permanent and p != newest and self.folder.wrote(p)]
+        ordinary = [p for _, p, permanent in self._files() if not permanent and p != newest and self.folder.wrote(p)]
         keep_others = self.retention.keep - 1
         # each manifest before its shards: a checkpoint is never half listed
         self.folder.delete(ordinary[: max(0, len(ordinary) - keep_others)])
@@ -454,8 +511,9 @@ class Checkpointer:
     def _install_signals(self, signals):
         if threading.current_thread() is not threading.main_thread():
             if signals:
-                warnings.warn("signal handlers can only be installed from the main thread",
-                              CheckpointWarning, stacklevel=3)
+                warnings.warn(
+                    "signal handlers can only be installed from the main thread", CheckpointWarning, stacklevel=3
+                )
             return
         for signum in signals or ():
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
@@ -464,15 +522,18 @@ class Checkpointer:
         if signum == signal.SIGINT:
             self._ctrl_c += 1
             if self._ctrl_c > 1:
-                raise KeyboardInterrupt   # a second Ctrl-C, even during the final save: out now
+                raise KeyboardInterrupt  # a second Ctrl-C, even during the final save: out now
         self._signal = signum
-        log.warning("%s received: checkpointing at the next maybe_save() (Ctrl-C again stops at once)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s received: checkpointing at the next maybe_save() (Ctrl-C again stops at once)",
+            signal.Signals(signum).name,
+        )
 
     def _refuse_if_read_only(self):
         if self.read_only:
-            raise CheckpointError("this Checkpointer is read-only: it lists and restores, never saves",
-                                  path=self.directory)
+            raise CheckpointError(
+                "this Checkpointer is read-only: it lists and restores, never saves", path=self.directory
+            )
 
     # --------------------------------------------------------------- closing
 

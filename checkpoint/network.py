@@ -96,8 +96,7 @@ def _global_ids(name, size, ids, global_size):
     if ids is None:
         global_size = size if global_size is None else int(global_size)
         if global_size != size:
-            raise ValueError(f"{name}: global_size={global_size} without ids: say which "
-                             f"{size} neurons this rank holds")
+            raise ValueError(f"{name}: global_size={global_size} without ids: say which {size} neurons this rank holds")
         return None, global_size
     ids = np.array(ids, dtype=np.int64).reshape(-1)
     global_size = int(global_size) if global_size is not None else (int(ids[-1]) + 1 if len(ids) else 0)
@@ -117,8 +116,18 @@ class Population(_Group):
     over all ranks.  Both default to "all of it".
     """
 
-    def __init__(self, name, size, network, parameters=None, variables=None, internal=None,
-                 geometry=None, ids=None, global_size=None):
+    def __init__(
+        self,
+        name,
+        size,
+        network,
+        parameters=None,
+        variables=None,
+        internal=None,
+        geometry=None,
+        ids=None,
+        global_size=None,
+    ):
         super().__init__(name, network)
         size = int(size)
         if size < 0:
@@ -165,14 +174,22 @@ def _csr_arrays(connectivity, shape):
     if isinstance(connectivity, tuple):
         indptr, indices = connectivity
     else:
-        matrix = connectivity if scipy.sparse.isspmatrix_csr(connectivity) or \
-            isinstance(connectivity, scipy.sparse.csr_array) else scipy.sparse.csr_matrix(connectivity)
+        matrix = (
+            connectivity
+            if scipy.sparse.isspmatrix_csr(connectivity) or isinstance(connectivity, scipy.sparse.csr_array)
+            else scipy.sparse.csr_matrix(connectivity)
+        )
         if matrix.shape != shape:
             raise ValueError(f"connectivity has shape {matrix.shape}, expected (post, pre) = {shape}")
         indptr, indices = matrix.indptr, matrix.indices
     indptr, indices = np.array(indptr, np.int64), np.array(indices, np.int64)
-    if len(indptr) != shape[0] + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or \
-            np.any(indptr[1:] < indptr[:-1]) or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1])):
+    if (
+        len(indptr) != shape[0] + 1
+        or indptr[0] != 0
+        or indptr[-1] != len(indices)
+        or np.any(indptr[1:] < indptr[:-1])
+        or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1]))
+    ):
         raise ValueError("connectivity is not a valid CSR matrix of shape (post, pre)")
     return indptr, indices
 
@@ -190,8 +207,20 @@ class Projection(_Group):
     the shape is ``(post.size, pre.global_size)``.
     """
 
-    def __init__(self, name, pre, post, network, target="exc", connectivity=None, parameters=None,
-                 variables=None, semiglobal=None, internal=None, delays=None):
+    def __init__(
+        self,
+        name,
+        pre,
+        post,
+        network,
+        target="exc",
+        connectivity=None,
+        parameters=None,
+        variables=None,
+        semiglobal=None,
+        internal=None,
+        delays=None,
+    ):
         super().__init__(name, network)
         object.__setattr__(self, "pre", pre)
         object.__setattr__(self, "post", post)
@@ -236,10 +265,12 @@ class Projection(_Group):
 
     def to_scipy(self, var="w"):
         """``var`` as a ``scipy.sparse.csr_matrix`` of shape (post, pre)."""
-        data = np.broadcast_to(self[var], (self.nnz,)) if self.scope(var) != "post" else \
-            np.repeat(self[var], np.diff(self._indptr))
-        return scipy.sparse.csr_matrix((np.array(data), self._indices.copy(), self._indptr.copy()),
-                                       shape=self.shape)
+        data = (
+            np.broadcast_to(self[var], (self.nnz,))
+            if self.scope(var) != "post"
+            else np.repeat(self[var], np.diff(self._indptr))
+        )
+        return scipy.sparse.csr_matrix((np.array(data), self._indices.copy(), self._indptr.copy()), shape=self.shape)
 
     def __repr__(self):
         return f"Projection({self.name!r}, {self.pre.name!r} -> {self.post.name!r}, synapses={self.nnz})"
@@ -354,8 +385,9 @@ class Network:
         """Simulated time in ms (``step * dt``)."""
         return self.step * self.dt
 
-    def add_population(self, name, size, parameters=None, variables=None, internal=None,
-                       geometry=None, ids=None, global_size=None):
+    def add_population(
+        self, name, size, parameters=None, variables=None, internal=None, geometry=None, ids=None, global_size=None
+    ):
         """Add a population; scalars given as variables become one value per neuron.
 
         Under MPI, ``ids`` are the sorted global indices of the neurons this
@@ -369,16 +401,28 @@ class Network:
         self.populations[name] = pop
         return pop
 
-    def add_projection(self, name, pre, post, target="exc", connectivity=None, parameters=None,
-                       variables=None, semiglobal=None, internal=None, delays=None):
+    def add_projection(
+        self,
+        name,
+        pre,
+        post,
+        target="exc",
+        connectivity=None,
+        parameters=None,
+        variables=None,
+        semiglobal=None,
+        internal=None,
+        delays=None,
+    ):
         """Add a projection; ``connectivity`` is a scipy sparse matrix (post x pre),
         a pair ``(indptr, indices)``, or None for no synapses."""
         if name in self.projections:
             raise ValueError(f"a projection named {name!r} exists already")
         pre = self.populations[pre] if isinstance(pre, str) else pre
         post = self.populations[post] if isinstance(post, str) else post
-        proj = Projection(name, pre, post, self, target, connectivity, parameters, variables,
-                          semiglobal, internal, delays)
+        proj = Projection(
+            name, pre, post, self, target, connectivity, parameters, variables, semiglobal, internal, delays
+        )
         self.projections[name] = proj
         return proj
 
@@ -408,5 +452,7 @@ class Network:
         return recorder
 
     def __repr__(self):
-        return (f"Network(dt={self.dt}, step={self.step}, populations={list(self.populations)}, "
-                f"projections={list(self.projections)})")
+        return (
+            f"Network(dt={self.dt}, step={self.step}, populations={list(self.populations)}, "
+            f"projections={list(self.projections)})"
+        )

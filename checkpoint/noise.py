@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["standard_normal", "uniform"]
 
-BLOCK = 4096   # neurons per Philox stream: a rank draws whole blocks
+BLOCK = 4096  # neurons per Philox stream: a rank draws whole blocks
 
 
 def _per_neuron(draw, seed, step, ids, block):

@@ -18,8 +18,11 @@ SECTIONS = ("populations", "projections")
 
 
 def _global_parameters(group):
-    return {var: group[var].item() for var, info in group.info.items()
-            if info.kind == "parameter" and info.scope == "global"}
+    return {
+        var: group[var].item()
+        for var, info in group.info.items()
+        if info.kind == "parameter" and info.scope == "global"
+    }
 
 
 def save_parameters(path, obj, network=None):
@@ -34,8 +37,10 @@ def save_parameters(path, obj, network=None):
         :func:`load_parameters`).
     """
     state = adapter_for(obj).capture()
-    document = {section: {name: _global_parameters(group) for name, group in getattr(state, section).items()}
-                for section in SECTIONS}
+    document = {
+        section: {name: _global_parameters(group) for name, group in getattr(state, section).items()}
+        for section in SECTIONS
+    }
     document["network"] = dict(network or {})
     try:
         text = json.dumps(document, indent=4)
@@ -56,8 +61,9 @@ def _read_document(path):
     except FileNotFoundError:
         raise CheckpointNotFoundError("no such parameter file", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptCheckpointError(f"cannot read the parameter file: {getattr(exc, 'strerror', None) or exc}",
-                                     path=path) from None
+        raise CorruptCheckpointError(
+            f"cannot read the parameter file: {getattr(exc, 'strerror', None) or exc}", path=path
+        ) from None
     if len(text) > MAX_DOCUMENT_BYTES:
         raise CorruptCheckpointError(f"a parameter file of more than {MAX_DOCUMENT_BYTES} bytes", path=path)
     try:
@@ -66,10 +72,10 @@ def _read_document(path):
         raise CorruptCheckpointError(f"not valid JSON: {exc}", path=path) from None
     except RecursionError:
         raise CorruptCheckpointError("JSON nested too deeply", path=path) from None
-    if not isinstance(document, dict) or not all(isinstance(document.get(s, {}), dict)
-                                                 for s in SECTIONS + ("network",)):
-        raise CorruptCheckpointError("expected an object with populations, projections, network",
-                                     path=path)
+    if not isinstance(document, dict) or not all(
+        isinstance(document.get(s, {}), dict) for s in SECTIONS + ("network",)
+    ):
+        raise CorruptCheckpointError("expected an object with populations, projections, network", path=path)
     return document
 
 
@@ -117,7 +123,7 @@ def load_parameters(path, obj, *, global_only=True):
     """
     document = _read_document(path)
     adapter = adapter_for(obj)
-    model = adapter.describe()   # its findings travel to apply in the plan, as for a load
+    model = adapter.describe()  # its findings travel to apply in the plan, as for a load
     plan = Plan(RestoreReport(path=os.fspath(path)), findings=model.findings)
     for section in SECTIONS:
         groups = getattr(model, section)
@@ -129,8 +135,7 @@ def load_parameters(path, obj, *, global_only=True):
                 _plan_parameter(plan, section, name, groups[name], param, raw, global_only, path)
     adapter.apply(plan)
     if plan.report.skipped:
-        warnings.warn(f"{path}: parameters not set: {', '.join(plan.report.skipped)}",
-                      CheckpointWarning, stacklevel=2)
+        warnings.warn(f"{path}: parameters not set: {', '.join(plan.report.skipped)}", CheckpointWarning, stacklevel=2)
     return document.get("network", {})
 
 

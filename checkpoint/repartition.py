@@ -29,9 +29,14 @@ def summary(state):
     out = {}
     for name, pop in state.populations.items():
         ids = pop.global_ids()
-        out[name] = {"global_size": pop.global_size, "global_ids": pop.ids is not None,
-                     "count": len(ids), "first": int(ids[0]) if len(ids) else 0,
-                     "last": int(ids[-1]) if len(ids) else -1, "checksum": checksum(ids)}
+        out[name] = {
+            "global_size": pop.global_size,
+            "global_ids": pop.ids is not None,
+            "count": len(ids),
+            "first": int(ids[0]) if len(ids) else 0,
+            "last": int(ids[-1]) if len(ids) else -1,
+            "checksum": checksum(ids),
+        }
     return out
 
 
@@ -94,8 +99,9 @@ def _take_global(arrays, var, values, shard, path, name):
     if var not in arrays:
         arrays[var] = values
     elif not np.array_equal(arrays[var], values):
-        raise StructureMismatchError(f"{shard} has another value than another shard for this global value",
-                                     path=path, obj=f"{name}.{var}")
+        raise StructureMismatchError(
+            f"{shard} has another value than another shard for this global value", path=path, obj=f"{name}.{var}"
+        )
 
 
 class _Population:
@@ -108,24 +114,28 @@ class _Population:
         self.held = held
         self.found = None if ids is None else np.zeros(len(ids), bool)
         self.arrays, self.info, self.geometry = {}, {}, None
-        self.variables = None   # the variables every shard of it must hold
+        self.variables = None  # the variables every shard of it must hold
 
     def locate(self, pop, shard):
         """Pass 1: ``(target, source, held)``: where this shard's wanted
         neurons go, and those another shard has given already (a replica)."""
         if pop.global_size != self.global_size:
             raise StructureMismatchError(
-                f"{shard} holds neurons of a population of {pop.global_size}, the model's has "
-                f"{self.global_size}", path=self.path, obj=self.name)
+                f"{shard} holds neurons of a population of {pop.global_size}, the model's has {self.global_size}",
+                path=self.path,
+                obj=self.name,
+            )
         have = pop.global_ids()
         check_ids(have, pop.global_size, self.path, f"{shard}: {self.name}")
-        if self.ids is None:   # the whole population, in global order
+        if self.ids is None:  # the whole population, in global order
             held = pop.size if self.held == "one shard" else self.held
             # before allocating: some of these neurons would be in no shard
             if held is not None and self.global_size > held:
                 raise StructureMismatchError(
-                    f"{shard} declares a population of {self.global_size} neurons; its shards hold "
-                    f"{held}", path=self.path, obj=self.name)
+                    f"{shard} declares a population of {self.global_size} neurons; its shards hold {held}",
+                    path=self.path,
+                    obj=self.name,
+                )
             self.ids, self.found = np.arange(self.global_size, dtype=np.int64), np.zeros(self.global_size, bool)
         target, source = matching(self.ids, have)
         held = self.found[target]
@@ -155,8 +165,11 @@ class _Population:
             else:
                 continue
             if not same:
-                raise StructureMismatchError(f"{shard} holds neurons another shard holds too, with other values",
-                                             path=self.path, obj=f"{self.name}.{var}")
+                raise StructureMismatchError(
+                    f"{shard} holds neurons another shard holds too, with other values",
+                    path=self.path,
+                    obj=f"{self.name}.{var}",
+                )
 
     def _take(self, var, values, info, target, source, shard, whole):
         if info.scope == "free":
@@ -165,25 +178,30 @@ class _Population:
             if not whole:
                 raise StructureMismatchError(
                     "a simulator's free-form array (not per neuron) cannot move to another partition",
-                    path=self.path, obj=f"{self.name}.{var}")
+                    path=self.path,
+                    obj=f"{self.name}.{var}",
+                )
             if var not in self.arrays:
                 self.arrays[var], self.info[var] = np.asarray(values), info
             return
-        if info.scope == "global":   # the same on every rank
+        if info.scope == "global":  # the same on every rank
             _take_global(self.arrays, var, values, shard, self.path, self.name)
             self.info.setdefault(var, info)
             return
         if not len(target) and var in self.arrays:
             return
-        values = np.asarray(values)   # a lazy array is read whole, and verified
+        values = np.asarray(values)  # a lazy array is read whole, and verified
         if var not in self.arrays:
             self.arrays[var] = np.empty((len(self.ids),) + values.shape[1:], values.dtype)
             self.info[var] = info
         elif self.arrays[var].dtype != values.dtype or self.arrays[var].shape[1:] != values.shape[1:]:
-            raise StructureMismatchError(f"{shard} stores it as {values.dtype} {list(values.shape[1:])} per "
-                                         f"neuron, another shard as {self.arrays[var].dtype} "
-                                         f"{list(self.arrays[var].shape[1:])}", path=self.path,
-                                         obj=f"{self.name}.{var}")
+            raise StructureMismatchError(
+                f"{shard} stores it as {values.dtype} {list(values.shape[1:])} per "
+                f"neuron, another shard as {self.arrays[var].dtype} "
+                f"{list(self.arrays[var].shape[1:])}",
+                path=self.path,
+                obj=f"{self.name}.{var}",
+            )
         self.arrays[var][target] = values[source]
 
     def finish(self):
@@ -191,11 +209,15 @@ class _Population:
         if len(missing):
             raise StructureMismatchError(
                 f"{len(missing)} neurons (global ids {missing[:5].tolist()}{'...' if len(missing) > 5 else ''}) "
-                "are in no shard of the checkpoint", path=self.path, obj=self.name)
+                "are in no shard of the checkpoint",
+                path=self.path,
+                obj=self.name,
+            )
         size = 0 if self.ids is None else len(self.ids)
         whole = self.ids is None or size == self.global_size
-        return PopulationState(self.name, size, self.geometry, self.arrays, self.info,
-                               None if whole else self.ids, self.global_size)
+        return PopulationState(
+            self.name, size, self.geometry, self.arrays, self.info, None if whole else self.ids, self.global_size
+        )
 
 
 class _Projection:
@@ -214,13 +236,17 @@ class _Projection:
         """Pass 1."""
         if len(proj.indptr) != post_size + 1 or tuple(proj.shape)[0] != post_size:
             # a forged shard: its rows must be its post population's neurons
-            raise StructureMismatchError(f"{shard} has {len(proj.indptr) - 1} rows of synapses for "
-                                         f"{post_size} post-synaptic neurons", path=self.path, obj=self.name)
+            raise StructureMismatchError(
+                f"{shard} has {len(proj.indptr) - 1} rows of synapses for {post_size} post-synaptic neurons",
+                path=self.path,
+                obj=self.name,
+            )
         if self.first is None:
             self.first = (proj.pre, proj.post, proj.target, int(proj.shape[1]))
         elif (proj.pre, proj.post, int(proj.shape[1])) != (self.first[0], self.first[1], self.first[3]):
-            raise StructureMismatchError(f"{shard} connects other populations than another shard",
-                                         path=self.path, obj=self.name)
+            raise StructureMismatchError(
+                f"{shard} connects other populations than another shard", path=self.path, obj=self.name
+            )
         indptr = np.asarray(proj.indptr, np.int64)
         self.counts[target] += indptr[source + 1] - indptr[source]
 
@@ -242,13 +268,18 @@ class _Projection:
             if info.scope not in ("synapse", "post"):
                 raise StructureMismatchError(
                     "a simulator's free-form array (not per synapse) cannot move to another partition",
-                    path=self.path, obj=f"{self.name}.{var}")
-            values = np.asarray(values)   # read whole, and verified
+                    path=self.path,
+                    obj=f"{self.name}.{var}",
+                )
+            values = np.asarray(values)  # read whole, and verified
             length = len(self.indices) if info.scope == "synapse" else len(self.counts)
             array = self.arrays.setdefault(var, np.empty(length, values.dtype))
             if array.dtype != values.dtype:
-                raise StructureMismatchError(f"{shard} stores it as {values.dtype}, another shard as "
-                                             f"{array.dtype}", path=self.path, obj=f"{self.name}.{var}")
+                raise StructureMismatchError(
+                    f"{shard} stores it as {values.dtype}, another shard as {array.dtype}",
+                    path=self.path,
+                    obj=f"{self.name}.{var}",
+                )
             if info.scope == "synapse":
                 copy_rows(array, self.indptr, target, values, indptr, source)
             else:
@@ -256,8 +287,17 @@ class _Projection:
 
     def finish(self):
         pre, post, target, n_pre = self.first
-        return ProjectionState(self.name, pre, post, (len(self.counts), n_pre), self.indptr, self.indices,
-                               target, self.arrays, {v: self.info[v] for v in self.arrays})
+        return ProjectionState(
+            self.name,
+            pre,
+            post,
+            (len(self.counts), n_pre),
+            self.indptr,
+            self.indices,
+            target,
+            self.arrays,
+            {v: self.info[v] for v in self.arrays},
+        )
 
 
 def _same_variables(expected, group, shard, path, name):
@@ -267,10 +307,10 @@ def _same_variables(expected, group, shard, path, name):
     unset (uninitialised memory), and a scope that differs mixes layouts."""
     have = {var: group.info[var].scope for var in group.arrays}
     if expected is not None and have != expected:
-        differ = sorted(set(have).symmetric_difference(expected)
-                        or {var for var in have if have[var] != expected[var]})
-        raise StructureMismatchError(f"{shard} holds other variables than another shard ({', '.join(differ)})",
-                                     path=path, obj=name)
+        differ = sorted(set(have).symmetric_difference(expected) or {var for var in have if have[var] != expected[var]})
+        raise StructureMismatchError(
+            f"{shard} holds other variables than another shard ({', '.join(differ)})", path=path, obj=name
+        )
     return have
 
 
@@ -306,7 +346,7 @@ def gather(open_shards, wanted, path, meta, held=None):
         streams do not map onto another partition.
     """
     populations, projections, where = {}, {}, []
-    for label, shard in open_shards():          # pass 1: where everything goes
+    for label, shard in open_shards():  # pass 1: where everything goes
         taken = {}
         for name, pop in shard.populations.items():
             if wanted is not None and name not in wanted:
@@ -319,8 +359,11 @@ def gather(open_shards, wanted, path, meta, held=None):
         for name, proj in shard.projections.items():
             if proj.post not in taken:
                 if wanted is None or proj.post in wanted:
-                    raise StructureMismatchError(f"{label} holds the projection but not its post-synaptic "
-                                                 f"population {proj.post!r}", path=path, obj=name)
+                    raise StructureMismatchError(
+                        f"{label} holds the projection but not its post-synaptic population {proj.post!r}",
+                        path=path,
+                        obj=name,
+                    )
                 continue
             if name not in projections:
                 projections[name] = _Projection(name, len(populations[proj.post].ids), path)
@@ -328,7 +371,7 @@ def gather(open_shards, wanted, path, meta, held=None):
         where.append(taken)
     for projection in projections.values():
         projection.allocate()
-    for (label, shard), taken in zip(open_shards(), where):   # pass 2: the values
+    for (label, shard), taken in zip(open_shards(), where):  # pass 2: the values
         for name, pop in shard.populations.items():
             if name in taken:
                 populations[name].fill(pop, taken[name], label)

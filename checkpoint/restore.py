@@ -19,8 +19,7 @@ from .errors import CheckpointWarning, StructureMismatchError
 from .hashing import checksum
 from .state import check_connectivity
 
-__all__ = ["RestoreReport", "Plan", "Assignment", "UndoLog", "make_plan", "start_connectivity_hashes",
-           "swap_contents"]
+__all__ = ["RestoreReport", "Plan", "Assignment", "UndoLog", "make_plan", "start_connectivity_hashes", "swap_contents"]
 
 
 @dataclass
@@ -50,10 +49,15 @@ class RestoreReport:
     reseeded: list = field(default_factory=list)
 
     def __str__(self):
-        lines = [f"restored {len(self.restored)} arrays from {self.path}"
-                 + (f" at t = {self.time:.10g} ms (step {self.step})" if self.time is not None else "")]
-        for title, names in (("kept (not in the file)", self.kept), ("skipped (not in the model)", self.skipped),
-                             ("reseeded (another partition of the neurons)", self.reseeded)):
+        lines = [
+            f"restored {len(self.restored)} arrays from {self.path}"
+            + (f" at t = {self.time:.10g} ms (step {self.step})" if self.time is not None else "")
+        ]
+        for title, names in (
+            ("kept (not in the file)", self.kept),
+            ("skipped (not in the model)", self.skipped),
+            ("reseeded (another partition of the neurons)", self.reseeded),
+        ):
             if names:
                 lines.append(f"{title}: {', '.join(names)}")
         return "\n".join(lines)
@@ -61,16 +65,25 @@ class RestoreReport:
     def warn(self):
         """Issue one :class:`CheckpointWarning` for skips and one for keeps."""
         if self.skipped:
-            warnings.warn(f"{self.path}: in the file but not in the model, skipped: "
-                          f"{', '.join(self.skipped)}", CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}: in the file but not in the model, skipped: {', '.join(self.skipped)}",
+                CheckpointWarning,
+                stacklevel=4,
+            )
         if self.kept:
-            warnings.warn(f"{self.path}: in the model but not in the file, kept: "
-                          f"{', '.join(self.kept)}", CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}: in the model but not in the file, kept: {', '.join(self.kept)}",
+                CheckpointWarning,
+                stacklevel=4,
+            )
         if self.reseeded:
-            warnings.warn(f"{self.path}: loaded onto another partition of the neurons: random generators "
-                          f"cannot follow them and were reseeded from the checkpoint and the rank "
-                          f"({', '.join(self.reseeded)}); checkpoint.noise draws noise that restarts exactly",
-                          CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}: loaded onto another partition of the neurons: random generators "
+                f"cannot follow them and were reseeded from the checkpoint and the rank "
+                f"({', '.join(self.reseeded)}); checkpoint.noise draws noise that restarts exactly",
+                CheckpointWarning,
+                stacklevel=4,
+            )
 
 
 @dataclass
@@ -97,9 +110,9 @@ class Plan:
     #: whether the per-synapse values are in it rather than in CSR order
     #: (only for adapters with ``takes_simulator_order``)
     simulator_order: dict = field(default_factory=dict)
-    clock: Optional[dict] = None                               # {"step": int, "time": float}
-    rng: dict = field(default_factory=dict)            # model rng name -> RngState
-    file_meta: dict = field(default_factory=dict)      # the file's meta, for adapter specifics
+    clock: Optional[dict] = None  # {"step": int, "time": float}
+    rng: dict = field(default_factory=dict)  # model rng name -> RngState
+    file_meta: dict = field(default_factory=dict)  # the file's meta, for adapter specifics
     #: what the adapter's ``describe`` found (``NetworkState.findings``), for
     #: its ``apply``: adapters keep no per-load state on themselves
     findings: object = None
@@ -160,15 +173,17 @@ def _pairs(section, file_objs, model_objs, single, path):
     """Match objects by name; a single-object model takes a single-object file
     whatever its name."""
     if single:
-        (name, model), = model_objs.items()
+        ((name, model),) = model_objs.items()
         if name in file_objs:
             return [(name, file_objs[name], model)], []
         if len(file_objs) == 1:
-            (fname, fobj), = file_objs.items()
+            ((fname, fobj),) = file_objs.items()
             return [(name, fobj, model)], []
         raise StructureMismatchError(
             f"no {section[:-1]} named {name!r} in the file (it has: {', '.join(file_objs) or 'none'})",
-            path=path, obj=name)
+            path=path,
+            obj=name,
+        )
     pairs = [(n, file_objs[n], model_objs[n]) for n in model_objs if n in file_objs]
     file_only = [n for n in file_objs if n not in model_objs]
     return pairs, file_only
@@ -176,14 +191,17 @@ def _pairs(section, file_objs, model_objs, single, path):
 
 def _check_array(label, farr, finfo, marr, minfo, expected_shape, path):
     if finfo.scope != minfo.scope:
-        raise StructureMismatchError(f"the file has a {finfo.scope} value, the model a {minfo.scope} one",
-                                     path=path, obj=label)
+        raise StructureMismatchError(
+            f"the file has a {finfo.scope} value, the model a {minfo.scope} one", path=path, obj=label
+        )
     if finfo.scope != "free" and tuple(farr.shape) != tuple(expected_shape):
-        raise StructureMismatchError(f"the file has shape {tuple(farr.shape)}, the model needs "
-                                     f"{tuple(expected_shape)}", path=path, obj=label)
+        raise StructureMismatchError(
+            f"the file has shape {tuple(farr.shape)}, the model needs {tuple(expected_shape)}", path=path, obj=label
+        )
     if farr.dtype != marr.dtype and not np.can_cast(farr.dtype, marr.dtype, "safe"):
-        raise StructureMismatchError(f"the file's {farr.dtype} values do not fit the model's {marr.dtype}",
-                                     path=path, obj=label)
+        raise StructureMismatchError(
+            f"the file's {farr.dtype} values do not fit the model's {marr.dtype}", path=path, obj=label
+        )
 
 
 def _plan_group(plan, section, name, fobj, mobj, new_nnz, path):
@@ -207,27 +225,34 @@ def _plan_group(plan, section, name, fobj, mobj, new_nnz, path):
                 raise StructureMismatchError(
                     "the file's connectivity differs from the model's and this per-synapse "
                     "variable is not in the file, so its values cannot be kept",
-                    path=path, obj=f"{name}.{var}")
+                    path=path,
+                    obj=f"{name}.{var}",
+                )
             report.kept.append(f"{name}.{var}")
 
 
 def _plan_population(plan, name, f, m, path):
     if f.size != m.size:
-        raise StructureMismatchError(f"the file has {f.size} neurons, the model {m.size}",
-                                     path=path, obj=name)
+        raise StructureMismatchError(f"the file has {f.size} neurons, the model {m.size}", path=path, obj=name)
     if (f.ids is not None or m.ids is not None) and (
-            f.global_size != m.global_size or not np.array_equal(f.global_ids(), m.global_ids())):
+        f.global_size != m.global_size or not np.array_equal(f.global_ids(), m.global_ids())
+    ):
         raise StructureMismatchError(
             f"the file holds other neurons (global ids) of a population of {f.global_size} than the model "
             f"(of {m.global_size}): a shard of an MPI run loads with comm=, from its manifest",
-            path=path, obj=name)
+            path=path,
+            obj=name,
+        )
     _plan_group(plan, "populations", name, f, m, None, path)
 
 
 def _plan_projection(plan, name, f, m, path):
     if tuple(f.shape) != tuple(m.shape):
-        raise StructureMismatchError(f"the file connects {f.shape[1]} -> {f.shape[0]} neurons, "
-                                     f"the model {m.shape[1]} -> {m.shape[0]}", path=path, obj=name)
+        raise StructureMismatchError(
+            f"the file connects {f.shape[1]} -> {f.shape[0]} neurons, the model {m.shape[1]} -> {m.shape[0]}",
+            path=path,
+            obj=name,
+        )
     if not _same_connectivity(f, m):
         check_connectivity(f.indptr, f.indices, f.shape, path, name)
         plan.connectivity[name] = (np.asarray(f.indptr, np.int64), np.asarray(f.indices, np.int64))
@@ -260,8 +285,9 @@ def start_connectivity_hashes(model_state, pool):
         projection.connectivity_checksums = pool.submit(_connectivity_checksums, projection)
 
 
-def make_plan(file_state, model_state, *, populations=True, projections=True, strict=False, path=None,
-              restores_dt=False):
+def make_plan(
+    file_state, model_state, *, populations=True, projections=True, strict=False, path=None, restores_dt=False
+):
     """Validate a restore of ``file_state`` into the model and return its :class:`Plan`.
 
     ``restores_dt``: the adapter sets the file's time step (Brian2's
@@ -273,13 +299,15 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
         A size, shape, scope or dtype does not fit, or (``strict``) something
         would be skipped or kept.
     """
-    plan = Plan(RestoreReport(path=None if path is None else str(path)), file_meta=file_state.meta,
-                findings=model_state.findings)
+    plan = Plan(
+        RestoreReport(path=None if path is None else str(path)),
+        file_meta=file_state.meta,
+        findings=model_state.findings,
+    )
     content = model_state.meta.get("content", "network")
     file_is_network = file_state.meta.get("content", "network") == "network"
     matched_any = False
-    sections = [("populations", populations, _plan_population),
-                ("projections", projections, _plan_projection)]
+    sections = [("populations", populations, _plan_population), ("projections", projections, _plan_projection)]
     for section, wanted, plan_object in sections:
         model_objs = getattr(model_state, section)
         if not wanted or (content != "network" and not model_objs):
@@ -303,13 +331,17 @@ def make_plan(file_state, model_state, *, populations=True, projections=True, st
             # a file of another network: moving the clock or the generators
             # would be the only change, and a wrong one
             plan.report.skipped.extend(["time", "step"] + [f"rng.{name}" for name in file_state.rng])
-            warnings.warn(f"{path}: no population or projection in common with the model: "
-                          "time and random state left as they are", CheckpointWarning, stacklevel=5)
+            warnings.warn(
+                f"{path}: no population or projection in common with the model: time and random state left as they are",
+                CheckpointWarning,
+                stacklevel=5,
+            )
         else:
             _plan_clock_and_rng(plan, file_state, model_state, path, restores_dt)
     if strict and (plan.report.skipped or plan.report.kept):
         raise StructureMismatchError(
-            f"strict restore: skipped {plan.report.skipped}, kept {plan.report.kept}", path=path)
+            f"strict restore: skipped {plan.report.skipped}, kept {plan.report.kept}", path=path
+        )
     return plan
 
 
@@ -319,8 +351,7 @@ def _plan_clock_and_rng(plan, file_state, model_state, path, restores_dt):
         plan.report.time, plan.report.step = file_state.time, int(file_state.step)
         fdt, mdt = file_state.meta.get("dt"), model_state.meta.get("dt")
         if fdt is not None and mdt is not None and not np.isclose(fdt, mdt) and not restores_dt:
-            warnings.warn(f"{path}: saved with dt={fdt} ms, the model has dt={mdt} ms",
-                          CheckpointWarning, stacklevel=6)
+            warnings.warn(f"{path}: saved with dt={fdt} ms, the model has dt={mdt} ms", CheckpointWarning, stacklevel=6)
     for name, rng in file_state.rng.items():
         if name in model_state.rng and model_state.rng[name].kind == rng.kind:
             plan.rng[name] = rng

@@ -120,8 +120,20 @@ class ProjectionState(_ArrayGroup):
     :meth:`in_csr_order` gives the CSR view every reader sees.
     """
 
-    def __init__(self, name, pre, post, shape, indptr, indices, target="exc",
-                 arrays=None, info=None, simulator_order=None, arrays_in_simulator_order=False):
+    def __init__(
+        self,
+        name,
+        pre,
+        post,
+        shape,
+        indptr,
+        indices,
+        target="exc",
+        arrays=None,
+        info=None,
+        simulator_order=None,
+        arrays_in_simulator_order=False,
+    ):
         super().__init__(name, arrays, info)
         self.pre = pre
         self.post = post
@@ -153,9 +165,14 @@ class ProjectionState(_ArrayGroup):
         if not self.arrays_in_simulator_order:
             return self
         order = check_permutation(self.simulator_order, self.nnz, path, self.name)
-        clone = self._with_arrays({var: _PermutedArray(self.arrays[var], order)
-                                   if not isinstance(self.arrays[var], np.ndarray) else self.arrays[var][order]
-                                   for var in self._per_synapse()})
+        clone = self._with_arrays(
+            {
+                var: _PermutedArray(self.arrays[var], order)
+                if not isinstance(self.arrays[var], np.ndarray)
+                else self.arrays[var][order]
+                for var in self._per_synapse()
+            }
+        )
         clone.arrays_in_simulator_order = False
         return clone
 
@@ -211,15 +228,17 @@ class ProjectionState(_ArrayGroup):
         elif scope == "post":
             data = np.repeat(data, np.diff(np.asarray(self.indptr)))
         return scipy.sparse.csr_matrix(
-            (np.asarray(data), np.asarray(self.indices), np.asarray(self.indptr)),
-            shape=self.shape)
+            (np.asarray(data), np.asarray(self.indices), np.asarray(self.indptr)), shape=self.shape
+        )
 
     def nbytes(self):
         return super().nbytes() + int(self.indptr.nbytes) + int(self.indices.nbytes)
 
     def __repr__(self):
-        return (f"ProjectionState({self.name!r}, {self.pre!r} -> {self.post!r}, "
-                f"synapses={self.nnz}, variables={list(self)})")
+        return (
+            f"ProjectionState({self.name!r}, {self.pre!r} -> {self.post!r}, "
+            f"synapses={self.nnz}, variables={list(self)})"
+        )
 
 
 @dataclass
@@ -321,9 +340,13 @@ def check_connectivity(indptr, indices, shape, path, obj, check_indices=True):
     The pre-rank range check is a full pass over the synapses; readers skip
     it and the restore plan runs it before new connectivity reaches a model.
     """
-    indptr = np.asarray(indptr)   # indices only by length unless checked (a lazy array stays unread)
-    ok = (len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
-          and bool(np.all(indptr[1:] >= indptr[:-1])))   # compared, not np.diff: a difference of int64s wraps
+    indptr = np.asarray(indptr)  # indices only by length unless checked (a lazy array stays unread)
+    ok = (
+        len(indptr) == shape[0] + 1
+        and indptr[0] == 0
+        and indptr[-1] == len(indices)
+        and bool(np.all(indptr[1:] >= indptr[:-1]))
+    )  # compared, not np.diff: a difference of int64s wraps
     if not ok:
         raise CorruptCheckpointError("indptr is not a valid CSR index", path=path, obj=obj)
     if check_indices:
@@ -336,8 +359,9 @@ def check_ids(ids, global_size, path, obj):
     """Raise unless a shard's ``ids`` are sorted, distinct and in ``[0, global_size)``."""
     ids = np.asarray(ids)
     if len(ids) and (ids[0] < 0 or ids[-1] >= global_size or bool(np.any(np.diff(ids) <= 0))):
-        raise CorruptCheckpointError("the population's ids are not sorted, distinct and within its "
-                                     "global size", path=path, obj=obj)
+        raise CorruptCheckpointError(
+            "the population's ids are not sorted, distinct and within its global size", path=path, obj=obj
+        )
 
 
 def check_permutation(order, n, path, obj):
@@ -349,8 +373,9 @@ def check_permutation(order, n, path, obj):
     if ok and n:
         ok = int(order.min()) >= 0 and int(order.max()) < n and bool(np.all(np.bincount(order, minlength=n) == 1))
     if not ok:
-        raise CorruptCheckpointError(f"the synapses' simulator order is not a permutation of its {n} synapses",
-                                     path=path, obj=obj)
+        raise CorruptCheckpointError(
+            f"the synapses' simulator order is not a permutation of its {n} synapses", path=path, obj=obj
+        )
     return order
 
 

@@ -28,8 +28,9 @@ def build(seed, folder):
     neurons.noise = 2.0
     neurons.i_offset = 5.0
     stdp = net.connect(inputs, neurons, "exc", synapse=ann.STDP, name="stdp")
-    stdp.fixed_probability(0.1, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng),
-                           delays=ann.Uniform(0.5, 5.0, rng=net.default_rng))
+    stdp.fixed_probability(
+        0.1, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng), delays=ann.Uniform(0.5, 5.0, rng=net.default_rng)
+    )
     net.compile(directory=os.path.join(folder, "build"), silent=True)
     return net, stdp
 
@@ -41,9 +42,8 @@ def main():
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     net, stdp = build(seed=os.getpid(), folder=args.folder)  # any seed: a resumed run takes the saved state
-    with checkpoint.Checkpointer(os.path.join(args.folder, "checkpoints"), net,
-                                 every_ms=100.0, keep=3) as ckpt:
-        if ckpt.restore_latest() is None:   # a resume is logged, with its time and file
+    with checkpoint.Checkpointer(os.path.join(args.folder, "checkpoints"), net, every_ms=100.0, keep=3) as ckpt:
+        if ckpt.restore_latest() is None:  # a resume is logged, with its time and file
             print("fresh start")
         try:
             while net.time < args.duration_ms:
@@ -54,8 +54,10 @@ def main():
             sys.exit(0)
         ckpt.save(skip_if_saved=True)
     weights = [w for dendrite in stdp.w for w in dendrite]
-    print(f"done at t = {net.time} ms; mean weight {sum(weights) / len(weights):.5f}; "
-          f"checkpoints in {args.folder}/checkpoints (delete the folder to start over)")
+    print(
+        f"done at t = {net.time} ms; mean weight {sum(weights) / len(weights):.5f}; "
+        f"checkpoints in {args.folder}/checkpoints (delete the folder to start over)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def simulate(net, ckpt, steps):
     """Run to ``steps``; the recorders' spikes go into the checkpoint folder
     as one segment per checkpoint."""
     from tqdm import tqdm
-    with tqdm(total=steps, initial=net.step, unit="step", desc="simulating", mininterval=0.5,
-              disable=None) as bar:
+
+    with tqdm(total=steps, initial=net.step, unit="step", desc="simulating", mininterval=0.5, disable=None) as bar:
         while net.step < steps:
             izhikevich_stdp.step(net)
             net.record()
@@ -61,14 +61,17 @@ def reload_in_fresh_process(paths):
         "    report = checkpoint.load(path, net, strict=True)\n"
         "    w = net.projections['proj0'].w\n"
         "    print(f'  {path:32s} {len(report.restored):3d} arrays, t = {net.time:8.1f} ms, '\n"
-        "          f'mean w = {w.mean():.6f}, next noise draw = {net.rng.standard_normal():+.6f}')\n")
+        "          f'mean w = {w.mean():.6f}, next noise draw = {net.rng.standard_normal():+.6f}')\n"
+    )
     subprocess.run([sys.executable, "-c", code, *paths], check=True)
 
 
 def picture(net, rec, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     before = izhikevich_stdp.build().projections["proj0"].w
     after = net.projections["proj0"].w
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -78,18 +81,26 @@ def picture(net, rec, path):
     axes[0].hist(after, bins, histtype="step", linewidth=1.5, label=f"after {net.time / 1000:.1f} s of STDP")
     axes[0].set(title="proj0 weights (STDP, pop0 -> pop1)", xlabel="w (synaptic weight)", ylabel="synapses")
     axes[0].legend()
-    image = axes[1].imshow(net.projections["proj0"].to_scipy("w")[:, :200].toarray(), aspect="auto",
-                           cmap="viridis", interpolation="nearest")
-    axes[1].set(title="final weights (pop1 x first 200 of pop0; 0: no synapse)", xlabel="pre neuron",
-                ylabel="post neuron")
+    image = axes[1].imshow(
+        net.projections["proj0"].to_scipy("w")[:, :200].toarray(),
+        aspect="auto",
+        cmap="viridis",
+        interpolation="nearest",
+    )
+    axes[1].set(
+        title="final weights (pop1 x first 200 of pop0; 0: no synapse)", xlabel="pre neuron", ylabel="post neuron"
+    )
     fig.colorbar(image, ax=axes[1], label="w (synaptic weight)")
     # the whole run's spikes, from its recordings: the same whether it was stopped and resumed or not
     times = np.concatenate([rec["spikes0"]["t"], rec["spikes1"]["t"]]) / 1000.0
     ranks = np.concatenate([rec["spikes0"]["i"], 800 + rec["spikes1"]["i"]])
-    axes[2].scatter(times, ranks, s=0.3, linewidths=0, rasterized=True,
-                    c=np.where(ranks < 800, "tab:blue", "tab:red"))
-    axes[2].set(title=f"spikes of the whole run ({len(times)}; red: pop1)", xlabel="t (s)", ylabel="neuron",
-                xlim=(0, net.time / 1000.0))
+    axes[2].scatter(times, ranks, s=0.3, linewidths=0, rasterized=True, c=np.where(ranks < 800, "tab:blue", "tab:red"))
+    axes[2].set(
+        title=f"spikes of the whole run ({len(times)}; red: pop1)",
+        xlabel="t (s)",
+        ylabel="neuron",
+        xlim=(0, net.time / 1000.0),
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -100,26 +111,30 @@ def main():
     net = build()
     steps = int(round(SIM_MS / net.dt))
     folder = os.path.join(OUT, "checkpoints")
-    with checkpoint.Checkpointer(folder, net, every_ms=500.0, keep=3, keep_every_ms=5000.0,
-                                 recordings=True) as ckpt:   # Ctrl-C, SIGTERM, SIGUSR1 stop it
+    with checkpoint.Checkpointer(
+        folder, net, every_ms=500.0, keep=3, keep_every_ms=5000.0, recordings=True
+    ) as ckpt:  # Ctrl-C, SIGTERM, SIGUSR1 stop it
         report = ckpt.restore_latest()
         if report is None:
             print(f"starting a {SIM_MS / 1000:g} s simulation; Ctrl-C stops it with a checkpoint")
         elif net.step >= steps:
-            print(f"the run finished earlier (t = {net.time:.0f} ms): its results are in {OUT}/; "
-                  f"rm -rf {OUT} to start over")
+            print(
+                f"the run finished earlier (t = {net.time:.0f} ms): its results are in {OUT}/; "
+                f"rm -rf {OUT} to start over"
+            )
             return 0
         else:
             print(f"resuming from {os.path.basename(ckpt.latest())} at t = {net.time:.0f} ms")
         try:
             simulate(net, ckpt, steps)
         except checkpoint.Interrupted as stop:
-            print(f"\nstopped at t = {net.time:.0f} ms; checkpoint {stop.path}\n"
-                  "run 'make demo' again to resume")
+            print(f"\nstopped at t = {net.time:.0f} ms; checkpoint {stop.path}\nrun 'make demo' again to resume")
             return 0
         ckpt.save(skip_if_saved=True)
-    print(f"finished: t = {net.time:.0f} ms, checkpoints kept: "
-          f"{', '.join(os.path.basename(p) for p in ckpt.checkpoints())}")
+    print(
+        f"finished: t = {net.time:.0f} ms, checkpoints kept: "
+        f"{', '.join(os.path.basename(p) for p in ckpt.checkpoints())}"
+    )
     paths = []
     for fmt in FORMATS:
         path = os.path.join(OUT, f"final.{fmt}")
@@ -128,8 +143,10 @@ def main():
     checkpoint.save_parameters(os.path.join(OUT, "parameters.json"), net)
     print("final state saved in every format; reloading each into a fresh network in a new process:")
     reload_in_fresh_process(paths)
-    print(f"expected:                            mean w = {net.projections['proj0'].w.mean():.6f}, "
-          f"next noise draw = {net.rng.standard_normal():+.6f}")
+    print(
+        f"expected:                            mean w = {net.projections['proj0'].w.mean():.6f}, "
+        f"next noise draw = {net.rng.standard_normal():+.6f}"
+    )
     png = os.path.join(OUT, "demo.png")
     picture(net, checkpoint.recordings(folder), png)
     print(f"picture: {png}")

@@ -29,24 +29,35 @@ def build(seed=42, n_exc=800, n_inh=200, density=0.1, dt=0.5):
     re, ri = build_rng.random(n_exc), build_rng.random(n_inh)
     neuron = {"v_thresh": 30.0, "tau_trace": 20.0}
     pop0 = net.add_population(
-        "pop0", n_exc,
-        parameters={"a": 0.02, "b": 0.2, "c": -65.0 + 15 * re ** 2, "d": 8.0 - 6 * re ** 2, **neuron},
+        "pop0",
+        n_exc,
+        parameters={"a": 0.02, "b": 0.2, "c": -65.0 + 15 * re**2, "d": 8.0 - 6 * re**2, **neuron},
         variables={"v": -65.0, "u": -13.0, "I": 0.0, "trace": 0.0, "spiked": False},
-        internal={"last_spike": np.full(n_exc, -1, np.int64)})
+        internal={"last_spike": np.full(n_exc, -1, np.int64)},
+    )
     pop0.u = pop0.b * pop0.v
     pop1 = net.add_population(
-        "pop1", n_inh,
+        "pop1",
+        n_inh,
         parameters={"a": 0.02 + 0.08 * ri, "b": 0.25 - 0.05 * ri, "c": -65.0, "d": 2.0, **neuron},
         variables={"v": -65.0, "u": -13.0, "I": 0.0, "trace": 0.0, "spiked": False},
-        internal={"last_spike": np.full(n_inh, -1, np.int64)})
+        internal={"last_spike": np.full(n_inh, -1, np.int64)},
+    )
     pop1.u = pop1.b * pop1.v
     exc_to_inh = scipy.sparse.random(n_inh, n_exc, density=3 * density, format="csr", random_state=seed)
-    net.add_projection("proj0", pop0, pop1, "exc", exc_to_inh,
-                       parameters={"A_plus": 0.2, "A_minus": 0.21, "w_max": 40.0},
-                       variables={"w": build_rng.uniform(0.0, 20.0, exc_to_inh.nnz)})
+    net.add_projection(
+        "proj0",
+        pop0,
+        pop1,
+        "exc",
+        exc_to_inh,
+        parameters={"A_plus": 0.2, "A_minus": 0.21, "w_max": 40.0},
+        variables={"w": build_rng.uniform(0.0, 20.0, exc_to_inh.nnz)},
+    )
     inh_to_exc = scipy.sparse.random(n_exc, n_inh, density=density, format="csr", random_state=seed + 2)
-    net.add_projection("proj1", pop1, pop0, "inh", inh_to_exc,
-                       variables={"w": -build_rng.uniform(0.0, 1.0, inh_to_exc.nnz)})
+    net.add_projection(
+        "proj1", pop1, pop0, "inh", inh_to_exc, variables={"w": -build_rng.uniform(0.0, 1.0, inh_to_exc.nnz)}
+    )
     return net
 
 
@@ -58,7 +69,7 @@ def _synaptic_input(proj):
 def _izhikevich(pop, noise, dt):
     pop.I[:] = noise
     for _ in range(2):  # two half steps, as in Izhikevich (2003), for stability
-        pop.v += 0.5 * dt * (0.04 * pop.v ** 2 + 5 * pop.v + 140 - pop.u + pop.I)
+        pop.v += 0.5 * dt * (0.04 * pop.v**2 + 5 * pop.v + 140 - pop.u + pop.I)
     pop.u += dt * pop.a * (pop.b * pop.v - pop.u)
     spiked = pop.v >= pop.v_thresh
     pop.v[spiked] = np.broadcast_to(pop.c, pop.v.shape)[spiked]
@@ -110,8 +121,10 @@ def main():
             print(f"stopped at t = {net.time:g} ms; checkpoint {stop.path}; run again to resume")
             sys.exit(0)
         ckpt.save(skip_if_saved=True)
-    print(f"done at t = {net.time:g} ms; mean STDP weight {net.projections['proj0'].w.mean():.5f}; "
-          f"checkpoints in {args.folder}/ (delete the folder to start over)")
+    print(
+        f"done at t = {net.time:g} ms; mean STDP weight {net.projections['proj0'].w.mean():.5f}; "
+        f"checkpoints in {args.folder}/ (delete the folder to start over)"
+    )
 
 
 if __name__ == "__main__":

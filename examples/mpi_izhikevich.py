@@ -36,7 +36,7 @@ SEED = 42
 
 def my_ids(size, comm, partition):
     """The global indices of the neurons this rank holds."""
-    if partition == "round-robin":   # as NEST distributes neurons: node_id % ranks
+    if partition == "round-robin":  # as NEST distributes neurons: node_id % ranks
         return np.arange(comm.rank, size, comm.size)
     return np.array_split(np.arange(size), comm.size)[comm.rank]
 
@@ -49,16 +49,26 @@ def build(comm, partition, n_exc=800, n_inh=200, density=0.1, dt=0.5):
     for name, pop in whole.populations.items():
         ids = my_ids(pop.size, comm, partition)
         net.add_population(
-            name, len(ids), ids=ids, global_size=pop.size,
+            name,
+            len(ids),
+            ids=ids,
+            global_size=pop.size,
             parameters={v: pop[v][ids] if np.ndim(pop[v]) else pop[v] for v in pop.parameters},
             variables={v: pop[v][ids] for v in pop.variables if pop.kind(v) == "variable"},
-            internal={v: pop[v][ids] for v in pop.variables if pop.kind(v) == "internal"})
+            internal={v: pop[v][ids] for v in pop.variables if pop.kind(v) == "internal"},
+        )
     for name, proj in whole.projections.items():
         rows = net.populations[proj.post.name].ids
-        matrix = proj.to_scipy("w")[rows]    # this rank's post neurons, global pre indices
-        net.add_projection(name, proj.pre.name, proj.post.name, proj.target, matrix,
-                           parameters={v: proj[v] for v in proj.parameters},
-                           variables={"w": matrix.data})
+        matrix = proj.to_scipy("w")[rows]  # this rank's post neurons, global pre indices
+        net.add_projection(
+            name,
+            proj.pre.name,
+            proj.post.name,
+            proj.target,
+            matrix,
+            parameters={v: proj[v] for v in proj.parameters},
+            variables={"w": matrix.data},
+        )
     return net
 
 
@@ -77,10 +87,12 @@ def step(net, comm):
     spiked0, spiked1 = exchange(pop0, "spiked", comm), exchange(pop1, "spiked", comm)
     noise0 = checkpoint.noise.standard_normal(SEED, 2 * net.step, pop0.ids)
     noise1 = checkpoint.noise.standard_normal(SEED, 2 * net.step + 1, pop1.ids)
-    input0 = 6.5 * noise0 + scipy.sparse.csr_matrix((proj1.w, proj1.indices, proj1.indptr),
-                                                    shape=proj1.shape) @ spiked1.astype(np.float64)
-    input1 = 3.0 * noise1 + scipy.sparse.csr_matrix((proj0.w, proj0.indices, proj0.indptr),
-                                                    shape=proj0.shape) @ spiked0.astype(np.float64)
+    input0 = 6.5 * noise0 + scipy.sparse.csr_matrix(
+        (proj1.w, proj1.indices, proj1.indptr), shape=proj1.shape
+    ) @ spiked1.astype(np.float64)
+    input1 = 3.0 * noise1 + scipy.sparse.csr_matrix(
+        (proj0.w, proj0.indices, proj0.indptr), shape=proj0.shape
+    ) @ spiked0.astype(np.float64)
     izhikevich_stdp._izhikevich(pop0, input0, net.dt)
     izhikevich_stdp._izhikevich(pop1, input1, net.dt)
     for pop in (pop0, pop1):
@@ -101,8 +113,9 @@ def state_digest(net, comm):
     for pop in net.populations.values():
         parts += [exchange(pop, v, comm) for v in ("v", "u", "trace")]
     for proj in net.projections.values():
-        rows = comm.allgather((proj.post.ids, [proj.w[proj.indptr[i]:proj.indptr[i + 1]]
-                                               for i in range(proj.post.size)]))
+        rows = comm.allgather(
+            (proj.post.ids, [proj.w[proj.indptr[i] : proj.indptr[i + 1]] for i in range(proj.post.size)])
+        )
         by_row = dict(pair for ids, ws in rows for pair in zip(ids.tolist(), ws))
         parts.append(np.concatenate([by_row[i] for i in range(proj.post.global_size)]))
     return checksum(np.concatenate(parts))
@@ -132,8 +145,10 @@ def main():
         ckpt.save(skip_if_saved=True)
     digest = state_digest(net, comm)
     if comm.rank == 0:
-        print(f"done at step {net.step} on {comm.size} ranks; state digest {digest}; "
-              f"checkpoints in {args.folder}/ (delete the folder to start over)")
+        print(
+            f"done at step {net.step} on {comm.size} ranks; state digest {digest}; "
+            f"checkpoints in {args.folder}/ (delete the folder to start over)"
+        )
 
 
 if __name__ == "__main__":

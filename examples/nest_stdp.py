@@ -37,10 +37,14 @@ def build(seed):
 
     def connect():
         nest.Connect(drive, exc + inh, syn_spec={"weight": 12.0})
-        nest.Connect(exc, exc + inh, {"rule": "pairwise_bernoulli", "p": 0.2},
-                     syn_spec={"synapse_model": "stdp_synapse", "weight": 20.0,
-                               "delay": nest.random.uniform(1.0, 3.0)})
+        nest.Connect(
+            exc,
+            exc + inh,
+            {"rule": "pairwise_bernoulli", "p": 0.2},
+            syn_spec={"synapse_model": "stdp_synapse", "weight": 20.0, "delay": nest.random.uniform(1.0, 3.0)},
+        )
         nest.Connect(inh, exc, {"rule": "pairwise_bernoulli", "p": 0.3}, syn_spec={"weight": -40.0, "delay": 1.5})
+
     return exc, connect
 
 
@@ -52,7 +56,7 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     exc, connect = build(seed=1)
     with checkpoint.Checkpointer(args.folder, nest, every_ms=100.0, keep=3) as ckpt:
-        if ckpt.restore_latest() is None:   # a resume is logged, and makes the saved connections
+        if ckpt.restore_latest() is None:  # a resume is logged, and makes the saved connections
             print("fresh start")
             connect()
         try:
@@ -64,8 +68,10 @@ def main():
             sys.exit(0)
         ckpt.save(skip_if_saved=True)
     weights = nest.GetConnections(source=exc, synapse_model="stdp_synapse").get("weight")
-    print(f"done at t = {ckpt.time_ms} ms; mean STDP weight {sum(weights) / len(weights):.3f}; "
-          f"checkpoints in {args.folder}/ (delete the folder to start over)")
+    print(
+        f"done at t = {ckpt.time_ms} ms; mean STDP weight {sum(weights) / len(weights):.3f}; "
+        f"checkpoints in {args.folder}/ (delete the folder to start over)"
+    )
 
 
 if __name__ == "__main__":

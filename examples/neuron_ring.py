@@ -35,7 +35,7 @@ class BallAndStick:
         self.syn = h.ExpSyn(self.dend(0.5))
         self.syn.tau = 2
 
-    def __repr__(self):   # sections are identified by name: name cells by gid
+    def __repr__(self):  # sections are identified by name: name cells by gid
         return f"BallAndStick[{self._gid}]"
 
 
@@ -59,13 +59,13 @@ def main():
     parser.add_argument("--folder", default="neuron-ckpts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model = build()     # noqa: F841 (NEURON keeps what Python references)
+    model = build()  # noqa: F841 (NEURON keeps what Python references)
     spikes = h.Vector()
     detector = h.NetCon(model[0][0].soma(0.5)._ref_v, None, sec=model[0][0].soma)
     detector.record(spikes)
     h.finitialize(-65)
     with checkpoint.Checkpointer(args.folder, h, every_ms=50.0, keep=3) as ckpt:
-        if ckpt.restore_latest() is None:   # a resume is logged, with its time and file
+        if ckpt.restore_latest() is None:  # a resume is logged, with its time and file
             print("fresh start")
         try:
             while h.t < args.duration_ms - 1e-9:
@@ -75,8 +75,10 @@ def main():
             print(f"stopped by signal {stop.signum}; checkpoint {stop.path}")
             sys.exit(0)
         ckpt.save(skip_if_saved=True)
-    print(f"done at t = {h.t:.6g} ms; cell 0 spiked {int(spikes.size())} times in this run; "
-          f"v = {model[0][0].soma(0.5).v:.6f} mV; checkpoints in {args.folder}/ (delete the folder to start over)")
+    print(
+        f"done at t = {h.t:.6g} ms; cell 0 spiked {int(spikes.size())} times in this run; "
+        f"v = {model[0][0].soma(0.5).v:.6f} mV; checkpoints in {args.folder}/ (delete the folder to start over)"
+    )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,15 @@ class AdapterContract:
     def test_the_adapter_declares_its_contract(self):
         adapter = adapter_for(self.make(1))
         assert isinstance(adapter, Adapter)
-        for flag in ("shardable", "captures_monitors", "restores_monitors", "exact_restart", "restores_dt",
-                     "takes_simulator_order", "records"):
+        for flag in (
+            "shardable",
+            "captures_monitors",
+            "restores_monitors",
+            "exact_restart",
+            "restores_dt",
+            "takes_simulator_order",
+            "records",
+        ):
             assert isinstance(getattr(adapter, flag), bool), flag
 
     def test_capture_and_describe_change_nothing(self):
@@ -109,8 +116,9 @@ class AdapterContract:
         state = read_state(tmp_path / "c.h5")
         name, pop = next((n, p) for n, p in state.populations.items() if p.size)
         pop.size += 1
-        pop.arrays = {var: (np.append(a, a[:1]) if pop.info[var].scope == "neuron" else a)
-                      for var, a in pop.arrays.items()}
+        pop.arrays = {
+            var: (np.append(a, a[:1]) if pop.info[var].scope == "neuron" else a) for var, a in pop.arrays.items()
+        }
         write_state(tmp_path / "grown.h5", state)
         error = self.load_changes_nothing(tmp_path / "grown.h5", self.make(2), StructureMismatchError)
         assert name in str(error)
@@ -119,13 +127,19 @@ class AdapterContract:
         model = self.make(1)
         self.advance(model)
         checkpoint.save(tmp_path / "c.npz", model)
-        stored = read_state(tmp_path / "c.npz", keep_simulator_order=True)   # the arrays as the file holds them
-        largest = max((a for group in list(stored.populations.values()) + list(stored.projections.values())
-                       for a in group.arrays.values()), key=lambda a: a.nbytes)
+        stored = read_state(tmp_path / "c.npz", keep_simulator_order=True)  # the arrays as the file holds them
+        largest = max(
+            (
+                a
+                for group in list(stored.populations.values()) + list(stored.projections.values())
+                for a in group.arrays.values()
+            ),
+            key=lambda a: a.nbytes,
+        )
         data = bytearray((tmp_path / "c.npz").read_bytes())
         at = bytes(data).find(np.ascontiguousarray(largest).tobytes())
         assert at >= 0 and largest.nbytes
-        data[at + largest.nbytes // 2] ^= 0xFF                 # one byte of the largest array's data
+        data[at + largest.nbytes // 2] ^= 0xFF  # one byte of the largest array's data
         (tmp_path / "c.npz").write_bytes(bytes(data))
         self.load_changes_nothing(tmp_path / "c.npz", self.make(2), CorruptCheckpointError, "checksum")
 
@@ -157,7 +171,7 @@ class AdapterContract:
             checkpoint.load(tmp_path / "c.h5", other)
         monkeypatch.undo()
         assert_same_capture(before, self.captured(other))
-        self.advance(other)      # and the model still runs
+        self.advance(other)  # and the model still runs
 
     def test_objects_on_their_own_restore_into_another_model(self, tmp_path):
         """A population and a projection saved on their own (as ANNarchy's
@@ -203,7 +217,7 @@ class AdapterContract:
         recorders = adapter.recorders()
         for recorder in recorders:
             assert isinstance(recorder, Recorder) and recorder.name and recorder.kind in ("events", "samples")
-        if not recorders:   # nothing to stream is said, not silent
+        if not recorders:  # nothing to stream is said, not silent
             with pytest.warns(checkpoint.CheckpointWarning, match="nothing will be recorded"):
                 checkpoint.Checkpointer(folder, model, recordings=True, background=False).close()
             return
@@ -216,7 +230,7 @@ class AdapterContract:
         rec = checkpoint.recordings(folder)
         assert sorted(rec) == sorted(r.name for r in recorders) and len(rec.segments) == 1
         assert rec.t_start == 0.0 and rec.t_end == pytest.approx(adapter_for(model).clock()[0])
-        for name in rec:   # a sampling recorder samples (events may be none in a short advance)
+        for name in rec:  # a sampling recorder samples (events may be none in a short advance)
             assert rec[name].kind == "events" or len(rec[name]["t"]), name
 
     def test_a_checkpointer_loop_resumes_into_another_model(self, tmp_path):
@@ -226,7 +240,7 @@ class AdapterContract:
         folder = tmp_path / "run"
         model = self.make(1)
         with checkpoint.Checkpointer(folder, model, keep=2, background=False) as ckpt:
-            assert ckpt.restore_latest() is None   # nothing yet: a fresh start
+            assert ckpt.restore_latest() is None  # nothing yet: a fresh start
             for _ in range(3):
                 self.advance(model)
                 ckpt.save()
@@ -250,5 +264,6 @@ class AdapterContract:
         assert checkpoint.load_parameters(tmp_path / "p.json", other) == {"note": "contract", "k": [1, 2]}
         checkpoint.save_parameters(tmp_path / "again.json", other)
         again = json.loads((tmp_path / "again.json").read_text())
-        assert {k: again[k] for k in ("populations", "projections")} == \
-            {k: saved[k] for k in ("populations", "projections")}
+        assert {k: again[k] for k in ("populations", "projections")} == {
+            k: saved[k] for k in ("populations", "projections")
+        }

@@ -44,7 +44,7 @@ def main(build, folder, mode):
         raise SystemExit("a projection's monitor was not refused")
     except checkpoint.UnsupportedObjectError as error:
         print("refused:", error, flush=True)
-    recorded = weights_m.get("w")                 # the advice, word for word
+    recorded = weights_m.get("w")  # the advice, word for word
     weights_m.pause()
     net.get_monitors().remove(weights_m)
     net.simulate(5.0)

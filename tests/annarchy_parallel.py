@@ -22,7 +22,7 @@ def save_continue_reload(net, folder, tag):
     """In a worker: save this copy, run on, reload it and run the same
     stretch again; the two must agree bit for bit."""
     net.simulate(10.0)
-    path = f"{folder}/copy{tag}.h5"   # every worker numbers its copy alike: the caller tags them
+    path = f"{folder}/copy{tag}.h5"  # every worker numbers its copy alike: the caller tags them
     checkpoint.save(path, net)
     net.simulate(10.0)
     straight = np.array(net.cells.v), np.concatenate([np.ravel(w) for w in net.stdp.w])

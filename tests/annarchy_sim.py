@@ -28,26 +28,32 @@ import numpy as np
 
 def build(directory, seed):
     import ANNarchy as ann
+
     net = ann.Network(dt=0.25, seed=seed)
     exc = net.create(80, ann.Izhikevich, name="exc")
     inp = net.create(ann.PoissonPopulation(40, rates=40.0, name="input"))
     lif = net.create(30, ann.IF_curr_exp, name="lif")
-    rate_neuron = ann.Neuron(parameters="tau = 10.0 : population\nbaseline = 0.5",
-                             equations="tau * dr/dt + r = baseline + sum(exc) + Uniform(-0.2, 0.2) : min=0.0")
-    oja = ann.Synapse(parameters="eta = 0.01 : projection\nalpha = 2.0 : postsynaptic",
-                      equations="dw/dt = eta * (pre.r * post.r - alpha * post.r^2 * w) : min=0.0\n"
-                                "activity = post.r : postsynaptic")
+    rate_neuron = ann.Neuron(
+        parameters="tau = 10.0 : population\nbaseline = 0.5",
+        equations="tau * dr/dt + r = baseline + sum(exc) + Uniform(-0.2, 0.2) : min=0.0",
+    )
+    oja = ann.Synapse(
+        parameters="eta = 0.01 : projection\nalpha = 2.0 : postsynaptic",
+        equations="dw/dt = eta * (pre.r * post.r - alpha * post.r^2 * w) : min=0.0\nactivity = post.r : postsynaptic",
+    )
     rate_in = net.create(20, rate_neuron, name="rate_in")
     rate_out = net.create(10, rate_neuron, name="rate_out")
     net.create(5, ann.Izhikevich, name="lonely")
 
     stdp = net.connect(inp, exc, "exc", synapse=ann.STDP, name="stdp")
-    stdp.fixed_probability(0.4, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng),
-                           delays=ann.Uniform(0.5, 4.0, rng=net.default_rng))
+    stdp.fixed_probability(
+        0.4, weights=ann.Uniform(0.0, 1.0, rng=net.default_rng), delays=ann.Uniform(0.5, 4.0, rng=net.default_rng)
+    )
     net.connect(exc, lif, "exc", name="uniform").fixed_number_pre(10, weights=0.4, delays=2.0)
     net.connect(exc, exc, "inh", name="inhibition").fixed_probability(0.1, weights=1.0)
     net.connect(rate_in, rate_out, "exc", synapse=oja, name="oja").fixed_probability(
-        0.5, weights=ann.Uniform(0.0, 0.2, rng=net.default_rng), delays=ann.Uniform(0.5, 3.0, rng=net.default_rng))
+        0.5, weights=ann.Uniform(0.0, 0.2, rng=net.default_rng), delays=ann.Uniform(0.5, 3.0, rng=net.default_rng)
+    )
     net.connect(rate_out, rate_out, "exc", name="rate_rec").all_to_all(weights=0.02, delays=1.0)
 
     exc.noise = 3.0
@@ -68,9 +74,15 @@ def spikes(net, name):
 
 def result(net):
     exc, oja, stdp = net.get_population("exc"), net.get_projection("oja"), net.get_projection("stdp")
-    return dict(exc_spikes=spikes(net, "exc_spikes"), lif_spikes=spikes(net, "lif_spikes"),
-                v=np.array(exc.v), r=np.array(net.get_population("rate_out").r),
-                stdp_w=_by_pair(stdp), oja_w=_by_pair(oja), step=net.current_step)
+    return dict(
+        exc_spikes=spikes(net, "exc_spikes"),
+        lif_spikes=spikes(net, "lif_spikes"),
+        v=np.array(exc.v),
+        r=np.array(net.get_population("rate_out").r),
+        stdp_w=_by_pair(stdp),
+        oja_w=_by_pair(oja),
+        step=net.current_step,
+    )
 
 
 def _by_pair(proj):
@@ -83,10 +95,11 @@ def _by_pair(proj):
 
 def main(directory, out, mode, duration, extra):
     import checkpoint
+
     if mode == "straight":
         net = build(directory, 1)
         net.simulate(float(duration))
-        net.get_monitor("exc_spikes").get("spike")   # keep only the second half
+        net.get_monitor("exc_spikes").get("spike")  # keep only the second half
         net.get_monitor("lif_spikes").get("spike")
         net.simulate(float(extra))
         rebuilt = False

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-T1, T2 = "5", "5"      # ms
+T1, T2 = "5", "5"  # ms
 TARGETS = ("numpy", "cython")
 
 
@@ -28,8 +28,14 @@ def names(release, target):
 def run_sim(python, target, cache, out, mode, duration, extra, cwd):
     """brian2_sim.py in a fresh process of ``python``; raises with its stderr."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([python, os.path.join(HERE, "brian2_sim.py"), target, str(cache), str(out), mode,
-                           duration, str(extra)], env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [python, os.path.join(HERE, "brian2_sim.py"), target, str(cache), str(out), mode, duration, str(extra)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode:
         raise RuntimeError(f"{python} brian2_sim.py {mode} failed:\n{done.stderr[-3000:]}")
 
@@ -37,8 +43,9 @@ def run_sim(python, target, cache, out, mode, duration, extra, cwd):
 def write(folder, python=sys.executable, cache=None, targets=TARGETS):
     """The checkpoint and straight run of every target, by ``python``'s Brian2
     (its Cython cache in ``cache``, a scratch one by default)."""
-    release = subprocess.run([python, "-c", "import brian2; print(brian2.__version__)"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    release = subprocess.run(
+        [python, "-c", "import brian2; print(brian2.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as scratch:
         for target in targets:
             ckpt, straight = names(release, target)

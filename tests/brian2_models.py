@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-T = 20.0   # ms per half
+T = 20.0  # ms per half
 
 
 def _monitor_arrays(monitors):
@@ -41,9 +41,15 @@ def _variables(objects):
 def neurons_and_subgroups(b2, seed):
     """A NeuronGroup split into Subgroups, as the docs' E/I example; synapses
     and monitors on the subgroups."""
-    group = b2.NeuronGroup(50, "dv/dt = (1.1 - v) / (10*ms) + 0.2 * xi / sqrt(ms) : 1",
-                           threshold="v > 1", reset="v = 0", refractory=2 * b2.ms, method="euler",
-                           name="neurons")
+    group = b2.NeuronGroup(
+        50,
+        "dv/dt = (1.1 - v) / (10*ms) + 0.2 * xi / sqrt(ms) : 1",
+        threshold="v > 1",
+        reset="v = 0",
+        refractory=2 * b2.ms,
+        method="euler",
+        name="neurons",
+    )
     group.v = "rand()"
     exc, inh = group[:40], group[40:]
     ee = b2.Synapses(exc, inh, "w : 1", on_pre="v_post += w", name="exc_to_inh")
@@ -60,16 +66,22 @@ def pathways_and_multisynapses(b2, seed):
     """Two pre pathways with their own delays (one heterogeneous), an on_post
     pathway, event-driven traces, several synapses per pair with a
     multisynaptic index."""
-    group = b2.NeuronGroup(30, "dv/dt = (1.2 - v) / (10*ms) : 1", threshold="v > 1", reset="v = 0",
-                           method="exact", name="cells")
+    group = b2.NeuronGroup(
+        30, "dv/dt = (1.2 - v) / (10*ms) : 1", threshold="v > 1", reset="v = 0", method="exact", name="cells"
+    )
     group.v = "rand()"
-    syn = b2.Synapses(group, group, """w : 1
+    syn = b2.Synapses(
+        group,
+        group,
+        """w : 1
                       dapre/dt = -apre / (10*ms) : 1 (event-driven)
                       dapost/dt = -apost / (10*ms) : 1 (event-driven)""",
-                      on_pre={"pre": "v_post += w\napre += 0.01\nw = clip(w - apost, 0, 0.3)",
-                              "late": "v_post -= 0.5 * w"},
-                      on_post="apost += 0.01\nw = clip(w + apre, 0, 0.3)",
-                      delay={"pre": 1 * b2.ms}, multisynaptic_index="k", name="plastic")
+        on_pre={"pre": "v_post += w\napre += 0.01\nw = clip(w - apost, 0, 0.3)", "late": "v_post -= 0.5 * w"},
+        on_post="apost += 0.01\nw = clip(w + apre, 0, 0.3)",
+        delay={"pre": 1 * b2.ms},
+        multisynaptic_index="k",
+        name="plastic",
+    )
     syn.connect(p=0.15, n=2)
     syn.w = "0.2 * rand()"
     syn.late.delay = "k * ms + rand() * 2 * ms"
@@ -85,8 +97,13 @@ def summed_variables_and_gap_junctions(b2, seed):
     group = b2.NeuronGroup(20, eqs, threshold="v > 1", reset="v = 0", method="exact", name="coupled")
     group.v0 = "1.05 + 0.1 * rand()"
     group.v = "rand()"
-    gap = b2.Synapses(group, group, """w : 1
-                      Igap_post = w * (v_pre - v_post) : 1 (summed)""", name="gap")
+    gap = b2.Synapses(
+        group,
+        group,
+        """w : 1
+                      Igap_post = w * (v_pre - v_post) : 1 (summed)""",
+        name="gap",
+    )
     gap.connect(p=0.3)
     gap.w = "0.05 * rand()"
     spikes = b2.SpikeMonitor(group, name="coupled_spikes")
@@ -96,19 +113,22 @@ def summed_variables_and_gap_junctions(b2, seed):
 def spike_generators(b2, seed):
     """A periodic SpikeGeneratorGroup, and one whose spikes set_spikes
     changes after the first run (the ``between`` hook)."""
-    periodic = b2.SpikeGeneratorGroup(4, [0, 1, 2, 3], [1, 2.5, 4, 4] * b2.ms, period=5 * b2.ms,
-                                      name="periodic")
+    periodic = b2.SpikeGeneratorGroup(4, [0, 1, 2, 3], [1, 2.5, 4, 4] * b2.ms, period=5 * b2.ms, name="periodic")
     later = b2.SpikeGeneratorGroup(3, [0, 1], [3, 6] * b2.ms, name="later")
-    target = b2.NeuronGroup(5, "dv/dt = -v / (5*ms) : 1", threshold="v > 0.5", reset="v = 0",
-                            method="exact", name="target")
+    target = b2.NeuronGroup(
+        5, "dv/dt = -v / (5*ms) : 1", threshold="v > 0.5", reset="v = 0", method="exact", name="target"
+    )
     syn = b2.Synapses(periodic, target, "w : 1", on_pre="v_post += w", name="drive")
     syn.connect(p=0.6)
     syn.w = "0.3 + 0.3 * rand()"
     spikes = b2.SpikeMonitor(periodic, name="periodic_spikes")
     later_spikes = b2.SpikeMonitor(later, name="later_spikes")
     out = b2.SpikeMonitor(target, name="target_spikes")
-    return b2.Network(periodic, later, target, syn, spikes, later_spikes, out), [target, syn], \
-        [spikes, later_spikes, out]
+    return (
+        b2.Network(periodic, later, target, syn, spikes, later_spikes, out),
+        [target, syn],
+        [spikes, later_spikes, out],
+    )
 
 
 def spike_generators_between(b2, objects):
@@ -119,8 +139,9 @@ def spike_generators_between(b2, objects):
 def poisson_inputs(b2, seed):
     """PoissonGroup into synapses, PoissonInput onto a variable."""
     source = b2.PoissonGroup(40, rates="50*Hz + 50*Hz * (i % 2)", name="poisson")
-    target = b2.NeuronGroup(10, "dv/dt = -v / (10*ms) : 1", threshold="v > 1", reset="v = 0",
-                            method="exact", name="driven")
+    target = b2.NeuronGroup(
+        10, "dv/dt = -v / (10*ms) : 1", threshold="v > 1", reset="v = 0", method="exact", name="driven"
+    )
     syn = b2.Synapses(source, target, "w : 1", on_pre="v_post += w", name="from_poisson")
     syn.connect(p=0.3)
     syn.w = "0.2 * rand()"
@@ -134,10 +155,18 @@ def timed_arrays_and_run_regularly(b2, seed):
     """A TimedArray-driven current, run_regularly, and a custom event with
     an EventMonitor."""
     stimulus = b2.TimedArray(np.r_[0.0, 1.5, 0.5, 2.0, 1.0, 0.0, 1.8, 0.7], dt=5 * b2.ms)
-    group = b2.NeuronGroup(8, """dv/dt = (stimulus(t) * (1 + 0.1 * i) - v) / (5*ms) : 1
+    group = b2.NeuronGroup(
+        8,
+        """dv/dt = (stimulus(t) * (1 + 0.1 * i) - v) / (5*ms) : 1
                                  peaks : integer""",
-                           threshold="v > 1", reset="v = 0", events={"half": "v > 0.5 and not_refractory"},
-                           refractory=1 * b2.ms, method="euler", name="stimulated", namespace={"stimulus": stimulus})
+        threshold="v > 1",
+        reset="v = 0",
+        events={"half": "v > 0.5 and not_refractory"},
+        refractory=1 * b2.ms,
+        method="euler",
+        name="stimulated",
+        namespace={"stimulus": stimulus},
+    )
     group.run_on_event("half", "peaks += 1")
     group.run_regularly("v = v * 0.9", dt=2 * b2.ms)
     events = b2.EventMonitor(group, "half", name="half_events")
@@ -147,10 +176,18 @@ def timed_arrays_and_run_regularly(b2, seed):
 
 def several_clocks(b2, seed):
     """Groups on their own dt, synapses between them."""
-    fast = b2.NeuronGroup(10, "dv/dt = (1.2 - v) / (5*ms) + 0.1 * xi / sqrt(ms) : 1", threshold="v > 1",
-                          reset="v = 0", method="euler", dt=0.05 * b2.ms, name="fast")
-    slow = b2.NeuronGroup(10, "dv/dt = -v / (20*ms) : 1", threshold="v > 1", reset="v = 0", method="exact",
-                          dt=0.5 * b2.ms, name="slow")
+    fast = b2.NeuronGroup(
+        10,
+        "dv/dt = (1.2 - v) / (5*ms) + 0.1 * xi / sqrt(ms) : 1",
+        threshold="v > 1",
+        reset="v = 0",
+        method="euler",
+        dt=0.05 * b2.ms,
+        name="fast",
+    )
+    slow = b2.NeuronGroup(
+        10, "dv/dt = -v / (20*ms) : 1", threshold="v > 1", reset="v = 0", method="exact", dt=0.5 * b2.ms, name="slow"
+    )
     syn = b2.Synapses(fast, slow, "w : 1", on_pre="v_post += w", dt=0.1 * b2.ms, name="fast_to_slow")
     syn.connect(p=0.5)
     syn.w = "0.3 * rand()"
@@ -165,30 +202,47 @@ def multicompartment(b2, seed):
     morpho.dendrite = b2.Cylinder(length=100 * b2.um, diameter=1 * b2.um, n=5)
     eqs = """Im = gL * (EL - v) : amp/meter**2
              I : amp (point current)"""
-    neuron = b2.SpatialNeuron(morphology=morpho, model=eqs, Cm=1 * b2.uF / b2.cm ** 2, Ri=100 * b2.ohm * b2.cm,
-                              method="exponential_euler", name="cell",
-                              namespace={"gL": 1e-4 * b2.siemens / b2.cm ** 2, "EL": -70 * b2.mV})
+    neuron = b2.SpatialNeuron(
+        morphology=morpho,
+        model=eqs,
+        Cm=1 * b2.uF / b2.cm**2,
+        Ri=100 * b2.ohm * b2.cm,
+        method="exponential_euler",
+        name="cell",
+        namespace={"gL": 1e-4 * b2.siemens / b2.cm**2, "EL": -70 * b2.mV},
+    )
     neuron.v = "EL + rand() * 5 * mV"
     neuron.I[0] = 0.2 * b2.nA
     state = b2.StateMonitor(neuron, "v", record=True, name="cell_v")
     return b2.Network(neuron, state), [neuron], [state]
 
 
-MODELS = {f.__name__: f for f in (neurons_and_subgroups, pathways_and_multisynapses,
-                                  summed_variables_and_gap_junctions, spike_generators, poisson_inputs,
-                                  timed_arrays_and_run_regularly, several_clocks, multicompartment)}
+MODELS = {
+    f.__name__: f
+    for f in (
+        neurons_and_subgroups,
+        pathways_and_multisynapses,
+        summed_variables_and_gap_junctions,
+        spike_generators,
+        poisson_inputs,
+        timed_arrays_and_run_regularly,
+        several_clocks,
+        multicompartment,
+    )
+}
 BETWEEN = {"spike_generators": spike_generators_between}
 
 
 def main(model, target, cache, folder, mode):
     import brian2 as b2
     import checkpoint
+
     b2.prefs.codegen.target = target
     b2.prefs.codegen.runtime.cython.cache_dir = cache
     b2.prefs.codegen.runtime.cython.multiprocess_safe = False
     b2.seed(1 if mode == "first" else 2)
     net, objects, monitors = MODELS[model](b2, 1 if mode == "first" else 2)
-    b2.seed(1234)   # the run's own random numbers
+    b2.seed(1234)  # the run's own random numbers
     if mode == "first":
         net.run(T * b2.ms)
         if model in BETWEEN:

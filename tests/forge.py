@@ -36,6 +36,7 @@ def restamp_h5(path):
             if isinstance(obj, h5py.Dataset) and obj.chunks is None and obj.size and name != "manifest":
                 if obj.id.get_offset() is not None:
                     ranges.append((obj.id.get_offset(), obj.id.get_storage_size()))
+
         f.visititems(collect)
         userblock = f.userblock_size
     _h5guard.stamp(path, userblock, ranges)
@@ -60,7 +61,7 @@ def restamp(path):
             restamp_h5_keep_ranges(name)
         elif name.endswith(".mat") and os.path.getsize(name) >= 128:
             matlab._stamp_header(name)
-    except Exception:   # too damaged to restamp (a truncated userblock): the damage stands as it is
+    except Exception:  # too damaged to restamp (a truncated userblock): the damage stands as it is
         pass
 
 
@@ -101,18 +102,24 @@ def write_manifest_text(path, text, digest=None):
     digest = digest_text(text) if digest is None else digest
     name = os.fspath(path)
     if name.endswith((".h5", ".hdf5")):
+
         def edit(f):
             del f["manifest"]
             f.create_dataset("manifest", data=text, dtype=h5py.string_dtype("utf-8"))
             f.attrs["manifest_xxh3"] = digest
+
         rewrite_h5(name, edit)
     elif name.endswith(".npz"):
-        rewrite_npz(name, {"manifest.npy": _npy_bytes(np.array(text)),
-                           "manifest_xxh3.npy": _npy_bytes(np.array(digest))})
+        rewrite_npz(
+            name, {"manifest.npy": _npy_bytes(np.array(text)), "manifest_xxh3.npy": _npy_bytes(np.array(digest))}
+        )
     elif name.endswith(".mat"):
         elements = _mat_elements(name)
-        body = (mat_char("checkpoint_manifest", text) + mat_char("checkpoint_manifest_xxh3", digest)
-                + b"".join(raw for raw, _ in elements[2:]))
+        body = (
+            mat_char("checkpoint_manifest", text)
+            + mat_char("checkpoint_manifest_xxh3", digest)
+            + b"".join(raw for raw, _ in elements[2:])
+        )
         write_mat(name, body)
     else:
         lines = _text_lines(name)
@@ -150,9 +157,12 @@ def mat_element(kind, payload):
 
 def mat_matrix(cls, dims, name, *subelements, flags=0):
     """A miMATRIX element: array flags, dims, name, then ``subelements``."""
-    body = (mat_element(6, struct.pack("<II", cls | (flags << 8), 0))
-            + mat_element(5, struct.pack(f"<{len(dims)}i", *dims))
-            + mat_element(1, name.encode()) + b"".join(subelements))
+    body = (
+        mat_element(6, struct.pack("<II", cls | (flags << 8), 0))
+        + mat_element(5, struct.pack(f"<{len(dims)}i", *dims))
+        + mat_element(1, name.encode())
+        + b"".join(subelements)
+    )
     return mat_element(14, body)
 
 
@@ -164,6 +174,7 @@ def mat_char(name, text):
 def _mat_elements(path):
     """Top-level ``(raw bytes, text or None)`` of a MAT file we wrote."""
     import zlib
+
     data = open(path, "rb").read()
     out, pos = [], 128
     while pos + 8 <= len(data):
@@ -172,11 +183,11 @@ def _mat_elements(path):
         raw = data[pos:end]
         inner = zlib.decompress(raw[8:]) if kind == 15 else raw
         text = None
-        if struct.unpack_from("<I", inner, 16)[0] & 0xFF == 4:    # a char array: our manifest texts
+        if struct.unpack_from("<I", inner, 16)[0] & 0xFF == 4:  # a char array: our manifest texts
             name_len = struct.unpack_from("<I", inner, 44)[0]
             at = 48 + name_len + (-name_len % 8)
             n = struct.unpack_from("<I", inner, at + 4)[0]
-            text = inner[at + 8:at + 8 + n].decode()
+            text = inner[at + 8 : at + 8 + n].decode()
         out.append((raw, text))
         pos = end
     return out
@@ -240,8 +251,12 @@ def read_in_subprocess(path, memory_limit=0, timeout=120):
     ``message`` and ``grown`` (bytes the peak resident memory grew by).
     """
     try:
-        done = subprocess.run([sys.executable, "-c", _READER, os.fspath(path), str(memory_limit)],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", _READER, os.fspath(path), str(memory_limit)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"outcome": "hang", "message": "", "grown": 0}
     lines = done.stdout.strip().splitlines()
@@ -260,17 +275,17 @@ def alias_zip_member(path, target, names):
     for _ in range(count):
         name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
         end = pos + 46 + name_len + extra_len + comment_len
-        entries.append((data[pos + 46:pos + 46 + name_len].decode(), data[pos:end]))
+        entries.append((data[pos + 46 : pos + 46 + name_len].decode(), data[pos:end]))
         pos = end
     template = next(raw for name, raw in entries if name == target)
     name_len, extra_len, _ = struct.unpack_from("<HHH", template, 28)
     for name in names:
         encoded = name.encode()
-        raw = bytearray(template[:46]) + encoded + template[46 + name_len:]
+        raw = bytearray(template[:46]) + encoded + template[46 + name_len :]
         struct.pack_into("<H", raw, 28, len(encoded))
         entries.append((name, bytes(raw)))
     directory = b"".join(raw for _, raw in entries)
-    tail = bytearray(data[eocd:eocd + 22])
+    tail = bytearray(data[eocd : eocd + 22])
     struct.pack_into("<HHII", tail, 8, len(entries), len(entries), len(directory), cd_offset)
     with open(path, "wb") as f:
         f.write(data[:cd_offset] + directory + bytes(tail))
@@ -284,6 +299,7 @@ def sharded(path, net, ranks=2):
     shards, as ``checkpoint convert --ranks`` writes them."""
     import checkpoint
     from checkpoint.distributed import write_shards
+
     single = os.fspath(path) + ".whole" + os.path.splitext(os.fspath(path))[1]
     checkpoint.save(single, net)
     write_shards(path, checkpoint.read(single), ranks)
@@ -297,6 +313,7 @@ def forge_shard(path, rank, change_manifest=None, change_file=None):
     manifest)``, and make the top manifest record the forged shard (its size,
     manifest digest and population summary), every digest recomputed."""
     from checkpoint.distributed import shard_paths
+
     shard = shard_paths(path)[rank]
     if change_file is not None:
         with h5py.File(shard, "r+") as f:
@@ -304,7 +321,7 @@ def forge_shard(path, rank, change_manifest=None, change_file=None):
     forge_manifest(shard, change_manifest or (lambda m: None))
     text = read_manifest_text(shard)
     summary = {name: dict(info) for name, info in _top_shards(path)["populations"][rank].items()}
-    try:   # a fuzzed manifest may hold anything: its summary then stays as it was
+    try:  # a fuzzed manifest may hold anything: its summary then stays as it was
         for name, pop in json.loads(text)["populations"].items():
             if name in summary:
                 summary[name].update(count=pop["size"], global_size=pop.get("global_size", pop["size"]))
@@ -315,6 +332,7 @@ def forge_shard(path, rank, change_manifest=None, change_file=None):
         m["meta"]["shards"]["sizes"][rank] = os.path.getsize(shard)
         m["meta"]["shards"]["digests"][rank] = digest_text(text)
         m["meta"]["shards"]["populations"][rank] = summary
+
     forge_manifest(path, record)
     return shard
 
@@ -327,6 +345,7 @@ def replace_dataset(f, key, array):
     """Replace dataset ``key`` of an open HDF5 file by ``array``; return the
     fields of its manifest entry that change (dtype, shape, checksum)."""
     from checkpoint.hashing import checksum
+
     del f[key]
     f.create_dataset(key, data=array)
     return {"dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksum(array)}

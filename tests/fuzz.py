@@ -44,16 +44,22 @@ MAX_GROWTH = 256 << 20
 CHILD_MEMORY = 3 << 30
 TIMEOUT = 60
 SEED_NETWORK = {"n_exc": 12, "n_inh": 4, "density": 0.3}
-ORDERED = "simulator order"   # a seed option: synapses stored in a (random) simulator's order
+ORDERED = "simulator order"  # a seed option: synapses stored in a (random) simulator's order
 SEEDS = {  # name -> (suffix, save options)
-    "h5": ("h5", {}), "h5-gzip": ("h5", {"compression": "gzip"}), "npz": ("npz", {}),
-    "npz-gzip": ("npz", {"compression": "gzip"}), "mat": ("mat", {}), "mat-gzip": ("mat", {"compression": "gzip"}),
-    "txt": ("txt", {}), "txt.gz": ("txt.gz", {}),
+    "h5": ("h5", {}),
+    "h5-gzip": ("h5", {"compression": "gzip"}),
+    "npz": ("npz", {}),
+    "npz-gzip": ("npz", {"compression": "gzip"}),
+    "mat": ("mat", {}),
+    "mat-gzip": ("mat", {"compression": "gzip"}),
+    "txt": ("txt", {}),
+    "txt.gz": ("txt.gz", {}),
     # format version 3: per-synapse arrays in a simulator's order, and the order
-    "h5-ordered": ("h5", {ORDERED: True}), "npz-ordered": ("npz", {ORDERED: True}),
+    "h5-ordered": ("h5", {ORDERED: True}),
+    "npz-ordered": ("npz", {ORDERED: True}),
 }
 
-OUTCOMES = collections.Counter()   # what the cases of this process ended in, for the summary
+OUTCOMES = collections.Counter()  # what the cases of this process ended in, for the summary
 
 _WORKER = textwrap.dedent("""
     import json, os, resource, sys, traceback, warnings
@@ -94,8 +100,13 @@ class Worker:
     def _start(self):
         tests = os.path.dirname(os.path.abspath(__file__))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(CHILD_MEMORY), tests, json.dumps(SEED_NETWORK)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+            [sys.executable, "-c", _WORKER, str(CHILD_MEMORY), tests, json.dumps(SEED_NETWORK)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
 
     def parse(self, path):
         """``(outcome, detail)`` of reading and loading ``path``; the detail
@@ -130,6 +141,7 @@ def fingerprint(state):
     """A digest of everything a load restores from ``state``."""
     import hashlib
     from helpers import state_arrays
+
     h = hashlib.sha256(repr((state.time, state.step, state.dt)).encode())
     for key, array in sorted(state_arrays(state).items(), key=lambda item: repr(item[0])):
         h.update(repr((key, array.dtype.str, array.shape)).encode() + array.tobytes())
@@ -148,6 +160,7 @@ def make_seed(folder, name):
         checkpoint.save(path, izhikevich_network(**SEED_NETWORK), **options)
         if ordered:
             from checkpoint.formats import read_state, write_state
+
             state = read_state(path)
             for proj in state.projections.values():
                 proj.simulator_order = np.random.default_rng(1).permutation(proj.nnz)
@@ -178,26 +191,35 @@ def mutate_bytes(data, draw, st):
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif kind == "overwrite":
             chunk = draw(st.binary(min_size=1, max_size=16))
-            data[at:at + len(chunk)] = chunk
+            data[at : at + len(chunk)] = chunk
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
         elif kind == "truncate":
             del data[at:]
         elif kind == "zero":
             n = draw(st.integers(1, 256))
-            data[at:at + n] = bytes(len(data[at:at + n]))
+            data[at : at + n] = bytes(len(data[at : at + n]))
     return bytes(data)
 
 
 def json_values(st):
     """Arbitrary JSON values, with the ones that break careless readers."""
-    scalars = (st.none() | st.booleans() | st.integers() | st.sampled_from([2 ** 63, 2 ** 64, -2 ** 63 - 1, 10 ** 30])
-               | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20)
-               | st.sampled_from(["<f8", "|O", "<U10", "global", "neuron", "synapse", "post", "free"]))
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=8)
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.sampled_from([2**63, 2**64, -(2**63) - 1, 10**30])
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=20)
+        | st.sampled_from(["<f8", "|O", "<U10", "global", "neuron", "synapse", "post", "free"])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=8,
+    )
 
 
 def mutate_manifest(manifest, draw, st):
@@ -222,21 +244,25 @@ def mutate_state(state, draw, st):
     proj = state.projections["proj0"]
     kind = draw(st.sampled_from(["indptr", "indices", "shape", "time", "step", "size", "dtype", "order"]))
     if kind == "indptr":
-        proj.indptr = np.asarray(draw(st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=len(proj.indptr),
-                                               max_size=len(proj.indptr))), np.int64)
+        proj.indptr = np.asarray(
+            draw(st.lists(st.integers(-(2**40), 2**40), min_size=len(proj.indptr), max_size=len(proj.indptr))), np.int64
+        )
     elif kind == "indices":
-        proj.indices = np.asarray(draw(st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=len(proj.indices),
-                                                max_size=len(proj.indices))), np.int64)
-    elif kind == "order":   # a simulator's order that is not a permutation, or is one of another length
-        proj.simulator_order = np.asarray(draw(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), min_size=0,
-                                                        max_size=len(proj.indices) + 1)), np.int64)
-        proj.arrays_in_simulator_order = True   # written as they are, under the forged order
+        proj.indices = np.asarray(
+            draw(st.lists(st.integers(-(2**40), 2**40), min_size=len(proj.indices), max_size=len(proj.indices))),
+            np.int64,
+        )
+    elif kind == "order":  # a simulator's order that is not a permutation, or is one of another length
+        proj.simulator_order = np.asarray(
+            draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=0, max_size=len(proj.indices) + 1)), np.int64
+        )
+        proj.arrays_in_simulator_order = True  # written as they are, under the forged order
     elif kind == "shape":
-        proj.shape = (draw(st.integers(0, 2 ** 20)), draw(st.integers(0, 2 ** 20)))
+        proj.shape = (draw(st.integers(0, 2**20)), draw(st.integers(0, 2**20)))
     elif kind == "time":
         state.meta["time"] = draw(st.floats(allow_nan=False, allow_infinity=False))
     elif kind == "step":
-        state.meta["step"] = draw(st.integers(0, 2 ** 62))
+        state.meta["step"] = draw(st.integers(0, 2**62))
     elif kind == "size":
         state.populations["pop0"].size = draw(st.integers(0, 100))
     else:

@@ -18,17 +18,31 @@ def izhikevich_network(seed=0, n_exc=40, n_inh=10, density=0.2):
     an STDP projection, with a global, a per-neuron and an internal array."""
     net = checkpoint.Network(dt=0.5, seed=seed)
     rng = np.random.default_rng(seed)
-    pop0 = net.add_population("pop0", n_exc, parameters={"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
-                              variables={"v": rng.uniform(-70, -60, n_exc), "u": -13.0},
-                              internal={"last_spike": np.full(n_exc, -1, np.int64)})
-    pop1 = net.add_population("pop1", n_inh, parameters={"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
-                              variables={"v": -65.0, "u": -13.0, "spiked": np.zeros(n_inh, bool)})
+    pop0 = net.add_population(
+        "pop0",
+        n_exc,
+        parameters={"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
+        variables={"v": rng.uniform(-70, -60, n_exc), "u": -13.0},
+        internal={"last_spike": np.full(n_exc, -1, np.int64)},
+    )
+    pop1 = net.add_population(
+        "pop1",
+        n_inh,
+        parameters={"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
+        variables={"v": -65.0, "u": -13.0, "spiked": np.zeros(n_inh, bool)},
+    )
     conn = scipy.sparse.random(n_inh, n_exc, density=density, format="csr", random_state=seed)
-    net.add_projection("proj0", pop0, pop1, "exc", conn,
-                       parameters={"tau_plus": 20.0, "tau_minus": 60.0, "A_plus": 2e-4, "w_max": 0.03},
-                       variables={"w": rng.uniform(0, 0.03, conn.nnz).astype(np.float32),
-                                  "x_pre": 0.0},
-                       semiglobal={"x_post": np.zeros(n_inh)}, delays=1.0)
+    net.add_projection(
+        "proj0",
+        pop0,
+        pop1,
+        "exc",
+        conn,
+        parameters={"tau_plus": 20.0, "tau_minus": 60.0, "A_plus": 2e-4, "w_max": 0.03},
+        variables={"w": rng.uniform(0, 0.03, conn.nnz).astype(np.float32), "x_pre": 0.0},
+        semiglobal={"x_post": np.zeros(n_inh)},
+        delays=1.0,
+    )
     return net
 
 

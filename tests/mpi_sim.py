@@ -53,8 +53,10 @@ def simulate(net, steps):
 
 
 def digest(net):
-    return {key: np.asarray(value).tolist() if np.asarray(value).dtype.kind != "U" else str(value)
-            for key, value in arrays_of(net).items()}
+    return {
+        key: np.asarray(value).tolist() if np.asarray(value).dtype.kind != "U" else str(value)
+        for key, value in arrays_of(net).items()
+    }
 
 
 def split_network(comm, options, seed):
@@ -76,7 +78,7 @@ def main(mode, folder, *extra):
         if mode == "psave":
             net = split_network(comm, options, seed=1)
             partitioned.advance(net, int(options.get("steps", 20)))
-            if options.get("partition") == "overlapping" and rank > 0:   # neuron 0 twice, two values
+            if options.get("partition") == "overlapping" and rank > 0:  # neuron 0 twice, two values
                 net.populations["exc"].v[net.populations["exc"].ids == 0] += 1.0
             checkpoint.save(path, net, comm=comm)
             out["state"] = partitioned.snapshot(net)
@@ -88,8 +90,14 @@ def main(mode, folder, *extra):
                     report = checkpoint.load(path, net)
                 else:
                     report = checkpoint.load(path, net, comm=comm)
-                out["report"] = {"restored": len(report.restored), "time": report.time, "step": report.step,
-                                 "reseeded": report.reseeded, "skipped": report.skipped, "kept": report.kept}
+                out["report"] = {
+                    "restored": len(report.restored),
+                    "time": report.time,
+                    "step": report.step,
+                    "reseeded": report.reseeded,
+                    "skipped": report.skipped,
+                    "kept": report.kept,
+                }
             finally:
                 out["unchanged"] = partitioned.snapshot(net) == before
             out["state"] = partitioned.snapshot(net)
@@ -114,8 +122,7 @@ def main(mode, folder, *extra):
             out["draw"] = net.rng.random(3).tolist()
         elif mode in ("loop", "loop-signal"):
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
-            with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=10, keep=2,
-                                         comm=comm) as ckpt:
+            with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=10, keep=2, comm=comm) as ckpt:
                 report = ckpt.restore_latest()
                 out["resumed_at"] = None if report is None else report.step
                 try:
@@ -130,6 +137,7 @@ def main(mode, folder, *extra):
             out["state"] = digest(net)
         elif mode == "loop-ctrl-c":
             import time
+
             net = izhikevich_network(seed=rank, n_exc=30 + 10 * rank)
             with checkpoint.Checkpointer(os.path.join(folder, "ck"), net, every_steps=1000, comm=comm) as ckpt:
                 try:
@@ -154,6 +162,7 @@ def main(mode, folder, *extra):
 
                 def failing(self, clock):
                     raise RuntimeError("injected failure on rank 1")
+
                 EmbeddedAdapter._set_clock = failing
             try:
                 report = checkpoint.load(path, net, comm=comm)

@@ -18,8 +18,9 @@ import nest_sim  # noqa: E402
 
 def main(mode, folder):
     nest, exc, inh, spikes = nest_sim.build(seed=5 if mode == "save" else 9, connect=mode == "save")
-    from mpi4py import MPI   # after NEST, which initialises MPI itself
+    from mpi4py import MPI  # after NEST, which initialises MPI itself
     import checkpoint
+
     comm = MPI.COMM_WORLD
     out = {"rank": comm.rank, "ranks": comm.size, "nest_ranks": nest.NumProcesses()}
     try:

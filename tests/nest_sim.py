@@ -17,6 +17,7 @@ def build(seed=5, connect=True):
     inhibitory iaf_psc_exp, Poisson drive, STDP with random delays.
     ``connect=False``: the nodes only (the resume idiom)."""
     import nest
+
     nest.verbosity = nest.VerbosityLevel.ERROR
     nest.ResetKernel()
     nest.resolution = 0.1
@@ -25,13 +26,16 @@ def build(seed=5, connect=True):
     inh = nest.Create("iaf_psc_exp", 20)
     drive = nest.Create("poisson_generator", params={"rate": 8000.0})
     spikes = nest.Create("spike_recorder")
-    if not connect:   # a recorder's connections are not state: the script makes them on every start
+    if not connect:  # a recorder's connections are not state: the script makes them on every start
         nest.Connect(exc + inh, spikes)
         return nest, exc, inh, spikes
     nest.Connect(drive, exc + inh, syn_spec={"weight": 12.0})
-    nest.Connect(exc, exc + inh, {"rule": "pairwise_bernoulli", "p": 0.2},
-                 syn_spec={"synapse_model": "stdp_synapse", "weight": 20.0,
-                           "delay": nest.random.uniform(1.0, 3.0)})
+    nest.Connect(
+        exc,
+        exc + inh,
+        {"rule": "pairwise_bernoulli", "p": 0.2},
+        syn_spec={"synapse_model": "stdp_synapse", "weight": 20.0, "delay": nest.random.uniform(1.0, 3.0)},
+    )
     nest.Connect(inh, exc, {"rule": "pairwise_bernoulli", "p": 0.3}, syn_spec={"weight": -40.0, "delay": 1.5})
     nest.Connect(exc + inh, spikes)
     return nest, exc, inh, spikes
@@ -42,13 +46,18 @@ def observe(nest, exc, spikes, offset=0.0):
     stdp = nest.GetConnections(source=exc, target=exc, synapse_model="stdp_synapse")
     status = stdp.get(["source", "target", "weight"])
     order = np.lexsort((status["target"], status["source"]))
-    return {"times": np.asarray(events["times"]) + offset, "senders": np.asarray(events["senders"]),
-            "v": np.asarray(exc.get("V_m")), "weight": np.asarray(status["weight"])[order],
-            "pairs": np.stack([status["source"], status["target"]])[:, order]}
+    return {
+        "times": np.asarray(events["times"]) + offset,
+        "senders": np.asarray(events["senders"]),
+        "v": np.asarray(exc.get("V_m")),
+        "weight": np.asarray(status["weight"])[order],
+        "pairs": np.stack([status["source"], status["target"]])[:, order],
+    }
 
 
 def main(mode, folder):
     import checkpoint
+
     if mode == "straight":
         nest, exc, _, spikes = build()
         nest.Simulate(200.0)
@@ -65,8 +74,9 @@ def main(mode, folder):
         loaded = observe(nest, exc, spikes, report.time)
         nest.Simulate(100.0)
         result = observe(nest, exc, spikes, report.time)
-        result.update(loaded_v=loaded["v"], loaded_weight=loaded["weight"], time=report.time,
-                      other_pairs=np.array(rebuilt_pairs))
+        result.update(
+            loaded_v=loaded["v"], loaded_weight=loaded["weight"], time=report.time, other_pairs=np.array(rebuilt_pairs)
+        )
     np.savez(f"{folder}/{mode}.npz", **result)
 
 

@@ -23,8 +23,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
 
 
 class TestNEURONContract(AdapterContract):
-    restored = ("BallAndStick.soma.v", "BallAndStick.soma.m_hh", "ExpSyn.g", "NetStim.ranvar.seq",
-                "BallAndStick.soma->ExpSyn.weight", "NEURON.savestate")
+    restored = (
+        "BallAndStick.soma.v",
+        "BallAndStick.soma.m_hh",
+        "ExpSyn.g",
+        "NetStim.ranvar.seq",
+        "BallAndStick.soma->ExpSyn.weight",
+        "NEURON.savestate",
+    )
     model = None
 
     def make(self, seed):
@@ -47,4 +53,5 @@ class TestNEURONContract(AdapterContract):
     def fail_midway(self, monkeypatch, model):
         def fail(*args):
             raise RuntimeError("injected failure")
-        monkeypatch.setattr(randoms, "write", fail)   # after every array and NetCon is set
+
+        monkeypatch.setattr(randoms, "write", fail)  # after every array and NetCon is set

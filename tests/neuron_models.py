@@ -66,10 +66,10 @@ def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extr
     clamp = h.IClamp(cells[gids[0]].soma(0.5))
     clamp.delay, clamp.dur, clamp.amp = 5, 1e9, 0.05
     rng = None
-    if hoc_random:   # hoc names it by creation order (Random[0]): one per process, for the restarts
+    if hoc_random:  # hoc names it by creation order (Random[0]): one per process, for the restarts
         rng = h.Random()
         rng.Random123(3, 4, 0)
-        rng.uniform(0, 1)   # a normal distribution caches a second value NEURON does not expose
+        rng.uniform(0, 1)  # a normal distribution caches a second value NEURON does not expose
     cv = h.CVode()
     cv.active(1 if cvode else 0)
     spikes = h.Vector()
@@ -80,8 +80,16 @@ def build(n=30, seed=1, reverse=False, skip=0, cvode=False, mechanism="hh", extr
         rec.threshold = 10
         rec.record(spikes, ids, gid)
         recorders.append(rec)
-    return {"cells": cells, "stims": stims, "netcons": netcons, "clamp": clamp, "rng": rng,
-            "spikes": spikes, "ids": ids, "recorders": recorders}
+    return {
+        "cells": cells,
+        "stims": stims,
+        "netcons": netcons,
+        "clamp": clamp,
+        "rng": rng,
+        "spikes": spikes,
+        "ids": ids,
+        "recorders": recorders,
+    }
 
 
 def build_parallel(n=12, seed=1):

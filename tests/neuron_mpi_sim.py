@@ -20,9 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def main(mode, folder):
     from neuron import h
+
     h.nrnmpi_init()
     import checkpoint
     import neuron_models
+
     net = neuron_models.build_parallel(seed=1 if mode == "save" else 2)
     pc = net["pc"]
     out = {"rank": int(pc.id()), "ranks": int(pc.nhost()), "gids": sorted(net["cells"])}

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def observe(h, net, t_from):
     from checkpoint.adapters import adapter_for
+
     # by value: whether numpy reads a hoc.Vector directly depends on the
     # numpy release (numpy < 2.4 raised "setting an array element with a sequence")
     spikes = np.array(net["spikes"].to_python(), np.float64)
@@ -58,12 +59,21 @@ def main(argv=None):
     parser.add_argument("--cells", type=int, default=30)
     args = parser.parse_args(argv)
     from neuron import h, load_mechanisms
+
     if args.modpath:
         load_mechanisms(args.modpath)
     import checkpoint
     import neuron_models
-    net = neuron_models.build(n=args.cells, seed=args.seed, reverse=args.reverse, skip=args.skip,
-                              cvode=args.cvode, mechanism=args.mech, extra=args.extra)
+
+    net = neuron_models.build(
+        n=args.cells,
+        seed=args.seed,
+        reverse=args.reverse,
+        skip=args.skip,
+        cvode=args.cvode,
+        mechanism=args.mech,
+        extra=args.extra,
+    )
     h.finitialize(-65)
     path = os.path.join(args.folder, args.file)
     result = {"mode": args.mode}
@@ -84,8 +94,9 @@ def main(argv=None):
         result["load_warnings"] = [str(w.message) for w in caught]
         result["restored"] = len(report.restored)
         result["t"] = h.t
-    elif args.mode == "midway":   # a failure while applying puts everything back
+    elif args.mode == "midway":  # a failure while applying puts everything back
         from checkpoint.adapters.neuron import netcons
+
         before = observe(h, net, -1)
         calls = []
 
@@ -94,6 +105,7 @@ def main(argv=None):
             if len(calls) == 2:
                 raise RuntimeError("injected failure")
             return original(proj, values)
+
         original, netcons.write = netcons.write, fail
         try:
             checkpoint.load(path, h)
@@ -104,7 +116,7 @@ def main(argv=None):
         with open(os.path.join(args.folder, "midway.json"), "w") as f:
             json.dump(result, f)
         return
-    elif args.mode == "refuse":   # --file a.h5,b.h5,...: each load must fail and change nothing
+    elif args.mode == "refuse":  # --file a.h5,b.h5,...: each load must fail and change nothing
         outcomes = []
         for name in args.file.split(","):
             before = observe(h, net, -1)

@@ -24,15 +24,16 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
-CHUNKS = 24          # chunks of the run
-CHUNK_MS = 5.0       # simulated ms per chunk
-EVERY_MS = 15.0      # a checkpoint every 3 chunks
+CHUNKS = 24  # chunks of the run
+CHUNK_MS = 5.0  # simulated ms per chunk
+EVERY_MS = 15.0  # a checkpoint every 3 chunks
 
 
 class Embedded:
     def __init__(self, seed):
         import checkpoint  # noqa: F401
         import izhikevich_stdp
+
         self.sim = izhikevich_stdp
         self.net = izhikevich_stdp.build(seed=seed, n_exc=80, n_inh=20, dt=0.5)
         self.net.add_spike_recorder("spikes", "pop0")
@@ -54,22 +55,33 @@ class Embedded:
 class Brian2:
     def __init__(self, seed, target):
         import brian2 as b2
+
         self.b2 = b2
         b2.prefs.codegen.target = target
         b2.prefs.codegen.runtime.cython.multiprocess_safe = False
         b2.seed(seed)
         eqs = """dv/dt = (I - v) / (10*ms) + 0.3 * xi / sqrt(ms) : 1
                  I : 1 (constant)"""
-        exc = b2.NeuronGroup(50, eqs, threshold="v > 1 or rand() < 0.002", reset="v = 0",
-                             refractory=2 * b2.ms, method="euler", name="exc")
+        exc = b2.NeuronGroup(
+            50,
+            eqs,
+            threshold="v > 1 or rand() < 0.002",
+            reset="v = 0",
+            refractory=2 * b2.ms,
+            method="euler",
+            name="exc",
+        )
         exc.I = "0.8 + 0.4 * rand()"
         syn = b2.Synapses(exc, exc, "w : 1", on_pre="v_post += w", name="syn")
         syn.connect(p=0.2)
         syn.w = "0.2 * rand()"
         syn.delay = "rand() * 3 * ms"
-        self.mons = [b2.SpikeMonitor(exc, name="spikes"), b2.StateMonitor(exc, "v", record=[0, 5, 9], name="vm"),
-                     b2.PopulationRateMonitor(exc, name="rate"),
-                     b2.EventMonitor(exc, "spike", variables=["I"], name="events")]
+        self.mons = [
+            b2.SpikeMonitor(exc, name="spikes"),
+            b2.StateMonitor(exc, "v", record=[0, 5, 9], name="vm"),
+            b2.PopulationRateMonitor(exc, name="rate"),
+            b2.EventMonitor(exc, "spike", variables=["I"], name="events"),
+        ]
         self.net = b2.Network(exc, syn, *self.mons)
         self.obj = self.net
         b2.seed(1234)
@@ -82,21 +94,24 @@ class Brian2:
 
     def monitors(self):
         spikes, vm, rate, events = self.mons
-        return {"spikes": {"i": np.asarray(spikes.i[:]), "t": spikes.t_[:] * 1000.0},
-                "vm": {"t": vm.t_[:] * 1000.0, "v": np.asarray(vm.v[:]).T},
-                "rate": {"t": rate.t_[:] * 1000.0, "rate": np.asarray(rate.rate_[:]).reshape(-1, 1)},
-                "events": {"i": np.asarray(events.i[:]), "t": events.t_[:] * 1000.0,
-                           "I": np.asarray(events.I[:])}}
+        return {
+            "spikes": {"i": np.asarray(spikes.i[:]), "t": spikes.t_[:] * 1000.0},
+            "vm": {"t": vm.t_[:] * 1000.0, "v": np.asarray(vm.v[:]).T},
+            "rate": {"t": rate.t_[:] * 1000.0, "rate": np.asarray(rate.rate_[:]).reshape(-1, 1)},
+            "events": {"i": np.asarray(events.i[:]), "t": events.t_[:] * 1000.0, "I": np.asarray(events.I[:])},
+        }
 
 
 class ANNarchy:
     def __init__(self, seed, build_dir):
         import ANNarchy as ann
+
         net = ann.Network(dt=0.25, seed=seed)
         exc = net.create(40, ann.Izhikevich, name="exc")
         inp = net.create(ann.PoissonPopulation(20, rates=40.0, name="input"))
         net.connect(inp, exc, "exc", name="input_exc").fixed_probability(
-            0.4, weights=ann.Uniform(0.0, 2.0, rng=net.default_rng), delays=ann.Uniform(0.5, 3.0, rng=net.default_rng))
+            0.4, weights=ann.Uniform(0.0, 2.0, rng=net.default_rng), delays=ann.Uniform(0.5, 3.0, rng=net.default_rng)
+        )
         exc.noise = 3.0
         exc.i_offset = 4.0
         net.monitor(exc, "spike", name="spikes")
@@ -112,6 +127,7 @@ class ANNarchy:
 
     def monitors(self):
         from checkpoint.adapters.annarchy.recordings import recorders
+
         # the monitors' whole history, flattened as recordings flatten it
         return {r.name: r.take() for r in recorders(self.net)}
 
@@ -119,6 +135,7 @@ class ANNarchy:
 class NEST:
     def __init__(self, seed):
         import nest
+
         nest.verbosity = nest.VerbosityLevel.ERROR
         nest.ResetKernel()
         nest.resolution = 0.1
@@ -126,11 +143,15 @@ class NEST:
         exc = nest.Create("iaf_psc_alpha", 40, params={"I_e": 200.0})
         drive = nest.Create("poisson_generator", params={"rate": 8000.0})
         nest.Connect(drive, exc, syn_spec={"weight": 12.0})
-        nest.Connect(exc, exc, {"rule": "pairwise_bernoulli", "p": 0.2},
-                     syn_spec={"weight": 20.0, "delay": nest.random.uniform(1.0, 3.0)})
+        nest.Connect(
+            exc,
+            exc,
+            {"rule": "pairwise_bernoulli", "p": 0.2},
+            syn_spec={"weight": 20.0, "delay": nest.random.uniform(1.0, 3.0)},
+        )
         spikes = nest.Create("spike_recorder")
         vm = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": 1.0})
-        nest.Connect(exc, spikes)   # recorders are wired by the script on every start
+        nest.Connect(exc, spikes)  # recorders are wired by the script on every start
         nest.Connect(vm, exc[[0, 4, 9]])
         self.nest, self.obj, self.devices = nest, nest, (spikes, vm)
 
@@ -139,11 +160,13 @@ class NEST:
 
     def time_ms(self):
         from checkpoint.adapters.nest.clock import time_offset
+
         return float(self.nest.biological_time) + time_offset()
 
     def monitors(self):
         from checkpoint.adapters.nest.recordings import recorders
         from checkpoint.adapters.nest.clock import time_offset
+
         return {r.name: r.take() for r in recorders(time_offset)}
 
 
@@ -167,14 +190,16 @@ def straight(engine, out):
 def run(engine, folder, seed, kill_chunk=None, phase=None):
     import checkpoint
     from checkpoint.recordings.log import RecordingLog
+
     resuming = os.path.isdir(folder) and any(n.startswith("ckpt-") for n in os.listdir(folder))
-    sim = build(engine, seed if resuming else 1)   # a fresh start is the straight run's network
+    sim = build(engine, seed if resuming else 1)  # a fresh start is the straight run's network
     if phase == "segment":
         write = RecordingLog.write
 
         def write_then_die(self, segment, simulator):
             write(self, segment, simulator)
             os.kill(os.getpid(), signal.SIGKILL)
+
         RecordingLog.write = write_then_die
     with checkpoint.Checkpointer(folder, sim.obj, every_ms=EVERY_MS, recordings=True, keep=2) as ckpt:
         ckpt.restore_latest()
@@ -187,7 +212,7 @@ def run(engine, folder, seed, kill_chunk=None, phase=None):
             saved = ckpt.maybe_save()
             if chunk >= kill_chunk if kill_chunk else False:
                 if phase == "write" and saved:
-                    os.kill(os.getpid(), signal.SIGKILL)   # the background write is under way
+                    os.kill(os.getpid(), signal.SIGKILL)  # the background write is under way
         ckpt.save(skip_if_saved=True)
 
 

@@ -15,8 +15,7 @@ import izhikevich_stdp  # noqa: E402
 
 def main(folder, steps, background, final, every=25, format="h5"):
     net = izhikevich_stdp.build(seed=7, n_exc=400, n_inh=100)
-    with checkpoint.Checkpointer(folder, net, every_steps=every, keep=2, background=background,
-                                 format=format) as ckpt:
+    with checkpoint.Checkpointer(folder, net, every_steps=every, keep=2, background=background, format=format) as ckpt:
         ckpt.restore_latest()
         print("ready", net.step, flush=True)
         try:
@@ -34,5 +33,13 @@ def main(folder, steps, background, final, every=25, format="h5"):
 if __name__ == "__main__":
     folder, steps, background, final = sys.argv[1:5]
     extra = sys.argv[5:]
-    sys.exit(main(folder, int(steps), background == "1", final,
-                  int(extra[0]) if extra else 25, extra[1] if len(extra) > 1 else "h5"))
+    sys.exit(
+        main(
+            folder,
+            int(steps),
+            background == "1",
+            final,
+            int(extra[0]) if extra else 25,
+            extra[1] if len(extra) > 1 else "h5",
+        )
+    )

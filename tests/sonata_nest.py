@@ -34,6 +34,7 @@ CIRCUIT, SIMULATION = "circuit_config.json", "simulation_config.json"
 
 def original(path, spikes, duration):
     import checkpoint
+
     nest.ResetKernel()
     nest.set(rng_seed=SEED, resolution=0.1)
     # the generator between the two, so that the checkpoint has them as two
@@ -49,9 +50,12 @@ def original(path, spikes, duration):
         n = 4 * len(post)
         sources = np.asarray(pre.tolist())[rng.integers(0, len(pre), n)]
         targets = np.asarray(post.tolist())[rng.integers(0, len(post), n)]
-        nest.Connect(sources, targets, "one_to_one",
-                     {"weight": rng.integers(*weight, n).astype(float),
-                      "delay": rng.integers(1, 30, n) * 0.1})
+        nest.Connect(
+            sources,
+            targets,
+            "one_to_one",
+            {"weight": rng.integers(*weight, n).astype(float), "delay": rng.integers(1, 30, n) * 0.1},
+        )
     checkpoint.save(path, nest)
     _simulate(exc + inh, spikes, duration)
 
@@ -61,8 +65,12 @@ def _simulate(neurons, spikes, duration):
     nest.Connect(neurons, recorder)
     nest.Simulate(duration)
     events = recorder.get("events")
-    np.savez(spikes, senders=np.asarray(events["senders"]), times=np.asarray(events["times"]),
-             neurons=np.asarray(neurons.tolist()))
+    np.savez(
+        spikes,
+        senders=np.asarray(events["senders"]),
+        times=np.asarray(events["times"]),
+        neurons=np.asarray(neurons.tolist()),
+    )
 
 
 def _build(circuit):
@@ -90,16 +98,24 @@ def connections(circuit, out):
     status = conns.get(["source", "target", "weight", "delay", "synapse_model"])
     source, target = np.asarray(status["source"]), np.asarray(status["target"])
     pre, post = np.searchsorted(starts, source, "right") - 1, np.searchsorted(starts, target, "right") - 1
-    np.savez(out, pre=np.array(names)[pre], pre_index=source - starts[pre], post=np.array(names)[post],
-             post_index=target - starts[post], weight=np.asarray(status["weight"]),
-             delay=np.asarray(status["delay"]), model=np.asarray(status["synapse_model"]),
-             sizes=json.dumps({name: len(nodes) for name, nodes in populations.items()}))
+    np.savez(
+        out,
+        pre=np.array(names)[pre],
+        pre_index=source - starts[pre],
+        post=np.array(names)[post],
+        post_index=target - starts[post],
+        weight=np.asarray(status["weight"]),
+        delay=np.asarray(status["delay"]),
+        model=np.asarray(status["synapse_model"]),
+        sizes=json.dumps({name: len(nodes) for name, nodes in populations.items()}),
+    )
 
 
 def nodes(circuit, run):
     import checkpoint
     import nest.lib.hl_api_sonata as sonata
-    sonata.have_hdf5 = True   # the nodes need no HDF5 in NEST: h5py reads them (see the docstring)
+
+    sonata.have_hdf5 = True  # the nodes need no HDF5 in NEST: h5py reads them (see the docstring)
     nest.ResetKernel()
     network = nest.SonataNetwork(os.path.join(circuit, CIRCUIT), sim_config=os.path.join(circuit, SIMULATION))
     created = network.Create()
@@ -107,7 +123,7 @@ def nodes(circuit, run):
     assert list(created) == list(state.populations), (list(created), list(state.populations))
     for name, pop in state.populations.items():
         collection = created[name]
-        assert collection.tolist()[0] == int(name.rsplit("@", 1)[1]), name   # the same node IDs
+        assert collection.tolist()[0] == int(name.rsplit("@", 1)[1]), name  # the same node IDs
         status = collection.get()
         status = status if len(collection) > 1 else {key: [value] for key, value in status.items()}
         for var in pop:

@@ -43,7 +43,7 @@ def networks(compiled):
     nets, initial = compiled
     for net, path in zip(nets, initial):
         checkpoint.load(path, net)
-        for monitor in net.get_monitors():   # what an earlier test recorded is not this one's
+        for monitor in net.get_monitors():  # what an earlier test recorded is not this one's
             monitor.get(keep=False)
     return nets
 
@@ -58,8 +58,10 @@ assert_same = assert_same_capture
 
 
 def different_connectivity(a, b):
-    return any(not np.array_equal(p.pre_ranks[0], q.pre_ranks[0]) or p.nb_synapses != q.nb_synapses
-               for p, q in zip(a.get_projections(), b.get_projections()))
+    return any(
+        not np.array_equal(p.pre_ranks[0], q.pre_ranks[0]) or p.nb_synapses != q.nb_synapses
+        for p, q in zip(a.get_projections(), b.get_projections())
+    )
 
 
 @pytest.mark.parametrize("fmt", ["h5", "npz", "mat", "txt.gz"])
@@ -95,7 +97,7 @@ def test_what_is_captured(tmp_path, networks):
     assert state.populations["exc"].info["last_spike"].kind == "internal"
     assert state.populations["rate_in"].info["tau"].scope == "global"
     assert state.rng["annarchy"].arrays["state"].shape == (1, 625)
-    assert state.rng["numpy.random"].kind == "numpy.random.RandomState"   # np.random, ANNarchy's examples' inputs
+    assert state.rng["numpy.random"].kind == "numpy.random.RandomState"  # np.random, ANNarchy's examples' inputs
     assert state.time == pytest.approx(net.time) and state.step == net.current_step
     # the CSR holds ANNarchy's own synapses, with its weights
     proj = net.get_projection("stdp")
@@ -131,7 +133,7 @@ def test_checkpointer_loop_resumes_exactly(tmp_path, networks):
     checkpoint.load(tmp_path / "start.h5", first)
     start = first.time
     with checkpoint.Checkpointer(tmp_path / "ck", first, every_ms=4) as ckpt:
-        for _ in range(5):   # "killed" after 10 ms; the last checkpoint is at 8 ms
+        for _ in range(5):  # "killed" after 10 ms; the last checkpoint is at 8 ms
             first.simulate(2)
             ckpt.maybe_save()
     with checkpoint.Checkpointer(tmp_path / "ck", second, every_ms=4) as ckpt:
@@ -145,15 +147,19 @@ def test_checkpointer_loop_resumes_exactly(tmp_path, networks):
 
 def _run_sim(build_dir, *args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    subprocess.run([sys.executable, os.path.join(HERE, "annarchy_sim.py"), build_dir, *map(str, args)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, os.path.join(HERE, "annarchy_sim.py"), build_dir, *map(str, args)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["h5", "npz"])
 def test_fresh_process_restart_is_bit_for_bit(tmp_path_factory, tmp_path, fmt):
     """Three processes: the uninterrupted run; a run saved at 60 ms; a fresh
     process (other random connectivity) that loads it and runs on."""
-    build_dir = str(tmp_path_factory.getbasetemp() / "annarchy_fresh")   # compiled once for both formats
+    build_dir = str(tmp_path_factory.getbasetemp() / "annarchy_fresh")  # compiled once for both formats
     ckpt = tmp_path / f"run.{fmt}"
     _run_sim(build_dir, tmp_path / "straight.npz", "straight", 60, 60)
     _run_sim(build_dir, tmp_path / "first.npz", "first", 60, ckpt)
@@ -179,6 +185,7 @@ def _tampered(tmp_path, net, change):
 def _set(section, obj, var, value):
     def change(state):
         getattr(state, section)[obj].arrays[var] = np.asarray(value)
+
     return change
 
 
@@ -186,31 +193,37 @@ def _scaled(section, obj, var, factor):
     def change(state):
         group = getattr(state, section)[obj]
         group.arrays[var] = np.asarray(group.arrays[var]) * factor
+
     return change
 
 
 def _wrapping_lengths(section, obj, var):
     """Row lengths whose int64 sum wraps round to the length of the values."""
+
     def change(state):
         group = getattr(state, section)[obj]
         size = group.arrays[var].size
-        group.arrays[var + ".lengths"] = np.array([4, 2 ** 62, 2 ** 62, 2 ** 62, 2 ** 62 + size], np.int64)
+        group.arrays[var + ".lengths"] = np.array([4, 2**62, 2**62, 2**62, 2**62 + size], np.int64)
+
     return change
 
 
-@pytest.mark.parametrize("change, message", [
-    (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 10 ** 6, 0]])), "range"),
-    (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 0, 10 ** 6]])), "does not exist"),
-    (_scaled("projections", "stdp", "delay", 0.0), "at least one time step"),
-    (_set("populations", "exc", "spiked", np.array([10 ** 6], np.int32)), "out of range"),
-    (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
-    (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
-    (_wrapping_lengths("populations", "exc", "_delayed_spike"), "lengths"),
-    (_scaled("projections", "stdp", "delay", 1e7), "GiB"),   # queues of ~10^8 steps, from 8 bytes a synapse
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 10**6, 0]])), "range"),
+        (_set("projections", "stdp", "_delayed_spikes", np.array([[0, 0, 10**6]])), "does not exist"),
+        (_scaled("projections", "stdp", "delay", 0.0), "at least one time step"),
+        (_set("populations", "exc", "spiked", np.array([10**6], np.int32)), "out of range"),
+        (_set("populations", "exc", "_delayed_spike.lengths", np.array([3, 1, 1, 1])), "lengths"),
+        (_set("populations", "rate_in", "_delayed_r", np.zeros(3)), "lengths"),
+        (_wrapping_lengths("populations", "exc", "_delayed_spike"), "lengths"),
+        (_scaled("projections", "stdp", "delay", 1e7), "GiB"),  # queues of ~10^8 steps, from 8 bytes a synapse
+    ],
+)
 def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, networks, change, message):
     net, _ = networks
-    net.simulate(12)   # some spikes in flight
+    net.simulate(12)  # some spikes in flight
     path = _tampered(tmp_path, net, change)
     net.simulate(1)
     before, on_disk = captured(net), path.read_bytes()
@@ -221,14 +234,13 @@ def test_state_annarchy_would_crash_on_is_refused_before_any_change(tmp_path, ne
     assert path.read_bytes() == on_disk
 
 
-@pytest.mark.parametrize("key, value", [("pos", 10 ** 6), ("has_gauss", 2), ("gauss", "0.5"),
-                                        ("bit_generator", "PCG64")])
+@pytest.mark.parametrize("key, value", [("pos", 10**6), ("has_gauss", 2), ("gauss", "0.5"), ("bit_generator", "PCG64")])
 def test_a_forged_state_of_numpys_global_generator_changes_nothing(tmp_path, networks, key, value):
     net, _ = networks
     net.simulate(2)
     path = _tampered(tmp_path, net, lambda state: state.rng["numpy.random"].state.__setitem__(key, value))
     np.random.uniform(size=3)
-    before = captured(net)   # numpy's global generator included
+    before = captured(net)  # numpy's global generator included
     with pytest.raises(checkpoint.CorruptCheckpointError, match="global generator") as error:
         checkpoint.load(path, net)
     assert str(path) in str(error.value) and "numpy.random" in str(error.value)
@@ -259,6 +271,7 @@ def test_longer_delays_in_the_file_grow_the_delay_buffers(tmp_path, networks):
 
 class TestANNarchyContract(AdapterContract):
     """The adapter contract, on the two compiled copies of the test network."""
+
     restored = ("exc.v", "stdp.w", "stdp.delay", "oja.alpha")
 
     @pytest.fixture(autouse=True)
@@ -277,13 +290,14 @@ class TestANNarchyContract(AdapterContract):
     def fail_midway(self, monkeypatch, model):
         def fail(adapter, plan):
             raise RuntimeError("injected failure after everything else was written")
+
         monkeypatch.setattr(ANNarchyAdapter, "restore_generators", fail)
 
     def parts(self, model):
         return model.get_population("exc"), model.get_projection("stdp")
 
     def unsupported(self, model):
-        return [model.get_population("exc")[0:10], model.get_population]   # a PopulationView; a method
+        return [model.get_population("exc")[0:10], model.get_population]  # a PopulationView; a method
 
 
 def test_unsupported_uses(tmp_path, networks):

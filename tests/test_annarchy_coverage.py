@@ -23,8 +23,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run_model(model, build, folder, mode):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([sys.executable, os.path.join(HERE, "annarchy_models.py"), model, str(build),
-                           str(folder), mode], env=env, cwd=folder, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, os.path.join(HERE, "annarchy_models.py"), model, str(build), str(folder), mode],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
@@ -43,7 +49,7 @@ def test_structural_plasticity_saves_the_connectivity_of_the_moment(tmp_path):
     initial = np.load(tmp_path / "initial.npz")["rewired.pairs"]
     saved = checkpoint.read(tmp_path / "c.h5").projections["rewired"]
     pairs = np.stack([np.repeat(np.arange(saved.shape[0]), np.diff(saved.indptr)), saved.indices])
-    assert pairs.shape != initial.shape or not np.array_equal(pairs, initial)   # synapses came and went
+    assert pairs.shape != initial.shape or not np.array_equal(pairs, initial)  # synapses came and went
 
 
 def test_shared_weights_are_warned_about_at_save(tmp_path):
@@ -94,7 +100,7 @@ def test_a_float64_file_into_a_float32_network_is_an_error_not_a_rounding(tmp_pa
     with pytest.raises(checkpoint.StructureMismatchError, match="float64 values do not fit the model's float32"):
         checkpoint.load(tmp_path / "wide.h5", narrow)
     assert np.array_equal(narrow.get_population("cells").v, before)
-    checkpoint.save(tmp_path / "narrow.h5", narrow)       # the other way is exact: float32 fits float64
+    checkpoint.save(tmp_path / "narrow.h5", narrow)  # the other way is exact: float32 fits float64
     checkpoint.load(tmp_path / "narrow.h5", wide)
     assert np.array_equal(wide.get_population("cells").v, before.astype(np.float64))
 
@@ -116,16 +122,18 @@ def test_views_are_refused_before_anything_is_written(tmp_path):
 
 def test_each_copy_of_parallel_run_is_saved_and_restored_on_its_own(tmp_path):
     import annarchy_parallel
+
     net = annarchy_parallel.Pulses()
     net.compile(directory=str(tmp_path / "build"), silent=True)
-    results = net.parallel_run(method=annarchy_parallel.save_continue_reload, number=2, seeds=[3, 4],
-                               folder=str(tmp_path), tag=[0, 1])
+    results = net.parallel_run(
+        method=annarchy_parallel.save_continue_reload, number=2, seeds=[3, 4], folder=str(tmp_path), tag=[0, 1]
+    )
     paths = [path for path, _, _ in results]
     assert len(set(paths)) == 2
     for path, straight, again in results:
         for a, b in zip(straight, again):
             assert np.array_equal(a, b), path
-    first, second = (checkpoint.read(path) for path in paths)   # each copy's own state, not the parent's
+    first, second = (checkpoint.read(path) for path in paths)  # each copy's own state, not the parent's
     assert not np.array_equal(first.populations["cells"]["v"], second.populations["cells"]["v"])
     assert first.time == second.time == 10.0
     assert np.array_equal(checkpoint.read(paths[0]).populations["cells"]["v"], first.populations["cells"]["v"])
@@ -135,6 +143,7 @@ def test_a_copy_in_the_copying_process_shares_the_originals_state(tmp_path):
     """ANNarchy's copies run the same compiled library: in the process that
     copies, a copy and its original are one C++ network."""
     import annarchy_parallel
+
     net = annarchy_parallel.Pulses()
     net.compile(directory=str(tmp_path / "build"), silent=True)
     copy = net.copy()
@@ -172,8 +181,14 @@ def _recordings(net):
 
 def _advice(build, folder, mode):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    return subprocess.run([sys.executable, os.path.join(HERE, "annarchy_monitor_advice.py"), str(build),
-                           str(folder), mode], env=env, cwd=folder, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, os.path.join(HERE, "annarchy_monitor_advice.py"), str(build), str(folder), mode],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
@@ -186,7 +201,7 @@ def test_monitors_of_projections_are_refused_with_what_to_do(tmp_path):
     assert "net.get_monitors().remove(monitor)" in done.stdout and "Do not stop" in done.stdout
     assert "cells_m" in checkpoint.read(tmp_path / "m.h5").populations
     assert not (tmp_path / "refused.h5").exists()
-    stopped = _advice(tmp_path / "build", tmp_path, "stop")   # the same build: no second compile
+    stopped = _advice(tmp_path / "build", tmp_path, "stop")  # the same build: no second compile
     assert stopped.returncode != 0 and "simulated after stop" not in stopped.stdout, stopped.stdout
 
 
@@ -197,12 +212,13 @@ def _wrapping_counts(state):
     counts, steps = arrays["spike.counts"], arrays["spike.steps"]
     assert len(counts) >= 3
     counts[:] = 0
-    counts[:3] = [2 ** 63 - 1, 2 ** 63 - 1, len(steps) + 2]
-    assert int(counts.sum()) == len(steps)   # what an int64 sum sees
+    counts[:3] = [2**63 - 1, 2**63 - 1, len(steps) + 2]
+    assert int(counts.sum()) == len(steps)  # what an int64 sum sees
 
 
 def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
     from checkpoint.formats import read_state, write_state
+
     net = _monitored(tmp_path, 1)
     net.simulate(20.0)
     checkpoint.save(tmp_path / "c.h5", net, monitors=True)
@@ -217,29 +233,61 @@ def test_forged_or_mismatched_recordings_change_nothing(tmp_path):
         return tmp_path / name
 
     cases = [
-        (forged("ranks.h5", lambda s: s.populations["cells_m"].arrays["spike.ranks"].__setitem__(0, 99)),
-         checkpoint.CorruptCheckpointError, "spikes do not fit"),
-        (forged("counts.h5", lambda s: s.populations["cells_m"].arrays["spike.counts"].__setitem__(0, -1)),
-         checkpoint.CorruptCheckpointError, "spikes do not fit"),
+        (
+            forged("ranks.h5", lambda s: s.populations["cells_m"].arrays["spike.ranks"].__setitem__(0, 99)),
+            checkpoint.CorruptCheckpointError,
+            "spikes do not fit",
+        ),
+        (
+            forged("counts.h5", lambda s: s.populations["cells_m"].arrays["spike.counts"].__setitem__(0, -1)),
+            checkpoint.CorruptCheckpointError,
+            "spikes do not fit",
+        ),
         (forged("wrapping.h5", _wrapping_counts), checkpoint.CorruptCheckpointError, "spikes do not fit"),
-        (forged("rows.h5", lambda s: s.populations["cells_m"].arrays.__setitem__(
-            "v", s.populations["cells_m"]["v"][:, :3].copy())), checkpoint.CorruptCheckpointError, "one row of 8"),
-        (forged("times.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"]["recorded"]["v"].__setitem__(
-            "start", [-5])), checkpoint.CorruptCheckpointError, "recording times"),
-        (forged("variables.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
-            "variables", ["v"])), checkpoint.StructureMismatchError, "records"),
-        (forged("huge_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
-            "period", 10 ** 400)), checkpoint.CorruptCheckpointError, "period is a huge integer"),
-        (forged("far_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__(
-            "period", 1e300)), checkpoint.CorruptCheckpointError, "period is 1e"),
-        (forged("period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 2.0)),
-         checkpoint.StructureMismatchError, "period"),
+        (
+            forged(
+                "rows.h5",
+                lambda s: s.populations["cells_m"].arrays.__setitem__("v", s.populations["cells_m"]["v"][:, :3].copy()),
+            ),
+            checkpoint.CorruptCheckpointError,
+            "one row of 8",
+        ),
+        (
+            forged(
+                "times.h5",
+                lambda s: s.meta["annarchy"]["monitors"]["cells_m"]["recorded"]["v"].__setitem__("start", [-5]),
+            ),
+            checkpoint.CorruptCheckpointError,
+            "recording times",
+        ),
+        (
+            forged("variables.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("variables", ["v"])),
+            checkpoint.StructureMismatchError,
+            "records",
+        ),
+        (
+            forged(
+                "huge_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 10**400)
+            ),
+            checkpoint.CorruptCheckpointError,
+            "period is a huge integer",
+        ),
+        (
+            forged("far_period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 1e300)),
+            checkpoint.CorruptCheckpointError,
+            "period is 1e",
+        ),
+        (
+            forged("period.h5", lambda s: s.meta["annarchy"]["monitors"]["cells_m"].__setitem__("period", 2.0)),
+            checkpoint.StructureMismatchError,
+            "period",
+        ),
     ]
     for path, error, message in cases:
         with pytest.raises(error, match=message):
             checkpoint.load(path, other, monitors=True)
         assert repr(_recordings(other)) == repr(before), path
-    report = checkpoint.load(tmp_path / "c.h5", other)   # without monitors=True: said, not restored
+    report = checkpoint.load(tmp_path / "c.h5", other)  # without monitors=True: said, not restored
     assert "cells_m.v" in report.skipped
     assert repr(_recordings(other)) == repr(before)
     checkpoint.load(tmp_path / "c.h5", other, monitors=True)
@@ -266,9 +314,14 @@ def test_a_network_compiled_after_import_neuron_is_refused_not_misread(tmp_path)
     ``t`` and ``dt`` (same names, global scope): what the accessor reads
     is not this network's clock, so a save is refused (it crashed the
     process once), and nothing is written."""
-    done = subprocess.run([sys.executable, "-c", _AFTER_NEURON, str(tmp_path / "build"), str(tmp_path / "c.h5")],
-                          capture_output=True, text=True, timeout=600, cwd=HERE)
+    done = subprocess.run(
+        [sys.executable, "-c", _AFTER_NEURON, str(tmp_path / "build"), str(tmp_path / "c.h5")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    said = done.stdout.strip().splitlines()[-1]   # after ANNarchy's banner
+    said = done.stdout.strip().splitlines()[-1]  # after ANNarchy's banner
     assert said.startswith("NativeAccessError") and "import neuron" in said, done.stdout
     assert not (tmp_path / "c.h5").exists()

@@ -13,8 +13,13 @@ import pytest
 import scipy.io
 
 import checkpoint
-from checkpoint import (CheckpointError, CorruptCheckpointError, FormatLimitError, UnsafeContentError,
-                        UnsupportedFormatError)
+from checkpoint import (
+    CheckpointError,
+    CorruptCheckpointError,
+    FormatLimitError,
+    UnsafeContentError,
+    UnsupportedFormatError,
+)
 import forge
 from helpers import arrays_of, assert_same_arrays, file_digest, izhikevich_network, load_fails
 
@@ -57,8 +62,9 @@ def test_damaged_files_raise_or_read_the_same_never_crash(tmp_path, suffix):
     hang of a parser (seen with scipy.io and the HDF5 library) fails the test."""
     path = tmp_path / f"net.{suffix}"
     checkpoint.save(path, izhikevich_network())
-    script = FLIP_SCRIPT.format(tests=os.path.dirname(__file__), path=str(path),
-                                out=str(tmp_path / f"bad.{suffix}"), n=150, seed=len(suffix))
+    script = FLIP_SCRIPT.format(
+        tests=os.path.dirname(__file__), path=str(path), out=str(tmp_path / f"bad.{suffix}"), n=150, seed=len(suffix)
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     outcomes = eval(done.stdout.strip().splitlines()[-1], {})  # our own dict literal
@@ -124,6 +130,7 @@ def test_pickled_object_array_in_npz_is_refused_and_not_run(tmp_path):
                 payload = np.empty(1, dtype=object)
                 payload[0] = _Marker(str(marker))
                 import io
+
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, payload, allow_pickle=True)
                 data = buffer.getvalue()
@@ -139,6 +146,7 @@ def test_pickle_disguised_as_text_is_not_run(tmp_path):
     load_fails(path, izhikevich_network(), CorruptCheckpointError)
     gz = tmp_path / "hostile.txt.gz"
     import gzip
+
     gz.write_bytes(gzip.compress(pickle.dumps(_Marker(str(marker)))))
     load_fails(gz, izhikevich_network(), CorruptCheckpointError)
     assert not marker.exists()
@@ -154,6 +162,7 @@ def test_hdf5_external_link_is_refused(tmp_path):
     def link(f):
         del f["populations/pop0/v"]
         f["populations/pop0/v"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "v")
+
     forge.rewrite_h5(path, link)
     load_fails(path, net, UnsafeContentError, "ExternalLink")
 
@@ -170,6 +179,7 @@ def test_hdf5_virtual_dataset_is_refused(tmp_path):
         layout[:] = h5py.VirtualSource(str(tmp_path / "src.h5"), "v", shape=(40,))
         del f["populations/pop0/v"]
         f.create_virtual_dataset("populations/pop0/v", layout)
+
     forge.rewrite_h5(path, virtual)
     load_fails(path, net, UnsafeContentError, "virtual")
 
@@ -180,8 +190,9 @@ def test_huge_declared_shape_is_refused_before_allocation(tmp_path):
     checkpoint.save(path, net)
 
     def huge(m):
-        m["populations"]["pop0"]["size"] = 10 ** 13
-        m["populations"]["pop0"]["arrays"]["v"]["shape"] = [10 ** 13]
+        m["populations"]["pop0"]["size"] = 10**13
+        m["populations"]["pop0"]["arrays"]["v"]["shape"] = [10**13]
+
     forge.forge_manifest(path, huge)
     load_fails(path, net, CorruptCheckpointError)
 
@@ -202,6 +213,7 @@ def test_out_of_range_connectivity_is_corrupt(tmp_path):
     state = checkpoint.read(path)
     state.projections["proj0"].indices = state.projections["proj0"].indices + 1000
     from checkpoint.formats import write_state
+
     write_state(tmp_path / "forged.npz", state)
     load_fails(tmp_path / "forged.npz", net, CorruptCheckpointError, "out of range")
 
@@ -250,6 +262,7 @@ def test_unsupported_dtype_is_refused_before_writing(tmp_path):
 
 def test_matlab_limit_is_a_clear_error(tmp_path, monkeypatch):
     from checkpoint.formats import matlab
+
     monkeypatch.setattr(matlab, "MAX_VARIABLE_BYTES", 100)
     with pytest.raises(FormatLimitError, match="2 GiB.*HDF5"):
         checkpoint.save(tmp_path / "net.mat", izhikevich_network())
@@ -265,6 +278,7 @@ def test_bad_metadata_is_refused(tmp_path):
 @pytest.mark.parametrize("suffix", BINARY)
 def test_failed_save_leaves_the_old_file(tmp_path, monkeypatch, suffix):
     from checkpoint import formats
+
     net = izhikevich_network()
     path = tmp_path / f"net.{suffix}"
     checkpoint.save(path, net)
@@ -275,6 +289,7 @@ def test_failed_save_leaves_the_old_file(tmp_path, monkeypatch, suffix):
     def failing(self, tmp, *args):
         original(self, tmp, *args)
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(type(fmt), "write", failing)
     net.populations["pop0"].v[:] = 1.0
     with pytest.raises(CheckpointError, match="No space left"):
@@ -283,7 +298,7 @@ def test_failed_save_leaves_the_old_file(tmp_path, monkeypatch, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file left behind"
 
 
-@pytest.mark.parametrize("suffix", ["h5", "npz"])   # npz: raised on the writer thread
+@pytest.mark.parametrize("suffix", ["h5", "npz"])  # npz: raised on the writer thread
 def test_file_size_limit_in_a_subprocess_keeps_the_old_file(tmp_path, suffix):
     """A real EFBIG from the kernel (RLIMIT_FSIZE), as on a full disk."""
     path = tmp_path / f"net.{suffix}"
@@ -325,6 +340,7 @@ def _fake_sync_file_range(calls, error=0):
             ctypes.set_errno(error)
             return -1
         return _writer._libc_sync_file_range()(fd, offset, nbytes, flags)
+
     return sync
 
 
@@ -334,6 +350,7 @@ def test_saves_written_back_in_many_small_ranges_load_bit_for_bit(tmp_path, monk
     waited for and dropped, HDF5's own writes and ours share the file, and
     the checkpoint still loads bit for bit."""
     from checkpoint.formats import _writer
+
     calls = []
     monkeypatch.setattr(_writer, "_SYNC_FILE_RANGE", _fake_sync_file_range(calls))
     monkeypatch.setattr(_writer, "WRITEBACK_BYTES", 4096)
@@ -353,6 +370,7 @@ def test_writeback_io_error_keeps_the_old_file(tmp_path, monkeypatch, suffix):
     file, and leaves the old checkpoint and no temporary file."""
     import errno
     from checkpoint.formats import _writer
+
     net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
     path = tmp_path / f"net.{suffix}"
     checkpoint.save(path, net)
@@ -373,6 +391,7 @@ def test_file_systems_without_writeback_get_plain_writes(tmp_path, monkeypatch, 
     writes plainly, and the checkpoint is whole."""
     import errno
     from checkpoint.formats import _writer
+
     calls = []
     monkeypatch.setattr(_writer, "_SYNC_FILE_RANGE", _fake_sync_file_range(calls, errno.EINVAL))
     monkeypatch.setattr(_writer, "WRITEBACK_BYTES", 4096)
@@ -393,6 +412,7 @@ def test_block_by_block_checksum_is_the_checksum(monkeypatch):
     stored in the manifest, with the C library and with the Python fallback."""
     from checkpoint import hashing
     from checkpoint.formats import checksums
+
     rng = np.random.default_rng(3)
     arrays = [rng.random(n) for n in (0, 1, 7, 4096, 100_003)] + [rng.integers(0, 9, (513, 3))]
     for native in (hashing._NATIVE, None):
@@ -403,7 +423,7 @@ def test_block_by_block_checksum_is_the_checksum(monkeypatch):
                 read = reads.start()
                 flat = array.reshape(-1).view(np.uint8)
                 for start in range(0, flat.nbytes, 1000):  # blocks that split elements
-                    read.feed(flat[start:start + 1000])
+                    read.feed(flat[start : start + 1000])
                 reads.finish(read, array, entry, "f", "x")
             reads.wait()
 
@@ -415,6 +435,7 @@ def test_reads_at_an_offset_hash_in_order_with_any_number_of_threads(tmp_path, m
     digest; a file that ends early is an EOFError, with no thread left
     waiting."""
     from checkpoint.formats import checksums
+
     monkeypatch.setattr(checksums, "BLOCK_BYTES", 1000)
     if threads == "no preadv":
         monkeypatch.delattr(os, "preadv")
@@ -440,6 +461,7 @@ def test_damage_late_in_a_large_array_is_caught_when_read_in_blocks(tmp_path, mo
     a flipped bit in one of the last is caught, names the array, and the
     network is unchanged; the intact file still loads bit for bit."""
     from checkpoint.formats import checksums
+
     monkeypatch.setattr(checksums, "BLOCK_BYTES", 256)
     net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
     weights = net.projections["proj0"].w.tobytes()
@@ -454,6 +476,7 @@ def test_damage_late_in_a_large_array_is_caught_when_read_in_blocks(tmp_path, mo
     assert start > 0 and len(weights) > 20 * 256
     data[start + len(weights) - 300] ^= 0x04
     path.write_bytes(data)
-    error = load_fails(path, izhikevich_network(seed=7, n_exc=200, n_inh=100, density=0.3),
-                       CorruptCheckpointError, match="checksum")
+    error = load_fails(
+        path, izhikevich_network(seed=7, n_exc=200, n_inh=100, density=0.3), CorruptCheckpointError, match="checksum"
+    )
     assert "proj0.w" in str(error)

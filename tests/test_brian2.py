@@ -24,9 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
 def build(tmp_path):
     """``build(seed)`` -> (net, exc, syn, spikes) on the numpy target, with
     this test's own Cython cache folder."""
+
     def make(seed=1, target="numpy"):
         _, net, exc, syn, spikes = brian2_sim.build(target, str(tmp_path / "cython"), seed)
         return net, exc, syn, spikes
+
     return make
 
 
@@ -41,6 +43,7 @@ assert_same = assert_same_capture
 
 class TestBrian2Contract(AdapterContract):
     """The adapter contract, on the numpy target."""
+
     restored = ("exc.v", "stdp.w", "stdp.delay")
 
     @pytest.fixture(autouse=True)
@@ -61,6 +64,7 @@ class TestBrian2Contract(AdapterContract):
 
         def fail(self, plan):
             raise RuntimeError("injected failure after the synapses were rebuilt")
+
         monkeypatch.setattr(Brian2Adapter, "restore_generators", fail)
 
     def parts(self, model):
@@ -100,11 +104,14 @@ def test_cached_synapse_order_follows_new_connections_and_rebuilds(tmp_path, bui
     syn.w[-3:] = [0.1, 0.2, 0.3]
     checkpoint.save(tmp_path / "b.h5", net)
     csr_matches(tmp_path / "b.h5")
-    checkpoint.load(tmp_path / "a.h5", net)      # back to the first connectivity
+    checkpoint.load(tmp_path / "a.h5", net)  # back to the first connectivity
     checkpoint.save(tmp_path / "c.h5", net)
     csr_matches(tmp_path / "c.h5")
-    assert checkpoint.read(tmp_path / "c.h5").projections["stdp"].nnz == len(syn) != \
-        checkpoint.read(tmp_path / "b.h5").projections["stdp"].nnz
+    assert (
+        checkpoint.read(tmp_path / "c.h5").projections["stdp"].nnz
+        == len(syn)
+        != checkpoint.read(tmp_path / "b.h5").projections["stdp"].nnz
+    )
 
 
 def test_units_and_kinds_are_recorded(tmp_path, build):
@@ -162,7 +169,7 @@ def test_checkpointer_loop_resumes_exactly(tmp_path, build):
 
     first, *_ = build(seed=1)
     with checkpoint.Checkpointer(tmp_path / "ck", first, every_ms=4, background=True) as ckpt:
-        for _ in range(5):   # "killed" after 10 ms; the last checkpoint is at 8 ms
+        for _ in range(5):  # "killed" after 10 ms; the last checkpoint is at 8 ms
             first.run(2 * b2.ms)
             ckpt.maybe_save()
     again, again_exc, again_syn, _ = build(seed=3)
@@ -178,9 +185,14 @@ def test_checkpointer_loop_resumes_exactly(tmp_path, build):
 
 def _run_sim(tmp_path, target, *args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    subprocess.run([sys.executable, os.path.join(HERE, "brian2_sim.py"), target,
-                    str(tmp_path / "cython"), *map(str, args)],
-                   check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, os.path.join(HERE, "brian2_sim.py"), target, str(tmp_path / "cython"), *map(str, args)],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("target,fmt", [("numpy", "h5"), ("numpy", "txt.gz"), ("cython", "npz")])
@@ -210,6 +222,7 @@ def test_automatic_names_that_differ_are_an_error(tmp_path):
         make.keep = [b2.NeuronGroup(5, "v : 1") for _ in range(extra)]
         g = b2.NeuronGroup(5, "v : 1")
         return b2.Network(g), g
+
     net, g = make(0)
     g.v = 1.0
     checkpoint.save(tmp_path / "c.h5", net)
@@ -242,12 +255,11 @@ def _as_version_2(state):
         csr.arrays["_brian2_index"] = csr.simulator_order
         csr.info["_brian2_index"] = checkpoint.state.ArrayInfo("internal", "synapse", None)
         csr.simulator_order = None
-        for key in [k for k in csr.arrays if k.endswith("_queue_synapses")]:   # queues as rows
-            prefix = key[:-len("_synapses")]
+        for key in [k for k in csr.arrays if k.endswith("_queue_synapses")]:  # queues as rows
+            prefix = key[: -len("_synapses")]
             counts = csr.arrays.pop(prefix + "_counts")
             synapses = csr.arrays.pop(key)
-            csr.arrays[prefix] = np.column_stack([np.repeat(np.arange(len(counts)), counts),
-                                                  synapses]).astype(np.int64)
+            csr.arrays[prefix] = np.column_stack([np.repeat(np.arange(len(counts)), counts), synapses]).astype(np.int64)
             csr.info[prefix] = csr.info.pop(key)
             del csr.info[prefix + "_counts"]
         state.projections[name] = csr
@@ -261,6 +273,7 @@ def _set_legacy_order(order):
     def change(s):
         _as_version_2(s)
         s.projections["stdp"].arrays["_brian2_index"] = order(s.projections["stdp"])
+
     return change
 
 
@@ -270,37 +283,49 @@ def _set_legacy_queue(change_rows, shape=None):
         change_rows(s.projections["stdp"].arrays["_queue"])
         if shape is not None:
             s.projections["stdp"].arrays["_queue_shape"] = np.asarray(shape)
+
     return change
 
 
 def _wrap_queue_counts(s):
     counts = s.projections["stdp"].arrays["_queue_counts"]
-    counts[:4] += 1 << 62   # 4 * 2^62 = 2^64: the int64 sum is what it was, and spikes would move
+    counts[:4] += 1 << 62  # 4 * 2^62 = 2^64: the int64 sum is what it was, and spikes would move
     assert counts.sum() == s.projections["stdp"]["_queue_counts"].sum()
 
 
-@pytest.mark.parametrize("change,message", [
-    (_set_order(lambda p: np.zeros_like(p.simulator_order)), "permutation"),
-    (_set_order(lambda p: p.simulator_order + p.nnz), "permutation"),  # right residues, out of range
-    (_set_order(lambda p: p.simulator_order[::-1][:-1].copy()), "order"),   # one short
-    (_set_legacy_order(lambda p: np.zeros_like(p["_brian2_index"])), "permutation"),
-    (_set_legacy_order(lambda p: p["_brian2_index"] + p.nnz), "permutation"),
-    (lambda s: s.projections["stdp"].arrays["_queue_synapses"].__setitem__(0, 10 ** 6), "spike queue"),
-    (lambda s: s.projections["stdp"].arrays["_queue_counts"].__setitem__(0, -1), "spike queue"),
-    (lambda s: s.projections["stdp"].arrays.__setitem__(
-        "_queue_counts", s.projections["stdp"]["_queue_counts"][:-1].copy()), "spike queue"),
-    (lambda s: s.projections["stdp"].arrays.__setitem__(   # a ring no delay needs, with the Python queue's rows
-        "_queue_shape", np.array([len(s.projections["stdp"]["_queue_counts"]), 2 ** 30])), "spike queue"),
-    (_set_legacy_queue(lambda rows: rows.__setitem__((0, 1), 10 ** 6)), "spike queue"),
-    (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10 ** 6)), "spike queue"),
-    (_set_legacy_queue(lambda rows: None, shape=[2 ** 31, 0]), "spike queue"),   # a 16 GiB ring from 16 bytes
-    (_set_legacy_queue(lambda rows: None, shape=[np.nan, 0.0]), "spike queue"),   # a float shape
-    (_wrap_queue_counts, "spike queue"),   # counts whose int64 sum wraps back to the spikes' number
-    (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.zeros(0)), "dt"),   # IndexError once
-    (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.array([-1.0])), "dt"),
-    (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10 ** 9), "buffer"),
-    (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (_set_order(lambda p: np.zeros_like(p.simulator_order)), "permutation"),
+        (_set_order(lambda p: p.simulator_order + p.nnz), "permutation"),  # right residues, out of range
+        (_set_order(lambda p: p.simulator_order[::-1][:-1].copy()), "order"),  # one short
+        (_set_legacy_order(lambda p: np.zeros_like(p["_brian2_index"])), "permutation"),
+        (_set_legacy_order(lambda p: p["_brian2_index"] + p.nnz), "permutation"),
+        (lambda s: s.projections["stdp"].arrays["_queue_synapses"].__setitem__(0, 10**6), "spike queue"),
+        (lambda s: s.projections["stdp"].arrays["_queue_counts"].__setitem__(0, -1), "spike queue"),
+        (
+            lambda s: s.projections["stdp"].arrays.__setitem__(
+                "_queue_counts", s.projections["stdp"]["_queue_counts"][:-1].copy()
+            ),
+            "spike queue",
+        ),
+        (
+            lambda s: s.projections["stdp"].arrays.__setitem__(  # a ring no delay needs, with the Python queue's rows
+                "_queue_shape", np.array([len(s.projections["stdp"]["_queue_counts"]), 2**30])
+            ),
+            "spike queue",
+        ),
+        (_set_legacy_queue(lambda rows: rows.__setitem__((0, 1), 10**6)), "spike queue"),
+        (_set_legacy_queue(lambda rows: rows.__setitem__((0, 0), 10**6)), "spike queue"),
+        (_set_legacy_queue(lambda rows: None, shape=[2**31, 0]), "spike queue"),  # a 16 GiB ring from 16 bytes
+        (_set_legacy_queue(lambda rows: None, shape=[np.nan, 0.0]), "spike queue"),  # a float shape
+        (_wrap_queue_counts, "spike queue"),  # counts whose int64 sum wraps back to the spikes' number
+        (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.zeros(0)), "dt"),  # IndexError once
+        (lambda s: s.projections["stdp"].arrays.__setitem__("_queue_dt", np.array([-1.0])), "dt"),
+        (lambda s: s.rng["brian2"].state.__setitem__("rand_index", 10**9), "buffer"),
+        (lambda s: s.rng["numpy"].arrays.__setitem__("key", np.zeros(3, np.uint32)), "random state"),
+    ],
+)
 def test_state_brian2_would_crash_on_is_refused_before_any_change(tmp_path, build, change, message):
     bad = _tampered(tmp_path, build, change)
     other, *_ = build(seed=2)
@@ -310,7 +335,7 @@ def test_state_brian2_would_crash_on_is_refused_before_any_change(tmp_path, buil
     assert_same(before, captured(other))
 
 
-@pytest.mark.parametrize("seed", [1, 2])   # the same synapses (arrays swapped in); others (rebuilt)
+@pytest.mark.parametrize("seed", [1, 2])  # the same synapses (arrays swapped in); others (rebuilt)
 def test_a_file_of_format_version_2_still_loads_exactly(tmp_path, build, seed):
     net, *_ = build(seed=1)
     net.run(5 * b2.ms)
@@ -331,12 +356,13 @@ def test_per_synapse_arrays_are_stored_in_brian2s_order_and_read_in_csr_order(tm
     net.run(5 * b2.ms)
     checkpoint.save(tmp_path / "c.h5", net)
     import h5py
+
     with h5py.File(tmp_path / "c.h5") as f:
         assert f.attrs["format_version"] == 3
         stored_w, order = f["projections/stdp/w"][()], f["projections/stdp/order"][()]
-    assert np.array_equal(stored_w, np.asarray(syn.w[:]))                  # Brian2's order, as is
+    assert np.array_equal(stored_w, np.asarray(syn.w[:]))  # Brian2's order, as is
     proj = checkpoint.read(tmp_path / "c.h5").projections["stdp"]
-    assert np.array_equal(proj["w"], stored_w[order])                      # CSR order for a reader
+    assert np.array_equal(proj["w"], stored_w[order])  # CSR order for a reader
     i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
     assert np.array_equal(proj.indices, i[order])
     assert np.array_equal(np.repeat(np.arange(len(proj.indptr) - 1), np.diff(proj.indptr)), j[order])
@@ -348,7 +374,7 @@ def test_per_synapse_arrays_are_stored_in_brian2s_order_and_read_in_csr_order(tm
         assert np.array_equal(np.asarray(lazy.projections["stdp"]["w"]), proj["w"])
 
 
-@pytest.mark.parametrize("seed", [1])   # the same synapses, arrays swapped in (rebuilt: the contract)
+@pytest.mark.parametrize("seed", [1])  # the same synapses, arrays swapped in (rebuilt: the contract)
 def test_failure_midway_puts_everything_back(tmp_path, build, monkeypatch, seed):
     net, *_ = build(seed=1)
     net.run(5 * b2.ms)
@@ -360,6 +386,7 @@ def test_failure_midway_puts_everything_back(tmp_path, build, monkeypatch, seed)
 
     def fail(self, plan):
         raise RuntimeError("simulated failure after the synapses were rebuilt")
+
     monkeypatch.setattr(Brian2Adapter, "restore_generators", fail)
     with pytest.raises(RuntimeError, match="simulated"):
         checkpoint.load(tmp_path / "c.h5", other)
@@ -384,7 +411,7 @@ def test_parameters_as_json(tmp_path):
     order_before, x_before = syn.i[:].copy(), syn.x[:].copy()
     checkpoint.save_parameters(tmp_path / "p.json", net, network={"note": "brian2"})
     saved = json.loads((tmp_path / "p.json").read_text())
-    assert saved["populations"]["g"] == {"tau": 0.01}   # current value, SI
+    assert saved["populations"]["g"] == {"tau": 0.01}  # current value, SI
     group.tau = 20 * b2.ms
     assert checkpoint.load_parameters(tmp_path / "p.json", net) == {"note": "brian2"}
     assert group.tau == 10 * b2.ms
@@ -452,8 +479,9 @@ def test_a_clocks_dt_is_restored_as_brian2_restore_does(tmp_path):
     group.clock.dt = 1 * b2.ms
     net.run(1 * b2.ms)
     import warnings
+
     with warnings.catch_warnings():
-        warnings.simplefilter("error", checkpoint.CheckpointWarning)   # dt is restored, not warned about
+        warnings.simplefilter("error", checkpoint.CheckpointWarning)  # dt is restored, not warned about
         checkpoint.load(tmp_path / "dt.h5", net)
     assert float(group.clock.dt / b2.ms) == 0.5
     assert float(net.t / b2.ms) == float(group.clock.t / b2.ms) == 1.0
@@ -487,6 +515,7 @@ def _has_python_queue():
     """Whether this Brian2 still has its Python SpikeQueue (up to 2.10;
     2.11's spikequeue.py only imports the compiled one)."""
     import importlib.util
+
     source = open(importlib.util.find_spec("brian2.synapses.spikequeue").origin).read()
     return "class SpikeQueue" in source
 
@@ -496,15 +525,21 @@ QUEUES = ["cython"] + (["python"] if _has_python_queue() else [])
 
 
 def _load_in_child(path, tmp_path, queue="cython"):
-    done = subprocess.run([sys.executable, "-c", _LOAD_IN_CHILD, str(path), str(tmp_path / "cython"), queue],
-                          capture_output=True, text=True, timeout=600, cwd=HERE,
-                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")])))
-    assert done.returncode == 0, done.stderr[-2000:]   # std::bad_alloc aborted it once
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_CHILD, str(path), str(tmp_path / "cython"), queue],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")])),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]  # std::bad_alloc aborted it once
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _with_ring(ring, legacy=False):
     """The queue on a ring of ``ring`` steps, its spikes all due next step."""
+
     def change(s):
         proj = s.projections["stdp"]
         assert len(proj["_queue_synapses"]) > 0
@@ -517,14 +552,22 @@ def _with_ring(ring, legacy=False):
         counts = np.zeros(ring, np.int64)
         counts[0] = len(proj["_queue_synapses"])
         proj.arrays["_queue_counts"], proj.arrays["_queue_shape"] = counts, np.array([ring, 0])
+
     return change
 
 
-@pytest.mark.parametrize("ring,legacy,queue", [case for case in [
-    (1 << 26, True, "cython"),    # 64 Mi empty slots from 16 bytes: within the old bound, bad_alloc in Cython
-    (1 << 23, False, "cython"),   # beyond the ring a reader allows
-    (1 << 22, False, "python"),   # 4 Mi rows, each as wide as the one full step: gigabytes of X
-] if case[2] in QUEUES])
+@pytest.mark.parametrize(
+    "ring,legacy,queue",
+    [
+        case
+        for case in [
+            (1 << 26, True, "cython"),  # 64 Mi empty slots from 16 bytes: within the old bound, bad_alloc in Cython
+            (1 << 23, False, "cython"),  # beyond the ring a reader allows
+            (1 << 22, False, "python"),  # 4 Mi rows, each as wide as the one full step: gigabytes of X
+        ]
+        if case[2] in QUEUES
+    ],
+)
 def test_a_ring_that_would_take_brian2_gigabytes_is_refused_before_it_is_made(tmp_path, build, ring, legacy, queue):
     bad = _tampered(tmp_path, build, _with_ring(ring, legacy))
     result = _load_in_child(bad, tmp_path, queue)
@@ -535,5 +578,6 @@ def test_a_ring_that_would_take_brian2_gigabytes_is_refused_before_it_is_made(tm
 @pytest.mark.parametrize("queue", QUEUES)
 def test_a_long_ring_within_the_bound_loads_in_either_queue(tmp_path, build, queue):
     from checkpoint.adapters.brian2.queues import MAX_RING
+
     ok = _tampered(tmp_path, build, _with_ring(MAX_RING // 4 if queue == "cython" else 1 << 12))
     assert _load_in_child(ok, tmp_path, queue)["outcome"] == "ok"

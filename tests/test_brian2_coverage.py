@@ -33,8 +33,14 @@ def cython_cache(tmp_path_factory):
 
 def run_model(model, target, cache, folder, mode):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([sys.executable, os.path.join(HERE, "brian2_models.py"), model, target, str(cache),
-                           str(folder), mode], env=env, cwd=folder, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, os.path.join(HERE, "brian2_models.py"), model, target, str(cache), str(folder), mode],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -91,6 +97,7 @@ def test_a_network_operation_is_warned_about_at_save(tmp_path, numpy_target):
     @b2.network_operation(dt=1 * b2.ms)
     def count():
         calls.append(1)
+
     net = b2.Network(group, count)
     net.run(2 * b2.ms)
     with pytest.warns(CheckpointWarning, match="network_operation .*count.*not captured"):
@@ -105,11 +112,11 @@ def test_stored_snapshots_are_left_alone(tmp_path, numpy_target):
     net.run(5 * b2.ms)
     checkpoint.save(tmp_path / "n.h5", net)
     after_run = group.v[:].copy()
-    net.restore("start")                       # Brian2's own snapshot, untouched by the save
+    net.restore("start")  # Brian2's own snapshot, untouched by the save
     assert np.all(group.v[:] == 1) and net.t == 0 * b2.ms
     checkpoint.load(tmp_path / "n.h5", net)
     assert np.array_equal(group.v[:], after_run) and net.t == 5 * b2.ms
-    net.restore("start")                       # and by the load
+    net.restore("start")  # and by the load
     assert np.all(group.v[:] == 1) and net.t == 0 * b2.ms
 
 
@@ -126,8 +133,13 @@ except checkpoint.UnsupportedObjectError as exc:
 
 
 def test_the_standalone_device_is_refused_with_what_to_do(tmp_path):
-    done = subprocess.run([sys.executable, "-c", STANDALONE, str(tmp_path / "s.h5")], capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    done = subprocess.run(
+        [sys.executable, "-c", STANDALONE, str(tmp_path / "s.h5")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)),
+    )
     assert "refused:" in done.stdout and "runtime device" in done.stdout, done.stdout + done.stderr
     assert not (tmp_path / "s.h5").exists()
 
@@ -138,7 +150,7 @@ def test_monitors_are_refused_without_the_flag_and_restored_with_it(tmp_path, nu
     net = b2.Network(group, rate)
     net.run(5 * b2.ms)
     checkpoint.save(tmp_path / "plain.h5", net)
-    assert "rate" not in checkpoint.read(tmp_path / "plain.h5").populations     # off by default, as documented
+    assert "rate" not in checkpoint.read(tmp_path / "plain.h5").populations  # off by default, as documented
     checkpoint.save(tmp_path / "mon.h5", net, monitors=True)
     recorded = rate.rate_[:].copy()
     other_group = b2.NeuronGroup(2, "dv/dt = 1/ms : 1", threshold="v > 1", reset="v = 0", method="euler", name="g")
@@ -156,9 +168,11 @@ def test_a_morphology_of_another_size_is_refused(tmp_path, numpy_target):
     def cell(compartments):
         morpho = b2.Soma(30 * b2.um)
         morpho.dendrite = b2.Cylinder(length=100 * b2.um, diameter=1 * b2.um, n=compartments)
-        neuron = b2.SpatialNeuron(morphology=morpho, model="Im = 1e-4*siemens/cm**2 * (-70*mV - v) : amp/meter**2",
-                                  name="cell")
+        neuron = b2.SpatialNeuron(
+            morphology=morpho, model="Im = 1e-4*siemens/cm**2 * (-70*mV - v) : amp/meter**2", name="cell"
+        )
         return b2.Network(neuron), neuron
+
     net, _ = cell(5)
     net.run(1 * b2.ms)
     checkpoint.save(tmp_path / "cell.h5", net)
@@ -172,23 +186,28 @@ def test_a_morphology_of_another_size_is_refused(tmp_path, numpy_target):
 def _set(var, change):
     def forge(arrays):
         arrays[var] = change(np.array(arrays[var]))
+
     return forge
 
 
-@pytest.mark.parametrize("forge,message", [
-    (_set("neuron_index", lambda a: a + 10 ** 6), "outside the group"),        # loaded once; run() failed
-    (_set("neuron_index", lambda a: a - 1), "outside the group"),
-    (_set("spike_time", lambda a: a * np.nan), "not a finite number"),
-    (_set("spike_time", lambda a: -a - 1e-3), "negative"),
-    (_set("spike_time", lambda a: a[::-1].copy()), "not sorted"),
-    (_set("period", lambda a: np.full_like(a, 1e-3)), "period"),
-    (_set("_lastindex", lambda a: a + 100), "next spike"),
-    (lambda arrays: arrays.update(spike_time=arrays["spike_time"][:-1].copy()), "one of each per spike"),
-])
+@pytest.mark.parametrize(
+    "forge,message",
+    [
+        (_set("neuron_index", lambda a: a + 10**6), "outside the group"),  # loaded once; run() failed
+        (_set("neuron_index", lambda a: a - 1), "outside the group"),
+        (_set("spike_time", lambda a: a * np.nan), "not a finite number"),
+        (_set("spike_time", lambda a: -a - 1e-3), "negative"),
+        (_set("spike_time", lambda a: a[::-1].copy()), "not sorted"),
+        (_set("period", lambda a: np.full_like(a, 1e-3)), "period"),
+        (_set("_lastindex", lambda a: a + 100), "next spike"),
+        (lambda arrays: arrays.update(spike_time=arrays["spike_time"][:-1].copy()), "one of each per spike"),
+    ],
+)
 def test_spikes_brian2_would_refuse_are_refused_before_any_change(tmp_path, numpy_target, forge, message):
     from checkpoint.formats import read_state, write_state
     from helpers import assert_same_capture, capture_copy
     from checkpoint.adapters import adapter_for
+
     net, _ = generator_network()
     net.run(0.5 * b2.ms)
     checkpoint.save(tmp_path / "gen.h5", net)
@@ -202,11 +221,11 @@ def test_spikes_brian2_would_refuse_are_refused_before_any_change(tmp_path, nump
         checkpoint.load(tmp_path / "bad.h5", other)
     assert "bad.h5" in str(info.value) and "gen." in str(info.value)
     assert_same_capture(before, capture_copy(adapter_for(other).capture(), ""))
-    other.run(3 * b2.ms)                                  # and the model runs on as it was
+    other.run(3 * b2.ms)  # and the model runs on as it was
     assert np.array_equal(mon.t_, np.array([0.0, 1.0, 2.0]) * 1e-3)
 
 
-MAGIC_SCRIPT = '''
+MAGIC_SCRIPT = """
 import json, sys, warnings
 warnings.simplefilter("ignore")
 from brian2 import *
@@ -227,7 +246,7 @@ with checkpoint.Checkpointer(folder, magic_network, every_ms=1.0, keep=10, backg
         run(0.5 * ms)                  # the magic network: no Network(...) anywhere
         saved.append(ckpt.maybe_save())
 print(json.dumps({"v": G.v[:].tolist(), "t": float(magic_network.t_), "saved": saved}))
-'''
+"""
 
 
 def test_a_magic_network_script_saves_on_schedule_and_resumes_in_a_fresh_process(tmp_path):
@@ -238,14 +257,24 @@ def test_a_magic_network_script_saves_on_schedule_and_resumes_in_a_fresh_process
 
     def run(folder, mode, until):
         env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-        done = subprocess.run([sys.executable, str(script), str(tmp_path / folder), mode, str(until)], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / folder), mode, str(until)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
+
     straight = run("straight", "first", 5)
     first = run("ck", "first", 3)
     assert [os.path.basename(p) for p in first["saved"] if p] == [
-        "ckpt-000000000010.h5", "ckpt-000000000020.h5", "ckpt-000000000030.h5"]
+        "ckpt-000000000010.h5",
+        "ckpt-000000000020.h5",
+        "ckpt-000000000030.h5",
+    ]
     assert sorted(os.listdir(tmp_path / "ck"))[-3:] == [os.path.basename(p) for p in first["saved"] if p]
     resumed = run("ck", "resume", 5)
     assert [os.path.basename(p) for p in resumed["saved"] if p] == ["ckpt-000000000040.h5", "ckpt-000000000050.h5"]

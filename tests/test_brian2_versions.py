@@ -32,8 +32,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "brian2")
 pytestmark = pytest.mark.filterwarnings("ignore::checkpoint.CheckpointWarning")
 
-COMMITTED = sorted(re.fullmatch(r"ckpt-(.+)-(numpy|cython)\.h5", os.path.basename(p)).groups()
-                   for p in glob.glob(os.path.join(DATA, "ckpt-*.h5")))
+COMMITTED = sorted(
+    re.fullmatch(r"ckpt-(.+)-(numpy|cython)\.h5", os.path.basename(p)).groups()
+    for p in glob.glob(os.path.join(DATA, "ckpt-*.h5"))
+)
 OTHERS = [p for p in os.environ.get("BRIAN2_OTHER_PYTHON", "").split(os.pathsep) if p]
 
 
@@ -58,7 +60,7 @@ def resume_and_compare(python, ckpt, straight, target, tmp_path, cache):
     brian2_exchange.run_sim(python, target, cache, out, "resume", brian2_exchange.T2, ckpt, tmp_path)
     expected, resumed = np.load(straight), np.load(out)
     assert sorted(expected.files) == sorted(resumed.files)
-    assert len(expected["t"]) > 0      # spikes in the second half: not a comparison of nothing
+    assert len(expected["t"]) > 0  # spikes in the second half: not a comparison of nothing
     for key in expected.files:
         assert np.array_equal(expected[key], resumed[key]), key
 
@@ -71,7 +73,8 @@ def test_a_file_of_each_release_continues_exactly_here(tmp_path, caches, release
     resume_and_compare(sys.executable, ckpt, straight, target, tmp_path, caches(sys.executable))
 
 
-if OTHERS:   # only where make test-brian2-matrix names another release's interpreter
+if OTHERS:  # only where make test-brian2-matrix names another release's interpreter
+
     @pytest.mark.parametrize("other", OTHERS)
     def test_written_here_loaded_there_and_back(tmp_path, caches, other):
         for writer, reader in ((sys.executable, other), (other, sys.executable)):

@@ -38,7 +38,7 @@ def test_every_steps_and_keep(tmp_path, background):
 def test_every_ms_and_permanent_keeps(tmp_path):
     net = izhikevich_network()  # dt = 0.5 ms
     with Checkpointer(tmp_path, net, every_ms=5.0, keep=1, keep_every_ms=20.0, background=False) as ckpt:
-        advance(net, ckpt, 100)   # 50 ms
+        advance(net, ckpt, 100)  # 50 ms
         assert ckpt.latest().endswith("ckpt-000000000100.h5")
     kept = [n for n in names(tmp_path) if "-keep" in n]
     assert kept == ["ckpt-000000000010-keep.h5", "ckpt-000000000040-keep.h5", "ckpt-000000000080-keep.h5"]
@@ -49,8 +49,8 @@ def test_every_ms_and_permanent_keeps(tmp_path):
 def test_a_second_save_at_one_step_rewrites_that_checkpoint(tmp_path, background):
     net = izhikevich_network()  # dt = 0.5 ms
     with Checkpointer(tmp_path, net, every_ms=5.0, keep_every_ms=5.0, background=background) as ckpt:
-        advance(net, ckpt, 10)                       # saved at step 10, kept for ever
-        net.populations["pop0"].v[:] = 7.0           # a change without a step
+        advance(net, ckpt, 10)  # saved at step 10, kept for ever
+        net.populations["pop0"].v[:] = 7.0  # a change without a step
         ckpt.save()
     assert names(tmp_path) == ["ckpt-000000000010-keep.h5"]
     assert np.all(checkpoint.read(tmp_path / "ckpt-000000000010-keep.h5").populations["pop0"]["v"] == 7.0)
@@ -58,6 +58,7 @@ def test_a_second_save_at_one_step_rewrites_that_checkpoint(tmp_path, background
 
 def test_every_seconds(tmp_path, monkeypatch):
     import checkpoint.manager as manager
+
     clock = [1000.0]
     monkeypatch.setattr(manager.time, "monotonic", lambda: clock[0])
     net = izhikevich_network()
@@ -155,6 +156,7 @@ def test_read_only_folder():
     import pathlib
     import shutil
     import tempfile
+
     base = pathlib.Path(tempfile.mkdtemp(prefix="ckpt-ro-"))  # reachable by "nobody", unlike tmp_path
     base.chmod(0o755)
     folder = base / "ro"
@@ -221,11 +223,13 @@ def test_disk_full_keeps_earlier_checkpoints(tmp_path, background):
 
 def test_background_failure_surfaces_at_the_next_call(tmp_path, monkeypatch):
     import checkpoint.manager as manager
+
     net = izhikevich_network()
     ckpt = Checkpointer(tmp_path, net, every_steps=1, background=True)
 
     def broken(*args, **kwargs):
         raise CheckpointError("simulated write failure")
+
     monkeypatch.setattr(manager, "write_state", broken)
     net.step += 1
     ckpt.maybe_save()
@@ -239,7 +243,7 @@ def test_background_snapshot_is_not_affected_by_the_run(tmp_path):
         net.step += 1
         expected = net.populations["pop0"].v.copy()
         path = ckpt.save()
-        net.populations["pop0"].v[:] = 123.0   # while the write may still run
+        net.populations["pop0"].v[:] = 123.0  # while the write may still run
     assert np.array_equal(checkpoint.read(path).populations["pop0"]["v"], expected)
 
 
@@ -294,10 +298,17 @@ with checkpoint.Checkpointer({folder!r}, net, every_steps=100_000) as ckpt:
 
 def _ctrl_c_script(tmp_path, pause, call_maybe_save=True):
     import time
-    script = _CTRL_C_LOOP.format(tests=os.path.dirname(__file__), folder=str(tmp_path / "ck"),
-                                 ready=str(tmp_path / "ready"), pause=pause, call_maybe_save=call_maybe_save)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+
+    script = _CTRL_C_LOOP.format(
+        tests=os.path.dirname(__file__),
+        folder=str(tmp_path / "ck"),
+        ready=str(tmp_path / "ready"),
+        pause=pause,
+        call_maybe_save=call_maybe_save,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 60
     while not (tmp_path / "ready").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -318,10 +329,11 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     """The loop never reaches maybe_save: the first Ctrl-C waits for it,
     the second one stops the script now."""
     import time
+
     process = _ctrl_c_script(tmp_path, pause=30, call_maybe_save=False)
     process.send_signal(signal.SIGINT)
     time.sleep(0.5)
-    assert process.poll() is None            # the first only asked for a checkpoint
+    assert process.poll() is None  # the first only asked for a checkpoint
     started = time.time()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=20)
@@ -330,6 +342,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 
 def test_a_read_only_checkpointer_lists_and_restores_beside_the_owner(tmp_path):
     from helpers import folder_digests
+
     net = izhikevich_network()
     with Checkpointer(tmp_path, net, every_steps=5, keep=2, background=False) as owner:
         advance(net, owner, 12)
@@ -337,7 +350,9 @@ def test_a_read_only_checkpointer_lists_and_restores_beside_the_owner(tmp_path):
         fresh = izhikevich_network(seed=3)
         with Checkpointer(tmp_path, fresh, read_only=True) as reader:
             assert [os.path.basename(p) for p in reader.checkpoints()] == [
-                "ckpt-000000000005.h5", "ckpt-000000000010.h5"]
+                "ckpt-000000000005.h5",
+                "ckpt-000000000010.h5",
+            ]
             assert reader.restore_latest().step == 10 and fresh.step == 10
             for call in (reader.save, reader.maybe_save):
                 with pytest.raises(CheckpointError, match="read-only"):
@@ -355,9 +370,9 @@ def test_policies_passed_as_objects(tmp_path):
     class EveryThird(SaveSchedule):
         def due(self, step, *args):
             return step % 3 == 0
+
     net = izhikevich_network()
-    with Checkpointer(tmp_path, net, schedule=EveryThird(), retention=Retention(keep=2),
-                      background=False) as ckpt:
+    with Checkpointer(tmp_path, net, schedule=EveryThird(), retention=Retention(keep=2), background=False) as ckpt:
         advance(net, ckpt, 10)
     assert names(tmp_path) == ["ckpt-000000000006.h5", "ckpt-000000000009.h5"]
     with pytest.raises(ValueError, match="keep"):
@@ -379,11 +394,12 @@ def test_a_signal_handled_during_the_ranks_agreement_is_not_lost(tmp_path):
 
         def allgather(self, value):
             if self.ckpt is not None and net.step == 3:
-                self.ckpt._on_signal(signal.SIGTERM, None)   # what the deferred handler does
+                self.ckpt._on_signal(signal.SIGTERM, None)  # what the deferred handler does
             return [value]
 
         def bcast(self, value, root=0):
             return value
+
     comm = SignalDuringGather()
     with Checkpointer(tmp_path, net, every_steps=1000, comm=comm, signals=()) as ckpt:
         comm.ckpt = ckpt
@@ -391,4 +407,4 @@ def test_a_signal_handled_during_the_ranks_agreement_is_not_lost(tmp_path):
             for _ in range(10):
                 net.step += 1
                 ckpt.maybe_save()
-    assert net.step == 4          # stopped at the next call, not never
+    assert net.step == 4  # stopped at the next call, not never

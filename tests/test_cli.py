@@ -15,8 +15,9 @@ from helpers import izhikevich_network, same_bits, state_arrays
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "checkpoint", *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "checkpoint", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -31,9 +32,17 @@ def test_inspect(saved):
     path, _ = saved
     out = cli("inspect", path)
     assert out.returncode == 0, out.stderr
-    for text in ("t = 5.0 ms", "step 10", "population 'pop0': 40 neurons", "projection 'proj0'",
-                 "w: variable, synapse, float32", "last_spike: internal", "min ", "{'run': 1}",
-                 "checkpoint.Network"):
+    for text in (
+        "t = 5.0 ms",
+        "step 10",
+        "population 'pop0': 40 neurons",
+        "projection 'proj0'",
+        "w: variable, synapse, float32",
+        "last_spike: internal",
+        "min ",
+        "{'run': 1}",
+        "checkpoint.Network",
+    ):
         assert text in out.stdout, text
 
 
@@ -77,6 +86,7 @@ def test_verify_file_and_folder(tmp_path):
 def test_verify_checks_every_shard_of_a_sharded_checkpoint(tmp_path):
     from checkpoint.distributed import shard_paths
     from helpers import SingleRank
+
     checkpoint.save(tmp_path / "run.h5", izhikevich_network(), comm=SingleRank())
     assert cli("verify", tmp_path / "run.h5").returncode == 0
     shard = shard_paths(tmp_path / "run.h5")[0]
@@ -109,6 +119,7 @@ def test_bad_arguments_and_files(tmp_path):
 
 def test_console_script(saved):
     import os
+
     path, _ = saved
     script = os.path.join(os.path.dirname(sys.executable), "checkpoint")
     out = subprocess.run([script, "verify", str(path)], capture_output=True, text=True, timeout=60)
@@ -129,8 +140,11 @@ def test_diff_compares_everything_a_load_restores(tmp_path):
     state = checkpoint.read(tmp_path / "a.h5")
     state.projections["proj0"].target = "inh"
     checkpoint.save(tmp_path / "target.h5", state)
-    for name, says in (("rng.h5", "random generator 'network': its state differs"), ("dt.h5", "dt: 0.5 vs 0.25"),
-                       ("target.h5", "proj0: target exc vs inh")):
+    for name, says in (
+        ("rng.h5", "random generator 'network': its state differs"),
+        ("dt.h5", "dt: 0.5 vs 0.25"),
+        ("target.h5", "proj0: target exc vs inh"),
+    ):
         out = cli("diff", tmp_path / "a.h5", tmp_path / name)
         assert out.returncode == 1 and says in out.stdout, out.stdout
     assert cli("diff", tmp_path / "a.h5", tmp_path / "a.h5").stdout.strip() == "equal"
@@ -152,5 +166,5 @@ def test_inspect_says_which_bracket_is_which_and_omits_a_missing_target(tmp_path
     out = cli("inspect", tmp_path / "n.h5").stdout
     assert "v: variable, neuron, float64, shape 3, unit mV" in out
     assert "projection 'p': 'a' -> 'a', 9 synapses, matrix 3 post x 3 pre" in out and "None" not in out
-    plotted = cli("plot", tmp_path / "n.h5", "-o", tmp_path / "n.png")     # every array one value: a table
+    plotted = cli("plot", tmp_path / "n.h5", "-o", tmp_path / "n.png")  # every array one value: a table
     assert plotted.returncode == 0, plotted.stderr

@@ -23,16 +23,23 @@ def mpirun(folder, mode, ranks=2, **options):
     """Run tests/mpi_sim.py on ``ranks`` processes; return each rank's record."""
     assert MPIEXEC, "mpiexec not found: `make test` installs it (pip install mpi4py mpich)"
     extra = [f"{key}={value}" for key, value in options.items()]
-    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "mpi_sim.py"),
-                           mode, str(folder), *extra], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "mpi_sim.py"), mode, str(folder), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     tag = options.get("tag", "")
     return [json.loads((folder / f"{mode}{tag}-{rank}.json").read_text()) for rank in range(ranks)]
 
 
 def tree_digests(folder):
-    return {os.path.relpath(os.path.join(root, name), folder): file_digest(os.path.join(root, name))
-            for root, _, names in os.walk(folder) for name in names}
+    return {
+        os.path.relpath(os.path.join(root, name), folder): file_digest(os.path.join(root, name))
+        for root, _, names in os.walk(folder)
+        for name in names
+    }
 
 
 def test_every_rank_restores_its_own_part_in_a_new_run(tmp_path):
@@ -40,7 +47,7 @@ def test_every_rank_restores_its_own_part_in_a_new_run(tmp_path):
     assert all("error" not in r for r in saved), saved
     shards = shard_paths(tmp_path / "run.h5")
     assert [os.path.basename(p).split(".", 1)[1] for p in shards] == ["rank-0-of-2.h5", "rank-1-of-2.h5"]
-    assert checkpoint.read(shards[1]).populations["pop0"].size == 40      # an ordinary checkpoint
+    assert checkpoint.read(shards[1]).populations["pop0"].size == 40  # an ordinary checkpoint
     manifest = read_state(tmp_path / "run.h5")
     assert manifest.meta["shards"]["ranks"] == 2 and manifest.step == 20 and not manifest.populations
     assert manifest.meta["user"] == {"mode": "save"}
@@ -51,8 +58,8 @@ def test_every_rank_restores_its_own_part_in_a_new_run(tmp_path):
     loaded = mpirun(tmp_path, "load")
     for before, after in zip(saved, loaded):
         assert "error" not in after, after
-        assert after["state"] == before["state"]           # bit for bit, per rank
-        assert after["draw"] == before["draw"]             # each rank's generator continues
+        assert after["state"] == before["state"]  # bit for bit, per rank
+        assert after["draw"] == before["draw"]  # each rank's generator continues
         assert after["report"]["time"] == pytest.approx(10.0)
 
 
@@ -75,7 +82,7 @@ def test_a_failed_save_on_one_rank_fails_on_all_and_keeps_the_old_checkpoint(tmp
     assert "rank 1 could not save its shard" in results[0]["error"] and "run.h5" in results[0]["error"]
     after = tree_digests(tmp_path)
     checkpoint_files = [k for k in files if k.startswith("run.h5")]
-    assert len(checkpoint_files) == 3      # the manifest and two shards, as they were
+    assert len(checkpoint_files) == 3  # the manifest and two shards, as they were
     assert {k: after.get(k) for k in after if k.startswith("run.h5")} == {k: files[k] for k in checkpoint_files}
 
 
@@ -103,8 +110,12 @@ def test_populations_without_global_ids_are_refused_on_another_number_of_ranks(t
     # each rank's population is its own (no ids=): nothing says where its neurons go on 3 ranks
     mpirun(tmp_path, "save")
     results = mpirun(tmp_path, "load", ranks=3)
-    assert all("StructureMismatchError" in r["error"] and "without global neuron ids" in r["error"]
-               and "loads only on 2 ranks" in r["error"] for r in results)
+    assert all(
+        "StructureMismatchError" in r["error"]
+        and "without global neuron ids" in r["error"]
+        and "loads only on 2 ranks" in r["error"]
+        for r in results
+    )
     assert all(r["unchanged"] for r in results)
 
 
@@ -123,6 +134,7 @@ def test_a_forged_shard_name_is_refused(tmp_path):
     state = read_state(tmp_path / "run.h5")
     state.meta["shards"]["files"][1] = "../../etc/passwd"
     from checkpoint.formats import write_state
+
     write_state(tmp_path / "forged.h5", state)
     with pytest.raises(CheckpointError, match="bad shard name"):
         shard_paths(tmp_path / "forged.h5")
@@ -130,21 +142,25 @@ def test_a_forged_shard_name_is_refused(tmp_path):
         checkpoint.load(tmp_path / "forged.h5", izhikevich_network(), comm=SingleRank())
 
 
-
 def test_checkpointer_loop_stops_every_rank_on_one_ranks_signal_and_resumes_exactly(tmp_path):
     (tmp_path / "straight").mkdir()
     straight = mpirun(tmp_path / "straight", "loop")
     assert all(r["resumed_at"] is None and "interrupted" not in r for r in straight), straight
-    assert straight[0]["kept"] == ["ckpt-000000000050.h5", "ckpt-000000000060.h5"]   # keep=2
+    assert straight[0]["kept"] == ["ckpt-000000000050.h5", "ckpt-000000000060.h5"]  # keep=2
 
     stopped = mpirun(tmp_path, "loop-signal")
     assert [r["interrupted"] for r in stopped] == [{"step": 25, "path": "ckpt-000000000025.h5"}] * 2
     resumed = mpirun(tmp_path, "loop")
     assert [r["resumed_at"] for r in resumed] == [25, 25]
-    assert [r["state"] for r in resumed] == [r["state"] for r in straight]     # bit for bit, every rank
+    assert [r["state"] for r in resumed] == [r["state"] for r in straight]  # bit for bit, every rank
     assert sorted(os.listdir(tmp_path / "ck")) == [
-        ".checkpoint.ledger.json", ".checkpoint.lock", "ckpt-000000000050.h5", "ckpt-000000000050.h5.shards",
-        "ckpt-000000000060.h5", "ckpt-000000000060.h5.shards"]
+        ".checkpoint.ledger.json",
+        ".checkpoint.lock",
+        "ckpt-000000000050.h5",
+        "ckpt-000000000050.h5.shards",
+        "ckpt-000000000060.h5",
+        "ckpt-000000000060.h5.shards",
+    ]
 
 
 def test_one_rank_in_process_round_trip_and_a_missing_folder(tmp_path):
@@ -166,9 +182,14 @@ def test_ctrl_c_under_mpiexec_stops_every_rank_at_one_step_with_a_checkpoint(tmp
     every rank: all of them checkpoint at the same step and exit cleanly."""
     import signal
     import time
-    process = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_sim.py"),
-                                "loop-ctrl-c", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+
+    process = subprocess.Popen(
+        [MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_sim.py"), "loop-ctrl-c", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while not (tmp_path / "ready").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -212,7 +233,7 @@ def test_swapped_shards_are_refused_on_every_rank(tmp_path):
 
 def test_a_shard_of_another_checkpoint_is_refused(tmp_path):
     (tmp_path / "other").mkdir()
-    mpirun(tmp_path / "other", "save-again")            # other values, other token, another step
+    mpirun(tmp_path / "other", "save-again")  # other values, other token, another step
     mpirun(tmp_path, "save")
     mine, theirs = shard_paths(tmp_path / "run.h5")[1], shard_paths(tmp_path / "other" / "run.h5")[1]
     shutil.copy(theirs, mine)
@@ -224,11 +245,12 @@ def test_a_manifest_listing_another_checkpoints_shards_is_refused(tmp_path):
     mpirun(tmp_path / "other", "save-again")
     mpirun(tmp_path, "save")
     other_shards = shard_paths(tmp_path / "other" / "run.h5")
-    for shard in other_shards:                            # their files beside ours, under their names
+    for shard in other_shards:  # their files beside ours, under their names
         shutil.copy(shard, tmp_path / "run.h5.shards")
     state = read_state(tmp_path / "run.h5")
     state.meta["shards"]["files"] = [f"run.h5.shards/{os.path.basename(p)}" for p in other_shards]
     from checkpoint.formats import write_state
+
     write_state(tmp_path / "run.h5", state)
     _refused_on_every_rank(tmp_path, "bad shard name")
 
@@ -245,6 +267,7 @@ def test_diff_compares_every_shard(tmp_path):
     """Two sharded checkpoints that differ on rank 1 only are not "equal"
     (diff compared the manifests, which hold no arrays)."""
     from test_cli import cli
+
     for name, mode in (("a", "save"), ("b", "save"), ("c", "save-rank-1-differs")):
         (tmp_path / name).mkdir()
         mpirun(tmp_path / name, mode)

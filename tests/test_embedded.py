@@ -30,6 +30,7 @@ class TestEmbeddedContract(AdapterContract):
     def fail_midway(self, monkeypatch, model):
         def fail(self, name, rng):
             raise RuntimeError("injected failure after the arrays were swapped in")
+
         monkeypatch.setattr(EmbeddedAdapter, "_set_rng", fail)
 
     def parts(self, model):
@@ -41,6 +42,7 @@ class TestEmbeddedContract(AdapterContract):
 
 def test_the_embedded_adapter_can_be_a_shard():
     assert adapter_for(izhikevich_network()).shardable
-    with pytest.raises(TypeError):   # the contract is abstract
+    with pytest.raises(TypeError):  # the contract is abstract
         from checkpoint.adapters.base import Adapter
+
         Adapter(None)

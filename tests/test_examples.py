@@ -22,8 +22,12 @@ EXAMPLES = {
 
 
 def make(target, args, folder, timeout=900):
-    done = subprocess.run(["make", "-s", "-C", ROOT, f"example-{target}", f"ARGS={args} --folder {folder}"],
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        ["make", "-s", "-C", ROOT, f"example-{target}", f"ARGS={args} --folder {folder}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -36,7 +40,7 @@ def test_example_runs_resumes_and_saves_once(tmp_path, target):
     assert "fresh start" in first and "done at" in first, first
     second = make(target, longer, folder)
     assert "resumed from" in second and "fresh start" not in second and "done at" in second, second
-    third = make(target, longer, folder)        # already finished: resumes, saves nothing again
+    third = make(target, longer, folder)  # already finished: resumes, saves nothing again
     assert "resumed from" in third and "checkpoint committed" not in third, third
     for output in (first, second, third):
         assert "Traceback" not in output and "99999999" not in output, output
@@ -44,14 +48,18 @@ def test_example_runs_resumes_and_saves_once(tmp_path, target):
 
 def test_ctrl_c_stops_an_example_and_the_next_run_resumes(tmp_path):
     folder = tmp_path / "ckpts"
-    process = subprocess.Popen(["make", "-s", "-C", ROOT, "example-izhikevich",
-                                f"ARGS=--duration-ms 100000 --folder {folder}"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "-s", "-C", ROOT, "example-izhikevich", f"ARGS=--duration-ms 100000 --folder {folder}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while not (folder.exists() and any(n.startswith("ckpt-") for n in os.listdir(folder))):
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGINT)       # what a terminal's Ctrl-C does: the whole group
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     output, _ = process.communicate(timeout=60)
     assert "stopped at t =" in output and "Traceback" not in output, output
     resumed = make("izhikevich", "--duration-ms 1000", folder)
@@ -60,12 +68,25 @@ def test_ctrl_c_stops_an_example_and_the_next_run_resumes(tmp_path):
 
 def test_make_demo_twice_leaves_the_finished_runs_picture(tmp_path):
     import sys
+
     env = dict(os.environ, DEMO_MS="300", DEMO_OUTPUT=str(tmp_path / "out"))
-    first = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "demo.py")], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "demo.py")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0 and "picture:" in first.stdout, first.stderr
     picture = (tmp_path / "out" / "demo.png").read_bytes()
-    again = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "demo.py")], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "demo.py")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0 and "finished earlier" in again.stdout, again.stderr
     assert (tmp_path / "out" / "demo.png").read_bytes() == picture

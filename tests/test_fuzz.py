@@ -20,8 +20,9 @@ from checkpoint.formats import write_state
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 RANDOM = "FUZZ_SEED" in os.environ
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_manifest_values_with_every_digest_recomputed(worker, seeds, tmp_path_fa
     path = _case_path(tmp_path_factory, seeds[seed])
     shutil.copy(seeds[seed], path)
     manifest = json.loads(forge.read_manifest_text(path))
-    text = json.dumps(fuzz.mutate_manifest(manifest, data.draw, st))   # NaN and Infinity written as such
+    text = json.dumps(fuzz.mutate_manifest(manifest, data.draw, st))  # NaN and Infinity written as such
     forge.write_manifest_text(path, text)
     check(worker, path, "manifest")
 
@@ -99,7 +100,7 @@ def test_forged_values_written_by_the_library_itself(worker, seeds, tmp_path_fac
     try:
         write_state(path, state)
     except checkpoint.CheckpointError:
-        return   # the writer refused it: nothing to read
+        return  # the writer refused it: nothing to read
     check(worker, path, "state")
 
 

@@ -48,8 +48,13 @@ def small_file(tmp_path):
 
 def child(tmp_path, body, env=None, **popen):
     script = PRELUDE + textwrap.dedent(body)
-    return subprocess.Popen([sys.executable, "-c", script, str(small_file(tmp_path)), LOOP],
-                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})), **popen)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(small_file(tmp_path)), LOOP],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+        **popen,
+    )
 
 
 def alive(pid):
@@ -120,8 +125,13 @@ def test_a_ctrl_c_while_the_helper_walks_never_lets_its_answer_serve_another_fil
         process.communicate()
         pytest.fail("the read after the interruption hung: it took the interrupted read's answer")
     result = json.loads(out.strip().splitlines()[-1])
-    assert result == {"interrupted": True, "old_alive": False, "outcome": "CorruptCheckpointError",
-                      "values": [0.0, 1.0, 2.0, 3.0, 4.0], "new": True}
+    assert result == {
+        "interrupted": True,
+        "old_alive": False,
+        "outcome": "CorruptCheckpointError",
+        "values": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "new": True,
+    }
 
 
 @START
@@ -146,7 +156,7 @@ def test_the_helper_dies_with_its_parent_even_a_sigkill(tmp_path, busy, start):
     pids = json.loads(process.stdout.readline())
     try:
         assert is_child_of(pids["helper"], process.pid)
-        time.sleep(2 if busy else 0.2)     # (busy: the helper is in the loop by now)
+        time.sleep(2 if busy else 0.2)  # (busy: the helper is in the loop by now)
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert gone_within(pids["helper"], 10), "the helper outlived its parent"
@@ -183,9 +193,15 @@ def test_the_helper_starts_at_import_and_a_forked_child_gets_its_own(tmp_path):
     process = child(tmp_path, body)
     out, _ = process.communicate(timeout=150)
     result = json.loads(out.strip().splitlines()[-1])
-    assert result == {"at_import": True, "forked": "_Forked", "fds": ["/dev/null"] * 3 + ["pipe"] * 2,
-                      "child_own": True, "child_values": [0.0, 1.0, 2.0, 3.0, 4.0],
-                      "values": [0.0, 1.0, 2.0, 3.0, 4.0], "same": True}
+    assert result == {
+        "at_import": True,
+        "forked": "_Forked",
+        "fds": ["/dev/null"] * 3 + ["pipe"] * 2,
+        "child_own": True,
+        "child_values": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "values": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "same": True,
+    }
 
 
 def test_lazy_start_waits_for_the_first_read(tmp_path):
@@ -213,7 +229,7 @@ def test_a_process_with_threads_at_import_gets_a_new_interpreter_not_a_fork(tmp_
         values = checkpoint.read(sys.argv[1]).populations["p"]["v"].tolist()
         print(json.dumps({"kind": kind, "values": values}))
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(small_file(tmp_path))], capture_output=True,
-                          text=True, timeout=150)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"kind": "Popen",
-                                                                 "values": [0.0, 1.0, 2.0, 3.0, 4.0]}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(small_file(tmp_path))], capture_output=True, text=True, timeout=150
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"kind": "Popen", "values": [0.0, 1.0, 2.0, 3.0, 4.0]}

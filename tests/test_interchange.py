@@ -27,8 +27,9 @@ libsonata = pytest.importorskip("libsonata", reason="pip install -e '.[sonata]'"
 neuroml_loaders = pytest.importorskip("neuroml.loaders", reason="pip install -e '.[neuroml]'")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NEST_SONATA_PYTHON = os.environ.get("CHECKPOINT_NEST_SONATA_PYTHON",
-                                    os.path.join(ROOT, ".venv", "nest-sonata", "bin", "python"))
+NEST_SONATA_PYTHON = os.environ.get(
+    "CHECKPOINT_NEST_SONATA_PYTHON", os.path.join(ROOT, ".venv", "nest-sonata", "bin", "python")
+)
 
 
 def network(seed=0):
@@ -36,12 +37,20 @@ def network(seed=0):
     per-neuron parameter, positions, float64 weights, per-synapse delays."""
     net = izhikevich_network(seed)
     rng = np.random.default_rng(seed)
-    grid = net.add_population("grid", 12, parameters={"tau": rng.uniform(5, 20, 12), "g": 0.5},
-                              variables={"v": rng.normal(-65, 2, 12)})
+    grid = net.add_population(
+        "grid", 12, parameters={"tau": rng.uniform(5, 20, 12), "g": 0.5}, variables={"v": rng.normal(-65, 2, 12)}
+    )
     pop0 = net.populations["pop0"]
     conn = scipy.sparse.random(12, pop0.size, density=0.3, format="csr", random_state=seed)
-    net.add_projection("pop0_grid", pop0, grid, "inh", conn, variables={"w": rng.uniform(0, 1, conn.nnz)},
-                       delays=rng.integers(1, 20, conn.nnz) * 0.5)
+    net.add_projection(
+        "pop0_grid",
+        pop0,
+        grid,
+        "inh",
+        conn,
+        variables={"w": rng.uniform(0, 1, conn.nnz)},
+        delays=rng.integers(1, 20, conn.nnz) * 0.5,
+    )
     return net
 
 
@@ -64,8 +73,7 @@ def export(*args, **kwargs):
 
 def csr_edges(proj):
     """``(source, target)`` of every synapse, in CSR order."""
-    return (np.asarray(proj.indices),
-            np.repeat(np.arange(proj.shape[0]), np.diff(np.asarray(proj.indptr))))
+    return (np.asarray(proj.indices), np.repeat(np.arange(proj.shape[0]), np.diff(np.asarray(proj.indptr))))
 
 
 # --------------------------------------------------------------- SONATA
@@ -97,12 +105,14 @@ def test_libsonata_reads_every_population_as_saved(tmp_path):
         assert np.array_equal(edges.source_nodes(every), source)
         assert np.array_equal(edges.target_nodes(every), target)
         assert np.array_equal(edges.get_attribute("syn_weight", every), np.asarray(proj["w"], np.float64))
-        assert np.array_equal(edges.get_attribute("delay", every),
-                              np.broadcast_to(np.asarray(proj["delay"], np.float64), (proj.nnz,)))
+        assert np.array_equal(
+            edges.get_attribute("delay", every), np.broadcast_to(np.asarray(proj["delay"], np.float64), (proj.nnz,))
+        )
         # the indices: afferent and efferent edges of every node, as the CSR has them
         for node in range(proj.shape[0]):
-            assert edges.afferent_edges([node]).flatten().tolist() == \
-                list(range(proj.indptr[node], proj.indptr[node + 1]))
+            assert edges.afferent_edges([node]).flatten().tolist() == list(
+                range(proj.indptr[node], proj.indptr[node + 1])
+            )
         for node in range(proj.shape[1]):
             assert edges.efferent_edges([node]).flatten().tolist() == np.flatnonzero(source == node).tolist()
 
@@ -136,7 +146,7 @@ def test_configs_name_every_file_relative_to_the_folder(tmp_path):
     export(tmp_path / "circuit", net, to="sonata")
     folder = tmp_path / "circuit"
     config = json.loads((folder / "circuit_config.json").read_text())
-    assert "target_simulator" not in config   # libsonata refuses it in a circuit config
+    assert "target_simulator" not in config  # libsonata refuses it in a circuit config
     simulation = json.loads((folder / "simulation_config.json").read_text())
     assert simulation["target_simulator"] == "NEST" and simulation["run"]["dt"] == net.dt
     listed = json.loads((folder / MARK).read_text())["files"]
@@ -149,7 +159,7 @@ def test_configs_name_every_file_relative_to_the_folder(tmp_path):
     for entry in json.loads((moved / "circuit_config.json").read_text())["networks"]["nodes"]:
         assert entry["nodes_file"].startswith("$BASE_DIR/")
         table = (moved / entry["node_types_file"].replace("$BASE_DIR/", "")).read_text().split("\n")
-        header, row = table[0].split(), table[1].split()   # space-separated, as NEST reads it
+        header, row = table[0].split(), table[1].split()  # space-separated, as NEST reads it
         params = dict(zip(header, row))["dynamics_params"]
         assert (moved / "components" / "point_neuron_models" / params).is_file()
 
@@ -171,9 +181,15 @@ def _contents(folder):
         if name.endswith(".h5"):
             with h5py.File(full) as f:
                 items = {}
-                f.visititems(lambda key, obj: items.__setitem__(key, (
-                    obj[()].tobytes() if isinstance(obj, h5py.Dataset) else None,
-                    sorted((k, str(v)) for k, v in obj.attrs.items()))))
+                f.visititems(
+                    lambda key, obj: items.__setitem__(
+                        key,
+                        (
+                            obj[()].tobytes() if isinstance(obj, h5py.Dataset) else None,
+                            sorted((k, str(v)) for k, v in obj.attrs.items()),
+                        ),
+                    )
+                )
                 out[name] = items
         else:
             out[name] = open(full, "rb").read()
@@ -188,7 +204,7 @@ def test_nest_names_and_models(tmp_path):
         checkpoint.export(tmp_path / "circuit", state, to="sonata")
     message = " ".join(str(w.message) for w in caught)
     assert "iaf_psc_alpha@1.V_m (one value per neuron)" in message and "NEST" in message
-    assert "receptor" not in message   # one value throughout: in the edge type's dynamics_params
+    assert "receptor" not in message  # one value throughout: in the edge type's dynamics_params
     folder = tmp_path / "circuit"
     config = libsonata.CircuitConfig.from_file(str(folder / "circuit_config.json"))
     assert config.node_populations == {"iaf_psc_alpha@1"}
@@ -196,28 +212,51 @@ def test_nest_names_and_models(tmp_path):
     nodes = (folder / "nodes" / "iaf_psc_alpha_at_1_types.csv").read_text().split()
     assert "nest:iaf_psc_alpha" in nodes
     params = json.loads((folder / "components" / "point_neuron_models" / "iaf_psc_alpha_at_1.json").read_text())
-    assert params == {"I_e": 5.0}   # uniform values only: V_m differs per neuron
-    edge_table = (folder / "edges" / "static_synapse_iaf_psc_alpha_at_1__to__iaf_psc_alpha_at_1_types.csv")
+    assert params == {"I_e": 5.0}  # uniform values only: V_m differs per neuron
+    edge_table = folder / "edges" / "static_synapse_iaf_psc_alpha_at_1__to__iaf_psc_alpha_at_1_types.csv"
     assert "static_synapse" in edge_table.read_text().split()
-    synapse = json.loads((folder / "components" / "synaptic_models" /
-                          "static_synapse_iaf_psc_alpha_at_1__to__iaf_psc_alpha_at_1.json").read_text())
+    synapse = json.loads(
+        (
+            folder / "components" / "synaptic_models" / "static_synapse_iaf_psc_alpha_at_1__to__iaf_psc_alpha_at_1.json"
+        ).read_text()
+    )
     assert synapse == {"receptor_type": 0}
 
 
 def _nest_like_state():
     n = 4
-    pop = PopulationState("iaf_psc_alpha@1", n, arrays={"V_m": np.array([-70.0, -65, -60, -55]),
-                                                        "I_e": np.full(n, 5.0)},
-                          info={"V_m": ArrayInfo("variable", "neuron"), "I_e": ArrayInfo("parameter", "neuron")})
+    pop = PopulationState(
+        "iaf_psc_alpha@1",
+        n,
+        arrays={"V_m": np.array([-70.0, -65, -60, -55]), "I_e": np.full(n, 5.0)},
+        info={"V_m": ArrayInfo("variable", "neuron"), "I_e": ArrayInfo("parameter", "neuron")},
+    )
     indptr, indices = np.array([0, 1, 2, 3, 3]), np.array([1, 2, 3])
     name = "static_synapse iaf_psc_alpha@1->iaf_psc_alpha@1"
-    proj = ProjectionState(name, pop.name, pop.name, (n, n), indptr, indices, target=None,
-                           arrays={"weight": np.array([1.0, 2.0, 3.0]), "delay": np.array([1.0, 1.5, 2.0]),
-                                   "receptor": np.zeros(3, np.int64)},
-                           info={"weight": ArrayInfo("variable", "synapse"), "delay": ArrayInfo("parameter", "synapse"),
-                                 "receptor": ArrayInfo("parameter", "synapse")})
-    return NetworkState(meta={"simulator": {"name": "nest", "version": "3.10.0"}, "dt": 0.1, "time": 0.0, "step": 0},
-                        populations={pop.name: pop}, projections={name: proj})
+    proj = ProjectionState(
+        name,
+        pop.name,
+        pop.name,
+        (n, n),
+        indptr,
+        indices,
+        target=None,
+        arrays={
+            "weight": np.array([1.0, 2.0, 3.0]),
+            "delay": np.array([1.0, 1.5, 2.0]),
+            "receptor": np.zeros(3, np.int64),
+        },
+        info={
+            "weight": ArrayInfo("variable", "synapse"),
+            "delay": ArrayInfo("parameter", "synapse"),
+            "receptor": ArrayInfo("parameter", "synapse"),
+        },
+    )
+    return NetworkState(
+        meta={"simulator": {"name": "nest", "version": "3.10.0"}, "dt": 0.1, "time": 0.0, "step": 0},
+        populations={pop.name: pop},
+        projections={name: proj},
+    )
 
 
 # -------------------------------------------------------------- NeuroML
@@ -235,11 +274,13 @@ def test_neuroml_loader_reads_populations_and_connections(tmp_path):
     for name, proj in net.projections.items():
         loaded = projections[name]
         assert (loaded.presynaptic_population, loaded.postsynaptic_population) == (proj.pre.name, proj.post.name)
-        rows = [(c.get_pre_cell_id(), c.get_post_cell_id(), float(c.weight), c.get_delay_in_ms())
-                for c in loaded.connection_wds]
+        rows = [
+            (c.get_pre_cell_id(), c.get_post_cell_id(), float(c.weight), c.get_delay_in_ms())
+            for c in loaded.connection_wds
+        ]
         source, target = csr_edges(proj)
         assert [r[0] for r in rows] == source.tolist() and [r[1] for r in rows] == target.tolist()
-        assert np.array_equal([r[2] for r in rows], np.asarray(proj.w, np.float64))   # float64, exactly
+        assert np.array_equal([r[2] for r in rows], np.asarray(proj.w, np.float64))  # float64, exactly
         assert np.array_equal([r[3] for r in rows], np.broadcast_to(proj.delay, (proj.nnz,)))
 
 
@@ -254,8 +295,9 @@ def test_neuroml_positions_and_mapped_ids(tmp_path):
     (nml,) = neuroml_loaders.NeuroMLHdf5Loader.load(str(path)).networks
     (loaded,) = nml.populations
     assert (loaded.id, loaded.component, loaded.size) == ("iaf_psc_alpha_at_1", "iaf_psc_alpha", 4)
-    assert [(i.location.x, i.location.y, i.location.z) for i in loaded.instances] == \
-        [tuple(row) for row in pop["positions"].tolist()]
+    assert [(i.location.x, i.location.y, i.location.z) for i in loaded.instances] == [
+        tuple(row) for row in pop["positions"].tolist()
+    ]
     assert {p.tag: p.value for p in loaded.properties} == {"checkpoint_name": "iaf_psc_alpha@1"}
     (projection,) = nml.projections
     assert projection.id == "static_synapse_iaf_psc_alpha_at_1__to__iaf_psc_alpha_at_1"
@@ -268,6 +310,7 @@ def test_neuroml_layout_is_the_writers(tmp_path):
     import neuroml
     import neuroml.utils  # noqa: F401  (the writer needs it loaded)
     from neuroml.writers import NeuroMLHdf5Writer
+
     state = _nest_like_state()
     ours = tmp_path / "ours.nml.h5"
     export(ours, state, to="neuroml")
@@ -280,11 +323,16 @@ def test_neuroml_layout_is_the_writers(tmp_path):
 def _layout(path):
     out = {}
     with h5py.File(path) as f:
+
         def visit(name, obj):
             kind = "dataset" if isinstance(obj, h5py.Dataset) else "group"
-            attrs = {k: obj.attrs.get_id(k).get_type().__class__.__name__ for k in obj.attrs
-                     if k not in ("FILTERS", "notes", "GENERATED_BY")}
+            attrs = {
+                k: obj.attrs.get_id(k).get_type().__class__.__name__
+                for k in obj.attrs
+                if k not in ("FILTERS", "notes", "GENERATED_BY")
+            }
             out[name] = (kind, getattr(obj, "shape", None), attrs)
+
         f.visititems(visit)
     return out
 
@@ -297,16 +345,38 @@ def test_the_command_line_writes_the_same_files(tmp_path):
     export(tmp_path / "api", path, to="sonata")
     export(tmp_path / "api.nml.h5", path, to="neuroml")
     for args in (["sonata", "cli"], ["neuroml", "cli.nml.h5"]):
-        run = subprocess.run([sys.executable, "-m", "checkpoint", "export", str(path), str(tmp_path / args[1]),
-                              "--to", args[0]], capture_output=True, text=True, cwd=ROOT)
+        run = subprocess.run(
+            [sys.executable, "-m", "checkpoint", "export", str(path), str(tmp_path / args[1]), "--to", args[0]],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert run.returncode == 0, run.stderr
-    assert tree(tmp_path / "api") == tree(tmp_path / "cli")   # byte for byte
+    assert tree(tmp_path / "api") == tree(tmp_path / "cli")  # byte for byte
     assert (tmp_path / "api.nml.h5").read_bytes() == (tmp_path / "cli.nml.h5").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "checkpoint", "export", str(path), str(tmp_path / "cli"),
-                            "--to", "sonata"], capture_output=True, text=True, cwd=ROOT)
+    again = subprocess.run(
+        [sys.executable, "-m", "checkpoint", "export", str(path), str(tmp_path / "cli"), "--to", "sonata"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert again.returncode == 2 and "overwrite" in again.stderr
-    forced = subprocess.run([sys.executable, "-m", "checkpoint", "export", str(path), str(tmp_path / "cli"),
-                             "--to", "sonata", "--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    forced = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "checkpoint",
+            "export",
+            str(path),
+            str(tmp_path / "cli"),
+            "--to",
+            "sonata",
+            "--overwrite",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert forced.returncode == 0, forced.stderr
 
 
@@ -317,13 +387,13 @@ def test_an_existing_export_is_refused_then_replaced_whole(tmp_path):
     with pytest.raises(DestinationError, match="overwrite=True"):
         export(tmp_path / "circuit", network(1), to="sonata")
     assert tree(tmp_path) == before
-    net = izhikevich_network(2)   # fewer populations: the old files must go
+    net = izhikevich_network(2)  # fewer populations: the old files must go
     export(tmp_path / "circuit", net, to="sonata", overwrite=True)
     after = tree(tmp_path)
     assert after["notes.txt"] == before["notes.txt"]
     assert not any(name.startswith("circuit/nodes/grid") for name in after)
     assert _contents(tmp_path / "circuit") == _export_alone(tmp_path / "fresh", net)
-    assert sorted(os.listdir(tmp_path)) == ["circuit", "fresh", "notes.txt"]   # nothing left beside it
+    assert sorted(os.listdir(tmp_path)) == ["circuit", "fresh", "notes.txt"]  # nothing left beside it
 
 
 def _export_alone(folder, net):
@@ -347,7 +417,7 @@ def test_a_folder_with_files_no_export_wrote_is_never_replaced(tmp_path):
     assert (other / "data.h5").read_bytes() == b"not an export"
     empty = tmp_path / "empty"
     empty.mkdir()
-    export(empty, network(), to="sonata")   # an empty folder is taken as it is
+    export(empty, network(), to="sonata")  # an empty folder is taken as it is
     assert (empty / "circuit_config.json").is_file()
 
 
@@ -375,11 +445,11 @@ def test_a_forged_checkpoint_gets_what_every_reader_gives(tmp_path):
     net = network()
     path = _saved(tmp_path, net)
     state = checkpoint.read(path)
-    state.projections["proj0"].indices = state.projections["proj0"].indices + 1000   # consistent digests
+    state.projections["proj0"].indices = state.projections["proj0"].indices + 1000  # consistent digests
     write_state(tmp_path / "forged.h5", state)
     damaged = tmp_path / "damaged.h5"
     data = bytearray(path.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
     damaged.write_bytes(bytes(data))
     before = tree(tmp_path)
     for source, match in ((tmp_path / "forged.h5", "out of range"), (damaged, None)):
@@ -387,7 +457,7 @@ def test_a_forged_checkpoint_gets_what_every_reader_gives(tmp_path):
             with pytest.raises(CheckpointError, match=match) as info:
                 checkpoint.export(tmp_path / dest, source, to=to)
             assert source.name in str(info.value)
-            assert tree(tmp_path) == before   # nothing written, nothing changed
+            assert tree(tmp_path) == before  # nothing written, nothing changed
     with pytest.raises(CorruptCheckpointError):
         checkpoint.export(tmp_path / "circuit", tmp_path / "forged.h5", to="sonata")
 
@@ -406,11 +476,15 @@ def test_a_state_whose_projection_does_not_fit_is_refused(tmp_path):
 
 def _nest_sonata(*args, python=NEST_SONATA_PYTHON, timeout=600):
     if not os.path.exists(python):
-        pytest.fail(f"no NEST with HDF5 at {python}: make .venv/.nest-sonata (or set "
-                    "CHECKPOINT_NEST_SONATA_PYTHON)")
+        pytest.fail(f"no NEST with HDF5 at {python}: make .venv/.nest-sonata (or set CHECKPOINT_NEST_SONATA_PYTHON)")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    run = subprocess.run([python, os.path.join(ROOT, "tests", "sonata_nest.py"), *map(str, args)],
-                         capture_output=True, text=True, timeout=timeout, env=env)
+    run = subprocess.run(
+        [python, os.path.join(ROOT, "tests", "sonata_nest.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 
@@ -446,10 +520,19 @@ def test_nest_builds_the_exported_circuit_with_the_same_connections(nest_run, tm
         source, target = csr_edges(proj)
         for s, t, w, d in zip(source, target, proj["weight"], proj["delay"]):
             expected.append((proj.pre, int(s), proj.post, int(t), float(w), float(d), name.split(" ")[0]))
-    got = [(str(a), int(b), str(c), int(d), float(w), float(x), str(m)) for a, b, c, d, w, x, m in
-           zip(built["pre"], built["pre_index"], built["post"], built["post_index"], built["weight"],
-               built["delay"], built["model"])]
-    assert sorted(got) == sorted(expected)   # per (source, target) pair, multiple synapses included
+    got = [
+        (str(a), int(b), str(c), int(d), float(w), float(x), str(m))
+        for a, b, c, d, w, x, m in zip(
+            built["pre"],
+            built["pre_index"],
+            built["post"],
+            built["post_index"],
+            built["weight"],
+            built["delay"],
+            built["model"],
+        )
+    ]
+    assert sorted(got) == sorted(expected)  # per (source, target) pair, multiple synapses included
     assert len(expected) > 500
 
 
@@ -469,23 +552,30 @@ def test_delays_in_seconds_are_written_in_ms_and_arrays_of_free_size_are_named(t
     state = _nest_like_state()
     proj = next(iter(state.projections.values()))
     proj.arrays["delay"], proj.info["delay"] = np.array([1e-3, 2e-3, 5e-4]), ArrayInfo("parameter", "synapse", "s")
-    gen = PopulationState("spike_generator@5", 2, arrays={"spike_times": np.array([1.0, 2.0, 3.0]),
-                                                          "spike_times.lengths": np.array([2, 1])},
-                          info={"spike_times": ArrayInfo("parameter", "free", "ms"),
-                                "spike_times.lengths": ArrayInfo("parameter", "neuron")})
+    gen = PopulationState(
+        "spike_generator@5",
+        2,
+        arrays={"spike_times": np.array([1.0, 2.0, 3.0]), "spike_times.lengths": np.array([2, 1])},
+        info={
+            "spike_times": ArrayInfo("parameter", "free", "ms"),
+            "spike_times.lengths": ArrayInfo("parameter", "neuron"),
+        },
+    )
     state.populations[gen.name] = gen
     with pytest.warns(CheckpointWarning, match=r"spike_generator@5.spike_times \(not one value per neuron"):
         checkpoint.export(tmp_path / "circuit", state, to="sonata")
     config = libsonata.CircuitConfig.from_file(str(tmp_path / "circuit" / "circuit_config.json"))
     edges = config.edge_population(proj.name)
     assert np.allclose(edges.get_attribute("delay", edges.select_all()), [1.0, 2.0, 0.5], rtol=1e-15)
-    params = json.loads((tmp_path / "circuit" / "components" / "point_neuron_models" /
-                         "spike_generator_at_5.json").read_text())
+    params = json.loads(
+        (tmp_path / "circuit" / "components" / "point_neuron_models" / "spike_generator_at_5.json").read_text()
+    )
     assert params == {}
 
 
 def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
     from checkpoint.interchange import sonata
+
     export(tmp_path / "circuit", network(0), to="sonata")
     before = tree(tmp_path)
     real, calls = sonata._write_json, []
@@ -495,11 +585,12 @@ def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkey
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
         real(folder, name, value, written)
+
     monkeypatch.setattr(sonata, "_write_json", failing)
     with pytest.raises(CheckpointError, match="No space left"):
         export(tmp_path / "circuit", network(1), to="sonata", overwrite=True)
     assert tree(tmp_path) == before
-    assert sorted(os.listdir(tmp_path)) == ["circuit"]   # no temporary folder left
+    assert sorted(os.listdir(tmp_path)) == ["circuit"]  # no temporary folder left
 
 
 KILLED_EXPORT = """
@@ -520,14 +611,19 @@ def test_an_export_killed_midway_is_cleaned_up_by_the_next(tmp_path):
     export(tmp_path / "circuit", network(0), to="sonata")
     before = tree(tmp_path / "circuit")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    done = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(tmp_path / "circuit"), str(tmp_path / "run.h5")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_EXPORT, str(tmp_path / "circuit"), str(tmp_path / "run.h5")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == -9, done.stderr
-    assert tree(tmp_path / "circuit") == before   # the previous export, whole
+    assert tree(tmp_path / "circuit") == before  # the previous export, whole
     left = [n for n in os.listdir(tmp_path) if n.startswith(".circuit")]
     assert left, "the kill left no staging folder: the test killed too late"
     (tmp_path / "stranger").write_text("not ours")
-    os.symlink(tmp_path / "stranger", tmp_path / left[0] / "link")   # a link in it is never followed
+    os.symlink(tmp_path / "stranger", tmp_path / left[0] / "link")  # a link in it is never followed
     export(tmp_path / "circuit", tmp_path / "run.h5", to="sonata", overwrite=True)
     assert sorted(os.listdir(tmp_path)) == [left[0], "circuit", "run.h5", "stranger"]
     assert os.listdir(tmp_path / left[0]) == ["link"] and (tmp_path / "stranger").read_text() == "not ours"
@@ -546,5 +642,7 @@ def test_names_hdf5_cannot_hold_are_mapped_apart(tmp_path):
         checkpoint.export(tmp_path / "circuit", net, to="sonata")
     config = libsonata.CircuitConfig.from_file(str(tmp_path / "circuit" / "circuit_config.json"))
     edges = {name: config.edge_population(name) for name in config.edge_populations}
-    assert {(n, e.source, e.target, e.size) for n, e in edges.items()} == \
-        {("p_q", "a_b", "a_b_2", 2), ("p_q_2", "a_b_2", "a_b", 2)}
+    assert {(n, e.source, e.target, e.size) for n, e in edges.items()} == {
+        ("p_q", "a_b", "a_b_2", 2),
+        ("p_q_2", "a_b_2", "a_b", 2),
+    }

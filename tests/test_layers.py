@@ -9,15 +9,31 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 # module (relative to checkpoint/, without .py; a package name stands for its modules) -> layer
 LAYERS = {
-    "errors": 0, "_version": 0, "hashing": 0, "_progress": 0, "noise": 0,
-    "state": 1, "_atomic": 1, "shardnames": 1,
-    "network": 2, "formats": 2, "restore": 2, "_ranks": 2, "repartition": 2,
+    "errors": 0,
+    "_version": 0,
+    "hashing": 0,
+    "_progress": 0,
+    "noise": 0,
+    "state": 1,
+    "_atomic": 1,
+    "shardnames": 1,
+    "network": 2,
+    "formats": 2,
+    "restore": 2,
+    "_ranks": 2,
+    "repartition": 2,
     "adapters": 3,
-    "local": 4, "parameters": 4,
+    "local": 4,
+    "parameters": 4,
     "distributed": 5,
-    "api": 6, "folder": 6, "recordings": 6,
-    "manager": 7, "interchange": 7,
-    "cli": 8, "__main__": 8, "__init__": 9,
+    "api": 6,
+    "folder": 6,
+    "recordings": 6,
+    "manager": 7,
+    "interchange": 7,
+    "cli": 8,
+    "__main__": 8,
+    "__init__": 9,
 }
 
 
@@ -41,15 +57,15 @@ def imports(rel, path):
     tree = ast.parse(open(path).read())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[:len(package) - node.level + 1]
+            base = package[: len(package) - node.level + 1]
             if node.module:
                 yield ".".join(base + [node.module])
-            else:   # "from . import x": x is a module of that package
+            else:  # "from . import x": x is a module of that package
                 yield from (".".join(base + [alias.name]) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("checkpoint."):
-            yield node.module[len("checkpoint."):]
+            yield node.module[len("checkpoint.") :]
         elif isinstance(node, ast.Import):
-            yield from (a.name[len("checkpoint."):] for a in node.names if a.name.startswith("checkpoint."))
+            yield from (a.name[len("checkpoint.") :] for a in node.names if a.name.startswith("checkpoint."))
 
 
 def test_no_module_reaches_up_a_layer():
@@ -58,7 +74,7 @@ def test_no_module_reaches_up_a_layer():
         own = layer_of(rel) if not rel.startswith(("formats.", "adapters.")) else LAYERS[rel.split(".")[0]]
         for target in imports(rel, path):
             if target.split(".")[0] == rel.split(".")[0]:
-                continue   # within one package or module
+                continue  # within one package or module
             if layer_of(target) > own:
                 violations.append(f"{rel} (layer {own}) imports {target} (layer {layer_of(target)})")
     assert not violations, "\n".join(violations)
@@ -83,9 +99,12 @@ def test_no_module_imports_another_modules_private_names():
     (``from .local import _ms`` did).  Private modules (``_atomic``) are the
     package's own and may be imported whole."""
     module_names = {rel.split(".")[-1] for rel, _ in modules()}
-    violations = [f"{rel} imports {name} from {module or '.'}"
-                  for rel, path in modules() for module, name in _imported_names(path)
-                  if name.startswith("_") and not name.startswith("__") and name not in module_names]
+    violations = [
+        f"{rel} imports {name} from {module or '.'}"
+        for rel, path in modules()
+        for module, name in _imported_names(path)
+        if name.startswith("_") and not name.startswith("__") and name not in module_names
+    ]
     assert not violations, "\n".join(violations)
 
 
@@ -114,7 +133,7 @@ def test_no_import_circles():
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                circles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                circles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -129,6 +148,7 @@ def test_every_simulator_is_a_package_of_the_same_shape():
     """``adapters/<simulator>/``: a short ``__init__``, an ``adapter.py``, one
     module per concept, none over ~450 lines."""
     from checkpoint.adapters import _SIMULATORS
+
     for _, package, class_name in _SIMULATORS:
         folder = os.path.join(ROOT, "adapters", package)
         assert os.path.isdir(folder), f"adapters/{package} is not a package"

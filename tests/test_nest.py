@@ -56,7 +56,7 @@ def test_what_is_captured(tmp_path):
     checkpoint.save(tmp_path / "n.h5", nest)
     state = checkpoint.read(tmp_path / "n.h5")
     assert sorted(state.populations) == ["iaf_psc_alpha@1", "iaf_psc_exp@81", "poisson_generator@101"]
-    assert not [name for name in state.projections if "spike_recorder" in name]   # recorders left out
+    assert not [name for name in state.projections if "spike_recorder" in name]  # recorders left out
     assert len(state.projections) == 5
     exc_state = state.populations["iaf_psc_alpha@1"]
     np.testing.assert_array_equal(exc_state["V_m"], exc.get("V_m"))
@@ -97,12 +97,12 @@ def test_checkpointer_loop_counts_time_on_from_the_file(tmp_path):
     nest, *_ = nest_sim.build(seed=9)
     with checkpoint.Checkpointer(tmp_path / "ck", nest, every_ms=20.0) as ckpt:
         assert ckpt.restore_latest().time == pytest.approx(40.0)
-        assert nest.biological_time == 0.0          # NEST's own clock cannot be set
+        assert nest.biological_time == 0.0  # NEST's own clock cannot be set
         assert adapter_for(nest).clock() == (pytest.approx(40.0), 400)
         nest.Simulate(20.0)
         ckpt.maybe_save()
     assert checkpoint.read(ckpt.latest()).time == pytest.approx(60.0)
-    nest_sim.build()                                # ResetKernel forgets the offset
+    nest_sim.build()  # ResetKernel forgets the offset
     assert nest_adapter.time_offset() == 0.0 and adapter_for(nest).clock() == (0.0, 0)
 
 
@@ -113,12 +113,16 @@ def test_fresh_process_restart_loses_only_what_nest_hides(tmp_path):
     (random generator state, spikes in flight, synaptic currents, spike
     history), measured here."""
     for mode in ("straight", "first", "resume"):
-        done = subprocess.run([sys.executable, os.path.join(HERE, "nest_sim.py"), mode, str(tmp_path)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, os.path.join(HERE, "nest_sim.py"), mode, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     straight, first, resumed = (np.load(tmp_path / f"{m}.npz") for m in ("straight", "first", "resume"))
     assert resumed["time"] == 100.0
-    assert not np.array_equal(resumed["other_pairs"], straight["pairs"].shape)   # it was rebuilt
+    assert not np.array_equal(resumed["other_pairs"], straight["pairs"].shape)  # it was rebuilt
     np.testing.assert_array_equal(resumed["loaded_v"], first["v"])
     np.testing.assert_array_equal(resumed["loaded_weight"], first["weight"])
     np.testing.assert_array_equal(resumed["pairs"], straight["pairs"])
@@ -126,14 +130,17 @@ def test_fresh_process_restart_loses_only_what_nest_hides(tmp_path):
     rate_error = abs(len(resumed["times"]) - straight_spikes) / straight_spikes
     weight_drift = np.abs(straight["weight"] - resumed["weight"]).mean()
     weight_change = np.abs(straight["weight"] - first["weight"]).mean()
-    print(f"NEST restart: spikes {len(resumed['times'])} vs {straight_spikes} ({rate_error:.1%}); "
-          f"weights off by {weight_drift:.3f} against a change of {weight_change:.3f}")
+    print(
+        f"NEST restart: spikes {len(resumed['times'])} vs {straight_spikes} ({rate_error:.1%}); "
+        f"weights off by {weight_drift:.3f} against a change of {weight_change:.3f}"
+    )
     assert rate_error < 0.25
     assert weight_drift < 0.3 * weight_change
 
 
 class TestNESTContract(AdapterContract):
     """The adapter contract; NEST has one kernel per process, which make() resets."""
+
     restored = (f"{STDP}.weight", f"{STDP}.delay", "iaf_psc_alpha@1.V_m")
 
     def make(self, seed):
@@ -148,15 +155,16 @@ class TestNESTContract(AdapterContract):
     def fail_midway(self, monkeypatch, model):
         def fail(self, plan):
             raise RuntimeError("injected failure after every population and projection")
+
         monkeypatch.setattr(NESTAdapter, "restore_clock", fail)
 
     def parts(self, model):
-        exc = model.NodeCollection(list(range(1, 81)))   # nest_sim.build: 80 iaf_psc_alpha first
+        exc = model.NodeCollection(list(range(1, 81)))  # nest_sim.build: 80 iaf_psc_alpha first
         return exc, model.GetConnections(source=exc, target=exc, synapse_model="stdp_synapse")
 
     def unsupported(self, model):
         spikes = model.GetNodes({"model": "spike_recorder"})
-        return [spikes, model.GetNodes()]   # a recorder; several models at once
+        return [spikes, model.GetNodes()]  # a recorder; several models at once
 
 
 def test_a_kernel_of_another_size_changes_nothing(tmp_path):
@@ -173,10 +181,13 @@ def test_a_kernel_of_another_size_changes_nothing(tmp_path):
     assert_same_capture(before, captured(nest))
 
 
-@pytest.mark.parametrize("section,name,var,value", [
-    ("projections", STDP, "delay", 0.0),                          # below the resolution
-    ("populations", "iaf_psc_alpha@1", "C_m", -1.0),              # a negative capacitance
-])
+@pytest.mark.parametrize(
+    "section,name,var,value",
+    [
+        ("projections", STDP, "delay", 0.0),  # below the resolution
+        ("populations", "iaf_psc_alpha@1", "C_m", -1.0),  # a negative capacitance
+    ],
+)
 def test_values_nest_refuses_are_an_error_and_change_nothing(tmp_path, section, name, var, value):
     nest, *_ = nest_sim.build(seed=5)
     nest.Simulate(20.0)
@@ -207,7 +218,8 @@ def test_failure_midway_puts_everything_back(tmp_path, monkeypatch):
 
     def fail(self, plan):
         raise RuntimeError("injected")
-    monkeypatch.setattr(NESTAdapter, "restore_clock", fail)   # after every population and projection
+
+    monkeypatch.setattr(NESTAdapter, "restore_clock", fail)  # after every population and projection
     with pytest.raises(RuntimeError, match="injected"):
         checkpoint.load(tmp_path / "n.h5", nest)
     assert_same_capture(before, captured(nest))
@@ -217,12 +229,12 @@ def test_failure_midway_puts_everything_back(tmp_path, monkeypatch):
 def test_unsupported_nest_objects(tmp_path):
     nest, exc, inh, spikes = nest_sim.build()
     with pytest.raises(UnsupportedObjectError):
-        checkpoint.save(tmp_path / "s.h5", spikes)          # a recorder
+        checkpoint.save(tmp_path / "s.h5", spikes)  # a recorder
     with pytest.raises(UnsupportedObjectError):
-        checkpoint.save(tmp_path / "m.h5", exc + inh)       # two models
-    with pytest.raises(UnsupportedObjectError):     # exc -> exc and exc -> inh: two projections
+        checkpoint.save(tmp_path / "m.h5", exc + inh)  # two models
+    with pytest.raises(UnsupportedObjectError):  # exc -> exc and exc -> inh: two projections
         checkpoint.save(tmp_path / "two.h5", nest.GetConnections(source=exc, synapse_model="stdp_synapse"))
-    with pytest.raises(UnsupportedObjectError):     # two synapse models
+    with pytest.raises(UnsupportedObjectError):  # two synapse models
         checkpoint.save(tmp_path / "models.h5", nest.GetConnections(target=exc))
     assert not list(tmp_path.iterdir())
 
@@ -231,10 +243,15 @@ def test_example_resumes_where_it_stopped(tmp_path):
     script = os.path.join(HERE, "..", "examples", "nest_stdp.py")
 
     def run(duration):
-        done = subprocess.run([sys.executable, script, "--duration-ms", str(duration), "--folder",
-                               str(tmp_path / "ck")], capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, script, "--duration-ms", str(duration), "--folder", str(tmp_path / "ck")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout + done.stderr     # the resume is logged (standard error)
+        return done.stdout + done.stderr  # the resume is logged (standard error)
+
     assert "fresh start" in run(300)
     out = run(500)
     assert "resumed from" in out and "t=300 ms" in out and "done at t = 500.0 ms" in out
@@ -251,7 +268,7 @@ def test_parameters_as_json_set_every_node(tmp_path):
     assert saved["populations"]["iaf_psc_alpha@1"] == {} and saved["network"] == {"note": "x"}
     (tmp_path / "q.json").write_text(json.dumps({"populations": {"iaf_psc_alpha@1": {"tau_m": 12.0}}}))
     with pytest.warns(checkpoint.CheckpointWarning):
-        checkpoint.load_parameters(tmp_path / "q.json", nest)            # per node: skipped
+        checkpoint.load_parameters(tmp_path / "q.json", nest)  # per node: skipped
     assert exc.get("tau_m")[0] == 10.0
     checkpoint.load_parameters(tmp_path / "q.json", nest, global_only=False)
     assert set(exc.get("tau_m")) == {12.0}
@@ -260,17 +277,20 @@ def test_parameters_as_json_set_every_node(tmp_path):
 def test_arrays_per_node_are_restored(tmp_path):
     """tau_syn of a multisynapse neuron is an array per node: it was dropped
     (an INFO log) and read [1, 1, 1, 1] after the load instead of [2, 20, 60, 100]."""
+
     def build(tau):
         nest, *_ = nest_sim.build()
         multi = nest.Create("iaf_psc_alpha_multisynapse", 4, params={"tau_syn": tau})
         return nest, multi
+
     nest, multi = build([2.0, 20.0, 60.0, 100.0])
-    multi[1].set(tau_syn=[3.0, 30.0, 70.0, 110.0])                  # one node its own
+    multi[1].set(tau_syn=[3.0, 30.0, 70.0, 110.0])  # one node its own
     expected = [list(t) for t in multi.get("tau_syn")]
     nest.Simulate(5.0)
     checkpoint.save(tmp_path / "multi.h5", nest)
     assert checkpoint.read(tmp_path / "multi.h5").populations[f"iaf_psc_alpha_multisynapse@{multi[0].global_id}"][
-        "tau_syn"].shape == (4, 4)
+        "tau_syn"
+    ].shape == (4, 4)
     nest, multi = build([1.0, 1.0, 1.0, 1.0])
     checkpoint.load(tmp_path / "multi.h5", nest)
     assert [list(t) for t in multi.get("tau_syn")] == expected
@@ -280,16 +300,19 @@ def test_arrays_per_node_are_restored(tmp_path):
 def test_devices_with_array_status_are_restored(tmp_path):
     """spike_generator and step_current_generator: their times and values,
     of another length in the rebuilt kernel, come back from the file."""
+
     def build(times, amplitude):
         nest, exc, *_ = nest_sim.build(seed=5)
         generators = nest.Create("spike_generator", 2)
         generators[0].set(spike_times=times[0])
         generators[1].set(spike_times=times[1])
-        step = nest.Create("step_current_generator", params={"amplitude_times": [10.0, 20.0],
-                                                             "amplitude_values": [amplitude, 0.0]})
+        step = nest.Create(
+            "step_current_generator", params={"amplitude_times": [10.0, 20.0], "amplitude_values": [amplitude, 0.0]}
+        )
         nest.Connect(generators, exc)
         nest.Connect(step, exc)
         return nest, generators, step
+
     nest, generators, step = build([[1.0, 2.0, 30.0], [25.0]], 100.0)
     nest.Simulate(5.0)
     checkpoint.save(tmp_path / "gen.h5", nest)
@@ -321,6 +344,7 @@ def test_a_spatial_layers_positions_are_saved_and_checked(tmp_path):
     def build(shape):
         nest, *_ = nest_sim.build()
         return nest, nest.Create("iaf_psc_alpha", positions=nest.spatial.grid(shape=shape))
+
     nest, layer = build([3, 2])
     layer.V_m = -60.0
     checkpoint.save(tmp_path / "layer.h5", layer)
@@ -329,7 +353,7 @@ def test_a_spatial_layers_positions_are_saved_and_checked(tmp_path):
     nest, layer = build([3, 2])
     checkpoint.load(tmp_path / "layer.h5", layer)
     assert set(layer.get("V_m")) == {-60.0}
-    nest, layer = build([2, 3])            # the same size, other positions
+    nest, layer = build([2, 3])  # the same size, other positions
     with pytest.raises(StructureMismatchError, match="spatial positions differ"):
         checkpoint.load(tmp_path / "layer.h5", layer)
     assert set(layer.get("V_m")) == {-70.0}
@@ -364,7 +388,7 @@ def test_receptor_ports_are_saved_and_rebuilt(tmp_path):
     expected = (_ports(nest, a, b), _ports(nest, a, multi))
     assert {p for *_, p in expected[0]} == {1}
     checkpoint.save(tmp_path / "ports.h5", nest)
-    nest, a, b, multi = _ported_network(seed=9, port=0)          # other pairs, the wrong port
+    nest, a, b, multi = _ported_network(seed=9, port=0)  # other pairs, the wrong port
     checkpoint.load(tmp_path / "ports.h5", nest)
     assert (_ports(nest, a, b), _ports(nest, a, multi)) == expected
     nest.Simulate(20.0)
@@ -374,7 +398,7 @@ def test_ports_that_differ_on_the_same_connections_are_rebuilt(tmp_path):
     nest, a, b, multi = _ported_network(seed=5, port=1)
     expected = _ports(nest, a, b)
     checkpoint.save(tmp_path / "ports.h5", nest)
-    nest, a, b, multi = _ported_network(seed=5, port=0)          # the same pairs, the wrong port
+    nest, a, b, multi = _ported_network(seed=5, port=0)  # the same pairs, the wrong port
     checkpoint.load(tmp_path / "ports.h5", nest)
     assert _ports(nest, a, b) == expected
 
@@ -404,7 +428,7 @@ def test_connections_from_a_device_that_nest_cannot_delete_are_refused_before_an
     nest, drive, exc = _device_network(seed=5)
     nest.Simulate(10.0)
     checkpoint.save(tmp_path / "dev.h5", nest)
-    nest, drive, exc = _device_network(seed=9)                 # other pairs: a rebuild would be needed
+    nest, drive, exc = _device_network(seed=9)  # other pairs: a rebuild would be needed
     before = captured(nest)
     with pytest.raises(StructureMismatchError, match="cannot delete connections from a device") as info:
         checkpoint.load(tmp_path / "dev.h5", nest)
@@ -423,7 +447,7 @@ def test_a_load_into_nodes_without_connections_makes_them(tmp_path):
     nest.ResetKernel()
     nest.verbosity = nest.VerbosityLevel.ERROR
     nest.resolution = 0.1
-    nest.Create("iaf_psc_alpha", 80)          # the nodes of nest_sim.build and _device_network, in order
+    nest.Create("iaf_psc_alpha", 80)  # the nodes of nest_sim.build and _device_network, in order
     nest.Create("iaf_psc_exp", 20)
     nest.Create("poisson_generator")
     nest.Create("spike_recorder")
@@ -452,8 +476,8 @@ def test_lengths_that_do_not_split_a_devices_array_are_refused_before_any_change
     checkpoint.save(tmp_path / "gen.h5", nest)
     state = read_state(tmp_path / "gen.h5")
     name = f"spike_generator@{generators[0].global_id}"
-    state.populations[name].arrays["spike_times.lengths"] = np.array([3, 3])    # 6 values claimed, 4 stored
-    write_state(tmp_path / "forged.h5", state)                                  # every digest recomputed
+    state.populations[name].arrays["spike_times.lengths"] = np.array([3, 3])  # 6 values claimed, 4 stored
+    write_state(tmp_path / "forged.h5", state)  # every digest recomputed
     generators.set([{"spike_times": [5.0]}, {"spike_times": [6.0]}])
     before = [list(t) for t in generators.get("spike_times")]
     with pytest.raises(checkpoint.CorruptCheckpointError, match="does not split"):
@@ -471,13 +495,13 @@ def test_forged_device_arrays_and_ports_are_refused_before_any_change(tmp_path, 
     checkpoint.save(tmp_path / "gen.h5", nest)
     state = read_state(tmp_path / "gen.h5")
     population = state.populations[f"spike_generator@{generators[0].global_id}"]
-    if forgery == "overflowing lengths":   # 2**63 + 2 + (2**63 + 2) wraps to 4 in int64: the stored count
-        population.arrays["spike_times.lengths"] = np.array([2 ** 62 + 1, 3 * 2 ** 62 + 3], np.uint64)
+    if forgery == "overflowing lengths":  # 2**63 + 2 + (2**63 + 2) wraps to 4 in int64: the stored count
+        population.arrays["spike_times.lengths"] = np.array([2**62 + 1, 3 * 2**62 + 3], np.uint64)
     elif forgery == "no lengths":
         del population.arrays["spike_times.lengths"], population.info["spike_times.lengths"]
     else:
         state.projections[STDP].arrays["receptor"] = np.full(len(state.projections[STDP].indices), -1, np.int64)
-    write_state(tmp_path / "forged.h5", state)                                  # every digest recomputed
+    write_state(tmp_path / "forged.h5", state)  # every digest recomputed
     generators.set([{"spike_times": [5.0]}, {"spike_times": [6.0]}])
     before = captured(nest)
     with pytest.raises(checkpoint.CheckpointError, match="forged.h5"):
@@ -489,15 +513,22 @@ def test_gap_junctions_load_into_the_kernel_that_saved_them(tmp_path):
     """NEST's gap_junction has no delay and comes in symmetric pairs (its
     own example, gap_junctions_two_neurons): values are set, no delay asked
     for; other connectivity is refused with what to do, before any change."""
+
     def build(weight):
         nest.ResetKernel()
         nest.resolution = 0.05
         neurons = nest.Create("hh_psc_alpha_gap", 2)
         neurons.I_e = 100.0
-        nest.Connect(neurons[0], neurons[1], {"rule": "one_to_one", "make_symmetric": True},
-                     {"synapse_model": "gap_junction", "weight": weight})
+        nest.Connect(
+            neurons[0],
+            neurons[1],
+            {"rule": "one_to_one", "make_symmetric": True},
+            {"synapse_model": "gap_junction", "weight": weight},
+        )
         return neurons
+
     import nest
+
     build(0.5)
     nest.Simulate(10.0)
     checkpoint.save(tmp_path / "gap.h5", nest)
@@ -519,6 +550,7 @@ def test_state_a_model_only_records_is_named_at_save(tmp_path):
     """aeif_psc_delta_clopath records its adaptive threshold V_th and z but
     takes no value for them: a save says so by name."""
     import nest
+
     nest.ResetKernel()
     nest.Create("aeif_psc_delta_clopath", 3)
     with pytest.warns(checkpoint.CheckpointWarning, match=r"V_th.*z|z.*V_th") as caught:
@@ -529,8 +561,9 @@ def test_state_a_model_only_records_is_named_at_save(tmp_path):
 
 def test_a_recorder_to_files_is_left_out_of_recordings_with_a_warning(tmp_path):
     import nest
+
     nest.ResetKernel()
-    nest.data_path = str(tmp_path)   # the ascii recorder's own file, inside the test's folder
+    nest.data_path = str(tmp_path)  # the ascii recorder's own file, inside the test's folder
     cells = nest.Create("iaf_psc_alpha", 3, params={"I_e": 400.0})
     to_memory = nest.Create("spike_recorder")
     to_file = nest.Create("spike_recorder", params={"record_to": "ascii"})
@@ -545,4 +578,4 @@ def test_a_recorder_to_files_is_left_out_of_recordings_with_a_warning(tmp_path):
     name = f"spike_recorder@{to_memory.global_id}"
     pairs = set(zip(rec[name]["i"].tolist(), rec[name]["t"].tolist()))
     assert list(rec) == [name] and len(rec[name]["t"]) == len(pairs) > 0
-    assert to_memory.n_events == 0   # emptied into the segment
+    assert to_memory.n_events == 0  # emptied into the segment

@@ -17,8 +17,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def nest_mpirun(folder, mode, ranks):
-    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "nest_mpi_sim.py"),
-                           mode, str(folder)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "nest_mpi_sim.py"), mode, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     records = [json.loads((folder / f"{mode}-{ranks}-{rank}.json").read_text()) for rank in range(ranks)]
     assert all("error" not in r for r in records), records
@@ -31,8 +35,10 @@ def synapses(projection):
     of a projection (NEST orders a target's connections its own way)."""
     matrix_rows = np.repeat(np.arange(projection.shape[0]), np.diff(projection.indptr))
     keys = sorted(projection.arrays)
-    return {(int(pre), int(post)): tuple(float(projection[k][i]) for k in keys)
-            for i, (pre, post) in enumerate(zip(projection.indices, matrix_rows))}
+    return {
+        (int(pre), int(post)): tuple(float(projection[k][i]) for k in keys)
+        for i, (pre, post) in enumerate(zip(projection.indices, matrix_rows))
+    }
 
 
 def assert_same_network(saved, loaded):
@@ -56,7 +62,7 @@ def test_a_nest_run_restores_on_another_number_of_ranks(tmp_path, saved_on, load
     assert all(node % loaded_on == rank for rank, nodes in enumerate(held) for node in nodes)
     for record in records:
         assert record["report"]["time"] == pytest.approx(50.0) and not record["report"]["skipped"]
-        assert record["spikes_after"] > 0        # the restored network runs on
+        assert record["spikes_after"] > 0  # the restored network runs on
     saved = checkpoint.read(tmp_path / "run.h5")
     assert saved.meta["assembled_from"] == {"ranks": saved_on}
     assert_same_network(saved, checkpoint.read(tmp_path / f"again-{loaded_on}.h5"))

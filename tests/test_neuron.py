@@ -30,13 +30,17 @@ MOD = os.path.join(HERE, "data", "neuron", "noisyleak.mod")
 def sim(mode, folder, *options, check=True):
     """Run neuron_sim.py in a fresh interpreter; returns its json result."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([sys.executable, os.path.join(HERE, "neuron_sim.py"), mode, str(folder), *options],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, os.path.join(HERE, "neuron_sim.py"), mode, str(folder), *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = os.path.join(str(folder), f"{mode}.json")
-    return json.load(open(result)) if os.path.exists(result) else {"returncode": done.returncode,
-                                                                    "stderr": done.stderr}
+    return json.load(open(result)) if os.path.exists(result) else {"returncode": done.returncode, "stderr": done.stderr}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def test_fresh_process_restart_is_bit_exact_with_events_in_flight(tmp_path):
     model = state.populations["NEURON"]
     assert len(model["netcon_events.t"]) > 0 and len(model["self_events.t"]) > 0
     assert model["savestate"].dtype == np.uint8 and model["savestate"].size > 0
-    resumed = sim("resume", tmp_path, "--t-save", "23.3", "--seed", "2")   # other random streams
+    resumed = sim("resume", tmp_path, "--t-save", "23.3", "--seed", "2")  # other random streams
     assert resumed["load_warnings"] == [] and resumed["t"] == pytest.approx(23.3, abs=0.05)
     straight, resume = results(tmp_path, "straight", "resume")
     assert len(straight["spikes"]) > 20
@@ -84,20 +88,28 @@ def test_fresh_process_restart_is_bit_exact_with_events_in_flight(tmp_path):
 def test_what_is_saved_reads_without_neuron(saved):
     tmp_path = saved
     state = checkpoint.read(tmp_path / "run.h5")
-    assert sorted(state.populations) == ["BallAndStick.dend", "BallAndStick.soma", "ExpSyn", "IClamp",
-                                         "NEURON", "NetStim"]
+    assert sorted(state.populations) == [
+        "BallAndStick.dend",
+        "BallAndStick.soma",
+        "ExpSyn",
+        "IClamp",
+        "NEURON",
+        "NetStim",
+    ]
     soma = state.populations["BallAndStick.soma"]
     assert soma.size == 30 and soma.info["m_hh"].kind == "variable" and soma.info["gnabar_hh"].kind == "parameter"
-    assert state.meta["neuron"]["members"]["BallAndStick.soma"][:2] == ["BallAndStick[0].soma(0)",
-                                                                        "BallAndStick[1].soma(0)"]
+    assert state.meta["neuron"]["members"]["BallAndStick.soma"][:2] == [
+        "BallAndStick[0].soma(0)",
+        "BallAndStick[1].soma(0)",
+    ]
     assert state.populations["BallAndStick.dend"].size == 150
     stim = state.populations["NetStim"]
     assert set(stim["ranvar.id1"]) == set(range(30)) and np.all(stim["ranvar.seq"] > 0)
     ring = state.projections["BallAndStick.soma->ExpSyn"]
     assert ring.nnz == 30 and np.all(ring["weight"] == 0.05) and sorted(set(ring["delay"])) == list(range(1, 8))
     assert state.projections["NetStim->ExpSyn"].nnz == 30
-    assert state.projections["BallAndStick.soma->none"].nnz == 30       # the spike recorders
-    assert state.rng["Random[0]"].state["seq"] == 4.0   # one draw at build, three by the script
+    assert state.projections["BallAndStick.soma->none"].nnz == 30  # the spike recorders
+    assert state.rng["Random[0]"].state["seq"] == 4.0  # one draw at build, three by the script
     assert state.meta["simulator"]["name"] == "NEURON" and state.meta["dt"] == pytest.approx(0.025)
 
 
@@ -108,7 +120,7 @@ def test_another_creation_order_restores_by_identity(saved):
     saved, resume = results(tmp_path, "saved", "resume")
     # every cell's state is its own (by name), though every object was created in the other order
     assert differing(saved, resume, skip=("spikes", "spike_ids")) == []
-    resumed = sim("resume", tmp_path, "--reverse")     # and it runs on
+    resumed = sim("resume", tmp_path, "--reverse")  # and it runs on
     spikes = np.load(tmp_path / "resume.npz")["spikes"]
     assert len(spikes) > 10 and spikes.min() > 20
 
@@ -160,36 +172,68 @@ def test_cvode_restores_the_state_exactly_and_continues_within_tolerance(tmp_pat
 
 # -- hostile files: forged here (no NEURON in this process), loaded in a child ----------------------
 
+
 def _replace(state, pop, var, value):
     state.populations[pop].arrays[var] = value
 
 
 FORGERIES = [
-    ("savestate bytes far beyond the bound", lambda s: _replace(
-        s, "NEURON", "savestate", np.zeros(64 << 20, np.uint8)), "CorruptCheckpointError"),
-    ("savestate bytes of another dtype", lambda s: _replace(
-        s, "NEURON", "savestate", np.zeros(10, np.uint16)), "StructureMismatchError"),
-    ("a NetCon event of no NetCon", lambda s: _replace(
-        s, "NEURON", "netcon_events.netcon", np.full_like(s.populations["NEURON"]["netcon_events.netcon"], 10 ** 6)),
-     "CorruptCheckpointError"),
-    ("an event at NaN", lambda s: _replace(
-        s, "NEURON", "netcon_events.t", np.full_like(s.populations["NEURON"]["netcon_events.t"], np.nan)),
-     "CorruptCheckpointError"),
-    ("a Random123 id beyond 32 bits", lambda s: _replace(
-        s, "NetStim", "ranvar.id1", np.full(30, 2 ** 40, np.int64)), "CorruptCheckpointError"),
-    ("a negative stream position", lambda s: _replace(
-        s, "NetStim", "ranvar.seq", np.full(30, -1.0)), "CorruptCheckpointError"),
-    ("a hoc Random position that is not an integer", lambda s: s.rng["Random[0]"].state.update(seq=0.5),
-     "CorruptCheckpointError"),
-    ("members renamed", lambda s: s.meta["neuron"]["members"]["BallAndStick.soma"].reverse(),
-     "StructureMismatchError"),
-    ("members that are not names", lambda s: s.meta["neuron"]["members"].update({"ExpSyn": [1] * 30}),
-     "CorruptCheckpointError"),
+    (
+        "savestate bytes far beyond the bound",
+        lambda s: _replace(s, "NEURON", "savestate", np.zeros(64 << 20, np.uint8)),
+        "CorruptCheckpointError",
+    ),
+    (
+        "savestate bytes of another dtype",
+        lambda s: _replace(s, "NEURON", "savestate", np.zeros(10, np.uint16)),
+        "StructureMismatchError",
+    ),
+    (
+        "a NetCon event of no NetCon",
+        lambda s: _replace(
+            s, "NEURON", "netcon_events.netcon", np.full_like(s.populations["NEURON"]["netcon_events.netcon"], 10**6)
+        ),
+        "CorruptCheckpointError",
+    ),
+    (
+        "an event at NaN",
+        lambda s: _replace(
+            s, "NEURON", "netcon_events.t", np.full_like(s.populations["NEURON"]["netcon_events.t"], np.nan)
+        ),
+        "CorruptCheckpointError",
+    ),
+    (
+        "a Random123 id beyond 32 bits",
+        lambda s: _replace(s, "NetStim", "ranvar.id1", np.full(30, 2**40, np.int64)),
+        "CorruptCheckpointError",
+    ),
+    (
+        "a negative stream position",
+        lambda s: _replace(s, "NetStim", "ranvar.seq", np.full(30, -1.0)),
+        "CorruptCheckpointError",
+    ),
+    (
+        "a hoc Random position that is not an integer",
+        lambda s: s.rng["Random[0]"].state.update(seq=0.5),
+        "CorruptCheckpointError",
+    ),
+    ("members renamed", lambda s: s.meta["neuron"]["members"]["BallAndStick.soma"].reverse(), "StructureMismatchError"),
+    (
+        "members that are not names",
+        lambda s: s.meta["neuron"]["members"].update({"ExpSyn": [1] * 30}),
+        "CorruptCheckpointError",
+    ),
     ("no NEURON metadata", lambda s: s.meta.pop("neuron"), "StructureMismatchError"),
-    ("a negative delay, which NEURON would take", lambda s: s.projections["NetStim->ExpSyn"].arrays.update(
-        delay=np.full(30, -1.0)), "CorruptCheckpointError"),
-    ("a NaN delay", lambda s: s.projections["BallAndStick.soma->ExpSyn"].arrays.update(
-        delay=np.full(30, np.nan)), "CorruptCheckpointError"),
+    (
+        "a negative delay, which NEURON would take",
+        lambda s: s.projections["NetStim->ExpSyn"].arrays.update(delay=np.full(30, -1.0)),
+        "CorruptCheckpointError",
+    ),
+    (
+        "a NaN delay",
+        lambda s: s.projections["BallAndStick.soma->ExpSyn"].arrays.update(delay=np.full(30, np.nan)),
+        "CorruptCheckpointError",
+    ),
 ]
 
 
@@ -221,6 +265,7 @@ def test_a_forged_fingerprint_never_reaches_neurons_reader(saved):
     def edit(state):
         state.meta["neuron"]["fingerprint"] = "0" * 16
         _replace(state, "NEURON", "savestate", np.full(1000, 255, np.uint8))
+
     tmp_path = saved
     state = checkpoint.read(tmp_path / "run.h5")
     edit(state)
@@ -234,8 +279,9 @@ def test_a_forged_fingerprint_never_reaches_neurons_reader(saved):
 def test_the_adapter_declares_its_contract():
     # imported without NEURON: the flags are class attributes
     from checkpoint.adapters.neuron.adapter import NEURONAdapter
+
     assert NEURONAdapter.simulator == "NEURON" and NEURONAdapter.exact_restart and NEURONAdapter.restores_dt
-    assert NEURONAdapter.shardable and not NEURONAdapter.captures_monitors   # MPI: tests/test_neuron_mpi.py
+    assert NEURONAdapter.shardable and not NEURONAdapter.captures_monitors  # MPI: tests/test_neuron_mpi.py
     assert not NEURONAdapter.takes_simulator_order and not NEURONAdapter.restores_monitors
 
 
@@ -243,21 +289,40 @@ def test_the_adapter_declares_its_contract():
 # (NEURON keeps one model per interpreter, and its SaveState reader must not run
 # again once a model it read into is deleted: the suite builds several models)
 
-CONTRACT = ["test_the_adapter_declares_its_contract", "test_capture_and_describe_change_nothing",
-            "test_a_size_that_does_not_fit_changes_nothing", "test_a_damaged_array_changes_nothing",
-            "test_strict_refuses_what_a_plain_load_keeps", "test_a_failure_midway_puts_everything_back",
-            "test_recordings_follow_the_records_flag", "test_a_checkpointer_loop_resumes_into_another_model",
-            "test_parameters_as_json_set_another_model"] + [
-    f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
+CONTRACT = [
+    "test_the_adapter_declares_its_contract",
+    "test_capture_and_describe_change_nothing",
+    "test_a_size_that_does_not_fit_changes_nothing",
+    "test_a_damaged_array_changes_nothing",
+    "test_strict_refuses_what_a_plain_load_keeps",
+    "test_a_failure_midway_puts_everything_back",
+    "test_recordings_follow_the_records_flag",
+    "test_a_checkpointer_loop_resumes_into_another_model",
+    "test_parameters_as_json_set_another_model",
+] + [f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
 
 
 @pytest.mark.parametrize("test", CONTRACT)
 def test_the_adapter_contract(tmp_path, test):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
-                           str(tmp_path / "t"),
-                           f"{os.path.join(HERE, 'neuron_contract.py')}::TestNEURONContract::{test}"],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=HERE)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "t"),
+            f"{os.path.join(HERE, 'neuron_contract.py')}::TestNEURONContract::{test}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=HERE,
+    )
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 
 
@@ -268,15 +333,14 @@ def test_no_savestate_is_read_after_the_model_it_was_read_into_is_deleted(tmp_pa
     with open(script, "w") as f:
         f.write(TWICE)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     first, second = json.loads(done.stdout.strip().splitlines()[-1])
     assert not any("structure changed" in w for w in first)
     assert any("structure changed since this process last read a SaveState" in w for w in second)
 
 
-TWICE = '''
+TWICE = """
 import gc, json, os, sys, warnings
 import checkpoint, neuron_models
 from neuron import h
@@ -297,4 +361,4 @@ for i in range(2):
         checkpoint.load(os.path.join(folder, f"{i}.h5"), h)
     seen.append([str(w.message) for w in caught])
 print(json.dumps(seen))
-'''
+"""

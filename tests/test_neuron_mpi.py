@@ -27,10 +27,14 @@ def libmpi():
 
 
 def neuron_mpirun(folder, mode, ranks):
-    env = dict(os.environ, MPI_LIB_NRN_PATH=libmpi(),
-               PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "neuron_mpi_sim.py"),
-                           mode, str(folder)], capture_output=True, text=True, timeout=300, env=env)
+    env = dict(os.environ, MPI_LIB_NRN_PATH=libmpi(), PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    done = subprocess.run(
+        [MPIEXEC, "-n", str(ranks), sys.executable, os.path.join(HERE, "neuron_mpi_sim.py"), mode, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     records = [json.loads((folder / f"{mode}-{ranks}-{rank}.json").read_text()) for rank in range(ranks)]
     assert all("error" not in r for r in records), records
@@ -53,7 +57,7 @@ def test_the_same_number_of_ranks_restarts_exactly(saved_on_two):
     loaded = neuron_mpirun(folder, "load", 2)
     assert [r["gids"] for r in loaded] == [r["gids"] for r in saved]
     assert all(not r["warnings"] and not r["reseeded"] for r in loaded), loaded
-    assert len(spikes(saved)) > 5 and spikes(loaded) == spikes(saved)   # bit for bit (rounded to 1e-9 ms)
+    assert len(spikes(saved)) > 5 and spikes(loaded) == spikes(saved)  # bit for bit (rounded to 1e-9 ms)
 
 
 def test_another_number_of_ranks_restores_every_cell_by_gid(saved_on_two):
@@ -67,14 +71,20 @@ def test_another_number_of_ranks_restores_every_cell_by_gid(saved_on_two):
     assert spikes(loaded), "the restored ring runs on"
     # the state each rank holds right after the load (saved again on 3 ranks) is the saved one, gid by gid
     before, after = checkpoint.read(folder / "run.h5"), checkpoint.read(folder / "again-3.h5")
-    assert sorted(before.populations) == sorted(after.populations) == [
-        "BallAndStick.dend", "BallAndStick.soma", "ExpSyn", "NetStim"]
+    assert (
+        sorted(before.populations)
+        == sorted(after.populations)
+        == ["BallAndStick.dend", "BallAndStick.soma", "ExpSyn", "NetStim"]
+    )
     for name, pop in before.populations.items():
         assert pop.global_size == after.populations[name].global_size
         for var in pop:
             np.testing.assert_array_equal(after.populations[name][var], pop[var], err_msg=f"{name}.{var}")
-    assert sorted(before.projections) == sorted(after.projections) == [
-        "NetStim->ExpSyn", "gid->ExpSyn", "gid->none@BallAndStick.soma"]
+    assert (
+        sorted(before.projections)
+        == sorted(after.projections)
+        == ["NetStim->ExpSyn", "gid->ExpSyn", "gid->none@BallAndStick.soma"]
+    )
     for name, proj in before.projections.items():
         np.testing.assert_array_equal(after.projections[name].indices, proj.indices)
         for var in proj:

@@ -11,8 +11,18 @@ from checkpoint import UnsupportedFormatError
 from helpers import arrays_of, assert_same_arrays, izhikevich_network
 
 
-@pytest.mark.parametrize("compression", ["gzip", "gzip:9", "lzf", "zstd", "lz4", "blosc",
-                                         {"codec": "gzip", "level": 1, "shuffle": False, "fletcher32": True}])
+@pytest.mark.parametrize(
+    "compression",
+    [
+        "gzip",
+        "gzip:9",
+        "lzf",
+        "zstd",
+        "lz4",
+        "blosc",
+        {"codec": "gzip", "level": 1, "shuffle": False, "fletcher32": True},
+    ],
+)
 def test_hdf5_codecs_round_trip(tmp_path, compression):
     net = izhikevich_network()
     before = arrays_of(net)
@@ -75,23 +85,26 @@ def test_an_array_over_4_gib(tmp_path, fmt):
     checkpoint.save(path, net)
     assert path.stat().st_size > n
     del big, net
-    state = checkpoint.read(path)   # checksums verified over all of it
+    state = checkpoint.read(path)  # checksums verified over all of it
     x = state.populations["big"]["x"]
     assert x.shape == (n,)
     for start in (0, (4 << 30) - 7, n - 251):
-        assert np.array_equal(x[start:start + 251], np.roll(pattern, -(start % 251))[:len(x[start:start + 251])])
+        assert np.array_equal(x[start : start + 251], np.roll(pattern, -(start % 251))[: len(x[start : start + 251])])
 
 
-@pytest.mark.parametrize("name, compression, message", [
-    ("c.txt", "gzip", "text format cannot compress"),
-    ("c.txt.gz", "zstd", "cannot compress with 'zstd'"),
-    ("c.mat", "lzf", "mat format cannot compress"),
-    ("c.npz", "blosc", "npz format cannot compress"),
-    ("c.h5", "gzip:99", "no level 99"),
-    ("c.h5", "gzip:x", "unknown compression 'gzip:x'"),
-    ("c.h5", {"codec": "bz2"}, "unknown compression {'codec': 'bz2'}"),
-    ("c.h5", 3, "unknown compression 3"),
-])
+@pytest.mark.parametrize(
+    "name, compression, message",
+    [
+        ("c.txt", "gzip", "text format cannot compress"),
+        ("c.txt.gz", "zstd", "cannot compress with 'zstd'"),
+        ("c.mat", "lzf", "mat format cannot compress"),
+        ("c.npz", "blosc", "npz format cannot compress"),
+        ("c.h5", "gzip:99", "no level 99"),
+        ("c.h5", "gzip:x", "unknown compression 'gzip:x'"),
+        ("c.h5", {"codec": "bz2"}, "unknown compression {'codec': 'bz2'}"),
+        ("c.h5", 3, "unknown compression 3"),
+    ],
+)
 def test_compression_a_format_cannot_do_is_refused_before_any_file_is_made(tmp_path, name, compression, message):
     """One parse, before the temporary file exists: the error names the
     user's file, never a hidden temporary, and nothing is written."""

@@ -12,13 +12,18 @@ from helpers import arrays_of, assert_same_arrays, izhikevich_network
 
 def test_layout_holds_current_global_values(tmp_path):
     net = izhikevich_network()
-    net.populations["pop0"].a = 0.03           # current, not initial
+    net.populations["pop0"].a = 0.03  # current, not initial
     checkpoint.save_parameters(tmp_path / "p.json", net, network={"pop1_r_min": 0.1})
     document = json.loads((tmp_path / "p.json").read_text())
     assert set(document) == {"populations", "projections", "network"}
     assert document["populations"]["pop0"] == {"a": 0.03, "b": 0.2, "c": -65.0, "d": 8.0}
-    assert document["projections"]["proj0"] == {"tau_plus": 20.0, "tau_minus": 60.0, "A_plus": 2e-4,
-                                                "w_max": 0.03, "delay": 1.0}
+    assert document["projections"]["proj0"] == {
+        "tau_plus": 20.0,
+        "tau_minus": 60.0,
+        "A_plus": 2e-4,
+        "w_max": 0.03,
+        "delay": 1.0,
+    }
     assert document["network"] == {"pop1_r_min": 0.1}
 
 
@@ -35,8 +40,11 @@ def test_load_sets_matching_globals_and_returns_network(tmp_path):
 
 def test_unknown_objects_never_land_elsewhere(tmp_path):
     net = izhikevich_network()
-    document = {"populations": {"pop0": {"a": 0.5}, "ghost": {"a": 9.0, "b": 9.0}},
-                "projections": {"proj0": {"nope": 1.0}}, "network": {}}
+    document = {
+        "populations": {"pop0": {"a": 0.5}, "ghost": {"a": 9.0, "b": 9.0}},
+        "projections": {"proj0": {"nope": 1.0}},
+        "network": {},
+    }
     (tmp_path / "p.json").write_text(json.dumps(document))
     with pytest.warns(CheckpointWarning, match="ghost.a"):
         checkpoint.load_parameters(tmp_path / "p.json", net)
@@ -64,8 +72,10 @@ def test_variables_are_not_parameters(tmp_path):
     assert np.array_equal(net.populations["pop0"].v, v)
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"populations": {"pop0": {"a": "x"}}}',
-                                     '{"populations": {"pop0": {"a": 0.5, "b": [1]}}}'])
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[1, 2]", '{"populations": {"pop0": {"a": "x"}}}', '{"populations": {"pop0": {"a": 0.5, "b": [1]}}}'],
+)
 def test_bad_json_changes_nothing(tmp_path, content):
     net = izhikevich_network()
     (tmp_path / "p.json").write_text(content)

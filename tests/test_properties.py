@@ -17,8 +17,24 @@ DTYPES = ["<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "<u8", "<u4", "|u1", "|b1"]
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
 # Odd names we insist on, on top of what hypothesis invents.
-odd_names = st.sampled_from(["exc layer", "a.b", "a/b", "%2F", ".", "..", "ß→ü", "名前", "x" * 80,
-                             "indptr", "1st", "_", "with\nnewline", "nul\x00char"])
+odd_names = st.sampled_from(
+    [
+        "exc layer",
+        "a.b",
+        "a/b",
+        "%2F",
+        ".",
+        "..",
+        "ß→ü",
+        "名前",
+        "x" * 80,
+        "indptr",
+        "1st",
+        "_",
+        "with\nnewline",
+        "nul\x00char",
+    ]
+)
 any_name = st.one_of(names, odd_names)
 
 
@@ -37,8 +53,7 @@ def networks(draw):
         for var in draw(st.lists(any_name.filter(lambda v: v not in pop._OWN), max_size=3, unique=True)):
             dtype = draw(st.sampled_from(DTYPES))
             if draw(st.booleans()):
-                pop._add(var, values(draw, dtype, size), draw(st.sampled_from(["variable", "internal"])),
-                         "neuron")
+                pop._add(var, values(draw, dtype, size), draw(st.sampled_from(["variable", "internal"])), "neuron")
             else:
                 pop._add(var, values(draw, dtype, ()), "parameter", "global")
     pops = list(net.populations.values())
@@ -57,8 +72,7 @@ def networks(draw):
                 dtype = draw(st.sampled_from(DTYPES))
                 scope = draw(st.sampled_from(["synapse", "post", "global"]))
                 shape = {"synapse": nnz, "post": post.size, "global": ()}[scope]
-                proj._add(var, values(draw, dtype, shape), "parameter" if scope == "global" else "variable",
-                          scope)
+                proj._add(var, values(draw, dtype, shape), "parameter" if scope == "global" else "variable", scope)
     return net
 
 
@@ -71,8 +85,10 @@ def assert_same_state(a, b):
         assert a.populations[name].info == b.populations[name].info
     for name in a.projections:
         assert a.projections[name].info == b.projections[name].info
-        assert (a.projections[name].pre, a.projections[name].post) == \
-            (b.projections[name].pre, b.projections[name].post)
+        assert (a.projections[name].pre, a.projections[name].post) == (
+            b.projections[name].pre,
+            b.projections[name].post,
+        )
     assert a.step == b.step and a.time == b.time and a.dt == b.dt
     assert {n: r.state for n, r in a.rng.items()} == {n: r.state for n, r in b.rng.items()}
 
@@ -93,6 +109,7 @@ def test_every_format_round_trips_bit_for_bit(net):
         for suffix in FORMATS:
             assert_same_state(reference, states[suffix])
         from checkpoint.adapters import adapter_for
+
         live = adapter_for(net).capture()
         left, right = state_arrays(live), state_arrays(reference)
         assert all(same_bits(left[k], right[k]) for k in left) and left.keys() == right.keys()
@@ -118,6 +135,7 @@ def test_load_restores_a_scrambled_copy(net, suffix):
         path = os.path.join(folder, f"net.{suffix}")
         checkpoint.save(path, net)
         from checkpoint.adapters import adapter_for
+
         expected = state_arrays(adapter_for(net).capture())
         expected = {k: v.copy() for k, v in expected.items()}
         for group in list(net.populations.values()) + list(net.projections.values()):

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 def sim(*args, kill=False):
     done = subprocess.run([sys.executable, SIM, *map(str, args)], capture_output=True, text=True, timeout=600)
     if kill:
-        assert done.returncode == -9, done.stderr   # it was SIGKILLed, as planned
+        assert done.returncode == -9, done.stderr  # it was SIGKILLed, as planned
     else:
         assert done.returncode == 0, done.stderr
 
@@ -40,7 +40,7 @@ def assert_same_bits(rec, expected):
         name, var = key.split("/")
         got = np.asarray(rec[name][var])
         assert got.dtype == value.dtype and got.shape == value.shape, key
-        assert got.tobytes() == value.tobytes(), key   # bit for bit
+        assert got.tobytes() == value.tobytes(), key  # bit for bit
 
 
 def killed_and_resumed(engine, tmp_path, kills):
@@ -65,11 +65,11 @@ def test_killed_and_resumed_run_records_what_a_straight_run_does(engine, tmp_pat
     rec = checkpoint.recordings(folder)
     assert rec.t_start == 0.0 and rec.t_end == pytest.approx(120.0)
     assert_same_bits(rec, expected)
-    with checkpoint.recordings(folder, lazy=True) as lazy:   # the same, read on demand
+    with checkpoint.recordings(folder, lazy=True) as lazy:  # the same, read on demand
         for key, value in expected.items():
             name, var = key.split("/")
             assert np.asarray(lazy[name][var]).tobytes() == value.tobytes()
-            assert np.array_equal(lazy[name][var][3:len(value) - 2], value[3:len(value) - 2])
+            assert np.array_equal(lazy[name][var][3 : len(value) - 2], value[3 : len(value) - 2])
     # nothing of a killed interval is left over: every segment is committed
     names = sorted(n for n in os.listdir(folder) if n.startswith(("rec-", ".rec-")))
     assert names == sorted(rec.segments)
@@ -97,7 +97,7 @@ def test_annarchy_killed_and_resumed(tmp_path, tmp_path_factory, monkeypatch):
 
 
 def test_nest_killed_and_resumed_loses_and_repeats_nothing(tmp_path):
-    pytest.importorskip("nest")   # run in subprocesses only: NEST cannot share a process with Brian2
+    pytest.importorskip("nest")  # run in subprocesses only: NEST cannot share a process with Brian2
     expected = straight("nest", tmp_path)
     folder = killed_and_resumed("nest", tmp_path, [(5, "step"), (11, "segment"), (17, "step")])
     rec = checkpoint.recordings(folder)
@@ -108,25 +108,29 @@ def test_nest_killed_and_resumed_loses_and_repeats_nothing(tmp_path):
     assert np.array_equal(vm["index"], [1, 5, 10])
     # times are the run's global time, continuous across NEST's restarts (its clock starts at 0)
     from checkpoint.formats import read_state
+
     for name in rec.segments:
         segment = read_state(folder / name)
         start, end = segment.meta["recordings"]["t_start"], segment.meta["recordings"]["t_end"]
         t = segment.populations["spike_recorder@42"]["t"]
         assert np.all((t > start - 1e-9) & (t <= end + 1e-9)), name
     pairs = set(zip(spikes["i"].tolist(), np.round(spikes["t"], 6).tolist()))
-    assert len(pairs) == len(spikes["t"]) > 0   # no spike twice
+    assert len(pairs) == len(spikes["t"]) > 0  # no spike twice
     # up to the first restart, the same spikes as the uninterrupted run
     first = expected["spike_recorder@42/t"] <= 15.0 + 1e-9
-    assert np.array_equal(np.sort(spikes["t"][spikes["t"] <= 15.0 + 1e-9]),
-                          np.sort(expected["spike_recorder@42/t"][first]))
+    assert np.array_equal(
+        np.sort(spikes["t"][spikes["t"] <= 15.0 + 1e-9]), np.sort(expected["spike_recorder@42/t"][first])
+    )
 
 
 def run_embedded(folder, chunks, every_ms=15.0, **options):
     """An uninterrupted embedded run in this process (5 ms chunks)."""
     from recordings_sim import Embedded
+
     sim = Embedded(1)
-    with checkpoint.Checkpointer(folder, sim.net, every_ms=every_ms, recordings=True, background=False,
-                                 **options) as ckpt:
+    with checkpoint.Checkpointer(
+        folder, sim.net, every_ms=every_ms, recordings=True, background=False, **options
+    ) as ckpt:
         ckpt.restore_latest()
         while sim.net.time < chunks * 5.0 - 1e-9:
             sim.run_chunk()
@@ -144,12 +148,13 @@ def test_a_deleted_newest_checkpoint_leaves_the_recordings_up_to_the_one_before(
     before = checkpoint.recordings(folder)
     assert before.t_end == 45.0 and len(before.segments) == len(everything.segments) - 1
     for name, recording in everything.items():
-        kept = recording["t"] <= 45.0   # the embedded recorders stamp a step with its end
+        kept = recording["t"] <= 45.0  # the embedded recorders stamp a step with its end
         for var in ("i", "t", "v"):
             if var in recording:
                 assert np.array_equal(before[name][var], np.asarray(recording[var])[kept])
     # a resume from the one before discards the segment its successor committed
     from recordings_sim import Embedded
+
     sim = Embedded(2)
     with checkpoint.Checkpointer(folder, sim.net, every_ms=15.0, recordings=True, background=False) as ckpt:
         ckpt.restore_latest()
@@ -176,9 +181,10 @@ def test_another_runs_folder_is_refused(tmp_path):
     folder = tmp_path / "run"
     run_embedded(folder, 6)
     from recordings_sim import Embedded
+
     sim = Embedded(1)
     with checkpoint.Checkpointer(folder, sim.net, every_ms=15.0, recordings=True, background=False) as ckpt:
-        sim.run_chunk()   # a fresh run, not resumed, in the folder of another
+        sim.run_chunk()  # a fresh run, not resumed, in the folder of another
         with pytest.raises(CheckpointError, match="another run"):
             ckpt.save()
 
@@ -192,6 +198,7 @@ def test_recordings_need_a_recording_object_and_exclude_monitors(tmp_path):
 def _forge(path, edit):
     """Rewrite a segment as a stranger could: valid digests, hostile content."""
     from checkpoint.formats import read_state, write_state
+
     state = read_state(path)
     edit(state)
     write_state(path, state)
@@ -200,6 +207,7 @@ def _forge(path, edit):
 def _checkpoint_lists_segment(folder, name, edit_entry):
     """Rewrite the newest checkpoint with its listing of ``name`` edited."""
     from checkpoint.formats import read_state, write_state
+
     newest = sorted(n for n in os.listdir(folder) if n.startswith("ckpt-"))[-1]
     state = read_state(folder / newest)
     entries = state.meta["recordings"]["segments"]
@@ -217,7 +225,8 @@ def _shift_times(state):
 HOSTILE = {
     "flipped byte": None,
     "forged, digest not the listed one": lambda s: s.populations["spikes"].arrays.__setitem__(
-        "t", s.populations["spikes"].arrays["t"] + 1.0),
+        "t", s.populations["spikes"].arrays["t"] + 1.0
+    ),
     "other run": lambda s: s.meta["recordings"].__setitem__("run", "0" * 16),
     "shifted interval": _shift_times,
     "ragged events": lambda s: s.populations["spikes"].arrays.__setitem__("i", np.zeros(3, np.int64)),
@@ -239,18 +248,18 @@ def test_hostile_segments_are_refused_naming_the_file(tmp_path, how):
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
     elif edit == "size":
-        _checkpoint_lists_segment(folder, name, lambda e: e.__setitem__(1, 10 ** 15))
+        _checkpoint_lists_segment(folder, name, lambda e: e.__setitem__(1, 10**15))
     elif edit == "name":
         _checkpoint_lists_segment(folder, name, lambda e: e.__setitem__(0, "../" + name))
     elif edit == "missing":
         os.remove(path)
     else:
         _forge(path, edit)
-        if how != "forged, digest not the listed one":   # a stranger recomputes the listing too
+        if how != "forged, digest not the listed one":  # a stranger recomputes the listing too
             size, digest = os.path.getsize(path), checkpoint.read(path).digest
             _checkpoint_lists_segment(folder, name, lambda e: (e.__setitem__(1, size), e.__setitem__(2, digest)))
     before = {n: (folder / n).read_bytes() for n in os.listdir(folder) if not n.startswith(".")}
-    if how == "listed name escapes":   # a checkpoint whose listing is bad is a damaged checkpoint: passed over
+    if how == "listed name escapes":  # a checkpoint whose listing is bad is a damaged checkpoint: passed over
         with pytest.warns(checkpoint.CheckpointWarning, match="bad entry"):
             assert checkpoint.recordings(folder).t_end == 30.0
     else:
@@ -258,7 +267,7 @@ def test_hostile_segments_are_refused_naming_the_file(tmp_path, how):
             checkpoint.recordings(folder)
         assert name in str(caught.value)
     after = {n: (folder / n).read_bytes() for n in os.listdir(folder) if not n.startswith(".")}
-    assert after == before   # nothing changed
+    assert after == before  # nothing changed
 
 
 def test_cli_summary_and_export_to_every_format(tmp_path):
@@ -277,6 +286,7 @@ def test_cli_summary_and_export_to_every_format(tmp_path):
     with np.load(tmp_path / "all.npz") as f:
         assert np.array_equal(f["vm/v"], rec["vm"]["v"])
     import scipy.io
+
     mat = scipy.io.loadmat(tmp_path / "all.mat", squeeze_me=False)
     assert np.array_equal(mat["spikes"]["i"][0, 0].ravel(), rec["spikes"]["i"])
 
@@ -287,6 +297,7 @@ def test_nwb_reads_back_with_pynwb(tmp_path):
     run_embedded(folder, 9)
     rec = checkpoint.recordings(folder)
     from checkpoint.recordings.export import export
+
     export(rec, tmp_path / "run.nwb")
     with pynwb.NWBHDF5IO(str(tmp_path / "run.nwb"), "r") as io:
         nwb = io.read()
@@ -294,8 +305,9 @@ def test_nwb_reads_back_with_pynwb(tmp_path):
         i, t = rec["spikes"]["i"], rec["spikes"]["t"]
         assert len(units) == len(np.unique(i))
         for _, unit in units.iterrows():
-            assert np.array_equal(unit["spike_times"] * 1000.0, t[i == unit["neuron"]]) or \
-                np.allclose(unit["spike_times"] * 1000.0, t[i == unit["neuron"]], rtol=0, atol=1e-9)
+            assert np.array_equal(unit["spike_times"] * 1000.0, t[i == unit["neuron"]]) or np.allclose(
+                unit["spike_times"] * 1000.0, t[i == unit["neuron"]], rtol=0, atol=1e-9
+            )
         series = nwb.acquisition["vm.v"]
         assert np.array_equal(series.data[:], rec["vm"]["v"])
         assert np.allclose(series.timestamps[:] * 1000.0, rec["vm"]["t"])
@@ -307,11 +319,16 @@ def test_an_export_into_the_runs_folder_is_refused(tmp_path):
     before = sorted(os.listdir(folder))
     segment = checkpoint.recordings(folder).segments[0]
     from checkpoint.recordings.export import export
+
     for name in (segment.replace(".h5", ".npz"), "all.h5"):
         with pytest.raises(CheckpointError, match="run's folder"):
             export(checkpoint.recordings(folder), folder / name)
-    done = subprocess.run([sys.executable, "-m", "checkpoint", "recordings", str(folder), "--out",
-                           str(folder / "all.mat")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "checkpoint", "recordings", str(folder), "--out", str(folder / "all.mat")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "run's folder" in done.stderr
     assert sorted(os.listdir(folder)) == before
 
@@ -320,8 +337,9 @@ def test_what_was_recorded_before_the_checkpointer_starts_the_recordings(tmp_pat
     """A warm-up recorded before the Checkpointer is the run's too: the
     first segment, and the run, start at its first record."""
     from recordings_sim import Embedded
+
     sim, straight = Embedded(1), Embedded(1)
-    sim.run_chunk()   # 0 .. 5 ms, before the Checkpointer
+    sim.run_chunk()  # 0 .. 5 ms, before the Checkpointer
     with checkpoint.Checkpointer(tmp_path / "run", sim.net, recordings=True, background=False) as ckpt:
         sim.run_chunk()
         ckpt.save()
@@ -339,15 +357,16 @@ def test_records_from_before_a_load_that_moved_the_clock_back_are_left_out_and_s
     network back to are from no course this run takes: a segment that
     held them would be one no reader accepts."""
     from recordings_sim import Embedded
+
     sim = Embedded(1)
     checkpoint.save(tmp_path / "start.h5", sim.net)
     sim.run_chunk()
-    sim.run_chunk()   # 10 ms recorded, then the clock goes back to 0
+    sim.run_chunk()  # 10 ms recorded, then the clock goes back to 0
     checkpoint.load(tmp_path / "start.h5", sim.net)
     with checkpoint.Checkpointer(tmp_path / "run", sim.net, recordings=True, background=False) as ckpt:
         sim.run_chunk()
         with pytest.warns(checkpoint.CheckpointWarning, match="outside .* left out"):
             ckpt.save()
-    rec = checkpoint.recordings(tmp_path / "run")   # readable, and only times of this run's interval
+    rec = checkpoint.recordings(tmp_path / "run")  # readable, and only times of this run's interval
     assert rec.t_end == 5.0
     assert all(np.all(np.asarray(rec[name]["t"]) <= 5.0) for name in rec)

@@ -17,7 +17,8 @@ from checkpoint.formats import read_state, write_state
 
 
 def run_embedded(folder, chunks=9, every_ms=15.0, **options):
-    from test_recordings import run_embedded as run   # one driver for both files
+    from test_recordings import run_embedded as run  # one driver for both files
+
     return run(folder, chunks, every_ms, **options)
 
 
@@ -31,6 +32,7 @@ def pristine(tmp_path_factory):
 @pytest.fixture
 def folder(pristine, tmp_path):
     import shutil
+
     target = tmp_path / "run"
     shutil.copytree(pristine, target, symlinks=True)
     return target
@@ -79,10 +81,12 @@ def forge_segment(folder, number, edit):
 def relisted(folder, name, size, digest):
     """Every checkpoint's listing of segment ``name`` given ``size`` and
     ``digest`` (a forger's recomputed ones); returns ``name``."""
+
     def relist(listing):
         for entry in listing["segments"]:
             if entry[0] == name:
                 entry[1], entry[2] = size, digest
+
     edit_listings(folder, relist)
     return name
 
@@ -107,6 +111,7 @@ def _set(pop, var, value):
 
 def _add_index(pop, index):
     from checkpoint.state import ArrayInfo
+
     pop.arrays["index"], pop.info["index"] = index, ArrayInfo("parameter", "free", None)
 
 
@@ -139,9 +144,16 @@ def test_forged_segment_is_refused_naming_it(folder, how):
     refused(folder, name)
 
 
-@pytest.mark.parametrize("how", ["bool times", "float neuron indices", "float recorded-neuron index",
-                                 "float index beside events",
-                                 "sample times reversed"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "bool times",
+        "float neuron indices",
+        "float recorded-neuron index",
+        "float index beside events",
+        "sample times reversed",
+    ],
+)
 def test_forged_in_every_segment_alike_is_refused(folder, how):
     """The same forgery in every segment: no segment disagrees with the one before."""
     names = [forge_segment(folder, number, SEGMENT_ATTACKS[how]) for number in range(len(segments(folder)))]
@@ -176,13 +188,14 @@ def test_a_listing_that_ends_before_its_checkpoint_is_refused(folder):
 def test_a_listing_of_another_run_is_refused(folder):
     run = segments(folder)[0].split("-")[1]
     other = "f" * 16 if run != "f" * 16 else "e" * 16
-    for name in segments(folder):   # the other run's segments, all consistent
+    for name in segments(folder):  # the other run's segments, all consistent
         os.rename(folder / name, folder / name.replace(run, other))
     for number, name in enumerate(segments(folder)):
         forge_segment_named = name
 
         def to_other(s):
             s.meta["recordings"]["run"] = other
+
         state = read_state(folder / forge_segment_named)
         to_other(state)
         write_state(folder / forge_segment_named, state)
@@ -195,17 +208,21 @@ def test_a_listing_of_another_run_is_refused(folder):
 
 def test_listing_names_with_paths_and_hostile_values_are_refused(folder):
     newest = checkpoints(folder)[-1]
-    for bad in ({"run": "../../etc"}, {"t_start": None}, {"segments": {"a": 1}},
-                {"segments": [["rec-" + "0" * 16 + "-00000000.h5", -1, "x"]]},
-                {"segments": [["/etc/passwd", 1, "x"]]},
-                {"segments": [["rec-" + "0" * 16 + "-00000000.h5/../x", 1, "x"]]},
-                {"segments": [["rec-" + "0" * 16 + "-00000000.h5", 2 ** 70, "x"]]},
-                {"segments": [[None, None, None]]}):
+    for bad in (
+        {"run": "../../etc"},
+        {"t_start": None},
+        {"segments": {"a": 1}},
+        {"segments": [["rec-" + "0" * 16 + "-00000000.h5", -1, "x"]]},
+        {"segments": [["/etc/passwd", 1, "x"]]},
+        {"segments": [["rec-" + "0" * 16 + "-00000000.h5/../x", 1, "x"]]},
+        {"segments": [["rec-" + "0" * 16 + "-00000000.h5", 2**70, "x"]]},
+        {"segments": [[None, None, None]]},
+    ):
         state = read_state(folder / newest)
         state.meta["recordings"].update(bad)
         write_state(folder / newest, state)
         before = snapshot(folder)
-        with pytest.warns(checkpoint.CheckpointWarning):   # the newest is damaged: passed over
+        with pytest.warns(checkpoint.CheckpointWarning):  # the newest is damaged: passed over
             rec = checkpoint.recordings(folder)
         assert rec.checkpoint != str(folder / newest)
         assert snapshot(folder) == before
@@ -218,10 +235,11 @@ def test_a_symlinked_segment_is_refused_by_the_reader_and_by_a_resume(folder, tm
     os.symlink(outside, folder / name)
     size = len(os.readlink(folder / name))
 
-    def relist(listing):   # the link's own size, as lstat sees it
+    def relist(listing):  # the link's own size, as lstat sees it
         for entry in listing["segments"]:
             if entry[0] == name:
                 entry[1] = size
+
     edit_listings(folder, relist)
     refused(folder, name)
     target = snapshot(tmp_path)["outside.h5"]
@@ -233,8 +251,10 @@ def test_a_symlinked_segment_is_refused_by_the_reader_and_by_a_resume(folder, tm
 
 def resume(folder, sim=None):
     from recordings_sim import Embedded
+
     sim = sim or Embedded(2)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", checkpoint.CheckpointWarning)
         with checkpoint.Checkpointer(folder, sim.net, every_ms=15.0, recordings=True, background=False) as ckpt:
@@ -246,6 +266,7 @@ def test_a_users_file_with_a_segments_name_is_never_deleted(folder, tmp_path):
     named: they read as segments of the run, but no ledger entry proves them ours."""
     run = segments(folder)[0].split("-")[1]
     import shutil
+
     shutil.copy(folder / segments(folder)[2], folder / f"rec-{run}-00000007.h5")
     shutil.copy(folder / segments(folder)[2], tmp_path / "elsewhere.h5")
     os.symlink(tmp_path / "elsewhere.h5", folder / f"rec-{run}-00000008.h5")
@@ -266,7 +287,7 @@ def test_a_truncated_listing_does_not_delete_committed_segments_on_resume(folder
     kept = segments(folder)[:2]
     before = {n: h for n, h in snapshot(folder, dots=False).items() if n in kept or n.startswith("ckpt-")}
     report = resume(folder)
-    assert report.time == 30.0   # from the one before, which is sound
+    assert report.time == 30.0  # from the one before, which is sound
     after = snapshot(folder, dots=False)
     assert {n: after.get(n) for n in before} == before
     # segment 2, committed only by the passed-over checkpoint, is removed as
@@ -276,8 +297,9 @@ def test_a_truncated_listing_does_not_delete_committed_segments_on_resume(folder
 def test_cli_names_the_file_and_exits_nonzero(folder):
     name = forge_segment(folder, 1, SEGMENT_ATTACKS["NaN spike time"])
     before = snapshot(folder)
-    done = subprocess.run([sys.executable, "-m", "checkpoint", "recordings", str(folder)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "checkpoint", "recordings", str(folder)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode != 0 and name in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert snapshot(folder) == before
 
@@ -295,10 +317,12 @@ def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix, vi
         s.populations[recorder] = s.populations.pop(victim)
         s.populations[recorder].name = recorder
         s.meta["recordings"]["recorders"][recorder] = s.meta["recordings"]["recorders"].pop(victim)
+
     for number in range(len(segments(folder))):
         forge_segment(folder, number, rename)
     rec = checkpoint.recordings(folder)
     from checkpoint.recordings.export import export
+
     out = tmp_path / f"out{suffix}"
     try:
         export(rec, out)
@@ -310,9 +334,10 @@ def test_export_of_hostile_recorder_names(folder, tmp_path, recorder, suffix, vi
 
 def test_names_are_matched_whole_and_in_ascii_digits():
     from checkpoint.recordings.segments import parse_segment_name, valid_run
+
     run = "0123456789abcdef"
     assert parse_segment_name(f"rec-{run}-00000001.h5") == (run, 1)
-    assert parse_segment_name(f"rec-{run}-00000001.h5\n") is None       # "$" matches before a newline
+    assert parse_segment_name(f"rec-{run}-00000001.h5\n") is None  # "$" matches before a newline
     assert parse_segment_name(f"rec-{run}-\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0661.h5") is None
     assert not valid_run(run + "\n")
 
@@ -334,12 +359,14 @@ def _forge_text(folder, number, edit_text):
 
     from forge import forge_manifest
     from checkpoint.hashing import digest_text
+
     name = segments(folder)[number]
     texts = []
 
     def change(manifest):
         texts.append(edit_text(json.dumps(manifest)))
         return texts[0]
+
     forge_manifest(folder / name, change)
     size, digest = os.path.getsize(folder / name), digest_text(texts[0])
     return relisted(folder, name, size, digest)
@@ -348,7 +375,9 @@ def _forge_text(folder, number, edit_text):
 def _meta_value(key, raw):
     def edit(text):
         import re
+
         return re.sub(rf'"{key}": [^,}}]+', f'"{key}": {raw}', text, count=1)
+
     return edit
 
 
@@ -358,8 +387,9 @@ TEXT_ATTACKS = {
     "5000-digit number": _meta_value("number", "9" * 5000),
     "1e400 t_end": _meta_value("t_end", "1e400"),
     "10**400 t_end": _meta_value("t_end", "1" + "0" * 400),
-    "deeply nested recorders": lambda text: text.replace('"recorders": {', '"recorders": {"x": ' + "[" * 100000
-                                                         + "]" * 100000 + ", ", 1),
+    "deeply nested recorders": lambda text: text.replace(
+        '"recorders": {', '"recorders": {"x": ' + "[" * 100000 + "]" * 100000 + ", ", 1
+    ),
 }
 
 
@@ -374,6 +404,7 @@ def test_a_resume_refuses_a_listing_that_names_another_runs_segment(folder):
     same size, and its last segment is sound; a reader refuses the listing,
     so a resume must too (or the run goes on and can never be read)."""
     import shutil
+
     newest = checkpoints(folder)[-1]
     name = segments(folder)[1]
     run = name.split("-")[1]
@@ -385,7 +416,7 @@ def test_a_resume_refuses_a_listing_that_names_another_runs_segment(folder):
     with pytest.raises(CheckpointError, match=other):
         checkpoint.recordings(folder)
     report = resume(folder)
-    assert report.time == 30.0   # the one before, whose listing is sound
+    assert report.time == 30.0  # the one before, whose listing is sound
 
 
 def test_a_resume_passes_over_checkpoints_whose_segment_is_missing(folder):
@@ -393,6 +424,6 @@ def test_a_resume_passes_over_checkpoints_whose_segment_is_missing(folder):
     os.remove(folder / name)
     first = {n: h for n, h in snapshot(folder, dots=False).items() if n.startswith("ckpt-") or n == segments(folder)[0]}
     report = resume(folder)
-    assert report.time == 15.0   # those at 30 and 45 ms list the missing one
+    assert report.time == 15.0  # those at 30 and 45 ms list the missing one
     after = snapshot(folder, dots=False)
     assert {n: after.get(n) for n in first} == first

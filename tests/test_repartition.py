@@ -43,9 +43,13 @@ def test_a_checkpoint_of_n_ranks_loads_on_every_m(tmp_path, saved_on):
         loaded = mpirun(tmp_path, "pload", ranks, partition=kind, tag=f"-{ranks}")
         assert_holds_its_part(loaded, kind)
         exact = ranks == saved_on and all(
-            np.array_equal(partitioned.partition(kind, size, ranks, rank),
-                           partitioned.partition(kind_for(saved_on), size, ranks, rank))
-            for size in partitioned.SIZES.values() for rank in range(ranks))
+            np.array_equal(
+                partitioned.partition(kind, size, ranks, rank),
+                partitioned.partition(kind_for(saved_on), size, ranks, rank),
+            )
+            for size in partitioned.SIZES.values()
+            for rank in range(ranks)
+        )
         for record in loaded:
             assert record["report"]["step"] == STEPS and not record["report"]["skipped"]
             # a rank's generator follows its neurons only when they are those it saved
@@ -64,7 +68,7 @@ def test_a_reseeded_generator_is_the_same_on_every_rerun(tmp_path):
     first = mpirun(tmp_path, "pload", 3, partition="blocks", tag="-a")
     again = mpirun(tmp_path, "pload", 3, partition="blocks", tag="-b")
     assert [r["draw"] for r in first] == [r["draw"] for r in again]
-    assert len({tuple(r["draw"]) for r in first}) == 3          # one stream per rank
+    assert len({tuple(r["draw"]) for r in first}) == 3  # one stream per rank
 
 
 def whole_after(steps, seed=1):
@@ -101,7 +105,7 @@ def test_convert_to_one_file_and_back_to_shards(tmp_path):
     assert len(shard_paths(tmp_path / "back.h5")) == 3
     loaded = mpirun(tmp_path, "pload", 2, partition="blocks", file="back.h5")
     assert_holds_its_part(loaded, "blocks")
-    assert cli(["diff", str(tmp_path / "run.h5"), str(tmp_path / "one.npz")]) == 0   # the same network
+    assert cli(["diff", str(tmp_path / "run.h5"), str(tmp_path / "one.npz")]) == 0  # the same network
     assert cli(["verify", str(tmp_path / "back.h5")]) == 0
 
 
@@ -124,7 +128,7 @@ def _loaded(path):
 def test_diff_sees_a_difference_on_one_rank_through_any_partition(tmp_path, capsys):
     mpirun(tmp_path, "psave", 2, partition="blocks")
     whole = checkpoint.read(tmp_path / "run.h5")
-    whole.populations["exc"]["v"][-1] += 1.0        # a neuron rank 1 holds
+    whole.populations["exc"]["v"][-1] += 1.0  # a neuron rank 1 holds
     checkpoint.save(tmp_path / "edited.h5", whole)
     assert cli(["convert", str(tmp_path / "edited.h5"), str(tmp_path / "edited3.h5"), "--ranks", "3"]) == 0
     capsys.readouterr()
@@ -140,8 +144,9 @@ def test_a_checkpointer_run_resumes_on_more_ranks_exactly(tmp_path):
     assert_holds_its_part(resumed, "irregular")
 
 
-@pytest.mark.parametrize("broken, message", [("overlapping", "another shard holds too"),
-                                             ("incomplete", "are in no shard")])
+@pytest.mark.parametrize(
+    "broken, message", [("overlapping", "another shard holds too"), ("incomplete", "are in no shard")]
+)
 def test_shards_that_do_not_cover_the_network_once_are_refused_on_every_rank(tmp_path, broken, message):
     mpirun(tmp_path, "psave", 2, partition=broken)
     loaded = mpirun(tmp_path, "pload", 3, partition="blocks")
@@ -167,11 +172,27 @@ def test_the_example_resumed_on_three_ranks_ends_as_one_rank_does(tmp_path):
     script = os.path.join(os.path.dirname(__file__), "..", "examples", "mpi_izhikevich.py")
 
     def run(ranks, steps, folder, partition="blocks"):
-        done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, script, "--steps", str(steps),
-                               "--folder", str(tmp_path / folder), "--partition", partition],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                MPIEXEC,
+                "-n",
+                str(ranks),
+                sys.executable,
+                script,
+                "--steps",
+                str(steps),
+                "--folder",
+                str(tmp_path / folder),
+                "--partition",
+                partition,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
+
     alone = run(1, 160, "one")
     assert "fresh start" in run(2, 100, "split", "round-robin")
     resumed = run(3, 160, "split")
@@ -184,9 +205,18 @@ def test_a_shard_whose_rows_are_not_its_post_neurons_is_refused():
     # a forged shard (digests recomputed would pass): 3 post neurons, 2 rows of synapses
     from checkpoint.repartition import gather
     from checkpoint.state import ArrayInfo, NetworkState, PopulationState, ProjectionState
+
     pop = PopulationState("exc", 3, None, {"v": np.zeros(3)}, {"v": ArrayInfo()}, np.array([0, 1, 2]), 6)
-    proj = ProjectionState("ee", "exc", "exc", (3, 6), np.array([0, 1, 2]), np.array([4, 5]),
-                           arrays={"w": np.ones(2)}, info={"w": ArrayInfo(scope="synapse")})
+    proj = ProjectionState(
+        "ee",
+        "exc",
+        "exc",
+        (3, 6),
+        np.array([0, 1, 2]),
+        np.array([4, 5]),
+        arrays={"w": np.ones(2)},
+        info={"w": ArrayInfo(scope="synapse")},
+    )
     shard = NetworkState(populations={"exc": pop}, projections={"ee": proj})
     with pytest.raises(StructureMismatchError, match="2 rows of synapses for 3 post-synaptic neurons"):
         gather(lambda: [("shard 0", shard)], {"exc": (np.arange(3), 6)}, "run.h5", {})
@@ -200,8 +230,8 @@ def test_shards_with_different_global_values_are_refused():
     def shard(ids, a):
         arrays = {"a": np.array(a), "v": np.zeros(len(ids))}
         info = {"a": ArrayInfo("parameter", "global"), "v": ArrayInfo()}
-        return NetworkState(populations={"exc": PopulationState("exc", len(ids), None, arrays, info,
-                                                                np.array(ids), 4)})
+        return NetworkState(populations={"exc": PopulationState("exc", len(ids), None, arrays, info, np.array(ids), 4)})
+
     shards = [("shard 0", shard([0, 1], 0.02)), ("shard 1", shard([2, 3], 0.05))]
     with pytest.raises(StructureMismatchError, match="another value than another shard"):
         gather(lambda: shards, None, "run.h5", {})

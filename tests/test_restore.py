@@ -13,7 +13,7 @@ def test_skipped_and_kept_are_reported_and_warned(tmp_path):
     net = izhikevich_network()
     checkpoint.save(tmp_path / "n.h5", net)
     other = izhikevich_network()
-    del other.populations["pop0"]._values["u"]          # in the file, not in the model
+    del other.populations["pop0"]._values["u"]  # in the file, not in the model
     other.populations["pop1"]._add("g", np.zeros(10), "variable", "neuron")  # in the model only
     other.populations["pop1"].g[:] = 7.0
     with pytest.warns(CheckpointWarning) as caught:
@@ -64,7 +64,7 @@ def test_scope_and_dtype_mismatch_are_errors(tmp_path):
     net = izhikevich_network()
     checkpoint.save(tmp_path / "n.h5", net)
     other = izhikevich_network()
-    other.populations["pop0"]._values["a"] = np.full(40, 0.02)      # global in the file
+    other.populations["pop0"]._values["a"] = np.full(40, 0.02)  # global in the file
     other.populations["pop0"]._scopes["a"] = "neuron"
     with pytest.raises(StructureMismatchError, match="pop0.a"):
         checkpoint.load(tmp_path / "n.h5", other)
@@ -87,8 +87,9 @@ def test_connectivity_is_rebuilt_from_the_file(tmp_path):
     net = izhikevich_network(seed=1)
     checkpoint.save(tmp_path / "n.h5", net)
     other = izhikevich_network(seed=2)  # other random connectivity
-    assert other.projections["proj0"].nnz != net.projections["proj0"].nnz or \
-        not np.array_equal(other.projections["proj0"].indices, net.projections["proj0"].indices)
+    assert other.projections["proj0"].nnz != net.projections["proj0"].nnz or not np.array_equal(
+        other.projections["proj0"].indices, net.projections["proj0"].indices
+    )
     checkpoint.load(tmp_path / "n.h5", other)
     assert_same_arrays(arrays_of(net), arrays_of(other))
 
@@ -102,7 +103,7 @@ def test_connectivity_rewired_in_place_is_seen_by_the_next_load(tmp_path):
     saved = arrays_of(net)
     checkpoint.load(path, net)
     proj = net.projections["proj0"]
-    proj.indices[:] = proj.indices[::-1].copy()     # a rewiring that keeps the synapse count
+    proj.indices[:] = proj.indices[::-1].copy()  # a rewiring that keeps the synapse count
     checkpoint.load(path, net)
     assert_same_arrays(saved, arrays_of(net))
 
@@ -133,14 +134,16 @@ def test_projection_shape_mismatch(tmp_path):
 
 def test_a_failure_while_applying_puts_everything_back(tmp_path, monkeypatch):
     from checkpoint.adapters.embedded import EmbeddedAdapter
+
     net = izhikevich_network(seed=1)
     net.step = 99
     checkpoint.save(tmp_path / "n.h5", net)
-    other = izhikevich_network(seed=2)   # different connectivity, values, clock, rng
+    other = izhikevich_network(seed=2)  # different connectivity, values, clock, rng
     before = arrays_of(other)
 
     def broken(self, name, rng):
         raise RuntimeError("the simulator refused the generator state")
+
     monkeypatch.setattr(EmbeddedAdapter, "_set_rng", broken)
     with pytest.raises(RuntimeError):
         checkpoint.load(tmp_path / "n.h5", other)
@@ -170,6 +173,7 @@ def test_unsupported_object():
 
 def test_swap_contents_exchanges_large_arrays():
     from checkpoint.restore import swap_contents
+
     a, b = np.arange(10_000_001.0), np.zeros(10_000_001)
     swap_contents(a, b, chunk=1 << 20)
     assert b[-1] == 10_000_000.0 and a.sum() == 0.0
@@ -204,7 +208,7 @@ def test_save_writes_a_state_read_and_edited(tmp_path):
     fresh = izhikevich_network(seed=4)
     checkpoint.load(tmp_path / "b.npz", fresh)
     assert np.all(fresh.populations["pop0"].v == -70.0) and fresh.step == 12
-    with checkpoint.read(tmp_path / "a.h5", lazy=True) as lazy:      # lazy arrays are read as they are written
+    with checkpoint.read(tmp_path / "a.h5", lazy=True) as lazy:  # lazy arrays are read as they are written
         checkpoint.save(tmp_path / "c.mat", lazy, projections=False, metadata={"who": "you"})
     c = checkpoint.read(tmp_path / "c.mat")
     assert not c.projections and c.meta["user"] == {"who": "you"}

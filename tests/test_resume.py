@@ -17,9 +17,12 @@ STEPS = 3000
 
 
 def start(folder, final, background, every=25, format="h5"):
-    proc = subprocess.Popen([sys.executable, SCRIPT, str(folder), str(STEPS), "1" if background else "0",
-                             str(final), str(every), format],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, str(folder), str(STEPS), "1" if background else "0", str(final), str(every), format],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     return proc, line
 

@@ -73,8 +73,12 @@ def test_single_object_file_loads_into_a_renamed_object(tmp_path):
     net = izhikevich_network()
     checkpoint.save(tmp_path / "p.h5", net.populations["pop1"])
     other = checkpoint.Network()
-    target = other.add_population("renamed", 10, variables={"v": 0.0, "u": 0.0, "spiked": False},
-                                  parameters={"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
+    target = other.add_population(
+        "renamed",
+        10,
+        variables={"v": 0.0, "u": 0.0, "spiked": False},
+        parameters={"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0},
+    )
     checkpoint.load(tmp_path / "p.h5", target)
     assert same_bits(target.v, net.populations["pop1"].v)
 
@@ -142,8 +146,9 @@ def test_multi_synapse_pairs_keep_their_order(tmp_path):
     net = checkpoint.Network()
     a = net.add_population("a", 2)
     indptr, indices = np.array([0, 3, 4]), np.array([1, 1, 0, 1])
-    proj = net.add_projection("a->a", a, a, connectivity=(indptr, indices),
-                              variables={"w": np.array([1.0, 2.0, 3.0, 4.0])})
+    proj = net.add_projection(
+        "a->a", a, a, connectivity=(indptr, indices), variables={"w": np.array([1.0, 2.0, 3.0, 4.0])}
+    )
     for suffix in ("h5", "mat", "txt"):
         checkpoint.save(tmp_path / f"m.{suffix}", net)
         state = checkpoint.read(tmp_path / f"m.{suffix}")

@@ -86,14 +86,12 @@ READER = textwrap.dedent("""
 
 def read_without_the_library(path, fmt):
     """READER in a child process (where importing checkpoint fails): what it read."""
-    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", READER, str(path), fmt], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt", "txt"),
-                                        ("txt.gz", "gz")])
+@pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt", "txt"), ("txt.gz", "gz")])
 def test_read_without_the_library(tmp_path, suffix, fmt):
     net = izhikevich_network()
     net.step = 8
@@ -106,7 +104,7 @@ def test_read_without_the_library(tmp_path, suffix, fmt):
     assert got["a"] == 0.02
     assert np.array_equal(np.array(got["w"], np.float32), proj.w)
     assert got["indptr"] == proj.indptr.tolist() and got["indices"] == proj.indices.tolist()
-    assert got["version"] == 1 and got["ids"] is None     # nothing of version 2: written as version 1
+    assert got["version"] == 1 and got["ids"] is None  # nothing of version 2: written as version 1
 
 
 @pytest.mark.parametrize("suffix,fmt", [("h5", "h5"), ("npz", "npz"), ("mat", "mat"), ("txt.gz", "gz")])
@@ -116,8 +114,9 @@ def test_part_of_a_population_reads_without_the_library(tmp_path, suffix, fmt):
     pre = whole.populations["pop0"]
     mine = np.arange(1, pre.size, 3)
     net = checkpoint.Network(dt=whole.dt)
-    net.add_population("pop0", len(mine), variables={"v": pre.v[mine]}, parameters={"a": 0.02},
-                       ids=mine, global_size=pre.size)
+    net.add_population(
+        "pop0", len(mine), variables={"v": pre.v[mine]}, parameters={"a": 0.02}, ids=mine, global_size=pre.size
+    )
     matrix = scipy.sparse.random(len(mine), pre.size, density=0.3, format="csr", random_state=1)
     net.add_projection("proj0", "pop0", "pop0", connectivity=matrix, variables={"w": matrix.data})
     path = tmp_path / f"part.{suffix}"
@@ -131,6 +130,7 @@ def test_part_of_a_population_reads_without_the_library(tmp_path, suffix, fmt):
 def test_synapses_in_a_simulators_order_read_without_the_library(tmp_path, suffix, fmt):
     # version 3: per-synapse arrays as the simulator holds them, and the order to CSR
     from checkpoint.formats import read_state, write_state
+
     net = izhikevich_network()
     checkpoint.save(tmp_path / "csr.h5", net)
     state = read_state(tmp_path / "csr.h5")
@@ -140,7 +140,7 @@ def test_synapses_in_a_simulators_order_read_without_the_library(tmp_path, suffi
     write_state(path, state)
     got = read_without_the_library(path, fmt)
     assert got["version"] == 3 and got["order"] == proj.simulator_order.tolist()
-    assert np.array_equal(np.array(got["w"], np.float32), net.projections["proj0"].w)   # CSR order
+    assert np.array_equal(np.array(got["w"], np.float32), net.projections["proj0"].w)  # CSR order
     assert got["indices"] == net.projections["proj0"].indices.tolist()
     again = checkpoint.read(path).projections["proj0"]
     assert np.array_equal(again["w"], net.projections["proj0"].w)

@@ -118,10 +118,14 @@ class Adapter(abc.ABC):
         """The meta every capture starts from (every adapter's capture calls
         it): it also warns, once, about a simulator release the tests do not run."""
         self.warn_if_untested()
-        return {"time": float(time), "step": int(step), "dt": None if dt is None else float(dt),
-                "content": content,
-                "simulator": {"name": self.simulator, "version": self.simulator_version},
-                "library": {"name": "checkpoint", "version": __version__}}
+        return {
+            "time": float(time),
+            "step": int(step),
+            "dt": None if dt is None else float(dt),
+            "content": content,
+            "simulator": {"name": self.simulator, "version": self.simulator_version},
+            "library": {"name": "checkpoint", "version": __version__},
+        }
 
     @abc.abstractmethod
     def capture(self, populations: bool = True, projections: bool = True) -> NetworkState:
@@ -217,5 +221,6 @@ def check_numpy_rng_state(rng, path):
     try:
         getattr(np.random, name)().state = state
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise CorruptCheckpointError(f"random generator state rejected: {exc}", path=path,
-                                     obj=f"rng {rng.name}") from None
+        raise CorruptCheckpointError(
+            f"random generator state rejected: {exc}", path=path, obj=f"rng {rng.name}"
+        ) from None

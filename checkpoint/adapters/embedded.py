@@ -14,8 +14,8 @@ RNG_KIND = "numpy.random.Generator"
 
 class EmbeddedAdapter(Adapter):
     simulator = "checkpoint.Network"
-    shardable = True     # each rank holds its own embedded network
-    records = True       # its SpikeRecorder and StateRecorder
+    shardable = True  # each rank holds its own embedded network
+    records = True  # its SpikeRecorder and StateRecorder
 
     def __init__(self, obj):
         super().__init__(obj)
@@ -39,14 +39,22 @@ class EmbeddedAdapter(Adapter):
         state = NetworkState(meta=self.base_meta(self.content, net.time, net.step, net.dt))
         if populations:
             for name, pop in self.populations.items():
-                state.populations[name] = PopulationState(name, pop.size, pop.geometry,
-                                                          dict(pop._values), self._info(pop),
-                                                          pop._ids, pop.global_size)
+                state.populations[name] = PopulationState(
+                    name, pop.size, pop.geometry, dict(pop._values), self._info(pop), pop._ids, pop.global_size
+                )
         if projections:
             for name, proj in self.projections.items():
                 state.projections[name] = ProjectionState(
-                    name, proj.pre.name, proj.post.name, proj.shape, proj.indptr, proj.indices,
-                    proj.target, dict(proj._values), self._info(proj))
+                    name,
+                    proj.pre.name,
+                    proj.post.name,
+                    proj.shape,
+                    proj.indptr,
+                    proj.indices,
+                    proj.target,
+                    dict(proj._values),
+                    self._info(proj),
+                )
         if self.content == "network":
             state.rng[RNG_NAME] = RngState(RNG_NAME, RNG_KIND, net.rng.bit_generator.state)
         return state
@@ -119,6 +127,7 @@ class EmbeddedAdapter(Adapter):
         def undo():
             object.__setattr__(proj, "_indptr", old[0])
             object.__setattr__(proj, "_indices", old[1])
+
         return undo
 
     def _set_clock(self, clock):

@@ -24,7 +24,7 @@ TESTED_VERSIONS = {
 #: release (ANNarchy's ``__version__`` is "5.0" for 5.0.4.1)
 DISTRIBUTIONS = {"brian2": "Brian2", "nest": "nest-simulator", "ANNarchy": "ANNarchy", "NEURON": "neuron"}
 
-_warned: set = set()   # (simulator, version) already warned about in this process
+_warned: set = set()  # (simulator, version) already warned about in this process
 
 
 def is_tested(simulator, version):
@@ -58,6 +58,10 @@ def warn_if_untested(simulator, version, stacklevel=4):
         return
     _warned.add((simulator, version))
     tested = ", ".join(TESTED_VERSIONS[simulator])
-    warnings.warn(f"{simulator} {version} is not a release checkpoint is tested with ({tested}): "
-                  "a file saved with it may not restore exactly; load it in the same release and "
-                  "compare, or install a tested one", CheckpointWarning, stacklevel=stacklevel)
+    warnings.warn(
+        f"{simulator} {version} is not a release checkpoint is tested with ({tested}): "
+        "a file saved with it may not restore exactly; load it in the same release and "
+        "compare, or install a tested one",
+        CheckpointWarning,
+        stacklevel=stacklevel,
+    )

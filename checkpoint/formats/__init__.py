@@ -16,10 +16,11 @@ from . import hdf5, matlab, npz, text
 from .compression import for_format
 from .manifest import encode_manifest, flatten
 
-FORMATS = {f.name: f for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFormat(),
-                               text.TextFormat(), text.GzipTextFormat())}
-ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt.gz": "text.gz",
-           "matlab": "mat"}
+FORMATS = {
+    f.name: f
+    for f in (hdf5.HDF5Format(), npz.NpzFormat(), matlab.MatFormat(), text.TextFormat(), text.GzipTextFormat())
+}
+ALIASES = {"hdf5": "h5", "txt": "text", "gz": "text.gz", "gzip": "text.gz", "txt.gz": "text.gz", "matlab": "mat"}
 
 
 def choices():
@@ -33,7 +34,8 @@ def format_for(path, format=None):
         key = ALIASES.get(key, key)
         if key not in FORMATS:
             raise UnsupportedFormatError(
-                f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMATS))}", path=path)
+                f"unknown format {format!r}; choose one of: {', '.join(sorted(FORMATS))}", path=path
+            )
         return FORMATS[key]
     name = os.fspath(path).lower()
     for fmt in sorted(FORMATS.values(), key=lambda f: -max(len(s) for s in f.suffixes)):
@@ -47,7 +49,7 @@ def write_state(path, state, format=None, compression=None, progress=False, sync
     the digest of its manifest (which covers every array's checksum).
     ``sync_folder``: see :func:`checkpoint._atomic.atomic_write`."""
     fmt = format_for(path, format)
-    compression = for_format(compression, fmt, path)   # refused here, before any file exists
+    compression = for_format(compression, fmt, path)  # refused here, before any file exists
     manifest, items = flatten(state, fmt.keys(), path)
     manifest_text, digest = encode_manifest(manifest, path)
     total = sum(array.nbytes for _, array in items)

@@ -60,7 +60,7 @@ def verify(f, path):
     head = f.read(512)
     if not head.startswith(MAGIC):
         raise CorruptCheckpointError("not a checkpoint HDF5 file (no checkpoint userblock)", path=path)
-    declared = re.match(rb"userblock=(\d{3,10})\n", head[len(MAGIC):])
+    declared = re.match(rb"userblock=(\d{3,10})\n", head[len(MAGIC) :])
     userblock = int(declared.group(1)) if declared else 0
     if userblock < 512 or userblock > size or userblock & (userblock - 1):
         raise CorruptCheckpointError("damaged userblock", path=path)
@@ -79,7 +79,7 @@ def verify(f, path):
 
 
 def _parse_ranges(line, userblock, size, path):
-    body = line[len(b"ranges="):-1]
+    body = line[len(b"ranges=") : -1]
     ranges = [tuple(int(x) for x in part.split(b":")) for part in body.split(b",") if part]
     pos = userblock
     for offset, length in ranges:

@@ -110,7 +110,7 @@ class _Spawner:
             helper = self.jobs.get()
             try:
                 helper.popen = _start()
-            except BaseException as exc:   # reported to whoever waits for this helper
+            except BaseException as exc:  # reported to whoever waits for this helper
                 helper.error = exc
             helper.started.set()
 
@@ -188,9 +188,16 @@ def _start():
     """A new helper process (run by the spawner thread)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env[CHILD_ENV] = str(os.getpid())
-    return subprocess.Popen([sys.executable, "-c", BOOTSTRAP],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=env, text=True, bufsize=1, close_fds=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", BOOTSTRAP],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        bufsize=1,
+        close_fds=True,
+    )
 
 
 def _said_ready(popen, deadline):
@@ -254,11 +261,12 @@ def _fork(fmt):
     to import it."""
     import fcntl
     import warnings
+
     requests_r, requests_w = os.pipe()
     answers_r, answers_w = os.pipe()
     parent = os.getpid()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)   # threads of numpy's BLAS: the helper uses none
+        warnings.simplefilter("ignore", DeprecationWarning)  # threads of numpy's BLAS: the helper uses none
         pid = os.fork()
     if pid == 0:
         try:
@@ -291,7 +299,8 @@ def _die_with(parent):
     watchdog for where that signal is not there."""
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:
@@ -301,6 +310,7 @@ def _die_with(parent):
         while os.getppid() == parent:
             time.sleep(0.5)
         os._exit(1)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -354,7 +364,7 @@ def _forget_in_child():
                 stream.close()
             except (OSError, ValueError):
                 pass
-        old.popen.returncode = 0   # not this process's child: never to be waited for here
+        old.popen.returncode = 0  # not this process's child: never to be waited for here
 
 
 def probe(raw, path):
@@ -380,19 +390,30 @@ def probe(raw, path):
         if not ready:
             _discard(helper, replace=False)
             # not the file's fault: say what failed rather than blame it
-            raise CheckpointError(f"could not start the helper process ({sys.executable}) that lets the "
-                                  "HDF5 library check a file before this process reads it", path=path)
+            raise CheckpointError(
+                f"could not start the helper process ({sys.executable}) that lets the "
+                "HDF5 library check a file before this process reads it",
+                path=path,
+            )
         if answer is None:
             _discard(helper)
-            raise CorruptCheckpointError(f"the HDF5 library did not finish reading this file's metadata in "
-                                         f"{timeout:.0f} s (a forged structure makes it loop)", path=path)
+            raise CorruptCheckpointError(
+                f"the HDF5 library did not finish reading this file's metadata in "
+                f"{timeout:.0f} s (a forged structure makes it loop)",
+                path=path,
+            )
         if not answer:
             _discard(helper)
-            raise CorruptCheckpointError(f"the HDF5 library crashed reading this file's metadata (exit "
-                                         f"{helper.popen.returncode}, in a helper process)", path=path)
+            raise CorruptCheckpointError(
+                f"the HDF5 library crashed reading this file's metadata (exit "
+                f"{helper.popen.returncode}, in a helper process)",
+                path=path,
+            )
         if answer.get("error") in NOT_THE_FILE:
-            raise CheckpointError(f"the helper process could not check this file ({answer['error']} in the "
-                                  "helper, not in the file)", path=path)
+            raise CheckpointError(
+                f"the helper process could not check this file ({answer['error']} in the helper, not in the file)",
+                path=path,
+            )
 
 
 def walk(fmt, path, name):
@@ -401,10 +422,12 @@ def walk(fmt, path, name):
     with open(path, "rb", buffering=0) as raw:
         with fmt().read_open(raw, name, lazy=True) as state:
             for group in list(state.populations.values()) + list(state.projections.values()):
-                for array in list(group.arrays.values()) + [getattr(group, "indptr", None),
-                                                           getattr(group, "indices", None),
-                                                           getattr(group, "simulator_order", None),
-                                                           getattr(group, "ids", None)]:
+                for array in list(group.arrays.values()) + [
+                    getattr(group, "indptr", None),
+                    getattr(group, "indices", None),
+                    getattr(group, "simulator_order", None),
+                    getattr(group, "ids", None),
+                ]:
                     if array is not None and array._dataset.chunks is not None:
                         array.read()
             for rng in state.rng.values():
@@ -425,7 +448,7 @@ def serve(fmt):
 def _serve(requests, answers, fmt):
     """The helper's loop: one JSON request per line in, its answer (the
     same id, and the type of an error the walk raised) out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C is for the run, not for us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the run, not for us
     answers.write(READY + "\n")
     answers.flush()
     for line in requests:
@@ -433,7 +456,7 @@ def _serve(requests, answers, fmt):
         error = None
         try:
             walk(fmt, request["path"], request["name"])
-        except BaseException as exc:   # an ordinary error: the real read will raise it, with its message
+        except BaseException as exc:  # an ordinary error: the real read will raise it, with its message
             error = type(exc).__name__
         answers.write(json.dumps({"id": request["id"], "done": True, "error": error}) + "\n")
         answers.flush()

@@ -39,12 +39,22 @@ MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED, MI_UTF8 = 1, 5, 6, 14, 1
 CLASS_CHAR, CLASS_STRUCT = 4, 2
 _COMPLEX_FLAG = 0x08
 #: numeric array class -> (the miTYPE of its data, the numpy dtype it holds)
-NUMERIC = {6: (9, "<f8"), 7: (7, "<f4"), 8: (1, "|i1"), 9: (2, "|u1"), 10: (3, "<i2"), 11: (4, "<u2"),
-           12: (5, "<i4"), 13: (6, "<u4"), 14: (12, "<i8"), 15: (13, "<u8")}
+NUMERIC = {
+    6: (9, "<f8"),
+    7: (7, "<f4"),
+    8: (1, "|i1"),
+    9: (2, "|u1"),
+    10: (3, "<i2"),
+    11: (4, "<u2"),
+    12: (5, "<i4"),
+    13: (6, "<u4"),
+    14: (12, "<i8"),
+    15: (13, "<u8"),
+}
 _CLASS_OF_DTYPE = {np.dtype(code).str: cls for cls, (_, code) in NUMERIC.items()}
-_CLASS_OF_DTYPE[np.dtype(bool).str] = 9   # logical: uint8 with the logical flag
-MAX_FIELD_NAME = 64          # scipy's long_field_names
-_OVERHEAD = 128              # tags, flags, dims and padding of one array, generously
+_CLASS_OF_DTYPE[np.dtype(bool).str] = 9  # logical: uint8 with the logical flag
+MAX_FIELD_NAME = 64  # scipy's long_field_names
+_OVERHEAD = 128  # tags, flags, dims and padding of one array, generously
 _INFLATE_BLOCK = 1 << 20
 
 
@@ -62,7 +72,7 @@ def _file_source(f):
 
 def _buffer_source(buffer):
     view = memoryview(buffer)
-    return _Bytes(lambda offset, n: bytes(view[offset:offset + n]))
+    return _Bytes(lambda offset, n: bytes(view[offset : offset + n]))
 
 
 class _Walk:
@@ -84,7 +94,7 @@ class _Walk:
         if len(head) != 8:
             self.fail("file ends inside an element tag")
         first, second = _TAG.unpack(head)
-        if first >> 16:          # small data element: size and type in one word, data in the next
+        if first >> 16:  # small data element: size and type in one word, data in the next
             size, kind = first >> 16, first & 0xFFFF
             if size > 4:
                 self.fail("a small data element declares more than 4 bytes")
@@ -192,8 +202,7 @@ class _Walk:
         names, at = self.data(body_src, at, stop, MI_INT8, width * len(fields))
         if len(names) != width * len(fields):
             self.fail(f"{len(names) // width} fields, the manifest lists {len(fields)}", obj=name)
-        names = [names[i:i + width].rstrip(b"\x00").decode("ascii", "replace")
-                 for i in range(0, len(names), width)]
+        names = [names[i : i + width].rstrip(b"\x00").decode("ascii", "replace") for i in range(0, len(names), width)]
         if sorted(names) != sorted(fields):
             self.fail("its fields are not the manifest's arrays", obj=name)
         for field in names:
@@ -208,15 +217,16 @@ class _Walk:
         stop = start + size
         cls, bits, dims, name, at = self.header(src, start, stop, name_limit=0)
         if cls not in NUMERIC:
-            raise UnsafeContentError(f"MAT array class {cls} refused (only numeric arrays are read)",
-                                     path=self.path, obj=label)
+            raise UnsafeContentError(
+                f"MAT array class {cls} refused (only numeric arrays are read)", path=self.path, obj=label
+            )
         if bits & _COMPLEX_FLAG or cls != _CLASS_OF_DTYPE[ALLOWED_DTYPES[entry["dtype"]].str]:
             self.fail(f"class {cls} does not hold the manifest's {entry['dtype']}", obj=label)
         count = int(np.prod(dims, dtype=np.int64))
         if count != int(np.prod(entry["shape"], dtype=np.int64)):
             self.fail(f"{count} elements, the manifest says shape {entry['shape']}", obj=label)
         mi_type, code = NUMERIC[cls]
-        got, _, data_size, at = self.element(src, at, stop)   # the data itself is not read
+        got, _, data_size, at = self.element(src, at, stop)  # the data itself is not read
         if got != mi_type or data_size != count * np.dtype(code).itemsize:
             self.fail(f"data of type {got} and {data_size} bytes for {count} {code} values", obj=label)
         if at != stop:

@@ -45,7 +45,7 @@ def write_array_data(stream, array):
     copies), so that writeback or a writer thread overlaps the next block."""
     data = memoryview(array.reshape(-1)).cast("B")
     for start in range(0, len(data), BLOCK_BYTES):
-        stream.write(data[start:start + BLOCK_BYTES])
+        stream.write(data[start : start + BLOCK_BYTES])
 
 
 class WritebackFile:
@@ -65,7 +65,7 @@ class WritebackFile:
         self._file = open(path, mode, buffering=0)
         self._fd = self._file.fileno()
         self._sync = _SYNC_FILE_RANGE
-        self._end = self._next = 0          # furthest byte written; start of the next range to send
+        self._end = self._next = 0  # furthest byte written; start of the next range to send
         self._in_flight = []
 
     def write(self, data):
@@ -133,6 +133,7 @@ class WritebackFile:
             self.close()
         else:
             self.abandon()
+
 
 _DONE = object()
 

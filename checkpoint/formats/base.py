@@ -50,17 +50,37 @@ class Format(abc.ABC):
     #: whether :meth:`read` supports ``lazy=True`` (arrays read on demand)
     lazy: bool = False
     #: library exceptions that, raised while reading, mean a damaged file
-    damage = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zlib.error,
-              zipfile.BadZipFile, struct.error, UnicodeDecodeError, RuntimeError, NotImplementedError,
-              tokenize.TokenError, SyntaxError)
+    damage = (
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        EOFError,
+        zlib.error,
+        zipfile.BadZipFile,
+        struct.error,
+        UnicodeDecodeError,
+        RuntimeError,
+        NotImplementedError,
+        tokenize.TokenError,
+        SyntaxError,
+    )
 
     @abc.abstractmethod
     def keys(self):
         """A key maker (``manifest.PathKeys`` or ``manifest.IdentifierKeys``)."""
 
     @abc.abstractmethod
-    def write(self, tmp: str, manifest_text: str, digest: str, manifest: dict,
-              items: Iterable[Tuple[str, np.ndarray]], compression: Optional[Compression]) -> None:
+    def write(
+        self,
+        tmp: str,
+        manifest_text: str,
+        digest: str,
+        manifest: dict,
+        items: Iterable[Tuple[str, np.ndarray]],
+        compression: Optional[Compression],
+    ) -> None:
         """Write the manifest (its text and digest) and the ``(key, array)``
         items to the new file ``tmp``; ``compression`` is a parsed
         :class:`~.compression.Compression` in :attr:`codecs`, or None."""

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import CorruptCheckpointError
 from ..hashing import StreamingChecksum, byte_view, checksum
+
 #: Arrays are read, written and hashed in blocks of this size, so that one
 #: block's hash (or writeback) overlaps the next block's read (or write).
 BLOCK_BYTES = 8 << 20
@@ -35,8 +36,10 @@ def verify_array(array, entry, path, obj):
 def check_entry(array, entry, path, obj):
     if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
         raise CorruptCheckpointError(
-            f"stored as {array.dtype.str} {list(array.shape)}, manifest says "
-            f"{entry['dtype']} {entry['shape']}", path=path, obj=obj)
+            f"stored as {array.dtype.str} {list(array.shape)}, manifest says {entry['dtype']} {entry['shape']}",
+            path=path,
+            obj=obj,
+        )
 
 
 def _read_full(file, block):
@@ -81,7 +84,7 @@ class ArrayRead:
         if workers < 2 or not hasattr(os, "preadv"):  # one block, or no preadv (Windows)
             file.seek(offset)
             for start in starts:
-                block = view[start:start + BLOCK_BYTES]
+                block = view[start : start + BLOCK_BYTES]
                 _read_full(file, block)
                 self.hasher.update(block)
         else:
@@ -96,7 +99,7 @@ class ArrayRead:
         def work(first):
             try:
                 for k in range(first, len(starts), workers):
-                    block = view[starts[k]:starts[k] + BLOCK_BYTES]
+                    block = view[starts[k] : starts[k] + BLOCK_BYTES]
                     _pread_full(fd, block, offset + starts[k])
                     if k:
                         hashed[k - 1].wait()
@@ -120,10 +123,10 @@ class ArrayRead:
         view = byte_view(out)
         pos = 0
         while pos < view.nbytes:
-            n = stream.readinto(view[pos:pos + BLOCK_BYTES])
+            n = stream.readinto(view[pos : pos + BLOCK_BYTES])
             if not n:
                 raise EOFError("the data ends early")
-            self.feed(view[pos:pos + n])
+            self.feed(view[pos : pos + n])
             pos += n
 
     def feed(self, block):

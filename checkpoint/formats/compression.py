@@ -16,7 +16,7 @@ CODECS = ("gzip", "lzf", "zstd", "lz4", "blosc")
 #: allows before it allocates (deflate cannot exceed about 1032:1; the
 #: plugin codecs can go far beyond on zeros).  docs/format.rst, "Limits".
 MAX_RATIO = {None: 1, "gzip": 1100, "lzf": 1100, "zstd": 100_000, "lz4": 100_000, "blosc": 100_000}
-PLUGIN_MAX_RATIO = 100_000   # any other HDF5 filter
+PLUGIN_MAX_RATIO = 100_000  # any other HDF5 filter
 _DEFAULT_LEVEL = {"gzip": 4, "zstd": 3, "blosc": 5}
 _CHUNK_BYTES = 1 << 20  # 1 MiB chunks: large enough to stream, small enough to slice
 
@@ -52,16 +52,15 @@ def parse(value, path=None):
         except ValueError:
             value = {"codec": None}
     if not isinstance(value, dict) or value.get("codec") not in CODECS:
-        raise UnsupportedFormatError(f"unknown compression {original!r}; choose one of: {', '.join(CODECS)} "
-                                     "(a level as \"gzip:9\")", path=path)
+        raise UnsupportedFormatError(
+            f'unknown compression {original!r}; choose one of: {", ".join(CODECS)} (a level as "gzip:9")', path=path
+        )
     level = value.get("level")
     if level is None:
         level = _DEFAULT_LEVEL.get(value["codec"])
     if level is not None and (not isinstance(level, int) or level not in _LEVELS.get(value["codec"], ())):
-        raise UnsupportedFormatError(f"compression {original!r}: {value['codec']} has no level {level!r}",
-                                     path=path)
-    return Compression(value["codec"], level, bool(value.get("shuffle", True)),
-                       bool(value.get("fletcher32", False)))
+        raise UnsupportedFormatError(f"compression {original!r}: {value['codec']} has no level {level!r}", path=path)
+    return Compression(value["codec"], level, bool(value.get("shuffle", True)), bool(value.get("fletcher32", False)))
 
 
 def for_format(value, fmt, path):
@@ -70,14 +69,18 @@ def for_format(value, fmt, path):
     codec = parse(value, path)
     if codec is not None and codec.codec not in fmt.codecs:
         can = ", ".join(fmt.codecs) if fmt.codecs else "no compression"
-        raise UnsupportedFormatError(f"the {fmt.name} format cannot compress with {codec.codec!r}; it supports "
-                                     f"{can}", path=path)
+        raise UnsupportedFormatError(
+            f"the {fmt.name} format cannot compress with {codec.codec!r}; it supports {can}", path=path
+        )
     if codec is not None and codec.codec in ("zstd", "lz4", "blosc"):
         try:
             import hdf5plugin  # noqa: F401
         except ImportError:
-            raise UnsupportedFormatError(f"compression {codec.codec!r} needs the hdf5plugin package: "
-                                         "pip install 'neuro-checkpoint[compression]'", path=path) from None
+            raise UnsupportedFormatError(
+                f"compression {codec.codec!r} needs the hdf5plugin package: "
+                "pip install 'neuro-checkpoint[compression]'",
+                path=path,
+            ) from None
     return codec
 
 
@@ -92,8 +95,11 @@ def hdf5_options(value, array):
     c = parse(value)
     if c is None:
         return {}
-    options = {"chunks": chunk_shape(array), "shuffle": c.shuffle and array.dtype.itemsize > 1,
-               "fletcher32": c.fletcher32}
+    options = {
+        "chunks": chunk_shape(array),
+        "shuffle": c.shuffle and array.dtype.itemsize > 1,
+        "fletcher32": c.fletcher32,
+    }
     if c.codec in ("gzip", "lzf"):
         options["compression"] = c.codec
         if c.codec == "gzip":
@@ -110,8 +116,13 @@ def hdf5_options(value, array):
     elif c.codec == "lz4":
         options.update(hdf5plugin.LZ4())
     else:
-        options.update(hdf5plugin.Blosc(cname="zstd", clevel=c.level,
-                                        shuffle=hdf5plugin.Blosc.SHUFFLE if c.shuffle else hdf5plugin.Blosc.NOSHUFFLE))
+        options.update(
+            hdf5plugin.Blosc(
+                cname="zstd",
+                clevel=c.level,
+                shuffle=hdf5plugin.Blosc.SHUFFLE if c.shuffle else hdf5plugin.Blosc.NOSHUFFLE,
+            )
+        )
         options["shuffle"] = False
     return options
 
@@ -119,6 +130,7 @@ def hdf5_options(value, array):
 def zip_level(value):
     """``(zip method, level)`` for npz: stored, or deflated at a level."""
     import zipfile
+
     c = parse(value)
     if c is None:
         return zipfile.ZIP_STORED, None

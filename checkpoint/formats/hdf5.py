@@ -27,6 +27,7 @@ def dataset_options(compression, array):
     if not compression or array.size == 0 or array.ndim == 0:
         return {}
     from .compression import hdf5_options
+
     return hdf5_options(compression, array)
 
 
@@ -165,8 +166,10 @@ class _StorageBudget:
             raise UnsafeContentError("object or reference dtype refused", path=self.path, obj=label)
         if dataset.dtype != ALLOWED_DTYPES[entry["dtype"]] or list(dataset.shape) != entry["shape"]:
             raise CorruptCheckpointError(
-                f"dataset is {dataset.dtype} {list(dataset.shape)}, manifest says "
-                f"{entry['dtype']} {entry['shape']}", path=self.path, obj=label)
+                f"dataset is {dataset.dtype} {list(dataset.shape)}, manifest says {entry['dtype']} {entry['shape']}",
+                path=self.path,
+                obj=label,
+            )
         if not dataset.size:
             return
         stored = dataset.id.get_storage_size()
@@ -175,20 +178,24 @@ class _StorageBudget:
             # its raw data must be one of the ranges the userblock digest left
             # to the per-array checksum, and exactly its size
             if (dataset.id.get_offset(), stored) not in self.raw_ranges or stored != dataset.nbytes:
-                raise CorruptCheckpointError("dataset storage does not match the file's index",
-                                             path=self.path, obj=label)
+                raise CorruptCheckpointError(
+                    "dataset storage does not match the file's index", path=self.path, obj=label
+                )
         if dataset.chunks is not None:
             # our writer writes every chunk; a missing one would read as fill values
             expected = math.prod(-(-n // c) for n, c in zip(dataset.shape, dataset.chunks))
             if dataset.id.get_num_chunks() != expected:
-                raise CorruptCheckpointError(f"{dataset.id.get_num_chunks()} of {expected} chunks stored",
-                                             path=self.path, obj=label)
+                raise CorruptCheckpointError(
+                    f"{dataset.id.get_num_chunks()} of {expected} chunks stored", path=self.path, obj=label
+                )
         ratio = MAX_RATIO.get(filters, PLUGIN_MAX_RATIO)
         if stored > self.left or stored * ratio < entry_nbytes(entry):
             raise CorruptCheckpointError(
                 f"dataset declares {entry_nbytes(entry)} bytes but stores {stored} "
                 f"({'more than the file has left' if stored > self.left else 'too few for its codec'})",
-                path=self.path, obj=label)
+                path=self.path,
+                obj=label,
+            )
         self.left -= stored
 
 
@@ -268,6 +275,7 @@ class HDF5Format(Format):
         def close():
             f.close()
             handle.close()
+
         try:
             manifest = self._manifest(f, path)
             fetch = self._fetcher(f, raw, path, file_size, raw_ranges, lazy)
@@ -304,6 +312,7 @@ class HDF5Format(Format):
                 return _read_dataset(dataset, entry, raw, read)
             except EOFError:
                 raise CorruptCheckpointError("dataset ends beyond the file", path=path, obj=label) from None
+
         return fetch
 
 

@@ -20,8 +20,18 @@ from ..errors import CheckpointError, CorruptCheckpointError, FormatLimitError, 
 from ..hashing import CHECKSUM_PREFIX, checksum, digest_text
 from .checksums import VerifiedReads
 from .schema import is_int, is_number, optional, require
-from ..state import (KINDS, POPULATION_SCOPES, PROJECTION_SCOPES, ArrayInfo, NetworkState,
-                     PopulationState, ProjectionState, RngState, check_connectivity, check_ids)
+from ..state import (
+    KINDS,
+    POPULATION_SCOPES,
+    PROJECTION_SCOPES,
+    ArrayInfo,
+    NetworkState,
+    PopulationState,
+    ProjectionState,
+    RngState,
+    check_connectivity,
+    check_ids,
+)
 
 FORMAT_NAME = "checkpoint"
 FORMAT_VERSION = 3
@@ -35,15 +45,28 @@ FIRST_VERSION_WITH = {"ids": 2, "rows per neuron": 2, "order": 3}
 ORDER_DTYPES = ("<i4", "<i8")
 
 #: Limits every reader enforces before it allocates (docs/format.rst, "Limits").
-MAX_MANIFEST_CHARS = 16 << 20      # the manifest's JSON text (about 50,000 arrays)
-MAX_ARRAY_BYTES = 1 << 50          # one array (1 PiB: far beyond any machine, far below overflow)
+MAX_MANIFEST_CHARS = 16 << 20  # the manifest's JSON text (about 50,000 arrays)
+MAX_ARRAY_BYTES = 1 << 50  # one array (1 PiB: far beyond any machine, far below overflow)
 MAX_DIMENSIONS = 32
-DIGEST = "digest"   # the key under which a decoded manifest keeps its own digest (never written)
+DIGEST = "digest"  # the key under which a decoded manifest keeps its own digest (never written)
 
 #: Array dtypes every format can hold exactly, as numpy's little-endian codes.
-ALLOWED_DTYPES = {np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<") for t in (
-    np.bool_, np.int8, np.int16, np.int32, np.int64,
-    np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64)}
+ALLOWED_DTYPES = {
+    np.dtype(t).newbyteorder("<").str: np.dtype(t).newbyteorder("<")
+    for t in (
+        np.bool_,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.float32,
+        np.float64,
+    )
+}
 
 # --------------------------------------------------------------------- arrays
 
@@ -55,8 +78,8 @@ def canonical(array, path=None, obj=None):
     code = array.dtype.newbyteorder("<").str if array.dtype.byteorder != "|" else array.dtype.str
     if code not in ALLOWED_DTYPES:
         raise FormatLimitError(
-            f"dtype {array.dtype} cannot be stored; use bool, (u)int8-64, float32 or float64",
-            path=path, obj=obj)
+            f"dtype {array.dtype} cannot be stored; use bool, (u)int8-64, float32 or float64", path=path, obj=obj
+        )
     target = ALLOWED_DTYPES[code]
     if array.dtype != target:
         array = array.astype(target)
@@ -74,8 +97,8 @@ def check_size_bound(entry, limit, path, obj):
     small (``limit`` is the most bytes the file could expand to)."""
     if entry_nbytes(entry) > limit:
         raise CorruptCheckpointError(
-            f"manifest declares {entry_nbytes(entry)} bytes, more than the file can hold",
-            path=path, obj=obj)
+            f"manifest declares {entry_nbytes(entry)} bytes, more than the file can hold", path=path, obj=obj
+        )
 
 
 # ----------------------------------------------------------------------- keys
@@ -148,8 +171,7 @@ class IdentifierKeys:
 
 
 def _array_entry(key, array, info=None):
-    entry = {"key": key, "dtype": array.dtype.str, "shape": list(array.shape),
-             "checksum": checksum(array)}
+    entry = {"key": key, "dtype": array.dtype.str, "shape": list(array.shape), "checksum": checksum(array)}
     if info is not None:
         entry.update(kind=info.kind, scope=info.scope, unit=info.unit)
     return entry
@@ -169,40 +191,57 @@ def flatten(state, keys, path=None):
 
     meta = dict(state.meta)
     meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat())
-    manifest = {"format": FORMAT_NAME, "format_version": 1,
-                "library_version": __version__, "meta": meta,
-                "populations": {}, "projections": {}, "rng": {}}
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": 1,
+        "library_version": __version__,
+        "meta": meta,
+        "populations": {},
+        "projections": {},
+        "rng": {},
+    }
     for name, pop in state.populations.items():
         okey = keys.object("populations", name)
         entry = manifest["populations"][name] = {"size": pop.size, "geometry": list(pop.geometry)}
-        if pop.ids is not None:   # part of a population split over MPI ranks (keyed first: "ids")
+        if pop.ids is not None:  # part of a population split over MPI ranks (keyed first: "ids")
             entry["global_size"] = pop.global_size
             entry["ids"] = add(keys.array(okey, "ids"), np.asarray(pop.ids, np.int64), f"{name}.ids")
             manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["ids"])
-        entry["arrays"] = {var: add(keys.array(okey, var, PathKeys.RESERVED_POPULATION), pop.arrays[var],
-                                    f"{name}.{var}", pop.info[var]) for var in pop.arrays}
+        entry["arrays"] = {
+            var: add(
+                keys.array(okey, var, PathKeys.RESERVED_POPULATION), pop.arrays[var], f"{name}.{var}", pop.info[var]
+            )
+            for var in pop.arrays
+        }
         if any(pop.info[var].scope == "neuron" and np.ndim(pop.arrays[var]) > 1 for var in pop.arrays):
             manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["rows per neuron"])
     for name, proj in state.projections.items():
         okey = keys.object("projections", name)
         entry = manifest["projections"][name] = {
-            "pre": proj.pre, "post": proj.post, "target": proj.target, "shape": list(proj.shape),
+            "pre": proj.pre,
+            "post": proj.post,
+            "target": proj.target,
+            "shape": list(proj.shape),
             "indptr": add(keys.array(okey, "indptr"), np.asarray(proj.indptr, np.int64), f"{name}.indptr"),
-            "indices": add(keys.array(okey, "indices"), np.asarray(proj.indices, np.int64), f"{name}.indices")}
-        if proj.simulator_order is not None:   # per-synapse arrays as the simulator holds them
+            "indices": add(keys.array(okey, "indices"), np.asarray(proj.indices, np.int64), f"{name}.indices"),
+        }
+        if proj.simulator_order is not None:  # per-synapse arrays as the simulator holds them
             proj = proj.in_simulator_order()
             order = np.asarray(proj.simulator_order)
             order = order if order.dtype.newbyteorder("<").str in ORDER_DTYPES else order.astype(np.int64)
             entry["order"] = add(keys.array(okey, "order"), order, f"{name}.order")
             manifest["format_version"] = max(manifest["format_version"], FIRST_VERSION_WITH["order"])
-        entry["arrays"] = {var: add(keys.array(okey, var, PathKeys.RESERVED), proj.arrays[var], f"{name}.{var}",
-                                    proj.info[var]) for var in proj.arrays}
+        entry["arrays"] = {
+            var: add(keys.array(okey, var, PathKeys.RESERVED), proj.arrays[var], f"{name}.{var}", proj.info[var])
+            for var in proj.arrays
+        }
     for name, rng in state.rng.items():
         okey = keys.object("rng", name)
         manifest["rng"][name] = {
-            "kind": rng.kind, "state": rng.state,
-            "arrays": {var: add(keys.array(okey, var), arr, f"rng {name}.{var}")
-                       for var, arr in rng.arrays.items()}}
+            "kind": rng.kind,
+            "state": rng.state,
+            "arrays": {var: add(keys.array(okey, var), arr, f"rng {name}.{var}") for var, arr in rng.arrays.items()},
+        }
     return manifest, items
 
 
@@ -212,10 +251,12 @@ def encode_manifest(manifest, path=None):
         text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"metadata is not JSON-serialisable: {exc}", path=path) from None
-    if len(text) > MAX_MANIFEST_CHARS:   # never write what no reader would accept
-        raise FormatLimitError(f"the manifest would be {len(text)} characters, more than the "
-                               f"{MAX_MANIFEST_CHARS} readers accept: fewer arrays, or less user metadata",
-                               path=path)
+    if len(text) > MAX_MANIFEST_CHARS:  # never write what no reader would accept
+        raise FormatLimitError(
+            f"the manifest would be {len(text)} characters, more than the "
+            f"{MAX_MANIFEST_CHARS} readers accept: fewer arrays, or less user metadata",
+            path=path,
+        )
     return text, digest_text(text)
 
 
@@ -233,8 +274,9 @@ def decode_manifest(text, digest, path):
     if not isinstance(text, str) or not isinstance(digest, str) or digest_text(text) != digest:
         raise CorruptCheckpointError("manifest checksum mismatch or manifest missing", path=path)
     if len(text) > MAX_MANIFEST_CHARS:
-        raise CorruptCheckpointError(f"manifest of {len(text)} characters, more than the "
-                                     f"{MAX_MANIFEST_CHARS} a reader accepts", path=path)
+        raise CorruptCheckpointError(
+            f"manifest of {len(text)} characters, more than the {MAX_MANIFEST_CHARS} a reader accepts", path=path
+        )
     try:
         manifest = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
@@ -242,15 +284,11 @@ def decode_manifest(text, digest, path):
     except RecursionError:
         raise CorruptCheckpointError("manifest nested too deeply", path=path) from None
     _validate_manifest(manifest, path)
-    manifest[DIGEST] = digest   # in memory only: the state read from it says which manifest it came from
+    manifest[DIGEST] = digest  # in memory only: the state read from it says which manifest it came from
     return manifest
 
 
 # ------------------------------------------------------------------ validate
-
-
-
-
 
 
 def _validate_entry(entry, path, obj, with_info):
@@ -261,12 +299,21 @@ def _validate_entry(entry, path, obj, with_info):
         raise UnsafeContentError("object arrays are refused", path=path, obj=obj)
     require(dtype in ALLOWED_DTYPES, f"dtype {dtype!r} is not allowed", path, obj)
     shape = entry.get("shape")
-    require(isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS
-             and all(is_int(n) and n >= 0 for n in shape), f"bad shape {shape!r}", path, obj)
-    require(entry_nbytes(entry) <= MAX_ARRAY_BYTES, f"shape {shape!r} declares more than "
-             f"{MAX_ARRAY_BYTES} bytes", path, obj)
-    require(isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
-             "array entry has no checksum", path, obj)
+    require(
+        isinstance(shape, list) and len(shape) <= MAX_DIMENSIONS and all(is_int(n) and n >= 0 for n in shape),
+        f"bad shape {shape!r}",
+        path,
+        obj,
+    )
+    require(
+        entry_nbytes(entry) <= MAX_ARRAY_BYTES, f"shape {shape!r} declares more than {MAX_ARRAY_BYTES} bytes", path, obj
+    )
+    require(
+        isinstance(entry.get("checksum"), str) and entry["checksum"].startswith(CHECKSUM_PREFIX),
+        "array entry has no checksum",
+        path,
+        obj,
+    )
     if with_info:
         require(entry.get("kind") in KINDS, f"bad kind {entry.get('kind')!r}", path, obj)
         require(entry.get("unit") is None or isinstance(entry.get("unit"), str), "bad unit", path, obj)
@@ -279,14 +326,9 @@ def _validate_scope(entry, scopes, lengths, path, obj):
         return
     expected = [] if scope == "global" else [lengths[scope]]
     shape = entry["shape"]
-    if scope == "neuron" and len(shape) > 1:   # version 2: a row per neuron (NEST's tau_syn of each node)
+    if scope == "neuron" and len(shape) > 1:  # version 2: a row per neuron (NEST's tau_syn of each node)
         shape = shape[:1]
-    require(shape == expected,
-             f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
-
-
-
-
+    require(shape == expected, f"shape {entry['shape']} does not fit scope {scope!r} (expected {expected})", path, obj)
 
 
 def _validate_meta(meta, path):
@@ -296,7 +338,7 @@ def _validate_meta(meta, path):
     exactly of their type: no string for a step, no NaN for a time.
     """
     optional(meta, "time", is_number, "a finite number of ms", path)
-    optional(meta, "step", lambda v: is_int(v) and 0 <= v < 2 ** 63, "an integer >= 0", path)
+    optional(meta, "step", lambda v: is_int(v) and 0 <= v < 2**63, "an integer >= 0", path)
     optional(meta, "dt", lambda v: is_number(v) and v > 0, "a finite number > 0", path)
     optional(meta, "content", lambda v: isinstance(v, str), "a string", path)
     for key in ("user", "simulator", "library", "brian2", "nest", "annarchy"):
@@ -309,34 +351,61 @@ def _validate_shards(shards, path):
     require(isinstance(shards, dict), "meta 'shards' is not an object", path)
     ranks, files, token = shards.get("ranks"), shards.get("files"), shards.get("id")
     require(is_int(ranks) and 1 <= ranks <= 1 << 20, f"meta 'shards.ranks' is {ranks!r}", path)
-    require(isinstance(token, str) and re.fullmatch(r"[0-9a-f]{1,64}", token) is not None,
-             f"meta 'shards.id' is {token!r}", path)
-    require(isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
-             "meta 'shards.files' is not one file name per rank", path)
+    require(
+        isinstance(token, str) and re.fullmatch(r"[0-9a-f]{1,64}", token) is not None,
+        f"meta 'shards.id' is {token!r}",
+        path,
+    )
+    require(
+        isinstance(files, list) and len(files) == ranks and all(isinstance(f, str) for f in files),
+        "meta 'shards.files' is not one file name per rank",
+        path,
+    )
     sizes, digests = shards.get("sizes"), shards.get("digests")
-    require(sizes is None or (isinstance(sizes, list) and len(sizes) == ranks
-                               and all(is_int(n) and n >= 0 for n in sizes)),
-             "meta 'shards.sizes' is not one size per rank", path)
-    require(digests is None or (isinstance(digests, list) and len(digests) == ranks
-                                 and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)),
-             "meta 'shards.digests' is not one digest per rank", path)
+    require(
+        sizes is None or (isinstance(sizes, list) and len(sizes) == ranks and all(is_int(n) and n >= 0 for n in sizes)),
+        "meta 'shards.sizes' is not one size per rank",
+        path,
+    )
+    require(
+        digests is None
+        or (
+            isinstance(digests, list)
+            and len(digests) == ranks
+            and all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)
+        ),
+        "meta 'shards.digests' is not one digest per rank",
+        path,
+    )
     populations = shards.get("populations")
-    require(populations is None or (isinstance(populations, list) and len(populations) == ranks
-                                     and all(isinstance(p, dict) for p in populations)),
-             "meta 'shards.populations' is not one summary per rank", path)
+    require(
+        populations is None
+        or (
+            isinstance(populations, list)
+            and len(populations) == ranks
+            and all(isinstance(p, dict) for p in populations)
+        ),
+        "meta 'shards.populations' is not one summary per rank",
+        path,
+    )
     for rank_populations in populations or []:
         for name, info in rank_populations.items():
-            require(_valid_shard_population(info), f"meta 'shards.populations' has a bad entry for {name!r}",
-                     path, name)
+            require(
+                _valid_shard_population(info), f"meta 'shards.populations' has a bad entry for {name!r}", path, name
+            )
 
 
 def _valid_shard_population(info):
     """One shard's summary of one population (see checkpoint.repartition.summary)."""
-    return (isinstance(info, dict) and isinstance(info.get("global_ids"), bool)
-            and all(is_int(info.get(k)) for k in ("global_size", "count", "first", "last"))
-            and 0 <= info["count"] <= info["global_size"] < 2 ** 62
-            and (info["count"] == 0 or 0 <= info["first"] <= info["last"] < info["global_size"])
-            and isinstance(info.get("checksum"), str) and len(info["checksum"]) <= 64)
+    return (
+        isinstance(info, dict)
+        and isinstance(info.get("global_ids"), bool)
+        and all(is_int(info.get(k)) for k in ("global_size", "count", "first", "last"))
+        and 0 <= info["count"] <= info["global_size"] < 2**62
+        and (info["count"] == 0 or 0 <= info["first"] <= info["last"] < info["global_size"])
+        and isinstance(info.get("checksum"), str)
+        and len(info["checksum"]) <= 64
+    )
 
 
 def _validate_manifest(m, path):
@@ -345,8 +414,9 @@ def _validate_manifest(m, path):
     require(is_int(version), "manifest has no format_version", path)
     if version > FORMAT_VERSION:
         raise CorruptCheckpointError(
-            f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
-            "upgrade checkpoint", path=path)
+            f"format version {version} is newer than this library reads ({FORMAT_VERSION}); upgrade checkpoint",
+            path=path,
+        )
     require(isinstance(m.get("meta"), dict), "manifest has no meta", path)
     _validate_meta(m["meta"], path)
     for section in ("populations", "projections", "rng"):
@@ -359,12 +429,24 @@ def _validate_manifest(m, path):
         keys.add(e["key"])
 
     for name, pop in m["populations"].items():
-        require(isinstance(pop, dict) and is_int(pop.get("size")) and 0 <= pop["size"] < 2 ** 62,
-                 "population has no valid size", path, name)
+        require(
+            isinstance(pop, dict) and is_int(pop.get("size")) and 0 <= pop["size"] < 2**62,
+            "population has no valid size",
+            path,
+            name,
+        )
         geometry = pop.get("geometry")
-        require(geometry is None or (isinstance(geometry, list) and len(geometry) <= MAX_DIMENSIONS
-                                      and all(is_int(n) and 0 <= n < 2 ** 62 for n in geometry)),
-                 f"bad geometry {geometry!r}", path, name)
+        require(
+            geometry is None
+            or (
+                isinstance(geometry, list)
+                and len(geometry) <= MAX_DIMENSIONS
+                and all(is_int(n) and 0 <= n < 2**62 for n in geometry)
+            ),
+            f"bad geometry {geometry!r}",
+            path,
+            name,
+        )
         require(isinstance(pop.get("arrays"), dict), "population has no arrays", path, name)
         if pop.get("ids") is not None:
             _validate_ids(pop, path, name, entry)
@@ -374,30 +456,44 @@ def _validate_manifest(m, path):
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, POPULATION_SCOPES, {"neuron": pop["size"]}, path, f"{name}.{var}")
     for name, proj in m["projections"].items():
-        require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict),
-                 "projection has no arrays", path, name)
+        require(isinstance(proj, dict) and isinstance(proj.get("arrays"), dict), "projection has no arrays", path, name)
         shape = proj.get("shape")
-        require(isinstance(shape, list) and len(shape) == 2 and all(is_int(n) and 0 <= n < 2 ** 62 for n in shape),
-                 "projection has no valid shape", path, name)
+        require(
+            isinstance(shape, list) and len(shape) == 2 and all(is_int(n) and 0 <= n < 2**62 for n in shape),
+            "projection has no valid shape",
+            path,
+            name,
+        )
         for part in ("pre", "post", "target"):
-            require(proj.get(part) is None or isinstance(proj[part], str), f"bad {part} {proj.get(part)!r}",
-                     path, name)
+            require(proj.get(part) is None or isinstance(proj[part], str), f"bad {part} {proj.get(part)!r}", path, name)
         for part in ("indptr", "indices"):
             entry(proj.get(part), f"{name}.{part}")
-            require(proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,
-                     f"{part} must be a 1-d int64 array", path, name)
+            require(
+                proj[part]["dtype"] == "<i8" and len(proj[part]["shape"]) == 1,
+                f"{part} must be a 1-d int64 array",
+                path,
+                name,
+            )
         require(proj["indptr"]["shape"] == [shape[0] + 1], "indptr length is not post size + 1", path, name)
         nnz = proj["indices"]["shape"][0]
-        if proj.get("order") is not None:   # version 3; its values are checked where it is used
+        if proj.get("order") is not None:  # version 3; its values are checked where it is used
             entry(proj["order"], f"{name}.order")
-            require(proj["order"]["dtype"] in ORDER_DTYPES and proj["order"]["shape"] == [nnz],
-                     "order must be one int32 or int64 per synapse", path, name)
+            require(
+                proj["order"]["dtype"] in ORDER_DTYPES and proj["order"]["shape"] == [nnz],
+                "order must be one int32 or int64 per synapse",
+                path,
+                name,
+            )
         for var, e in proj["arrays"].items():
             entry(e, f"{name}.{var}", True)
             _validate_scope(e, PROJECTION_SCOPES, {"post": shape[0], "synapse": nnz}, path, f"{name}.{var}")
     for name, rng in m["rng"].items():
-        require(isinstance(rng, dict) and isinstance(rng.get("kind"), str)
-                 and isinstance(rng.get("arrays"), dict), "bad random generator entry", path, f"rng {name}")
+        require(
+            isinstance(rng, dict) and isinstance(rng.get("kind"), str) and isinstance(rng.get("arrays"), dict),
+            "bad random generator entry",
+            path,
+            f"rng {name}",
+        )
         for var, e in rng["arrays"].items():
             entry(e, f"rng {name}.{var}")
 
@@ -406,11 +502,14 @@ def _validate_ids(pop, path, name, entry):
     """A shard's part of a population: ``size`` global indices (int64, 1-d)
     of a population of ``global_size``; their values are checked on read."""
     global_size = pop.get("global_size")
-    require(is_int(global_size) and pop["size"] <= global_size < 2 ** 62, f"bad global_size {global_size!r}",
-             path, name)
+    require(is_int(global_size) and pop["size"] <= global_size < 2**62, f"bad global_size {global_size!r}", path, name)
     entry(pop["ids"], f"{name}.ids")
-    require(pop["ids"]["dtype"] == "<i8" and pop["ids"]["shape"] == [pop["size"]],
-             "ids must be one int64 per neuron", path, name)
+    require(
+        pop["ids"]["dtype"] == "<i8" and pop["ids"]["shape"] == [pop["size"]],
+        "ids must be one int64 per neuron",
+        path,
+        name,
+    )
 
 
 def all_entries(manifest):
@@ -488,16 +587,25 @@ def _unflatten(manifest, fetch, path, lazy, reads):
         global_size = p.get("global_size", p["size"])
         geometry = p.get("geometry") or [global_size]
         state.populations[name] = PopulationState(
-            name, p["size"], geometry, arrays, {var: info(e) for var, e in p["arrays"].items()},
-            ids, global_size)
+            name, p["size"], geometry, arrays, {var: info(e) for var, e in p["arrays"].items()}, ids, global_size
+        )
     for name, p in manifest["projections"].items():
         indptr, indices = fetch(p["indptr"], f"{name}.indptr"), fetch(p["indices"], f"{name}.indices")
         order = fetch(p["order"], f"{name}.order") if p.get("order") is not None else None
         arrays = {var: fetch(e, f"{name}.{var}") for var, e in p["arrays"].items()}
         state.projections[name] = ProjectionState(
-            name, p.get("pre"), p.get("post"), p["shape"], indptr, indices, p.get("target"),
-            arrays, {var: info(e) for var, e in p["arrays"].items()},
-            simulator_order=order, arrays_in_simulator_order=order is not None)
+            name,
+            p.get("pre"),
+            p.get("post"),
+            p["shape"],
+            indptr,
+            indices,
+            p.get("target"),
+            arrays,
+            {var: info(e) for var, e in p["arrays"].items()},
+            simulator_order=order,
+            arrays_in_simulator_order=order is not None,
+        )
         state.projections[name].connectivity_checksums = (p["indptr"]["checksum"], p["indices"]["checksum"])
     for name, r in manifest["rng"].items():
         arrays = {var: fetch(e, f"rng {name}.{var}") for var, e in r["arrays"].items()}

@@ -52,8 +52,7 @@ def verify_file(f, path):
         raise CorruptCheckpointError("not a checkpoint MAT file (no digest in its header)", path=path)
     length = int(match.group(2))
     if os.fstat(f.fileno()).st_size - HEADER != length:
-        raise CorruptCheckpointError("file length differs from its header: truncated or extended",
-                                     path=path)
+        raise CorruptCheckpointError("file length differs from its header: truncated or extended", path=path)
     digest = digest_file(f, HEADER, HEADER + length)
     if digest != match.group(1).decode():
         raise CorruptCheckpointError("file digest mismatch: the file is damaged", path=path)
@@ -78,10 +77,14 @@ class MatFormat(Format):
             if size > MAX_VARIABLE_BYTES:
                 raise FormatLimitError(
                     f"object {top!r} holds {size} bytes; a MAT-file variable is limited to 2 GiB. "
-                    "Save to HDF5 (.h5) instead: MATLAB reads it with h5read", path=tmp, obj=top)
+                    "Save to HDF5 (.h5) instead: MATLAB reads it with h5read",
+                    path=tmp,
+                    obj=top,
+                )
         with open(tmp, "wb") as f:
-            scipy.io.savemat(f, variables, format="5", long_field_names=True,
-                             do_compression=compression is not None, oned_as="row")
+            scipy.io.savemat(
+                f, variables, format="5", long_field_names=True, do_compression=compression is not None, oned_as="row"
+            )
         _stamp_header(tmp)
 
     def read(self, path, lazy=False):
@@ -89,21 +92,18 @@ class MatFormat(Format):
         # cannot mix into what was verified
         with open(path, "rb") as f:
             verify_file(f, path)
-            manifest = _matguard.check(f, path)   # scipy crashes on some forged structures
+            manifest = _matguard.check(f, path)  # scipy crashes on some forged structures
             f.seek(0)
-            mat = scipy.io.loadmat(f, simplify_cells=True, mat_dtype=False,
-                                   verify_compressed_data_integrity=True)
+            mat = scipy.io.loadmat(f, simplify_cells=True, mat_dtype=False, verify_compressed_data_integrity=True)
 
         def fetch(entry, label, read):
             top, field = entry["key"].split(".", 1)
             try:
                 value = np.asarray(mat[top][field])
             except (KeyError, TypeError):
-                raise CorruptCheckpointError(f"variable {entry['key']!r} is missing", path=path,
-                                             obj=label) from None
+                raise CorruptCheckpointError(f"variable {entry['key']!r} is missing", path=path, obj=label) from None
             if value.dtype.hasobject or value.size != int(np.prod(entry["shape"], dtype=np.int64)):
-                raise CorruptCheckpointError(f"variable {entry['key']!r} has the wrong size",
-                                             path=path, obj=label)
+                raise CorruptCheckpointError(f"variable {entry['key']!r} has the wrong size", path=path, obj=label)
             # scipy hands over its own buffers: convert or reorder only when needed
             array = np.ascontiguousarray(value.astype(ALLOWED_DTYPES[entry["dtype"]], copy=False))
             return array.reshape(entry["shape"])

@@ -20,8 +20,7 @@ from .base import Format
 from .compression import MAX_RATIO, zip_level
 from ._writer import BackgroundWriter, WritebackFile, write_array_data
 from .checksums import BLOCK_BYTES
-from .manifest import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest,
-                     unflatten)
+from .manifest import ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, check_size_bound, decode_manifest, unflatten
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a ZIP local file header, 30 bytes
 
@@ -62,8 +61,11 @@ class NpzFormat(Format):
         # one handle: zipfile and our raw reads see the same inode throughout
         with open(path, "rb") as raw, zipfile.ZipFile(raw) as zf:
             _check_members(zf, raw, path)
-            manifest = decode_manifest(self._small_text(zf, "manifest", MAX_MANIFEST_CHARS, path),
-                                       self._small_text(zf, "manifest_xxh3", 16, path), path)
+            manifest = decode_manifest(
+                self._small_text(zf, "manifest", MAX_MANIFEST_CHARS, path),
+                self._small_text(zf, "manifest_xxh3", 16, path),
+                path,
+            )
             fetch = lambda entry, label, read: self._member(zf, raw, entry, path, label, read)  # noqa: E731
             return unflatten(manifest, fetch, path)
 
@@ -71,10 +73,8 @@ class NpzFormat(Format):
         info = _info(zf, name, path, name)
         with zf.open(info) as member:
             shape, dtype = _read_header(member, path, name)
-            if dtype.kind != "U" or shape != [] or dtype.itemsize > 4 * max_chars or \
-                    dtype.itemsize > _most_bytes(info):
-                raise CorruptCheckpointError(f"{name} is not a text of at most {max_chars} characters",
-                                             path=path)
+            if dtype.kind != "U" or shape != [] or dtype.itemsize > 4 * max_chars or dtype.itemsize > _most_bytes(info):
+                raise CorruptCheckpointError(f"{name} is not a text of at most {max_chars} characters", path=path)
             data = member.read(dtype.itemsize)
             if len(data) != dtype.itemsize:
                 raise CorruptCheckpointError(f"{name} is truncated", path=path)
@@ -86,8 +86,9 @@ class NpzFormat(Format):
         stream = self._open_stored(raw, info, path) if stored else zf.open(info)
         shape, dtype = _read_header(stream, path, label)
         if dtype != ALLOWED_DTYPES[entry["dtype"]] or shape != entry["shape"]:
-            raise CorruptCheckpointError(f"member is {dtype.str} {shape}, manifest says "
-                                         f"{entry['dtype']} {entry['shape']}", path=path, obj=label)
+            raise CorruptCheckpointError(
+                f"member is {dtype.str} {shape}, manifest says {entry['dtype']} {entry['shape']}", path=path, obj=label
+            )
         check_size_bound(entry, _most_bytes(info), path, label)
         out = np.empty(entry["shape"], dtype)
         if stored:
@@ -137,17 +138,16 @@ def _check_members(zf, raw, path):
     end = 0
     for info in sorted(infos, key=lambda i: i.header_offset):
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise CorruptCheckpointError(f"ZIP member {info.filename!r} uses compression method "
-                                         f"{info.compress_type}", path=path)
+            raise CorruptCheckpointError(
+                f"ZIP member {info.filename!r} uses compression method {info.compress_type}", path=path
+            )
         header = os.pread(raw.fileno(), _LOCAL_HEADER.size, info.header_offset)
         if info.header_offset < end or len(header) != _LOCAL_HEADER.size:
-            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file",
-                                         path=path)
+            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file", path=path)
         fields = _LOCAL_HEADER.unpack(header)
         end = info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10] + info.compress_size
         if fields[0] != b"PK\x03\x04" or end > size:
-            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file",
-                                         path=path)
+            raise CorruptCheckpointError(f"ZIP member {info.filename!r} overlaps another or leaves the file", path=path)
 
 
 def _write_npy(stream, array):

@@ -31,7 +31,7 @@ def is_int(x):
 def is_number(x):
     """A finite number (int or float, not bool) that a float64 can hold."""
     if is_int(x):
-        return -_FLOAT_MAX <= x <= _FLOAT_MAX   # compared as Python integers: no conversion
+        return -_FLOAT_MAX <= x <= _FLOAT_MAX  # compared as Python integers: no conversion
     return isinstance(x, float) and math.isfinite(x)
 
 

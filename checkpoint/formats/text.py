@@ -26,15 +26,24 @@ import numpy as np
 from ..errors import CorruptCheckpointError
 from .base import Format
 from .compression import MAX_RATIO, parse
-from .manifest import (ALLOWED_DTYPES, MAX_MANIFEST_CHARS, PathKeys, all_entries, check_size_bound,
-                     decode_manifest, unflatten)
+from .manifest import (
+    ALLOWED_DTYPES,
+    MAX_MANIFEST_CHARS,
+    PathKeys,
+    all_entries,
+    check_size_bound,
+    decode_manifest,
+    unflatten,
+)
 
 MAGIC = "checkpoint-text 1"
 _BLOCK = 1 << 16
-_DEFAULT_NAN = {np.dtype("<f8"): np.float64(np.nan).view(np.uint64),
-                np.dtype("<f4"): np.float32(np.nan).view(np.uint32)}
-_MAX_HEADER_LINE = 64 << 10     # an "array {...}" line
-_MAX_VALUE_LINE = 64            # one value: repr of a float64 is at most 24 characters
+_DEFAULT_NAN = {
+    np.dtype("<f8"): np.float64(np.nan).view(np.uint64),
+    np.dtype("<f4"): np.float32(np.nan).view(np.uint32),
+}
+_MAX_HEADER_LINE = 64 << 10  # an "array {...}" line
+_MAX_VALUE_LINE = 64  # one value: repr of a float64 is at most 24 characters
 _NAN_LINE = re.compile(r"(\d{1,19}) ([0-9a-f]{1,16})")
 
 
@@ -45,7 +54,7 @@ def _lines(array):
         flat = flat.view(np.uint8)
     convert = repr if flat.dtype.kind == "f" else str
     for start in range(0, flat.size, _BLOCK):
-        yield "\n".join(map(convert, flat[start:start + _BLOCK].tolist())) + "\n"
+        yield "\n".join(map(convert, flat[start : start + _BLOCK].tolist())) + "\n"
 
 
 def _odd_nans(array):
@@ -89,8 +98,13 @@ class TextFormat(Format):
             f.write(f"{MAGIC}\nmanifest {digest} {manifest_text}\n")
             for key, array in items:
                 nans = _odd_nans(array)
-                header = {"key": key, "dtype": array.dtype.str, "shape": list(array.shape),
-                          "count": int(array.size), "nanbits": len(nans)}
+                header = {
+                    "key": key,
+                    "dtype": array.dtype.str,
+                    "shape": list(array.shape),
+                    "count": int(array.size),
+                    "nanbits": len(nans),
+                }
                 f.write("array " + json.dumps(header, ensure_ascii=True) + "\n")
                 f.writelines(_lines(array))
                 f.writelines(f"{i} {bits}\n" for i, bits in nans)
@@ -128,16 +142,23 @@ class TextFormat(Format):
             if not isinstance(header, dict):
                 raise CorruptCheckpointError("expected an 'array' line", path=path)
             label, entry = expected.get(header.get("key"), (None, None))
-            if entry is None or header.get("dtype") != entry["dtype"] or header.get("shape") != entry["shape"] \
-                    or entry["key"] in arrays:
-                raise CorruptCheckpointError(f"array {header.get('key')!r} does not match the manifest",
-                                             path=path, obj=label)
+            if (
+                entry is None
+                or header.get("dtype") != entry["dtype"]
+                or header.get("shape") != entry["shape"]
+                or entry["key"] in arrays
+            ):
+                raise CorruptCheckpointError(
+                    f"array {header.get('key')!r} does not match the manifest", path=path, obj=label
+                )
             check_size_bound(entry, bound, path, label)
             dtype = ALLOWED_DTYPES[entry["dtype"]]
             count = math.prod(entry["shape"])
             nans = header.get("nanbits", 0)
-            if not (isinstance(nans, int) and not isinstance(nans, bool) and 0 <= nans <= count) \
-                    or header.get("count", count) != count:
+            if (
+                not (isinstance(nans, int) and not isinstance(nans, bool) and 0 <= nans <= count)
+                or header.get("count", count) != count
+            ):
                 raise CorruptCheckpointError(f"bad count or nanbits in {line[:200]!r}", path=path, obj=label)
             values = _parse_values(_lines_of(f, count, path), dtype, count)
             self._apply_nan_bits(values, _lines_of(f, nans, path), path, label)
@@ -147,8 +168,7 @@ class TextFormat(Format):
     def _apply_nan_bits(values, lines, path, label):
         if values.dtype.kind != "f":
             if next(lines, None) is not None:
-                raise CorruptCheckpointError("NaN bit patterns for an array that is not float",
-                                             path=path, obj=label)
+                raise CorruptCheckpointError("NaN bit patterns for an array that is not float", path=path, obj=label)
             return
         bits = values.view(np.uint64 if values.itemsize == 8 else np.uint32)
         for line in lines:
@@ -162,7 +182,7 @@ class TextFormat(Format):
 def _fileno(f):
     """The descriptor under a text stream (gzip's text wrapper included)."""
     raw = f.buffer if hasattr(f, "buffer") else f
-    raw = getattr(raw, "fileobj", None) or raw        # gzip.GzipFile keeps the file as .fileobj
+    raw = getattr(raw, "fileobj", None) or raw  # gzip.GzipFile keeps the file as .fileobj
     return raw.fileno()
 
 

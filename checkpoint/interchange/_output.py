@@ -52,19 +52,24 @@ def check_destination(path, overwrite, folder):
         raise DestinationError("exists and is not a " + ("folder" if folder else "file"), path=path)
     if not folder:
         if os.path.getsize(path) and not overwrite:
-            raise DestinationError("exists and is not empty: pass overwrite=True (--overwrite) to replace it",
-                                   path=path)
+            raise DestinationError(
+                "exists and is not empty: pass overwrite=True (--overwrite) to replace it", path=path
+            )
         return
     if not os.listdir(path):
         return
     if not overwrite:
-        raise DestinationError("exists and is not empty: pass overwrite=True (--overwrite) to replace a "
-                               "previous export", path=path)
+        raise DestinationError(
+            "exists and is not empty: pass overwrite=True (--overwrite) to replace a previous export", path=path
+        )
     foreign = sorted(set(_tree(path)) - set(_written(path)) - {MARK})
     if foreign:
-        raise DestinationError(f"holds files no export wrote ({', '.join(foreign[:5])}"
-                               f"{', ...' if len(foreign) > 5 else ''}): an export replaces a previous export "
-                               "whole, and never touches files it did not write", path=path)
+        raise DestinationError(
+            f"holds files no export wrote ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}): an export replaces a previous export "
+            "whole, and never touches files it did not write",
+            path=path,
+        )
 
 
 def _tree(folder):
@@ -118,8 +123,7 @@ def write_folder(destination, to, write_into):
     try:
         files = sorted(write_into(staging))
         with atomic_write(os.path.join(staging, MARK)) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"written_by": f"neuro-checkpoint {__version__}", "format": to, "files": files}, f,
-                      indent=1)
+            json.dump({"written_by": f"neuro-checkpoint {__version__}", "format": to, "files": files}, f, indent=1)
         _fsync_folders(staging)
         _take_place(staging, destination)
     except BaseException as exc:
@@ -130,8 +134,9 @@ def write_folder(destination, to, write_into):
     try:
         fsync_path(os.path.dirname(destination), directory=True)
     except OSError as exc:
-        raise CheckpointError(f"the export is in place, but syncing its folder failed ({exc.strerror or exc})",
-                              path=destination) from exc
+        raise CheckpointError(
+            f"the export is in place, but syncing its folder failed ({exc.strerror or exc})", path=destination
+        ) from exc
 
 
 def _remove_stale_staging(destination):
@@ -155,13 +160,12 @@ def _take_place(staging, destination):
     exchanged with it, then deleted (only its own files)."""
     if not os.path.lexists(destination) or not os.listdir(destination):
         try:
-            os.rename(staging, destination)   # onto an empty folder too
+            os.rename(staging, destination)  # onto an empty folder too
             return
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise CheckpointError(f"could not put the export in place: {exc.strerror}",
-                                      path=destination) from exc
-        check_destination(destination, True, True)   # something appeared meanwhile: is it ours?
+                raise CheckpointError(f"could not put the export in place: {exc.strerror}", path=destination) from exc
+        check_destination(destination, True, True)  # something appeared meanwhile: is it ours?
     if not _exchange(staging, destination):
         aside = temporary_name(destination)
         os.rename(destination, aside)
@@ -186,7 +190,7 @@ def _exchange(a, b):
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True
     code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):   # a file system without it
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # a file system without it
         return False
     raise CheckpointError(f"could not put the export in place: {os.strerror(code)}", path=b)
 

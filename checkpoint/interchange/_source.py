@@ -9,8 +9,17 @@ import numpy as np
 from ..errors import CorruptCheckpointError, StructureMismatchError, UnsupportedObjectError
 from ..state import NetworkState, check_connectivity
 
-__all__ = ["state_of", "Notes", "saved_from_nest", "weight_name", "delay_ms", "is_uniform", "scalar", "numeric",
-           "safe_id"]
+__all__ = [
+    "state_of",
+    "Notes",
+    "saved_from_nest",
+    "weight_name",
+    "delay_ms",
+    "is_uniform",
+    "scalar",
+    "numeric",
+    "safe_id",
+]
 
 #: Per-synapse variables a weight is stored under: NEST's, then the embedded
 #: network's, Brian2's and ANNarchy's.
@@ -31,8 +40,9 @@ def state_of(source):
         whole network (a shard's part); a projection does not fit its
         populations.
     """
-    from ..api import read   # the exporters sit above the public calls (docs/architecture.rst)
+    from ..api import read  # the exporters sit above the public calls (docs/architecture.rst)
     from ..adapters import adapter_for
+
     path = None
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -50,20 +60,28 @@ def _check(state, path):
     """A file is hostile and a state may be hand-made: every size an
     exporter relies on is checked here, before anything is written."""
     for name, pop in state.populations.items():
-        if pop.ids is not None and (pop.size != pop.global_size or
-                                    not np.array_equal(np.asarray(pop.ids), np.arange(pop.size))):
-            raise UnsupportedObjectError("an export needs whole populations, and this is one MPI rank's part: "
-                                         "export the checkpoint's manifest (or the state checkpoint.read gives)",
-                                         path=path, obj=name)
+        if pop.ids is not None and (
+            pop.size != pop.global_size or not np.array_equal(np.asarray(pop.ids), np.arange(pop.size))
+        ):
+            raise UnsupportedObjectError(
+                "an export needs whole populations, and this is one MPI rank's part: "
+                "export the checkpoint's manifest (or the state checkpoint.read gives)",
+                path=path,
+                obj=name,
+            )
         for var in pop:
             if pop.info[var].scope == "neuron" and np.shape(pop[var])[:1] != (pop.size,):
-                raise CorruptCheckpointError(f"{var} has shape {np.shape(pop[var])}, not one value per neuron "
-                                             f"of {pop.size}", path=path, obj=name)
+                raise CorruptCheckpointError(
+                    f"{var} has shape {np.shape(pop[var])}, not one value per neuron of {pop.size}", path=path, obj=name
+                )
     for name, proj in state.projections.items():
         for end in (proj.pre, proj.post):
             if end not in state.populations:
-                raise StructureMismatchError(f"its population {end!r} is not in the state: an export needs both "
-                                             "ends of every projection", path=path, obj=name)
+                raise StructureMismatchError(
+                    f"its population {end!r} is not in the state: an export needs both ends of every projection",
+                    path=path,
+                    obj=name,
+                )
         sizes = (state.populations[proj.post].size, state.populations[proj.pre].size)
         if tuple(proj.shape) != sizes:
             raise CorruptCheckpointError(f"its shape {proj.shape} is not (post, pre) = {sizes}", path=path, obj=name)
@@ -72,8 +90,9 @@ def _check(state, path):
         for var in proj:
             length = {"synapse": proj.nnz, "post": proj.shape[0]}.get(proj.info[var].scope)
             if length is not None and np.shape(proj[var])[:1] != (length,):
-                raise CorruptCheckpointError(f"{var} has shape {np.shape(proj[var])}, not {length} values",
-                                             path=path, obj=name)
+                raise CorruptCheckpointError(
+                    f"{var} has shape {np.shape(proj[var])}, not {length} values", path=path, obj=name
+                )
 
 
 class Notes:
@@ -97,8 +116,11 @@ class Notes:
             parts.append("carried, but ignored by the reader named: " + "; ".join(self.ignored))
         if not parts:
             return None
-        return (f"export to {to} ({os.fspath(destination)}) is structure and values, not a checkpoint: "
-                + ". ".join(parts) + " (docs/interchange.rst)")
+        return (
+            f"export to {to} ({os.fspath(destination)}) is structure and values, not a checkpoint: "
+            + ". ".join(parts)
+            + " (docs/interchange.rst)"
+        )
 
 
 def saved_from_nest(state):
@@ -151,7 +173,7 @@ def safe_id(name, taken, extra=""):
     if text[0].isdigit():
         text = "_" + text
     candidate, n = text, 1
-    while candidate.lower() in taken:   # lower: file names on a case-insensitive file system
+    while candidate.lower() in taken:  # lower: file names on a case-insensitive file system
         n += 1
         candidate = f"{text}_{n}"
     taken.add(candidate.lower())

@@ -29,10 +29,12 @@ from ._source import delay_ms, saved_from_nest, safe_id, weight_name
 __all__ = ["write"]
 
 #: The XML namespace of the NeuroML 2 document the writer embeds.
-NAMESPACE = ('xmlns="http://www.neuroml.org/schema/neuroml2"  xmlns:xs="http://www.w3.org/2001/XMLSchema" '
-             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.neuroml.org/'
-             'schema/neuroml2 https://raw.github.com/NeuroML/NeuroML2/development/Schemas/NeuroML2/'
-             'NeuroML_v2.3.1.xsd"')
+NAMESPACE = (
+    'xmlns="http://www.neuroml.org/schema/neuroml2"  xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.neuroml.org/'
+    "schema/neuroml2 https://raw.github.com/NeuroML/NeuroML2/development/Schemas/NeuroML2/"
+    'NeuroML_v2.3.1.xsd"'
+)
 CONNECTION_COLUMNS = ("pre_cell_id", "post_cell_id", "weight", "delay")
 POSITIONS = "positions"
 
@@ -53,8 +55,13 @@ def write(path, state, notes):
             _pytables_group(f, "doc")
             root = f.create_group("neuroml")
             _pytables_group(root, "Root NeuroML group")
-            _attrs(root, id="doc", notes="Exported by neuro-checkpoint", GENERATED_BY=f"neuro-checkpoint {__version__}",
-                   neuroml_top_level=f'<neuroml {NAMESPACE} id="doc"/>\n')
+            _attrs(
+                root,
+                id="doc",
+                notes="Exported by neuro-checkpoint",
+                GENERATED_BY=f"neuro-checkpoint {__version__}",
+                neuroml_top_level=f'<neuroml {NAMESPACE} id="doc"/>\n',
+            )
             network = root.create_group("network")
             _pytables_group(network)
             _attrs(network, id="network", notes="Exported by neuro-checkpoint")
@@ -63,8 +70,7 @@ def write(path, state, notes):
                 _write_population(network, ids[name], name, pop, component)
             for name, proj in state.projections.items():
                 synapse = name.split(" ", 1)[0] if nest else (proj.target or "synapse")
-                _write_projection(network, proj_ids[name], ids[proj.pre], ids[proj.post], proj,
-                                  safe_id(synapse, set()))
+                _write_projection(network, proj_ids[name], ids[proj.pre], ids[proj.post], proj, safe_id(synapse, set()))
 
 
 def _note_values(state, notes):
@@ -74,8 +80,10 @@ def _note_values(state, notes):
     for name, pop in state.populations.items():
         left = [var for var in pop if var != POSITIONS]
         if left:
-            notes.drop(f"{name}: {', '.join(left)}", "NeuroML's network has no per-cell values; the "
-                       "component a population names is not defined")
+            notes.drop(
+                f"{name}: {', '.join(left)}",
+                "NeuroML's network has no per-cell values; the component a population names is not defined",
+            )
     for name, proj in state.projections.items():
         left = [var for var in proj if var not in (weight_name(proj), "delay")]
         if left:
@@ -91,7 +99,7 @@ def _write_population(network, pop_id, name, pop, component):
     positions = np.asarray(pop[POSITIONS], np.float64) if POSITIONS in pop.arrays else None
     if positions is not None and positions.ndim == 2 and positions.shape[1] in (2, 3) and pop.size:
         rows = np.zeros((pop.size, 3), np.float64)
-        rows[:, :positions.shape[1]] = positions
+        rows[:, : positions.shape[1]] = positions
         _attrs(group, type="populationList")
         _dataset(group, pop_id, rows, f"Locations of cells in {pop_id}", ("x", "y", "z"))
 
@@ -99,12 +107,15 @@ def _write_population(network, pop_id, name, pop, component):
 def _write_projection(network, proj_id, pre, post, proj, synapse):
     group = network.create_group(f"projection_{proj_id}")
     _pytables_group(group)
-    _attrs(group, id=proj_id, type="projection", presynapticPopulation=pre, postsynapticPopulation=post,
-           synapse=synapse)
-    if not proj.nnz:   # as the writer: no connections, no dataset
+    _attrs(
+        group, id=proj_id, type="projection", presynapticPopulation=pre, postsynapticPopulation=post, synapse=synapse
+    )
+    if not proj.nnz:  # as the writer: no connections, no dataset
         return
-    columns = [np.asarray(proj.indices, np.float64),
-               np.repeat(np.arange(proj.shape[0], dtype=np.float64), np.diff(np.asarray(proj.indptr)))]
+    columns = [
+        np.asarray(proj.indices, np.float64),
+        np.repeat(np.arange(proj.shape[0], dtype=np.float64), np.diff(np.asarray(proj.indptr))),
+    ]
     names = list(CONNECTION_COLUMNS[:2])
     weight = weight_name(proj)
     if weight is not None:
@@ -113,16 +124,22 @@ def _write_projection(network, proj_id, pre, post, proj, synapse):
     delays = delay_ms(proj)
     if delays is not None:
         scope = proj.info["delay"].scope
-        columns.append(np.broadcast_to(delays, (proj.nnz,)) if delays.ndim == 0 or scope == "global" else
-                       np.repeat(delays, np.diff(np.asarray(proj.indptr))) if scope == "post" else delays)
+        columns.append(
+            np.broadcast_to(delays, (proj.nnz,))
+            if delays.ndim == 0 or scope == "global"
+            else np.repeat(delays, np.diff(np.asarray(proj.indptr)))
+            if scope == "post"
+            else delays
+        )
         names.append("delay")
     _dataset(group, proj_id, np.stack(columns, axis=1), f"Connections of cells in {proj_id}", names)
 
 
 def _dataset(group, name, rows, title, columns):
     """A PyTables CArray as the writer makes it: zlib level 5, chunked."""
-    data = group.create_dataset(name, data=rows, compression="gzip", compression_opts=5,
-                                chunks=(min(len(rows), 4096), rows.shape[1]))
+    data = group.create_dataset(
+        name, data=rows, compression="gzip", compression_opts=5, chunks=(min(len(rows), 4096), rows.shape[1])
+    )
     _attrs(data, CLASS="CARRAY", VERSION="1.1", TITLE=title)
     _attrs(data, **{f"column_{i}": column for i, column in enumerate(columns)})
 

@@ -72,8 +72,10 @@ def write(folder, state, notes):
     for type_id, (name, pop) in enumerate(state.populations.items(), start=1):
         names[name] = _h5_name(name, set(names.values()))
         if names[name] != name:
-            notes.drop(f"the population name {name!r}", f"a SONATA population name is unique and holds no '/': "
-                       f"written as {names[name]!r}")
+            notes.drop(
+                f"the population name {name!r}",
+                f"a SONATA population name is unique and holds no '/': written as {names[name]!r}",
+            )
         stem = safe_id(name, stems)
         model = f"nest:{name.rsplit('@', 1)[0]}" if nest else None
         nodes.append(_write_population(folder, stem, names[name], pop, type_id, model, nest, notes, written))
@@ -82,11 +84,12 @@ def write(folder, state, notes):
         edge_name = _h5_name(name, edge_names)
         edge_names.add(edge_name)
         if edge_name != name:
-            notes.drop(f"the projection name {name!r}", f"a SONATA population name is unique and holds no '/': "
-                       f"written as {edge_name!r}")
+            notes.drop(
+                f"the projection name {name!r}",
+                f"a SONATA population name is unique and holds no '/': written as {edge_name!r}",
+            )
         model = name.split(" ", 1)[0] if nest else None
-        edges.append(_write_projection(folder, stem, edge_name, proj, names, type_id, model, nest, notes,
-                                       written))
+        edges.append(_write_projection(folder, stem, edge_name, proj, names, type_id, model, nest, notes, written))
     _write_configs(folder, state, nodes, edges, notes, written)
     return written
 
@@ -110,16 +113,19 @@ def _write_population(folder, stem, name, pop, type_id, model, nest, notes, writ
     columns["dynamics_params"] = params_file
     _write_table(folder, types_file, columns, written)
     _write_json(folder, f"{NEURON_MODELS}/{params_file}", params, written)
-    return {"nodes_file": f"$BASE_DIR/{nodes_file}", "node_types_file": f"$BASE_DIR/{types_file}",
-            "populations": {name: {"type": "point_neuron"}}}
+    return {
+        "nodes_file": f"$BASE_DIR/{nodes_file}",
+        "node_types_file": f"$BASE_DIR/{types_file}",
+        "populations": {name: {"type": "point_neuron"}},
+    }
 
 
 def _node_values(name, pop, nest, notes):
     """``(datasets, dynamics datasets, dynamics_params)`` of a population."""
     datasets, dynamics, params = {}, {}, {}
     for var in pop:
-        if var.endswith(LENGTHS) and var[:-len(LENGTHS)] in pop.arrays:
-            continue   # how a concatenated per-node array splits: it goes (or stays) with that array
+        if var.endswith(LENGTHS) and var[: -len(LENGTHS)] in pop.arrays:
+            continue  # how a concatenated per-node array splits: it goes (or stays) with that array
         info, value = pop.info[var], np.asarray(pop[var])
         stored = numeric(value)
         where = f"{name}.{var}"
@@ -200,8 +206,11 @@ def _write_projection(folder, stem, name, proj, names, type_id, model, nest, not
     columns["dynamics_params"] = params_file
     _write_table(folder, types_file, columns, written)
     _write_json(folder, f"{SYNAPSE_MODELS}/{params_file}", params, written)
-    return {"edges_file": f"$BASE_DIR/{edges_file}", "edge_types_file": f"$BASE_DIR/{types_file}",
-            "populations": {name: {}}}
+    return {
+        "edges_file": f"$BASE_DIR/{edges_file}",
+        "edge_types_file": f"$BASE_DIR/{types_file}",
+        "populations": {name: {}},
+    }
 
 
 def _edge_values(name, proj, nest, notes):
@@ -213,8 +222,13 @@ def _edge_values(name, proj, nest, notes):
         datasets["syn_weight"] = np.asarray(proj.to_scipy(weight).data, np.float64)
     delays = delay_ms(proj)
     if delays is not None:
-        datasets["delay"] = np.broadcast_to(delays, (proj.nnz,)).astype(np.float64) if delays.ndim == 0 else \
-            np.repeat(delays, np.diff(np.asarray(proj.indptr))) if proj.info["delay"].scope == "post" else delays
+        datasets["delay"] = (
+            np.broadcast_to(delays, (proj.nnz,)).astype(np.float64)
+            if delays.ndim == 0
+            else np.repeat(delays, np.diff(np.asarray(proj.indptr)))
+            if proj.info["delay"].scope == "post"
+            else delays
+        )
     for var in proj:
         if var in (weight, "delay"):
             continue
@@ -232,7 +246,7 @@ def _edge_values(name, proj, nest, notes):
         elif info.scope not in ("synapse", "post") or stored.ndim != 1:
             notes.drop(where, "simulator-internal state" if info.kind == "internal" else "not one value per synapse")
         else:
-            if info.scope == "post":   # SONATA has no per-target arrays: one value per edge
+            if info.scope == "post":  # SONATA has no per-target arrays: one value per edge
                 stored = np.repeat(stored, np.diff(np.asarray(proj.indptr)))
             (dynamics if info.kind == "parameter" else datasets)[var] = stored
             if is_uniform(stored):
@@ -268,13 +282,21 @@ def _write_index(group, node_ids, n_nodes):
 
 
 def _write_configs(folder, state, nodes, edges, notes, written):
-    circuit = {"manifest": {"$BASE_DIR": "."},
-               "components": {"point_neuron_models_dir": f"$BASE_DIR/{NEURON_MODELS}",
-                              "synaptic_models_dir": f"$BASE_DIR/{SYNAPSE_MODELS}"},
-               "networks": {"nodes": nodes, "edges": edges}}
+    circuit = {
+        "manifest": {"$BASE_DIR": "."},
+        "components": {
+            "point_neuron_models_dir": f"$BASE_DIR/{NEURON_MODELS}",
+            "synaptic_models_dir": f"$BASE_DIR/{SYNAPSE_MODELS}",
+        },
+        "networks": {"nodes": nodes, "edges": edges},
+    }
     _write_json(folder, CIRCUIT_CONFIG, circuit, written)
-    simulation = {"manifest": {"$BASE_DIR": "."}, "target_simulator": "NEST",
-                  "network": f"$BASE_DIR/{CIRCUIT_CONFIG}", "run": {}}
+    simulation = {
+        "manifest": {"$BASE_DIR": "."},
+        "target_simulator": "NEST",
+        "network": f"$BASE_DIR/{CIRCUIT_CONFIG}",
+        "run": {},
+    }
     if state.dt is not None:
         simulation["run"]["dt"] = float(state.dt)
     else:

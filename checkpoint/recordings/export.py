@@ -36,10 +36,12 @@ def export(rec, path):
     if suffix not in writers:
         raise UnsupportedFormatError(f"recordings are written as {', '.join(SUFFIXES)}", path=path)
     directory = getattr(rec, "directory", None)
-    if directory is not None and os.path.realpath(os.path.dirname(os.path.abspath(path))) == \
-            os.path.realpath(directory):   # it could replace a segment or a checkpoint of the run
-        raise CheckpointError("is in the run's folder, whose files are its Checkpointer's: write the recordings "
-                              "elsewhere", path=path)
+    if directory is not None and os.path.realpath(os.path.dirname(os.path.abspath(path))) == os.path.realpath(
+        directory
+    ):  # it could replace a segment or a checkpoint of the run
+        raise CheckpointError(
+            "is in the run's folder, whose files are its Checkpointer's: write the recordings elsewhere", path=path
+        )
     try:
         with atomic_write(path) as tmp:
             writers[suffix](rec, tmp)
@@ -56,6 +58,7 @@ def _arrays(recording):
 
 def _h5(rec, tmp):
     import h5py
+
     with h5py.File(tmp, "w") as f:
         f.attrs["run"] = rec.run or ""
         f.attrs["t_start_ms"] = np.nan if rec.t_start is None else rec.t_start
@@ -72,7 +75,7 @@ def _h5(rec, tmp):
 
 
 def _npz(rec, tmp):
-    with open(tmp, "wb") as f:   # a file object: numpy would add ".npz" to a name
+    with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a name
         np.savez(f, **{f"{escape(name)}/{escape(var)}": a for name, r in rec.items() for var, a in _arrays(r).items()})
 
 
@@ -88,9 +91,12 @@ def _identifier(name, taken):
 
 def _mat(rec, tmp):
     import scipy.io
+
     taken = set()
-    content = {_identifier(name, taken): {_identifier(var, set()): a for var, a in _arrays(r).items()}
-               for name, r in rec.items()}
+    content = {
+        _identifier(name, taken): {_identifier(var, set()): a for var, a in _arrays(r).items()}
+        for name, r in rec.items()
+    }
     with open(tmp, "wb") as f:
         scipy.io.savemat(f, content, long_field_names=True, do_compression=False)
 
@@ -105,8 +111,11 @@ def _nwb(rec, tmp):
         from pynwb import NWBHDF5IO, NWBFile, TimeSeries
     except ImportError:
         raise CheckpointError("writing .nwb needs pynwb: pip install 'neuro-checkpoint[nwb]'", path=tmp) from None
-    nwb = NWBFile(session_description=f"recordings of run {rec.run} (checkpoint)",
-                  identifier=rec.run or "unknown", session_start_time=datetime.datetime.now(datetime.timezone.utc))
+    nwb = NWBFile(
+        session_description=f"recordings of run {rec.run} (checkpoint)",
+        identifier=rec.run or "unknown",
+        session_start_time=datetime.datetime.now(datetime.timezone.utc),
+    )
     units = [(name, r) for name, r in rec.items() if r.kind == "events"]
     if units:
         nwb.add_unit_column("recorder", "the recorder (monitor) that recorded the unit")
@@ -126,10 +135,16 @@ def _nwb(rec, tmp):
         for var, array in _arrays(recording).items():
             if var in ("t", "index"):
                 continue
-            nwb.add_acquisition(TimeSeries(name=_nwb_name(f"{name}.{var}"), data=array, timestamps=t,
-                                           unit=recording.units.get(var) or "unknown",
-                                           description=f"{var} recorded by {name}{columns}"))
-    with warnings.catch_warnings():   # the temporary's name; the file it becomes ends in .nwb
+            nwb.add_acquisition(
+                TimeSeries(
+                    name=_nwb_name(f"{name}.{var}"),
+                    data=array,
+                    timestamps=t,
+                    unit=recording.units.get(var) or "unknown",
+                    description=f"{var} recorded by {name}{columns}",
+                )
+            )
+    with warnings.catch_warnings():  # the temporary's name; the file it becomes ends in .nwb
         warnings.filterwarnings("ignore", message=".*does not end in '.nwb'", category=UserWarning)
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)

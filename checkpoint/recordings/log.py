@@ -23,8 +23,7 @@ from .._atomic import TMP_MARK, remove_stale_temporaries
 from ..errors import CheckpointError, CheckpointWarning, CorruptCheckpointError
 from ..formats import read_state
 from ..formats.schema import is_number, require
-from .segments import (CONTENT, Segment, check_entry, parse_segment_name, remove_segment, valid_run,
-                       write_segment)
+from .segments import CONTENT, Segment, check_entry, parse_segment_name, remove_segment, valid_run, write_segment
 
 __all__ = ["RecordingLog", "listing_of"]
 
@@ -58,7 +57,7 @@ class RecordingLog:
         self.entries = []
         self._last = (float(time_ms), int(step))
         self.resumed = False
-        self._first = True   # the next segment is the run's first: what came before is its warm-up
+        self._first = True  # the next segment is the run's first: what came before is its warm-up
 
     # ------------------------------------------------------------ resuming
 
@@ -69,7 +68,7 @@ class RecordingLog:
         for recorder in recorders:
             getattr(recorder, "drop", recorder.take)()
         listing = listing_of(checkpoint_meta, path)
-        if listing is None:   # written without recordings: they start here
+        if listing is None:  # written without recordings: they start here
             self._fresh(time_ms, step)
         else:
             self.run, self.t_start, self.entries = listing[0], float(listing[1]), list(listing[2])
@@ -90,16 +89,22 @@ class RecordingLog:
         for number, (name, size, _) in enumerate(listing[2]):
             # named as the reader requires (the run's segment number k at k): one it refuses
             # would have this run go on with recordings that can never be read back
-            require(parse_segment_name(name) == (listing[0], number),
-                    f"the committed segment {name} is not number {number} of run {listing[0]}", path)
+            require(
+                parse_segment_name(name) == (listing[0], number),
+                f"the committed segment {name} is not number {number} of run {listing[0]}",
+                path,
+            )
             try:
                 st = os.lstat(os.path.join(self.directory, name))
             except OSError:
                 st = None
             # a symlink is no segment we wrote, and every reader refuses it: refuse it now,
             # not after a run that goes on and can never be read back
-            require(st is not None and stat.S_ISREG(st.st_mode) and st.st_size == size,
-                    f"the committed segment {name} is missing, not a regular file or has another size", path)
+            require(
+                st is not None and stat.S_ISREG(st.st_mode) and st.st_size == size,
+                f"the committed segment {name} is missing, not a regular file or has another size",
+                path,
+            )
         # the listing must end at the checkpoint's time: one cut short (digest recomputed) would
         # have this resume delete the segments after it and go on from a gap (one read: the last)
         end = listing[1]
@@ -109,16 +114,25 @@ class RecordingLog:
             segment = read_state(last, lazy=True)
             segment.close()
             meta = segment.meta.get(CONTENT)
-            require(segment.digest == digest and isinstance(meta, dict) and meta.get("run") == listing[0]
-                    and is_number(meta.get("t_end")), "not the segment its checkpoint lists", last)
+            require(
+                segment.digest == digest
+                and isinstance(meta, dict)
+                and meta.get("run") == listing[0]
+                and is_number(meta.get("t_end")),
+                "not the segment its checkpoint lists",
+                last,
+            )
             end = meta["t_end"]
-        require(end == state.meta.get("time"),
-                f"its recordings end at {end!r} ms, the checkpoint is at {state.meta.get('time')!r} ms", path)
+        require(
+            end == state.meta.get("time"),
+            f"its recordings end at {end!r} ms, the checkpoint is at {state.meta.get('time')!r} ms",
+            path,
+        )
 
     def _remove_uncommitted(self, run, committed):
         for name in os.listdir(self.directory):
             if name.startswith(".rec-") and TMP_MARK in name:
-                remove_stale_temporaries(os.path.join(self.directory, name[1:name.index(TMP_MARK)]))
+                remove_stale_temporaries(os.path.join(self.directory, name[1 : name.index(TMP_MARK)]))
                 continue
             parsed = parse_segment_name(name)
             if parsed is None or parsed[0] != run or name in committed:
@@ -128,7 +142,7 @@ class RecordingLog:
             if self.folder is None or not self.folder.wrote(path):
                 log.info("left %s: no ledger entry proves this folder's Checkpointer wrote it", path)
                 continue
-            if _segment_run(path) == run:   # ours, not a user's file with a segment's name
+            if _segment_run(path) == run:  # ours, not a user's file with a segment's name
                 remove_segment(path)
                 log.info("removed a segment that no checkpoint committed: %s", path)
 
@@ -153,9 +167,11 @@ class RecordingLog:
                 raise CheckpointError(
                     "the folder holds the recordings of another run (committed by "
                     f"{os.path.basename(committed[run])}): "
-                    "resume it with restore_latest(), or record into a new folder", path=self.directory)
+                    "resume it with restore_latest(), or record into a new folder",
+                    path=self.directory,
+                )
             self._remove_uncommitted(run, set())
-        self.resumed = True   # checked once
+        self.resumed = True  # checked once
 
     # -------------------------------------------------------------- saving
 
@@ -169,12 +185,13 @@ class RecordingLog:
             units[recorder.name] = recorder.units()
             indices[recorder.name] = recorder.index() if recorder.kind == "samples" else None
         t_start = self._fit(data, kinds, float(time_ms))
-        segment = Segment(self.run, len(self.entries), t_start, float(time_ms), self._last[1], int(step),
-                          data, kinds, units, indices)
+        segment = Segment(
+            self.run, len(self.entries), t_start, float(time_ms), self._last[1], int(step), data, kinds, units, indices
+        )
         self._last = (float(time_ms), int(step))
         if segment.empty():
             return None
-        if self._first:   # from now on every checkpoint lists the run from where its records begin
+        if self._first:  # from now on every checkpoint lists the run from where its records begin
             self.t_start, self._first = t_start, False
         return segment
 
@@ -194,22 +211,28 @@ class RecordingLog:
         slack = 1e-6 + 1e-9 * max(abs(t_start), abs(t_end))
         if self._first:
             # only the times that stay (a stale record after t_end must not move the start)
-            times = [t[np.isfinite(t) & (t <= t_end + slack)] for t in
-                     (np.asarray(a.get("t", ()), np.float64) for a in data.values())]
+            times = [
+                t[np.isfinite(t) & (t <= t_end + slack)]
+                for t in (np.asarray(a.get("t", ()), np.float64) for a in data.values())
+            ]
             t_start = min([t_start] + [float(t.min()) for t in times if len(t)])
         for name, arrays in data.items():
             t = np.asarray(arrays.get("t", ()), np.float64)
             with np.errstate(invalid="ignore"):
-                outside = ~((t >= t_start - slack) & (t <= t_end + slack))   # NaN too
-            if kinds[name] == "samples":   # a sampler samples in time order: a step back is a clock moved back
+                outside = ~((t >= t_start - slack) & (t <= t_end + slack))  # NaN too
+            if kinds[name] == "samples":  # a sampler samples in time order: a step back is a clock moved back
                 back = np.flatnonzero(np.diff(t) < -slack)
                 if len(back):
                     outside[: back[-1] + 1] = True
             if outside.any():
-                warnings.warn(f"{self.directory}: recorder {name!r}: {int(outside.sum())} of its {len(t)} records "
-                              f"are at times outside [{t_start}, {t_end}] ms, the interval since the last "
-                              "checkpoint (recorded before a load() moved the clock back?): left out of "
-                              "the recordings", CheckpointWarning, stacklevel=4)
+                warnings.warn(
+                    f"{self.directory}: recorder {name!r}: {int(outside.sum())} of its {len(t)} records "
+                    f"are at times outside [{t_start}, {t_end}] ms, the interval since the last "
+                    "checkpoint (recorded before a load() moved the clock back?): left out of "
+                    "the recordings",
+                    CheckpointWarning,
+                    stacklevel=4,
+                )
                 data[name] = {var: np.asarray(a)[~outside] for var, a in arrays.items()}
         return t_start
 
@@ -218,7 +241,7 @@ class RecordingLog:
         if segment.number != len(self.entries):
             raise CorruptCheckpointError("segments written out of order", path=self.directory)
         self.entries.append(write_segment(self.directory, self.suffix, segment, simulator))
-        if self.folder is not None:   # the ledger's proof that we wrote it, for a later removal
+        if self.folder is not None:  # the ledger's proof that we wrote it, for a later removal
             self.folder.record(os.path.join(self.directory, self.entries[-1][0]))
 
     def listing(self):

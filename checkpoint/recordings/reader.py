@@ -75,8 +75,10 @@ class Recordings(Mapping):
         self.close()
 
     def __repr__(self):
-        return (f"Recordings({self.directory!r}, t = {self.t_start}..{self.t_end} ms, "
-                f"{len(self.segments)} segments, recorders={list(self)})")
+        return (
+            f"Recordings({self.directory!r}, t = {self.t_start}..{self.t_end} ms, "
+            f"{len(self.segments)} segments, recorders={list(self)})"
+        )
 
 
 class ConcatenatedArray:
@@ -104,8 +106,11 @@ class ConcatenatedArray:
         if not isinstance(first, slice) or first.step not in (None, 1):
             return np.asarray(self)[index]
         start, stop, _ = first.indices(self.shape[0])
-        pieces = [self._parts[k][max(start - a, 0):min(stop, b) - a]
-                  for k, (a, b) in enumerate(zip(self._starts[:-1], self._starts[1:])) if a < stop and b > start]
+        pieces = [
+            self._parts[k][max(start - a, 0) : min(stop, b) - a]
+            for k, (a, b) in enumerate(zip(self._starts[:-1], self._starts[1:]))
+            if a < stop and b > start
+        ]
         joined = np.concatenate([np.asarray(p) for p in pieces]) if pieces else np.zeros((0,) + self._tail, self.dtype)
         return joined[(slice(None),) + tuple(rest)] if rest else joined
 
@@ -191,14 +196,21 @@ def _collect(state, meta, parts, about, path):
         units = {v: pop.info[v].unit for v in pop.arrays if v in pop.info}
         signature = {v: (np.dtype(a.dtype).str, tuple(a.shape[1:])) for v, a in pop.arrays.items() if v != "index"}
         known = about.setdefault(name, {"kind": kind, "signature": signature, "units": units, "index": None})
-        require(known["kind"] == kind and known["signature"] == signature,
-                f"recorder {name!r} records other variables, dtypes or neurons than in the segment before", path,
-                name)
+        require(
+            known["kind"] == kind and known["signature"] == signature,
+            f"recorder {name!r} records other variables, dtypes or neurons than in the segment before",
+            path,
+            name,
+        )
         # an index that appears or vanishes between segments changes the neurons unnoticed
         index = np.asarray(pop.arrays["index"]) if "index" in pop.arrays else None
-        require(known.setdefault("has_index", index is not None) == (index is not None)
-                and (known["index"] is None or np.array_equal(known["index"], index)),
-                f"recorder {name!r} records other neurons than in the segment before", path, name)
+        require(
+            known.setdefault("has_index", index is not None) == (index is not None)
+            and (known["index"] is None or np.array_equal(known["index"], index)),
+            f"recorder {name!r} records other neurons than in the segment before",
+            path,
+            name,
+        )
         known["index"] = index
         for var, array in pop.arrays.items():
             if var != "index":
@@ -210,8 +222,9 @@ def _recording(name, about, parts, lazy):
     arrays = {}
     for var, pieces in parts.items():
         dtype, tail = about["signature"][var]
-        arrays[var] = ConcatenatedArray(pieces, dtype, tail) if lazy else _join([np.asarray(p) for p in pieces],
-                                                                              dtype, tail)
+        arrays[var] = (
+            ConcatenatedArray(pieces, dtype, tail) if lazy else _join([np.asarray(p) for p in pieces], dtype, tail)
+        )
     if about["index"] is not None:
         arrays["index"] = about["index"]
     return Recording(name, about["kind"], arrays, about["units"])

@@ -56,12 +56,22 @@ class Segment:
         return self.t_end == self.t_start and all(len(a) == 0 for d in self.data.values() for a in d.values())
 
     def state(self, simulator):
-        meta = {"time": float(self.t_end), "step": int(self.step_end), "dt": None, "content": CONTENT,
-                "simulator": simulator,
-                CONTENT: {"run": self.run, "number": self.number, "t_start": float(self.t_start),
-                          "t_end": float(self.t_end), "step_start": int(self.step_start),
-                          "step_end": int(self.step_end),
-                          "recorders": {name: {"kind": self.kinds[name]} for name in self.data}}}
+        meta = {
+            "time": float(self.t_end),
+            "step": int(self.step_end),
+            "dt": None,
+            "content": CONTENT,
+            "simulator": simulator,
+            CONTENT: {
+                "run": self.run,
+                "number": self.number,
+                "t_start": float(self.t_start),
+                "t_end": float(self.t_end),
+                "step_start": int(self.step_start),
+                "step_end": int(self.step_end),
+                "recorders": {name: {"kind": self.kinds[name]} for name in self.data},
+            },
+        }
         state = NetworkState(meta=meta)
         for name, arrays in self.data.items():
             arrays = {var: np.ascontiguousarray(a) for var, a in arrays.items()}
@@ -85,10 +95,18 @@ def write_segment(directory, suffix, segment, simulator):
 
 def check_entry(entry, path):
     """A listing entry ``[name, size, digest]`` from a checkpoint's meta, checked."""
-    require(isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-            and parse_segment_name(entry[0]) is not None and is_int(entry[1]) and 0 <= entry[1] < 2 ** 63
-            and isinstance(entry[2], str) and len(entry[2]) <= 64,
-            f"meta 'recordings.segments' has a bad entry {str(entry)[:80]!r}", path)
+    require(
+        isinstance(entry, list)
+        and len(entry) == 3
+        and isinstance(entry[0], str)
+        and parse_segment_name(entry[0]) is not None
+        and is_int(entry[1])
+        and 0 <= entry[1] < 2**63
+        and isinstance(entry[2], str)
+        and len(entry[2]) <= 64,
+        f"meta 'recordings.segments' has a bad entry {str(entry)[:80]!r}",
+        path,
+    )
     return entry
 
 
@@ -108,16 +126,23 @@ def read_segment(directory, entry, run, number, t_start, lazy=False):
     try:
         require(state.digest == digest, "the segment's digest differs from the one its checkpoint lists", path)
         meta = state.meta.get(CONTENT)
-        require(state.meta.get("content") == CONTENT and isinstance(meta, dict), "not a segment of recordings",
-                path)
+        require(state.meta.get("content") == CONTENT and isinstance(meta, dict), "not a segment of recordings", path)
         require(meta.get("run") == run, "the segment belongs to another run", path)
-        require(parse_segment_name(name) == (run, number) and meta.get("number") == number,
-                f"the segment is not number {number} of its run", path)
-        require(is_number(meta.get("t_start")) and is_number(meta.get("t_end"))
-                and meta["t_end"] >= meta["t_start"], "the segment's interval is not a pair of times", path)
-        require(t_start is None or meta["t_start"] == t_start,
-                f"the segment starts at {meta['t_start']!r} ms where the one before it ended ({t_start!r} ms)",
-                path)
+        require(
+            parse_segment_name(name) == (run, number) and meta.get("number") == number,
+            f"the segment is not number {number} of its run",
+            path,
+        )
+        require(
+            is_number(meta.get("t_start")) and is_number(meta.get("t_end")) and meta["t_end"] >= meta["t_start"],
+            "the segment's interval is not a pair of times",
+            path,
+        )
+        require(
+            t_start is None or meta["t_start"] == t_start,
+            f"the segment starts at {meta['t_start']!r} ms where the one before it ended ({t_start!r} ms)",
+            path,
+        )
         _check_recorders(state, meta, path)
     except BaseException:
         state.close()
@@ -127,8 +152,11 @@ def read_segment(directory, entry, run, number, t_start, lazy=False):
 
 def _check_recorders(state, meta, path):
     recorders = meta.get("recorders")
-    require(isinstance(recorders, dict) and set(recorders) == set(state.populations),
-            "the segment's recorders are not its populations", path)
+    require(
+        isinstance(recorders, dict) and set(recorders) == set(state.populations),
+        "the segment's recorders are not its populations",
+        path,
+    )
     for name, about in recorders.items():
         require(isinstance(about, dict) and about.get("kind") in KINDS, f"recorder {name!r} has no kind", path)
         pop = state.populations[name]
@@ -138,21 +166,37 @@ def _check_recorders(state, meta, path):
         for var, array in arrays.items():
             shape = tuple(array.shape)
             expected_ndim = 1 if about["kind"] == "events" or var == "t" else 2
-            require(len(shape) == expected_ndim and shape[0] == length,
-                    f"recorder {name!r}: {var!r} has shape {shape} for {length} records", path, name)
+            require(
+                len(shape) == expected_ndim and shape[0] == length,
+                f"recorder {name!r}: {var!r} has shape {shape} for {length} records",
+                path,
+                name,
+            )
         index = pop.arrays.get("index")
         # neuron numbers are integers, one axis (also beside events: the reader hands it out)
-        require(index is None or (len(index.shape) == 1 and np.dtype(index.dtype).kind in "iu"),
-                f"recorder {name!r}: 'index' is not a list of neurons", path, name)
+        require(
+            index is None or (len(index.shape) == 1 and np.dtype(index.dtype).kind in "iu"),
+            f"recorder {name!r}: 'index' is not a list of neurons",
+            path,
+            name,
+        )
         if about["kind"] == "samples":
             width = {a.shape[1] for v, a in arrays.items() if v != "t"}
-            require(index is None or (len(index.shape) == 1 and width <= {index.shape[0]}),
-                    f"recorder {name!r}: the recorded neurons and the values disagree", path, name)
+            require(
+                index is None or (len(index.shape) == 1 and width <= {index.shape[0]}),
+                f"recorder {name!r}: the recorded neurons and the values disagree",
+                path,
+                name,
+            )
         # digests prove nothing (anyone recomputes them): the values a reader joins must be
         # what a recorder makes, or a forged segment's NaN, reversed or out-of-interval
         # times would be handed out as the run's recordings
-        require(about["kind"] != "events" or "i" not in arrays or np.dtype(arrays["i"].dtype).kind in "iu",
-                f"recorder {name!r}: 'i' is not integer", path, name)
+        require(
+            about["kind"] != "events" or "i" not in arrays or np.dtype(arrays["i"].dtype).kind in "iu",
+            f"recorder {name!r}: 'i' is not integer",
+            path,
+            name,
+        )
         _check_times(arrays["t"], about["kind"], meta["t_start"], meta["t_end"], path, name)
 
 
@@ -160,14 +204,19 @@ def _check_times(t, kind, t_start, t_end, path, name):
     """Times are real numbers inside the segment's interval (a rounding's
     slack), and a sampler's do not go back."""
     require(np.dtype(t.dtype).kind in "iuf", f"recorder {name!r}: its times are not numbers", path, name)
-    t = np.asarray(t, np.float64)   # lazy: reads this one array (one interval's times)
+    t = np.asarray(t, np.float64)  # lazy: reads this one array (one interval's times)
     slack = 1e-6 + 1e-9 * max(abs(t_start), abs(t_end))
     with np.errstate(invalid="ignore"):
-        inside = bool(np.all((t >= t_start - slack) & (t <= t_end + slack)))   # False for NaN
-    require(inside, f"recorder {name!r}: a time outside the segment's interval [{t_start}, {t_end}] ms "
-            "(or not finite)", path, name)
-    require(kind != "samples" or bool(np.all(np.diff(t) >= 0)),
-            f"recorder {name!r}: its sample times go back", path, name)
+        inside = bool(np.all((t >= t_start - slack) & (t <= t_end + slack)))  # False for NaN
+    require(
+        inside,
+        f"recorder {name!r}: a time outside the segment's interval [{t_start}, {t_end}] ms (or not finite)",
+        path,
+        name,
+    )
+    require(
+        kind != "samples" or bool(np.all(np.diff(t) >= 0)), f"recorder {name!r}: its sample times go back", path, name
+    )
 
 
 def remove_segment(path):

@@ -12,10 +12,24 @@ from ...restore import UndoLog
 from ...state import NetworkState, PopulationState, check_permutation
 from ..base import Adapter
 from .clocks import SPIKE_GENERATORS, read_clocks, restore_clocks, validate_meta
-from .groups import (check_free_arrays, is_spike_generator, restore_group, restore_spike_generator_flags,
-                     set_value, spike_generator_flags)
-from .objects import (all_objects, automatic_name, collect_magic_objects, is_monitor, owned_arrays,
-                      owned_variables, same_base, warn_python_state)
+from .groups import (
+    check_free_arrays,
+    is_spike_generator,
+    restore_group,
+    restore_spike_generator_flags,
+    set_value,
+    spike_generator_flags,
+)
+from .objects import (
+    all_objects,
+    automatic_name,
+    collect_magic_objects,
+    is_monitor,
+    owned_arrays,
+    owned_variables,
+    same_base,
+    warn_python_state,
+)
 from .queues import check_queues, legacy_queues
 from .rng import BUFFER_RNG, NUMPY_RNG, capture_rng, check_buffers, numpy_state, restore_rng
 from .synapses import ORDER, SynapseRestore, capture_synapses, csr_of, restore_synapses, synapse_variables
@@ -25,19 +39,22 @@ class Brian2Adapter(Adapter):
     simulator = "brian2"
     captures_monitors = True
     restores_monitors = True
-    restores_dt = True        # each clock's dt, as Brian2's own restore() does
-    takes_simulator_order = True   # per-synapse arrays in Brian2's order: no gather, no scatter
-    records = True            # its monitors: see .recordings
+    restores_dt = True  # each clock's dt, as Brian2's own restore() does
+    takes_simulator_order = True  # per-synapse arrays in Brian2's order: no gather, no scatter
+    records = True  # its monitors: see .recordings
 
     def __init__(self, obj, monitors=False):
         super().__init__(obj)
         import brian2 as b2
         from brian2.devices.device import RuntimeDevice, get_device
+
         self.simulator_version = b2.__version__
         if not isinstance(get_device(), RuntimeDevice):
             raise UnsupportedObjectError(
                 f"Brian2 device {type(get_device()).__name__} is not supported: checkpoint works "
-                "with the runtime device (numpy and Cython targets)", obj=getattr(obj, "name", None))
+                "with the runtime device (numpy and Cython targets)",
+                obj=getattr(obj, "name", None),
+            )
         self.monitors = monitors
         if isinstance(obj, b2.Network):
             self.network, self.content = obj, "network"
@@ -52,18 +69,19 @@ class Brian2Adapter(Adapter):
             objects = [obj]
         else:
             raise UnsupportedObjectError(
-                f"cannot checkpoint a Brian2 {type(obj).__name__}: pass a Network, a NeuronGroup "
-                "or a Synapses", obj=getattr(obj, "name", None))
+                f"cannot checkpoint a Brian2 {type(obj).__name__}: pass a Network, a NeuronGroup or a Synapses",
+                obj=getattr(obj, "name", None),
+            )
         self.populations = {o.name: o for o in objects if self._is_population(o)}
         self.projections = {o.name: o for o in objects if isinstance(o, b2.Synapses)}
         if self.content == "population" and not self.populations:
-            raise UnsupportedObjectError(f"cannot checkpoint a Brian2 {type(obj).__name__} on its own",
-                                         obj=obj.name)
+            raise UnsupportedObjectError(f"cannot checkpoint a Brian2 {type(obj).__name__} on its own", obj=obj.name)
 
     def _is_population(self, obj):
         import brian2 as b2
         from brian2.groups.subgroup import Subgroup
         from brian2.synapses.synapses import SynapticPathway
+
         if not isinstance(obj, b2.Group) or isinstance(obj, (b2.Synapses, SynapticPathway, Subgroup)):
             return False
         return self.monitors or not is_monitor(obj)
@@ -118,6 +136,7 @@ class Brian2Adapter(Adapter):
 
     def recorders(self):
         from .recordings import recorders
+
         return recorders(all_objects(self.network)) if self.network is not None else []
 
     # ------------------------------------------------------------- restore
@@ -131,7 +150,7 @@ class Brian2Adapter(Adapter):
         would silently load one group's state into another."""
         validate_meta(file_state.meta, path)
         for proj in file_state.projections.values():
-            if proj.simulator_order is None and ORDER in proj.arrays:   # values in CSR order
+            if proj.simulator_order is None and ORDER in proj.arrays:  # values in CSR order
                 proj.simulator_order = proj.arrays.pop(ORDER)
                 proj.info.pop(ORDER, None)
             legacy_queues(proj, path)
@@ -147,7 +166,9 @@ class Brian2Adapter(Adapter):
                 raise StructureMismatchError(
                     f"Brian2's automatic names differ: the file has {sorted(auto_file)}, this network "
                     f"has {sorted(auto)}; give each object an explicit name=... when creating it "
-                    "(e.g. NeuronGroup(..., name='exc')) in both scripts", path=path)
+                    "(e.g. NeuronGroup(..., name='exc')) in both scripts",
+                    path=path,
+                )
 
     def check_rng(self, plan):
         for name, rng in plan.rng.items():
@@ -201,8 +222,9 @@ class Brian2Adapter(Adapter):
             order = check_permutation(order, nnz, path, name)
         check_queues(syn, values, nnz, path, name)
         rebuild = name in plan.connectivity or not np.array_equal(order, model_order)
-        return SynapseRestore(order, np.asarray(indptr, np.int64), np.asarray(indices, np.int64), rebuild,
-                               in_brian2_order)
+        return SynapseRestore(
+            order, np.asarray(indptr, np.int64), np.asarray(indices, np.int64), rebuild, in_brian2_order
+        )
 
     def _snapshot(self, by_object, plan, checked):
         """The undo record, with Brian2's own ``_full_state``: of groups, of
@@ -213,7 +235,7 @@ class Brian2Adapter(Adapter):
             if section == "populations":
                 group = self.populations[name]
                 states.append((group, group._full_state()))
-                if is_spike_generator(group):   # its Python-side copy of the spikes
+                if is_spike_generator(group):  # its Python-side copy of the spikes
                     python_side.append((group, group._neuron_index, group._spike_time))
                 continue
             syn = self.projections[name]
@@ -221,8 +243,11 @@ class Brian2Adapter(Adapter):
             if checked[(section, name)].rebuild:  # rebuilt: every array changes
                 states.append((syn, syn._full_state()))
                 own = {id(var) for var in owned_variables(syn).values()}  # Brian2's state misses heterogeneous delays
-                arrays += [(var, np.array(var.get_value(), copy=True))
-                           for var in synapse_variables(syn).values() if id(var) not in own]
+                arrays += [
+                    (var, np.array(var.get_value(), copy=True))
+                    for var in synapse_variables(syn).values()
+                    if id(var) not in own
+                ]
         clocks = None
         if plan.clock is not None and self.network is not None:
             clocks = (self.network.t_, [(c, c._full_state()) for c in {o.clock for o in self._network_objects()}])
@@ -242,4 +267,5 @@ class Brian2Adapter(Adapter):
             if rng is not None:
                 for name, r in rng.items():
                     restore_rng(name, r)
+
         return undo

@@ -10,15 +10,23 @@ from .objects import owned_variables
 
 def check_free_arrays(group, values, path, name):
     from brian2.core.variables import DynamicArrayVariable
+
     if is_spike_generator(group):
         check_spike_generator(group, values, path, name)
     owned = owned_variables(group)
     for var_name, value in values.items():
         var = owned.get(var_name)
-        if var is not None and not isinstance(var, DynamicArrayVariable) and not var.scalar \
-                and np.shape(var.get_value()) != np.shape(value):
-            raise StructureMismatchError(f"the file has shape {np.shape(value)}, the model needs "
-                                         f"{np.shape(var.get_value())}", path=path, obj=f"{name}.{var_name}")
+        if (
+            var is not None
+            and not isinstance(var, DynamicArrayVariable)
+            and not var.scalar
+            and np.shape(var.get_value()) != np.shape(value)
+        ):
+            raise StructureMismatchError(
+                f"the file has shape {np.shape(value)}, the model needs {np.shape(var.get_value())}",
+                path=path,
+                obj=f"{name}.{var_name}",
+            )
 
 
 def check_spike_generator(group, values, path, name):
@@ -26,15 +34,22 @@ def check_spike_generator(group, values, path, name):
     refuse: a file's spikes load without its checks, and a neuron index
     beyond the group, a time that is negative or not a number, or spikes
     out of order failed the next ``run()`` (or played wrongly)."""
+
     def value(var):
         return np.asarray(values[var] if var in values else group.variables[var].get_value())
+
     indices, times, bins = value("neuron_index"), value("spike_time"), value("_timebins")
     period, last = value("period").reshape(-1), value("_lastindex").reshape(-1)
 
     def refuse(why, var):
         raise CorruptCheckpointError(why, path=path, obj=f"{name}.{var}")
-    if indices.ndim != 1 or indices.dtype.kind not in "iu" or times.shape != indices.shape \
-            or bins.shape != indices.shape:
+
+    if (
+        indices.ndim != 1
+        or indices.dtype.kind not in "iu"
+        or times.shape != indices.shape
+        or bins.shape != indices.shape
+    ):
         refuse("the spikes' neuron indices, times and time bins are not one of each per spike", "neuron_index")
     if len(indices) and (indices.min() < 0 or indices.max() >= len(group)):
         refuse(f"a spike's neuron index is outside the group of {len(group)}", "neuron_index")
@@ -44,8 +59,12 @@ def check_spike_generator(group, values, path, name):
     later = (times[1:] > times[:-1]) | ((times[1:] == times[:-1]) & (indices[1:] > indices[:-1]))
     if not np.all(later):
         refuse("the spikes are not sorted by time and neuron, each once", "spike_time")
-    if (period.shape != (1,) or period.dtype.kind != "f" or not (period[0] >= 0)
-            or (period[0] > 0 and len(times) and times.max() >= period[0])):
+    if (
+        period.shape != (1,)
+        or period.dtype.kind != "f"
+        or not (period[0] >= 0)
+        or (period[0] > 0 and len(times) and times.max() >= period[0])
+    ):
         refuse("the period is negative, not a number, or not after every spike", "period")
     if last.shape != (1,) or last.dtype.kind not in "iu" or not 0 <= last[0] <= len(indices):
         refuse("the index of the next spike is not within the spikes", "_lastindex")
@@ -53,6 +72,7 @@ def check_spike_generator(group, values, path, name):
 
 def is_spike_generator(group):
     from brian2 import SpikeGeneratorGroup
+
     return isinstance(group, SpikeGeneratorGroup)
 
 
@@ -60,8 +80,10 @@ def spike_generator_flags(group):
     """What a SpikeGeneratorGroup keeps in Python to decide whether its time
     bins are valid (Brian2's own ``_full_state`` stores the same)."""
     previous = group._previous_dt
-    return {"spikes_changed": bool(group._spikes_changed),
-            "previous_dt": None if previous is None else float(np.asarray(previous).reshape(-1)[0])}
+    return {
+        "spikes_changed": bool(group._spikes_changed),
+        "previous_dt": None if previous is None else float(np.asarray(previous).reshape(-1)[0]),
+    }
 
 
 def restore_spike_generator_flags(group, file_meta, name):
@@ -90,6 +112,7 @@ def restore_group(group, values):
 
 def set_value(var, value):
     from brian2.core.variables import DynamicArrayVariable
+
     if var.scalar:
         value = value.reshape(-1)[:1] if value.size else value
     elif isinstance(var, DynamicArrayVariable) and np.shape(var.get_value()) != value.shape:

@@ -16,34 +16,46 @@ def collect_magic_objects(magic):
     simulate: those in the namespace of the user's code that called
     save/load (the first frame outside this package), as ``brian2.store()``
     does; without this it holds nothing between runs."""
-    frame, depth = inspect.currentframe(), 0   # Brian2 counts levels from its caller: this frame
+    frame, depth = inspect.currentframe(), 0  # Brian2 counts levels from its caller: this frame
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "checkpoint":
         frame, depth = frame.f_back, depth + 1
     magic._update_magic_objects(level=depth)
     if not magic.objects:
-        raise UnsupportedObjectError("no Brian2 object in the namespace of the code that called checkpoint; "
-                                     "pass a Network(...) of your objects instead", obj="magic_network")
+        raise UnsupportedObjectError(
+            "no Brian2 object in the namespace of the code that called checkpoint; "
+            "pass a Network(...) of your objects instead",
+            obj="magic_network",
+        )
 
 
 def warn_python_state(net):
     """A ``network_operation`` runs Python code whose state (its closure,
     the globals it changes) Brian2 does not see, nor do we: say so at save."""
     from brian2 import NetworkOperation
-    operations = sorted(f"{o.name} ({getattr(o.function, '__name__', '?')})" for o in all_objects(net)
-                        if isinstance(o, NetworkOperation))
+
+    operations = sorted(
+        f"{o.name} ({getattr(o.function, '__name__', '?')})"
+        for o in all_objects(net)
+        if isinstance(o, NetworkOperation)
+    )
     if operations:
-        warnings.warn(f"network_operation {', '.join(operations)}: the Python state it keeps (closures, "
-                      "globals) is not captured; a resumed run starts from what the script sets up",
-                      CheckpointWarning, stacklevel=5)
+        warnings.warn(
+            f"network_operation {', '.join(operations)}: the Python state it keeps (closures, "
+            "globals) is not captured; a resumed run starts from what the script sets up",
+            CheckpointWarning,
+            stacklevel=5,
+        )
 
 
 def all_objects(net):
     from brian2.core.network import _get_all_objects
+
     return sorted(_get_all_objects(net.objects), key=lambda o: o.name)
 
 
 def is_monitor(obj):
     from brian2.monitors import EventMonitor, PopulationRateMonitor, StateMonitor
+
     return isinstance(obj, (EventMonitor, StateMonitor, PopulationRateMonitor))
 
 
@@ -67,6 +79,7 @@ def same_base(name, obj):
 
 def unit_of(var):
     from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
+
     return "1" if var.dim is DIMENSIONLESS else str(get_unit(var.dim))
 
 
@@ -81,6 +94,7 @@ def owned_variables(obj, owners=None):
     ``owners``) owns, one entry per variable: Brian2 lists some under
     several names."""
     from brian2.core.variables import ArrayVariable, DynamicArrayVariable
+
     owners = owners or {obj.name}
     seen, out = set(), {}
     for name, var in obj.variables.items():
@@ -97,6 +111,7 @@ def _scope(var, n):
     """A group's dynamic arrays (a SpikeGeneratorGroup's spikes) are never
     per neuron, even when they happen to hold one value per neuron."""
     from brian2.core.variables import DynamicArrayVariable
+
     shape = np.shape(var.get_value())
     if var.scalar and shape in ((), (1,)):
         return "global"

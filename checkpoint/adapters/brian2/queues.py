@@ -28,23 +28,25 @@ def queue_arrays(pathway, contents=True):
         synapses, counts, ring, capacity = np.zeros(0, np.int32), np.zeros(0, np.int64), 0, 0
     else:
         state = queue._full_state()
-        if isinstance(state[1], np.ndarray):         # Python SpikeQueue: (dt, spikes, X.shape)
+        if isinstance(state[1], np.ndarray):  # Python SpikeQueue: (dt, spikes, X.shape)
             dt, spikes, (ring, capacity) = state
             rows = np.asarray(spikes, np.int64).reshape(-1, 2)
             rows = rows[stable_argsort(rows[:, 0], ring)] if len(rows) else rows
             synapses, counts = rows[:, 1], np.bincount(rows[:, 0], minlength=ring)
-        else:                                        # Cython SpikeQueue: (offset, [[synapse, ...], ...])
+        else:  # Cython SpikeQueue: (offset, [[synapse, ...], ...])
             offset, slots = state
             ring, capacity = len(slots), 0
             ordered = slots[offset:] + slots[:offset]
             counts = np.fromiter(map(len, ordered), np.int64, count=ring)
             # struct packs Python ints into bytes faster than numpy converts them (13 against 21 ns each)
             synapses = np.frombuffer(b"".join(struct.pack(f"<{len(slot)}i", *slot) for slot in ordered), "<i4")
-        synapses = synapses.astype(np.int32 if len(synapses) == 0 or synapses.max() < 2 ** 31 else np.int64,
-                                   copy=False)
-    return {"_queue_synapses": synapses, "_queue_counts": np.asarray(counts, np.int64),
-            "_queue_shape": np.array([ring, capacity], np.int64),
-            "_queue_dt": np.array([np.nan if dt is None else dt], np.float64)}
+        synapses = synapses.astype(np.int32 if len(synapses) == 0 or synapses.max() < 2**31 else np.int64, copy=False)
+    return {
+        "_queue_synapses": synapses,
+        "_queue_counts": np.asarray(counts, np.int64),
+        "_queue_shape": np.array([ring, capacity], np.int64),
+        "_queue_dt": np.array([np.nan if dt is None else dt], np.float64),
+    }
 
 
 def legacy_queues(proj, path):
@@ -53,16 +55,22 @@ def legacy_queues(proj, path):
     for key in [k for k in proj.arrays if k.endswith("_queue")]:
         rows, shape = np.asarray(proj.arrays[key]), proj.arrays.get(key + "_shape")
         shape = None if shape is None else np.asarray(shape)
-        if (rows.ndim != 2 or rows.shape[1] != 2 or rows.dtype.kind not in "iu" or shape is None
-                or shape.shape != (2,) or shape.dtype.kind not in "iu"   # a float NaN would raise in int()
-                or not 1 <= int(shape[0]) <= MAX_RING   # before bincount allocates the ring's counts
-                or (len(rows) and (rows[:, 0].min() < 0 or rows[:, 0].max() >= int(shape[0])))):
+        if (
+            rows.ndim != 2
+            or rows.shape[1] != 2
+            or rows.dtype.kind not in "iu"
+            or shape is None
+            or shape.shape != (2,)
+            or shape.dtype.kind not in "iu"  # a float NaN would raise in int()
+            or not 1 <= int(shape[0]) <= MAX_RING  # before bincount allocates the ring's counts
+            or (len(rows) and (rows[:, 0].min() < 0 or rows[:, 0].max() >= int(shape[0])))
+        ):
             raise CorruptCheckpointError("spike queue does not fit its ring", path=path, obj=f"{proj.name}.{key}")
         ring = int(shape[0])
         rows = rows[stable_argsort(rows[:, 0], ring)] if len(rows) else rows
         synapses = rows[:, 1]
-        fits = len(synapses) == 0 or (synapses.min() >= 0 and synapses.max() < 2 ** 31)
-        proj.arrays[key + "_synapses"] = synapses.astype(np.int32 if fits else np.int64)   # as Brian2 holds them
+        fits = len(synapses) == 0 or (synapses.min() >= 0 and synapses.max() < 2**31)
+        proj.arrays[key + "_synapses"] = synapses.astype(np.int32 if fits else np.int64)  # as Brian2 holds them
         proj.arrays[key + "_counts"] = np.bincount(rows[:, 0], minlength=ring).astype(np.int64)
         for new in ("_synapses", "_counts"):
             proj.info[key + new] = ArrayInfo("internal", "free", None)
@@ -86,9 +94,20 @@ def check_queues(syn, values, nnz, path, name):
 
 def _misfit(synapses, counts, shape, dt, nnz):
     """Why the arrays are not a queue of these synapses (None if they are)."""
-    if (synapses is None or counts is None or shape is None or synapses.ndim != 1 or synapses.dtype.kind not in "iu"
-            or counts.ndim != 1 or counts.dtype.kind not in "iu" or shape.shape != (2,) or shape.dtype.kind not in "iu"
-            or not 1 <= shape[0] or not 0 <= shape[1] or len(counts) != shape[0]):
+    if (
+        synapses is None
+        or counts is None
+        or shape is None
+        or synapses.ndim != 1
+        or synapses.dtype.kind not in "iu"
+        or counts.ndim != 1
+        or counts.dtype.kind not in "iu"
+        or shape.shape != (2,)
+        or shape.dtype.kind not in "iu"
+        or not 1 <= shape[0]
+        or not 0 <= shape[1]
+        or len(counts) != shape[0]
+    ):
         return "does not fit the synapses"
     if dt is not None and not (dt.shape == (1,) and dt.dtype.kind == "f" and (np.isnan(dt[0]) or 0 < dt[0] < np.inf)):
         return "has a dt that is not one number > 0 (or NaN)"
@@ -106,7 +125,7 @@ def _exact_sum(counts, largest):
     """The sum of integers in ``[0, largest]``, in chunks small enough that
     no int64 partial sum can wrap, added as Python integers."""
     step = max(1, (1 << 62) // max(int(largest), 1))
-    return sum(int(counts[i:i + step].sum(dtype=np.int64)) for i in range(0, len(counts), step))
+    return sum(int(counts[i : i + step].sum(dtype=np.int64)) for i in range(0, len(counts), step))
 
 
 def _too_large(pathway, synapses, counts, shape):
@@ -121,8 +140,10 @@ def _too_large(pathway, synapses, counts, shape):
     if not _is_python_queue(pathway):
         cost = max(cost, ring * CYTHON_SLOT_BYTES + 8 * len(synapses))
     if cost > MAX_QUEUE_BYTES:
-        return (f"of {ring} steps would take Brian2 {cost} bytes to restore, more than the "
-                f"{MAX_QUEUE_BYTES} a reader allows")
+        return (
+            f"of {ring} steps would take Brian2 {cost} bytes to restore, more than the "
+            f"{MAX_QUEUE_BYTES} a reader allows"
+        )
     return None
 
 
@@ -132,6 +153,7 @@ def _is_python_queue(pathway):
     if pathway.queue is not None:
         return hasattr(pathway.queue, "X")
     from brian2.devices.device import get_device
+
     return hasattr(get_device().spike_queue(pathway.source.start, pathway.source.stop), "X")
 
 
@@ -154,10 +176,11 @@ MAX_RING = MAX_QUEUE_BYTES // CYTHON_SLOT_BYTES
 
 def restore_queue(pathway, synapses, counts, shape, dt):
     from brian2.devices.device import get_device
+
     if pathway.queue is None:
         pathway.queue = get_device().spike_queue(pathway.source.start, pathway.source.stop)
     ring, capacity = int(shape[0]), int(shape[1])
-    if hasattr(pathway.queue, "X"):              # Python SpikeQueue
+    if hasattr(pathway.queue, "X"):  # Python SpikeQueue
         rows = np.column_stack([np.repeat(np.arange(ring), counts), synapses]).astype(int)
         capacity = max(capacity, int(counts.max(initial=0)), 1)
         dt = None if dt is None or np.isnan(np.asarray(dt)[0]) else float(np.asarray(dt)[0])
@@ -170,5 +193,5 @@ def restore_queue(pathway, synapses, counts, shape, dt):
         ends = np.cumsum(counts)
         slots = [_EMPTY_SLOT] * ring
         for k in np.flatnonzero(counts):
-            slots[k] = memoryview(native[ends[k] - counts[k]:ends[k]])
+            slots[k] = memoryview(native[ends[k] - counts[k] : ends[k]])
         pathway.queue._restore_from_full_state((0, slots))

@@ -77,13 +77,14 @@ class RateRecorder(_MonitorRecorder):
         return np.zeros(1, np.int64)
 
     def _empty(self):
-        self.monitor.variables["N"].set_value(0)   # its resize leaves N to the template
+        self.monitor.variables["N"].set_value(0)  # its resize leaves N to the template
         self.monitor.resize(0)
 
 
 def recorders(objects):
     """A recorder for each monitor among ``objects`` that records something."""
     from brian2.monitors import EventMonitor, PopulationRateMonitor, StateMonitor
+
     found = []
     for obj in objects:
         if isinstance(obj, EventMonitor) and obj.record:

@@ -16,12 +16,21 @@ from .queues import queue_arrays, restore_queue
 from .versions import delay_file_names, new_contents, python_dynamic_arrays, replace_contents
 
 
-ORDER = "_brian2_index"         # files of versions 1-2: per CSR synapse, its index in Brian2's order
+ORDER = "_brian2_index"  # files of versions 1-2: per CSR synapse, its index in Brian2's order
 
 
 # Synapse arrays that the connectivity determines: rebuilt from the CSR.
-_CONNECTIVITY_VARS = {"i", "j", "_synaptic_pre", "_synaptic_post", "_presynaptic_idx",
-                      "_postsynaptic_idx", "N_incoming", "N_outgoing", "N"}
+_CONNECTIVITY_VARS = {
+    "i",
+    "j",
+    "_synaptic_pre",
+    "_synaptic_post",
+    "_presynaptic_idx",
+    "_postsynaptic_idx",
+    "N_incoming",
+    "N_outgoing",
+    "N",
+}
 
 
 # Synapses -> (fingerprint, (perm, indptr, indices))
@@ -65,8 +74,11 @@ def synapse_variables(syn):
     for pathway in syn._pathways:
         # a pathway's delays belong to the Synapses but are listed only by the pathway
         prefix = pathway_prefix(pathway)
-        out.update((prefix + name, var) for name, var in owned_variables(pathway, {syn.name, pathway.name}).items()
-                   if id(var) not in known)
+        out.update(
+            (prefix + name, var)
+            for name, var in owned_variables(pathway, {syn.name, pathway.name}).items()
+            if id(var) not in known
+        )
     return out
 
 
@@ -76,8 +88,17 @@ def capture_synapses(syn, queues=True):
     ``simulator_order``.  Without ``queues`` the spike queues are left
     empty: enough for describe(), which needs names, shapes and dtypes."""
     perm, indptr, indices = csr_of(syn)
-    state = ProjectionState(syn.name, syn.source.name, syn.target.name, (len(syn.target), len(syn.source)),
-                            indptr, indices, target=None, simulator_order=perm, arrays_in_simulator_order=True)
+    state = ProjectionState(
+        syn.name,
+        syn.source.name,
+        syn.target.name,
+        (len(syn.target), len(syn.source)),
+        indptr,
+        indices,
+        target=None,
+        simulator_order=perm,
+        arrays_in_simulator_order=True,
+    )
     nnz = len(perm)
     for name, var in synapse_variables(syn).items():
         scope, value = _synapse_array(var, nnz)
@@ -92,6 +113,7 @@ def capture_synapses(syn, queues=True):
 def _synapse_array(var, nnz):
     """``(scope, value as Brian2 holds it)`` of one Synapses variable."""
     from brian2.core.variables import DynamicArrayVariable
+
     value = np.asarray(var.get_value())
     if var.scalar and value.shape in ((), (1,)):
         return "global", value.reshape(())
@@ -103,11 +125,11 @@ def _synapse_array(var, nnz):
 class SynapseRestore(NamedTuple):
     """What :meth:`Brian2Adapter._check` decided for one Synapses."""
 
-    order: np.ndarray       # CSR synapse k is the file's Brian2 synapse order[k]
-    indptr: np.ndarray      # the CSR to restore
+    order: np.ndarray  # CSR synapse k is the file's Brian2 synapse order[k]
+    indptr: np.ndarray  # the CSR to restore
     indices: np.ndarray
-    rebuild: bool           # the synapses are rebuilt (other connectivity, or another order)
-    in_brian2_order: bool   # the file's per-synapse values are in its Brian2 order, not CSR
+    rebuild: bool  # the synapses are rebuilt (other connectivity, or another order)
+    in_brian2_order: bool  # the file's per-synapse values are in its Brian2 order, not CSR
 
 
 def restore_synapses(syn, values, todo, undo):
@@ -136,8 +158,13 @@ def restore_synapses(syn, values, todo, undo):
     for pathway in syn._pathways:
         key = pathway_prefix(pathway) + "_queue"
         if key + "_synapses" in values:
-            restore_queue(pathway, np.asarray(values[key + "_synapses"]), np.asarray(values[key + "_counts"]),
-                          np.asarray(values[key + "_shape"], np.int64), values.get(key + "_dt"))
+            restore_queue(
+                pathway,
+                np.asarray(values[key + "_synapses"]),
+                np.asarray(values[key + "_counts"]),
+                np.asarray(values[key + "_shape"], np.int64),
+                values.get(key + "_dt"),
+            )
 
 
 def _rebuild_synapses(syn, order, indptr, indices):
@@ -169,9 +196,9 @@ def set_synapse_value(var, value, order, nnz, swap=False):
     ``swap``, the undo is the caller's snapshot.
     """
     from brian2.core.variables import DynamicArrayVariable
+
     value = np.asarray(value)
-    per_synapse = value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) \
-        and not var.scalar
+    per_synapse = value.ndim == 1 and len(value) == nnz and isinstance(var, DynamicArrayVariable) and not var.scalar
     if not per_synapse:
         old = np.array(var.get_value(), copy=True) if swap else None
         set_value(var, value)
@@ -193,7 +220,7 @@ def set_synapse_value(var, value, order, nnz, swap=False):
         owned = value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
         # the buffer swapped in (Python arrays, 2.9) must be the load's own: a value read for it is
         return replace_contents(var, value if owned else np.array(value, var.dtype), nnz)
-    buffer, install = new_contents(var, nnz)   # filled in place: one copy, not two
+    buffer, install = new_contents(var, nnz)  # filled in place: one copy, not two
     if order is None:
         buffer[...] = value
     else:

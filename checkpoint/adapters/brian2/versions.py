@@ -33,8 +33,10 @@ from .objects import pathway_prefix
 
 # ------------------------------------------------------------ dynamic arrays
 
+
 def _dynamic(var):
     from brian2.devices.device import get_device
+
     return get_device().get_value(var, access_data=False)
 
 
@@ -56,6 +58,7 @@ def replace_contents(var, full, nnz):
     Brian2 looks every array up (``get_value``, ``resize``, and the code
     objects, made again at each run's ``before_run``)."""
     from brian2.devices.device import get_device
+
     device = get_device()
     dynamic = device.get_value(var, access_data=False)
     if hasattr(dynamic, "_data"):
@@ -64,6 +67,7 @@ def replace_contents(var, full, nnz):
 
         def undo():
             dynamic._data, dynamic.data, dynamic.shape = old
+
         return undo
     buffer, install = new_contents(var, nnz)
     buffer[...] = full
@@ -78,6 +82,7 @@ def new_contents(var, nnz):
     new numpy buffer itself (2.9): a value scattered into it is copied
     once, not into a scratch array first."""
     from brian2.devices.device import get_device
+
     device = get_device()
     dynamic = device.get_value(var, access_data=False)
     if hasattr(dynamic, "_data"):
@@ -90,15 +95,19 @@ def new_contents(var, nnz):
 
         def undo_cpp():
             device.arrays[var] = dynamic
+
         return undo_cpp
+
     return replacement.data, install
 
 
 # ------------------------------------------------------------ random buffers
 
+
 def buffer_size():
     """How many numbers the Cython target draws at once for ``rand()``."""
     from brian2.codegen.generators.cython_generator import _BUFFER_SIZE
+
     return _BUFFER_SIZE
 
 
@@ -138,7 +147,7 @@ def write_buffer(device, kind, numbers):
     holder = getattr(device, f"{kind}_buffer")
     numbers = np.ascontiguousarray(numbers, np.float64)
     if _buffer_in_device(device, kind):
-        holder[:] = numbers   # in place: the generated code points to this memory
+        holder[:] = numbers  # in place: the generated code points to this memory
         return
     if not holder[0]:
         # Cython frees this buffer with free() when it draws the next one
@@ -147,6 +156,7 @@ def write_buffer(device, kind, numbers):
 
 
 # ------------------------------------------------------------ pathway delays
+
 
 def delay_file_names(syn):
     """``{Brian2 name: file name}`` of the pathway delays a Synapses owns

@@ -15,10 +15,28 @@ from ...restore import UndoLog
 from ...state import NetworkState
 from ..base import Adapter
 from .clock import HIDDEN_STATE, OFFSET_MODEL, restore_clock, time_offset, validate_meta
-from .connections import (RECEPTOR, Connections, SynapseGroup, check_rebuild, check_receptors, projection_of,
-                          rebuild_projection)
-from .nodes import (POPULATION_TYPES, capture_group, capture_recorder, check_lengths, check_positions,
-                    group_index, id_ranges, layer_positions, nest_module, node_groups, restore_group)
+from .connections import (
+    RECEPTOR,
+    Connections,
+    SynapseGroup,
+    check_rebuild,
+    check_receptors,
+    projection_of,
+    rebuild_projection,
+)
+from .nodes import (
+    POPULATION_TYPES,
+    capture_group,
+    capture_recorder,
+    check_lengths,
+    check_positions,
+    group_index,
+    id_ranges,
+    layer_positions,
+    nest_module,
+    node_groups,
+    restore_group,
+)
 
 
 @dataclass
@@ -26,16 +44,16 @@ class Found:
     """What a load's describe read from the kernel, for its apply (NEST
     reads a connection's status at about 10 us: read once per load)."""
 
-    connections: dict = field(default_factory=dict)   # synapse model -> Connections
-    projections: dict = field(default_factory=dict)   # name -> SynapseGroup
-    status: dict = field(default_factory=dict)        # population name -> its nodes' status
+    connections: dict = field(default_factory=dict)  # synapse model -> Connections
+    projections: dict = field(default_factory=dict)  # name -> SynapseGroup
+    status: dict = field(default_factory=dict)  # population name -> its nodes' status
 
 
 class NESTAdapter(Adapter):
-    exact_restart = False   # NEST keeps its generators, spikes in flight and currents out of reach
-    shardable = True        # under MPI each rank saves its own neurons and their incoming connections
-    captures_monitors = True    # recorders' events, for analysis; NEST cannot set them back
-    records = True              # recording devices to memory, streamed by a Checkpointer: see .recordings
+    exact_restart = False  # NEST keeps its generators, spikes in flight and currents out of reach
+    shardable = True  # under MPI each rank saves its own neurons and their incoming connections
+    captures_monitors = True  # recorders' events, for analysis; NEST cannot set them back
+    records = True  # recording devices to memory, streamed by a Checkpointer: see .recordings
     simulator = "nest"
 
     def __init__(self, obj, monitors=False):
@@ -48,12 +66,15 @@ class NESTAdapter(Adapter):
             self.content = "network"
             self._groups = [g for g in node_groups(nest.GetNodes()) if g.element_type in POPULATION_TYPES]
             self.populations = {g.name: g for g in self._groups}
-            self.projections = {}   # found by each capture (Found.projections): connections change
+            self.projections = {}  # found by each capture (Found.projections): connections change
         elif kind == "NodeCollection":
             groups = node_groups(obj)
             if len(groups) != 1 or groups[0].element_type not in POPULATION_TYPES:
-                raise UnsupportedObjectError("pass a NodeCollection of consecutive neurons or stimulators "
-                                             "of one model (as one nest.Create made it)", obj=str(obj))
+                raise UnsupportedObjectError(
+                    "pass a NodeCollection of consecutive neurons or stimulators "
+                    "of one model (as one nest.Create made it)",
+                    obj=str(obj),
+                )
             self.content, self.populations, self.projections = "population", {groups[0].name: groups[0]}, {}
             # a spatial layer's positions live in the NodeCollection Create returned, not in the kernel
             groups[0].positions = layer_positions(obj)
@@ -62,8 +83,10 @@ class NESTAdapter(Adapter):
             projection = projection_of(obj)
             self.projections = {projection.name: projection}
         else:
-            raise UnsupportedObjectError(f"cannot checkpoint a NEST {kind}: pass the nest module, a "
-                                         "NodeCollection or a SynapseCollection", obj=kind)
+            raise UnsupportedObjectError(
+                f"cannot checkpoint a NEST {kind}: pass the nest module, a NodeCollection or a SynapseCollection",
+                obj=kind,
+            )
 
     # -------------------------------------------------------------- capture
 
@@ -74,6 +97,7 @@ class NESTAdapter(Adapter):
 
     def recorders(self):
         from .recordings import recorders
+
         return recorders(time_offset) if self.content == "network" else []
 
     def capture(self, populations=True, projections=True):
@@ -99,8 +123,11 @@ class NESTAdapter(Adapter):
         nest = nest_module()
         time, step = self.clock()
         meta = self.base_meta(self.content, time, step, nest.resolution)
-        meta["nest"] = {"rng_seed": int(nest.rng_seed), "rng_type": str(nest.rng_type),
-                        "biological_time": float(nest.biological_time)}
+        meta["nest"] = {
+            "rng_seed": int(nest.rng_seed),
+            "rng_type": str(nest.rng_type),
+            "biological_time": float(nest.biological_time),
+        }
         state, found = NetworkState(meta=meta), Found()
         if populations:
             for name, group in self.populations.items():
@@ -120,11 +147,11 @@ class NESTAdapter(Adapter):
         and, for the whole kernel, the projections they make (connections
         change during a run: found anew by each capture)."""
         nest = nest_module()
-        if self.content != "network":   # one population (no connections) or one projection
-            return {p.synapse_model: Connections(p.connections()) for p in self.projections.values()}, \
-                dict(self.projections)
-        models = [m for m in nest.synapse_models
-                  if m != OFFSET_MODEL and nest.GetDefaults(m).get("num_connections", 0)]
+        if self.content != "network":  # one population (no connections) or one projection
+            return {p.synapse_model: Connections(p.connections()) for p in self.projections.values()}, dict(
+                self.projections
+            )
+        models = [m for m in nest.synapse_models if m != OFFSET_MODEL and nest.GetDefaults(m).get("num_connections", 0)]
         connections = {m: Connections(nest.GetConnections(synapse_model=m)) for m in models}
         return connections, {p.name: p for m in models for p in connections[m].projections(m, self._groups)}
 
@@ -137,9 +164,12 @@ class NESTAdapter(Adapter):
                 outside = ids[group_index(self._groups, ids) < 0] if len(self._groups) else ids
                 recorders.update(np.unique(outside).tolist())
         if recorders:
-            warnings.warn(f"connections to or from recorders (nodes {id_ranges(sorted(recorders))}) are not saved: "
-                          "create and connect recorders in the script on every start, resumed or not",
-                          CheckpointWarning, stacklevel=5)
+            warnings.warn(
+                f"connections to or from recorders (nodes {id_ranges(sorted(recorders))}) are not saved: "
+                "create and connect recorders in the script on every start, resumed or not",
+                CheckpointWarning,
+                stacklevel=5,
+            )
 
     # ------------------------------------------------------------- restore
 
@@ -162,12 +192,12 @@ class NESTAdapter(Adapter):
             synapse_model, _, ends = name.partition(" ")
             pre, _, post = ends.partition("->")
             if synapse_model not in models or pre not in groups or post not in groups:
-                continue   # nothing to connect: the report lists it as skipped
+                continue  # nothing to connect: the report lists it as skipped
             projection = SynapseGroup(synapse_model, groups[pre], groups[post])
             added.findings.projections[name] = projection
             connections = added.findings.connections.setdefault(synapse_model, Connections(projection.connections()))
             empty = added.projections[name] = connections.capture(projection)
-            for var, array in saved.arrays.items():   # the same names and types, no synapses yet
+            for var, array in saved.arrays.items():  # the same names and types, no synapses yet
                 empty.arrays.setdefault(var, np.zeros(0, np.asarray(array).dtype))
                 empty.info.setdefault(var, saved.info[var])
         return added
@@ -180,7 +210,7 @@ class NESTAdapter(Adapter):
         nest = nest_module()
         found = plan.findings if plan.findings is not None else self._capture(True, True, keep_status=True)[1]
         for (section, name), group_values in values.items():
-            if section == "populations":   # what NEST would take wrongly, refused before any change
+            if section == "populations":  # what NEST would take wrongly, refused before any change
                 check_positions(self.populations[name], group_values, plan.report.path)
                 check_lengths(self.populations[name], group_values, plan.report.path, name)
         rebuild = self._to_rebuild(plan, values, found)
@@ -190,20 +220,23 @@ class NESTAdapter(Adapter):
                     with _refused(nest, plan, name):
                         restore_group(self.populations[name], group_values, found.status.get(name), undo)
             rebuilt = set()
-            for name, connectivity in rebuild.items():   # every value given to one array Connect
+            for name, connectivity in rebuild.items():  # every value given to one array Connect
                 projection = found.projections[name]
                 with _refused(nest, plan, name):
                     current = found.connections[projection.synapse_model].capture(projection)
-                    rebuild_projection(projection, current, connectivity, values.get(("projections", name), {}),
-                                       undo)
+                    rebuild_projection(projection, current, connectivity, values.get(("projections", name), {}), undo)
                 rebuilt.add(projection.synapse_model)
             for model, connections in list(found.connections.items()):
-                mine = {found.projections[name]: v for (section, name), v in values.items()
-                        if section == "projections" and name not in rebuild
-                        and found.projections[name].synapse_model == model}
+                mine = {
+                    found.projections[name]: v
+                    for (section, name), v in values.items()
+                    if section == "projections"
+                    and name not in rebuild
+                    and found.projections[name].synapse_model == model
+                }
                 if not any(mine.values()):
                     continue
-                if model in rebuilt:    # its SynapseCollection went stale: read it again, once
+                if model in rebuilt:  # its SynapseCollection went stale: read it again, once
                     connections = found.connections[model] = Connections(nest.GetConnections(synapse_model=model))
                 with _refused(nest, plan, ", ".join(p.name for p in mine)):
                     connections.set(mine, undo)
@@ -216,7 +249,6 @@ class NESTAdapter(Adapter):
         restore (a seam where the tests inject a failure midway)."""
         return restore_clock(plan)
 
-
     def _to_rebuild(self, plan, values, found):
         """``{projection name: (indptr, indices)}`` of the connections a load
         replaces: other connectivity, or other receptor ports.  Raises, before
@@ -227,20 +259,27 @@ class NESTAdapter(Adapter):
             if projection is not None:
                 check_receptors(group_values, plan.report.path, name)
             connections = projection and found.connections[projection.synapse_model]
-            if projection is not None and name not in rebuild and RECEPTOR in group_values and \
-                    connections.receptors_differ(projection, group_values[RECEPTOR]):
+            if (
+                projection is not None
+                and name not in rebuild
+                and RECEPTOR in group_values
+                and connections.receptors_differ(projection, group_values[RECEPTOR])
+            ):
                 current = connections.capture(projection)
                 rebuild[name] = (current.indptr, current.indices)
         for name in rebuild:
             projection = found.projections[name]
             check_rebuild(projection, plan.report.path)
-            if projection.pre.element_type != "neuron" and \
-                    len(found.connections[projection.synapse_model].positions(projection)):
+            if projection.pre.element_type != "neuron" and len(
+                found.connections[projection.synapse_model].positions(projection)
+            ):
                 raise StructureMismatchError(
                     f"the connections from {projection.pre.name} differ from the file's, and NEST cannot "
                     "delete connections from a device: build them as the saved run did (the same rng_seed "
                     "and calls)",
-                    path=plan.report.path, obj=name)
+                    path=plan.report.path,
+                    obj=name,
+                )
         return rebuild
 
 
@@ -252,5 +291,6 @@ def _refused(nest, plan, name):
     try:
         yield
     except (nest.NESTError, IndexError, ValueError, TypeError, KeyError) as exc:
-        raise StructureMismatchError(f"NEST refused the file's values: {exc}", path=plan.report.path,
-                                     obj=name) from None
+        raise StructureMismatchError(
+            f"NEST refused the file's values: {exc}", path=plan.report.path, obj=name
+        ) from None

@@ -9,10 +9,12 @@ from .nodes import nest_module
 
 
 #: Said at every save of a kernel (Python shows it once per place in a script).
-HIDDEN_STATE = ("NEST keeps some state out of reach, and a restart loses it: its random generators' state "
-                "(a restored kernel is reseeded), spikes in flight, synaptic currents and refractory counters, "
-                "spike history for STDP, and a spatial layer's positions unless you save the layer's "
-                "NodeCollection (docs/nest.rst)")
+HIDDEN_STATE = (
+    "NEST keeps some state out of reach, and a restart loses it: its random generators' state "
+    "(a restored kernel is reseeded), spikes in flight, synaptic currents and refractory counters, "
+    "spike history for STDP, and a spatial layer's positions unless you save the layer's "
+    "NodeCollection (docs/nest.rst)"
+)
 
 
 # The file's time minus NEST's clock after a restore, kept in the kernel
@@ -36,6 +38,7 @@ def restore_clock(plan):
     def undo():
         _set_time_offset(old_offset)
         nest.rng_seed = old_seed
+
     return undo
 
 
@@ -64,5 +67,5 @@ def validate_meta(meta, path):
     """``meta["nest"]`` of a file: its types and ranges, before anything uses it."""
     nest = meta.get("nest") or {}
     require(isinstance(nest, dict), "meta 'nest' is not an object", path)
-    optional(nest, "rng_seed", lambda v: is_int(v) and 0 <= v < 2 ** 32, "a seed", path)
+    optional(nest, "rng_seed", lambda v: is_int(v) and 0 <= v < 2**32, "a seed", path)
     optional(nest, "biological_time", is_number, "a finite number", path)

@@ -16,8 +16,17 @@ log = logging.getLogger("checkpoint")
 RECEPTOR = "receptor"
 
 
-CONNECTION_IDENTITY = {"source", "target", "target_thread", "port", "synapse_id", "synapse_model",
-                       "sizeof", "receptor", "synapse_modelid"}
+CONNECTION_IDENTITY = {
+    "source",
+    "target",
+    "target_thread",
+    "port",
+    "synapse_id",
+    "synapse_model",
+    "sizeof",
+    "receptor",
+    "synapse_modelid",
+}
 
 
 #: Seconds NEST took per connection to ``Disconnect`` here (1M in 300-430 s).
@@ -32,8 +41,9 @@ class SynapseGroup:
         self.name = f"{synapse_model} {pre.name}->{post.name}"
 
     def connections(self):
-        return nest_module().GetConnections(source=self.pre.nodes(), target=self.post.nodes(),
-                                      synapse_model=self.synapse_model)
+        return nest_module().GetConnections(
+            source=self.pre.nodes(), target=self.post.nodes(), synapse_model=self.synapse_model
+        )
 
 
 class Connections:
@@ -67,8 +77,12 @@ class Connections:
         """Where the projection's synapses are in the collection, in CSR
         order (by post neuron; NEST's order within one)."""
         pre, post = projection.pre, projection.post
-        index = np.flatnonzero((self.source >= pre.first) & (self.source <= pre.last)
-                               & (self.target >= post.first) & (self.target <= post.last))
+        index = np.flatnonzero(
+            (self.source >= pre.first)
+            & (self.source <= pre.last)
+            & (self.target >= post.first)
+            & (self.target <= post.last)
+        )
         return index[np.argsort(self.target[index], kind="stable")]
 
     def capture(self, projection):
@@ -78,13 +92,20 @@ class Connections:
         local = projection.post.local()
         row = np.searchsorted(local, self.target[at] - projection.post.first)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(local)))])
-        state = ProjectionState(projection.name, projection.pre.name, projection.post.name,
-                                (len(local), projection.pre.size), indptr.astype(np.int64),
-                                self.source[at] - projection.pre.first, target=None)
+        state = ProjectionState(
+            projection.name,
+            projection.pre.name,
+            projection.post.name,
+            (len(local), projection.pre.size),
+            indptr.astype(np.int64),
+            self.source[at] - projection.pre.first,
+            target=None,
+        )
         for key in self.keys:
             state.arrays[key] = self.values[key][at]
-            state.info[key] = ArrayInfo("parameter" if key == "delay" else "variable", "synapse",
-                                        "ms" if key == "delay" else None)
+            state.info[key] = ArrayInfo(
+                "parameter" if key == "delay" else "variable", "synapse", "ms" if key == "delay" else None
+            )
         state.arrays[RECEPTOR], state.info[RECEPTOR] = self.receptor[at], ArrayInfo("parameter", "synapse")
         return state
 
@@ -101,7 +122,7 @@ class Connections:
         for projection, values in values_by_projection.items():
             at = self.positions(projection)
             for key, value in values.items():
-                if key != RECEPTOR:   # equal here: a different port was rebuilt
+                if key != RECEPTOR:  # equal here: a different port was rebuilt
                     new.setdefault(key, self.values[key].copy())[at] = value
         if not new or not len(self.collection):
             return
@@ -122,6 +143,7 @@ def _set_connections(collection, values):
         collection.set(values)
         return
     from nest import nestkernel_api
+
     keys = list(values)
     rows = [dict(zip(keys, row)) for row in zip(*(values[key] for key in keys))]
     nestkernel_api.llapi_set_connection_status(collection._datum, rows)
@@ -135,8 +157,9 @@ def projection_of(connections):
     groups = [g for g in node_groups(nest.GetNodes()) if g.element_type in POPULATION_TYPES]
     pre, post = (np.unique(group_index(groups, np.asarray(ids, np.int64))) for ids in (sources, targets))
     if len(models) != 1 or len(pre) != 1 or len(post) != 1 or pre[0] < 0 or post[0] < 0:
-        raise UnsupportedObjectError("pass a SynapseCollection of one synapse model between one "
-                                     "population and another", obj="SynapseCollection")
+        raise UnsupportedObjectError(
+            "pass a SynapseCollection of one synapse model between one population and another", obj="SynapseCollection"
+        )
     return SynapseGroup(str(models.pop()), groups[pre[0]], groups[post[0]])
 
 
@@ -148,7 +171,9 @@ def check_rebuild(projection, path):
         raise StructureMismatchError(
             f"the file's {projection.synapse_model} connections differ from the model's, and NEST makes them "
             "only in symmetric pairs: connect them as the saved run did (the same calls), then load",
-            path=path, obj=projection.name)
+            path=path,
+            obj=projection.name,
+        )
 
 
 def check_receptors(values, path, name):
@@ -165,13 +190,16 @@ def rebuild_projection(projection, before, connectivity, values, undo):
     given to one array ``Connect`` (NEST checks the keys before it connects
     anything).  The undo, recorded in ``undo`` first: ``before``'s
     connections back."""
-    if "delay" not in values and len(connectivity[1]) and \
-            nest_module().GetDefaults(projection.synapse_model).get("has_delay") is not False:
-        raise StructureMismatchError("the file's connectivity differs from the model's and has no delays "
-                                     "to rebuild it with", obj=projection.name)
+    if (
+        "delay" not in values
+        and len(connectivity[1])
+        and nest_module().GetDefaults(projection.synapse_model).get("has_delay") is not False
+    ):
+        raise StructureMismatchError(
+            "the file's connectivity differs from the model's and has no delays to rebuild it with", obj=projection.name
+        )
     undo.add(lambda: _replace(projection, before))
-    _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity,
-                                         arrays=dict(values)))
+    _replace(projection, ProjectionState(projection.name, None, None, before.shape, *connectivity, arrays=dict(values)))
 
 
 def _replace(projection, state):
@@ -180,20 +208,28 @@ def _replace(projection, state):
     current = projection.connections()
     if len(current):
         # NEST deletes connections one by one (300-430 s per million here): say so first
-        log.warning("%s: deleting %d connections that differ from the file's (NEST takes about %.0f s); a "
-                    "script that knows it resumes can create its nodes only, and let the load connect them",
-                    projection.name, len(current), len(current) * DISCONNECT_SECONDS)
+        log.warning(
+            "%s: deleting %d connections that differ from the file's (NEST takes about %.0f s); a "
+            "script that knows it resumes can create its nodes only, and let the load connect them",
+            projection.name,
+            len(current),
+            len(current) * DISCONNECT_SECONDS,
+        )
         current.disconnect()
     if len(state.indices) == 0:
         return
     rows = np.repeat(np.arange(len(state.indptr) - 1, dtype=np.int64), np.diff(state.indptr))
-    post = projection.post.local()[rows]    # this rank's post neurons (all of them in one process)
+    post = projection.post.local()[rows]  # this rank's post neurons (all of them in one process)
     spec = {"synapse_model": projection.synapse_model}
-    for key, value in state.arrays.items():   # weight, delay and every other per-connection entry
+    for key, value in state.arrays.items():  # weight, delay and every other per-connection entry
         if value is not None and key != RECEPTOR:
             value = np.asarray(value)
             spec[key] = value.astype(np.int64 if value.dtype.kind in "biu" else np.float64, copy=False)
     if state.arrays.get(RECEPTOR) is not None and np.any(state.arrays[RECEPTOR]):
         spec["receptor_type"] = np.asarray(state.arrays[RECEPTOR], np.int64)
-    nest_module().Connect(np.asarray(state.indices, np.int64) + projection.pre.first, post + projection.post.first,
-                    "one_to_one", syn_spec=spec)
+    nest_module().Connect(
+        np.asarray(state.indices, np.int64) + projection.pre.first,
+        post + projection.post.first,
+        "one_to_one",
+        syn_spec=spec,
+    )

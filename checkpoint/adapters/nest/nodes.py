@@ -10,9 +10,11 @@ import numpy as np
 from ...errors import CheckpointWarning, CorruptCheckpointError, StructureMismatchError
 from ...state import ArrayInfo, PopulationState
 
+
 def nest_module():
     """The ``nest`` module, imported when first needed (never by ``import checkpoint``)."""
     import nest
+
     return nest
 
 
@@ -21,11 +23,23 @@ POPULATION_TYPES = ("neuron", "stimulator")
 
 # Status entries a script cannot set (identity, layout, bookkeeping), of a
 # node and of a connection.
-NODE_IDENTITY = {"global_id", "local", "model_id", "node_uses_wfr", "thread", "thread_local_id", "vp",
-                 "frozen", "archiver_length", "post_trace", "t_spike", "elementsize"}
+NODE_IDENTITY = {
+    "global_id",
+    "local",
+    "model_id",
+    "node_uses_wfr",
+    "thread",
+    "thread_local_id",
+    "vp",
+    "frozen",
+    "archiver_length",
+    "post_trace",
+    "t_spike",
+    "elementsize",
+}
 
 
-_settable_cache: dict = {}    # node model -> (settable numeric keys, settable per-node array keys)
+_settable_cache: dict = {}  # node model -> (settable numeric keys, settable per-node array keys)
 
 
 def is_number_value(value):
@@ -52,8 +66,7 @@ def _settable(model):
         nest = nest_module()
         numbers, arrays, together = set(), set(), {}
         for key, value in nest.GetDefaults(model).items():
-            is_array = isinstance(value, (list, tuple, np.ndarray)) and \
-                np.asarray(value).dtype.kind in "biuf"
+            is_array = isinstance(value, (list, tuple, np.ndarray)) and np.asarray(value).dtype.kind in "biuf"
             if key in NODE_IDENTITY or not (is_number_value(value) or is_array):  # devices accept these as defaults
                 continue
             try:
@@ -63,7 +76,7 @@ def _settable(model):
                     together[key] = value
                 continue
             (arrays if is_array else numbers).add(key)
-        if together:   # arrays NEST takes only together (a step_current_generator's times and values)
+        if together:  # arrays NEST takes only together (a step_current_generator's times and values)
             try:
                 nest.SetDefaults(model, together)
                 arrays.update(together)
@@ -78,9 +91,9 @@ class NodeGroup:
 
     def __init__(self, model, element_type, first, last):
         self.model, self.element_type, self.first, self.last = model, element_type, first, last
-        self.name = f"{model}@{first}"   # not the size: a changed size must not match
+        self.name = f"{model}@{first}"  # not the size: a changed size must not match
         self._local = None
-        self.positions = None   # a spatial layer's, when known
+        self.positions = None  # a spatial layer's, when known
 
     @property
     def size(self):
@@ -114,14 +127,14 @@ def node_groups(nodes):
     if len(nodes) == 0:
         return []
     runs = _primitive_runs(nodes)
-    if runs is None:   # NEST did not describe it as plain runs: ask every node (10 us each)
+    if runs is None:  # NEST did not describe it as plain runs: ask every node (10 us each)
         ids = np.atleast_1d(np.asarray(nodes.get("global_id"), np.int64))
         models = np.atleast_1d(np.asarray(nodes.get("model")))
         breaks = np.flatnonzero((np.diff(ids) != 1) | (models[1:] != models[:-1])) + 1
         starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ids)]])
         runs = [(str(models[s]), int(ids[s]), int(ids[e - 1])) for s, e in zip(starts, ends)]
     merged = []
-    for model, first, last in runs:   # consecutive Creates of one model are one group, as before
+    for model, first, last in runs:  # consecutive Creates of one model are one group, as before
         if merged and merged[-1][0] == model and merged[-1][2] + 1 == first:
             merged[-1] = (model, merged[-1][1], last)
         else:
@@ -161,7 +174,7 @@ def capture_group(group, warn=True):
     ``warn``: name at a save what the model records but a script cannot set."""
     local = group.local()
     status = _status(group.local_nodes()) if len(local) else {}
-    keys = sorted(settable_keys(group.model) & set(status))   # defaults list a few more
+    keys = sorted(settable_keys(group.model) & set(status))  # defaults list a few more
     recordables = set(nest_module().GetDefaults(group.model).get("recordables", ()))
     if warn:
         _warn_unsettable(group, recordables)
@@ -171,17 +184,23 @@ def capture_group(group, warn=True):
         if value.shape != (len(local),) or value.dtype.kind not in "biuf":
             # never lost without a word: a per-node array (tau_syn of a
             # multisynapse model, ...) or a text entry is not in the file
-            warnings.warn(f"{group.name}.{key} is not one number per node: not captured, a restore leaves it "
-                          "as the model has it", CheckpointWarning, stacklevel=2)
+            warnings.warn(
+                f"{group.name}.{key} is not one number per node: not captured, a restore leaves it as the model has it",
+                CheckpointWarning,
+                stacklevel=2,
+            )
             continue
         arrays[key] = value
-        info[key] = ArrayInfo("variable" if key in recordables else "parameter", "neuron", "ms" if key in
-                              ("origin", "start", "stop") else None)
+        info[key] = ArrayInfo(
+            "variable" if key in recordables else "parameter",
+            "neuron",
+            "ms" if key in ("origin", "start", "stop") else None,
+        )
     _capture_array_entries(group, status, len(local), arrays, info)
-    if group.positions is not None:   # fixed at Create: checked on load, never set
+    if group.positions is not None:  # fixed at Create: checked on load, never set
         arrays[POSITIONS] = np.asarray(group.positions, np.float64)[local]
         info[POSITIONS] = ArrayInfo("parameter", "neuron", None)
-    ids = local if group.distributed else None   # under MPI: which of the group's nodes this rank holds
+    ids = local if group.distributed else None  # under MPI: which of the group's nodes this rank holds
     return PopulationState(group.name, len(local), None, arrays, info, ids, group.size), status
 
 
@@ -192,18 +211,24 @@ def _warn_unsettable(group, recordables):
     settable = settable_keys(group.model) | settable_array_keys(group.model)
     lost = sorted(r for r in recordables if r not in settable)
     if lost:
-        warnings.warn(f"{group.name}: {', '.join(lost)} can be recorded but not set in NEST: a restart "
-                      "starts them from what the model computes, not from their saved values", CheckpointWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{group.name}: {', '.join(lost)} can be recorded but not set in NEST: a restart "
+            "starts them from what the model computes, not from their saved values",
+            CheckpointWarning,
+            stacklevel=4,
+        )
 
 
 def capture_recorder(group):
     """A recorder's events (``monitors=True``), for analysis: each event
     entry concatenated over the group's nodes, with ``events.lengths``.
     NEST cannot set a recorder's events, so a load does not restore them."""
-    warnings.warn(f"{group.name}: its recorded events are saved for analysis; NEST cannot put events back "
-                  "into a recorder, so a load leaves the recorder as the script made it", CheckpointWarning,
-                  stacklevel=4)
+    warnings.warn(
+        f"{group.name}: its recorded events are saved for analysis; NEST cannot put events back "
+        "into a recorder, so a load leaves the recorder as the script made it",
+        CheckpointWarning,
+        stacklevel=4,
+    )
     local = group.local()
     events = list(_status(group.local_nodes())["events"]) if len(local) else []
     keys = sorted({key for node in events for key in node})
@@ -235,9 +260,12 @@ def check_positions(group, values, path):
     if saved is None or group.positions is None:
         return
     if not np.array_equal(np.asarray(saved), np.asarray(group.positions)[group.local()]):
-        raise StructureMismatchError("the file's spatial positions differ from the layer's (NEST sets them "
-                                     "only at Create): build the layer as the saved run did", path=path,
-                                     obj=group.name)
+        raise StructureMismatchError(
+            "the file's spatial positions differ from the layer's (NEST sets them "
+            "only at Create): build the layer as the saved run did",
+            path=path,
+            obj=group.name,
+        )
 
 
 #: Suffix of the lengths that split a concatenated per-node array entry.
@@ -275,17 +303,23 @@ def check_lengths(group, values, path, name):
         lengths = values.get(key + LENGTHS)
         if lengths is None:
             if key in array_keys and value.ndim != 2:
-                raise CorruptCheckpointError(f"{key} is an array per node, without {key}{LENGTHS} to split it",
-                                             path=path, obj=f"{name}.{key}")
+                raise CorruptCheckpointError(
+                    f"{key} is an array per node, without {key}{LENGTHS} to split it", path=path, obj=f"{name}.{key}"
+                )
             continue
         lengths = np.asarray(lengths)
         total = value.size
         # each length bounded by the values first: their sum then cannot overflow int64
-        ok = lengths.ndim == 1 and lengths.dtype.kind in "iu" and value.ndim == 1 and \
-            (len(lengths) == 0 or (int(lengths.min()) >= 0 and int(lengths.max()) <= total))
+        ok = (
+            lengths.ndim == 1
+            and lengths.dtype.kind in "iu"
+            and value.ndim == 1
+            and (len(lengths) == 0 or (int(lengths.min()) >= 0 and int(lengths.max()) <= total))
+        )
         if not ok or int(lengths.sum(dtype=np.int64)) != total:
-            raise CorruptCheckpointError(f"{key}{LENGTHS} does not split the values of {key}", path=path,
-                                         obj=f"{name}.{key}")
+            raise CorruptCheckpointError(
+                f"{key}{LENGTHS} does not split the values of {key}", path=path, obj=f"{name}.{key}"
+            )
 
 
 def _per_node_values(values, n):
@@ -293,11 +327,11 @@ def _per_node_values(values, n):
     or concatenations split by their lengths."""
     out = {}
     for key, value in values.items():
-        if key.endswith(LENGTHS) and key[:-len(LENGTHS)] in values:
+        if key.endswith(LENGTHS) and key[: -len(LENGTHS)] in values:
             continue
         value = np.asarray(value)
         if key + LENGTHS in values:
-            cuts = np.cumsum(np.asarray(values[key + LENGTHS], np.int64))[:-1]   # checked by check_lengths
+            cuts = np.cumsum(np.asarray(values[key + LENGTHS], np.int64))[:-1]  # checked by check_lengths
             out[key] = [part.tolist() for part in np.split(value, cuts)] if n else []
         elif value.ndim == 2:
             out[key] = [row.tolist() for row in value]
@@ -323,13 +357,21 @@ def restore_group(group, values, status, undo):
     n = len(group.local())
     array_keys = settable_array_keys(group.model)
     wanted = _per_node_values(values, n)
-    current = {key: [np.asarray(v).reshape(-1).tolist() for v in status[key]] if key in array_keys
-               else list(status[key]) for key in wanted}
+    current = {
+        key: [np.asarray(v).reshape(-1).tolist() for v in status[key]] if key in array_keys else list(status[key])
+        for key in wanted
+    }
     # only what differs: some models refuse a key whose value does not change
     # (a spike_generator with spike times takes its options only with them)
-    differ = {key for key, value in wanted.items()
-              if not (_equal_per_node(value, current[key]) if key in array_keys
-                      else np.array_equal(np.asarray(value), np.asarray(current[key], dtype=np.asarray(value).dtype)))}
+    differ = {
+        key
+        for key, value in wanted.items()
+        if not (
+            _equal_per_node(value, current[key])
+            if key in array_keys
+            else np.array_equal(np.asarray(value), np.asarray(current[key], dtype=np.asarray(value).dtype))
+        )
+    }
     if differ & array_keys:
         # arrays go together (NEST takes some only with their partner), and a
         # generator's options only with its spike times

@@ -60,10 +60,11 @@ class SampleRecorder(_DeviceRecorder):
     def __init__(self, node, model, offset):
         super().__init__(node, model, offset)
         import nest
+
         targets = nest.GetConnections(source=node).get("target")
         self._index = np.unique(np.atleast_1d(np.asarray(targets, np.int64)))
         self._variables = list(node.get("record_from"))
-        self._boundary = None   # the sample at a restore's time, which a restored kernel never takes
+        self._boundary = None  # the sample at a restore's time, which a restored kernel never takes
 
     def drop(self):
         """After a restore: empty the device, and take the sample at the
@@ -75,14 +76,19 @@ class SampleRecorder(_DeviceRecorder):
         self._boundary = None
         now, interval = self._offset() + 0.0, float(self.node.get("interval"))
         import nest
+
         if now <= 0 or abs(now / interval - round(now / interval)) > 1e-9 or not len(self._index):
             return
         try:
             neurons = nest.NodeCollection(self._index.tolist())
             values = {var: np.asarray(neurons.get(var), np.float64).reshape(1, -1) for var in self._variables}
         except nest.NESTError:
-            warnings.warn(f"{self.name}: the sample at the restart's time ({now} ms) cannot be read from the "
-                          "restored state; it is missing from the recordings", CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.name}: the sample at the restart's time ({now} ms) cannot be read from the "
+                "restored state; it is missing from the recordings",
+                CheckpointWarning,
+                stacklevel=4,
+            )
             return
         self._boundary = {"t": np.array([now]), **values}
 
@@ -100,11 +106,13 @@ class SampleRecorder(_DeviceRecorder):
         width = len(self._index)
         count = len(senders) // width if width else 0
         if width * count != len(senders) or not np.array_equal(senders[order], np.tile(self._index, count)):
-            raise CheckpointError(f"{self.name}: its events do not form a grid of times x its {width} recorded "
-                                  "neurons (connected in mid-run?): recordings=True cannot lay them out")
+            raise CheckpointError(
+                f"{self.name}: its events do not form a grid of times x its {width} recorded "
+                "neurons (connected in mid-run?): recordings=True cannot lay them out"
+            )
         taken = {"t": times[order][::width] if width else np.zeros(0)}
         for var in self._variables:
-            values = np.asarray(events.get(var, np.zeros(0)), np.float64)   # an empty device may lack the key
+            values = np.asarray(events.get(var, np.zeros(0)), np.float64)  # an empty device may lack the key
             taken[var] = values[order].reshape(count, width)
         boundary, self._boundary = self._boundary, None
         if boundary is not None:
@@ -115,14 +123,19 @@ class SampleRecorder(_DeviceRecorder):
 def recorders(time_offset):
     """A recorder for each recording device of the kernel that records to memory."""
     import nest
+
     found = []
     for node in nest.GetNodes({"element_type": "recorder"}):
         model = node.get("model")
         if model not in MODELS:
             continue
         if node.get("record_to") != "memory":
-            warnings.warn(f"{model}@{node.global_id} records to {node.get('record_to')!r}, not to memory: its "
-                          "data are in its own files, not in the recordings", CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{model}@{node.global_id} records to {node.get('record_to')!r}, not to memory: its "
+                "data are in its own files, not in the recordings",
+                CheckpointWarning,
+                stacklevel=4,
+            )
             continue
         cls = SampleRecorder if model in ("multimeter", "voltmeter") else EventRecorder
         found.append(cls(node, model, time_offset))

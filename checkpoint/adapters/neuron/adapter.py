@@ -11,7 +11,6 @@ from .model import MODEL
 from . import clock, identity, model as model_, netcons, randoms, ranges, savestate
 
 
-
 class NEURONAdapter(Adapter):
     """Checkpoints the whole NEURON model of the process (``neuron.h``).
 
@@ -32,9 +31,12 @@ class NEURONAdapter(Adapter):
     def __init__(self, obj, monitors=False):
         import neuron
         from neuron import h
+
         if obj is not h:
-            raise UnsupportedObjectError(f"cannot checkpoint a NEURON {type(obj).__name__} on its own: pass "
-                                         "neuron.h, the whole model of the process")
+            raise UnsupportedObjectError(
+                f"cannot checkpoint a NEURON {type(obj).__name__} on its own: pass "
+                "neuron.h, the whole model of the process"
+            )
         super().__init__(obj)
         self.h = h
         self.simulator_version = neuron.__version__
@@ -42,7 +44,7 @@ class NEURONAdapter(Adapter):
     def _walk(self):
         try:
             return model_.walk(self.h)
-        except RuntimeError as exc:   # NEURON's own errors are RuntimeErrors
+        except RuntimeError as exc:  # NEURON's own errors are RuntimeErrors
             raise UnsupportedObjectError(f"NEURON: {exc}") from None
 
     def capture(self, populations=True, projections=True):
@@ -99,17 +101,24 @@ class NEURONAdapter(Adapter):
         if exact:
             limit = savestate.bound(found.doubles(), events)
             savestate.check(own["savestate"], fingerprint, found.fingerprint, limit, path)
-        with UndoLog() as log:   # NEURON's errors on a file's values: _naming, savestate.restore
+        with UndoLog() as log:  # NEURON's errors on a file's values: _naming, savestate.restore
             log.add(self._snapshot(found))
             self._restore(plan, by, own, found, exact)
         if not exact:
-            why = ("the model's structure changed since this process last read a SaveState (NEURON's "
-                   "reader crashes once the model it read into is deleted)" if unsafe else
-                   "the model's structure (creation order) is not the file's" if own else
-                   "the file has no NEURON state of this rank's cells (another partition of the gids)")
-            warnings.warn(f"{path}: {why}: restored by identity from the readable arrays, as a continuation "
-                          "(artificial cells' next events and threshold detectors start afresh)",
-                          CheckpointWarning, stacklevel=3)
+            why = (
+                "the model's structure changed since this process last read a SaveState (NEURON's "
+                "reader crashes once the model it read into is deleted)"
+                if unsafe
+                else "the model's structure (creation order) is not the file's"
+                if own
+                else "the file has no NEURON state of this rank's cells (another partition of the gids)"
+            )
+            warnings.warn(
+                f"{path}: {why}: restored by identity from the readable arrays, as a continuation "
+                "(artificial cells' next events and threshold detectors start afresh)",
+                CheckpointWarning,
+                stacklevel=3,
+            )
         return log
 
     def _restore(self, plan, by, own, found, exact):
@@ -136,7 +145,7 @@ class NEURONAdapter(Adapter):
                 with _naming(path, name):
                     netcons.write(proj, values)
         with _naming(path, MODEL):
-            clock.write(h, own)   # its own names only; the snapshot undoes it
+            clock.write(h, own)  # its own names only; the snapshot undoes it
         if plan.clock is not None:
             h.t = float(plan.clock["time"])
         dt = plan.file_meta.get("dt")
@@ -172,6 +181,7 @@ class NEURONAdapter(Adapter):
             for r in found.inv.randoms:
                 r.seq(positions[r.hname()])
             h.t, h.dt = t, dt
+
         return undo
 
 

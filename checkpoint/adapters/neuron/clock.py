@@ -10,9 +10,13 @@ GLOBALS = ("celsius", "secondorder", "cvode_active", "cvode_atol")
 
 def read(h):
     cvode = h.CVode()
-    return {"celsius": float(h.celsius), "secondorder": float(h.secondorder),
-            "cvode_active": float(cvode.active()), "cvode_atol": float(cvode.atol()),
-            **mechanism_globals(h)}
+    return {
+        "celsius": float(h.celsius),
+        "secondorder": float(h.secondorder),
+        "cvode_active": float(cvode.active()),
+        "cvode_atol": float(cvode.atol()),
+        **mechanism_globals(h),
+    }
 
 
 def mechanism_globals(h):
@@ -39,7 +43,7 @@ def write(h, values):
 
 def _set(h, values):
     cvode = h.CVode()
-    for key in set(values) - set(GLOBALS) & set(mechanism_globals(h)):   # only the model's own names
+    for key in set(values) - set(GLOBALS) & set(mechanism_globals(h)):  # only the model's own names
         setattr(h, key, float(np.asarray(values[key]).reshape(-1)[0]))
     if "celsius" in values:
         h.celsius = float(np.asarray(values["celsius"]).reshape(-1)[0])
@@ -64,4 +68,5 @@ def set_time(h, t, dt):
 
     def undo():
         h.t, h.dt = before
+
     return undo

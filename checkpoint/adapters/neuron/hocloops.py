@@ -119,11 +119,11 @@ def membranes(h, mechanisms, count):
     width = len(mechanisms) + 1
     if not hasattr(h, "checkpoint_vec_"):
         h("objref checkpoint_vec_")
-    tests = " ".join(f"checkpoint_vec_.x[i + {k + 1}] = ismembrane(\"{m}\")" for k, m in enumerate(mechanisms))
+    tests = " ".join(f'checkpoint_vec_.x[i + {k + 1}] = ismembrane("{m}")' for k, m in enumerate(mechanisms))
     # a global objref: a $o argument inside forall is corrupted in NEURON 9
     body = f"forall {{ checkpoint_vec_.x[i] = this_section() {tests}  i += {width} }}"
     name = _MEMBRANES.get(body)
-    if name is None:   # one proc per list of mechanisms (a process loads more), named by a count
+    if name is None:  # one proc per list of mechanisms (a process loads more), named by a count
         name = f"checkpoint_membranes_{len(_MEMBRANES)}_"
         h(f"proc {name}() {{ local i\n i = 0\n {body}\n}}\n")
         _MEMBRANES[body] = name
@@ -160,19 +160,24 @@ def read_netcons(h, hoc_list, index, weights):
 
 def write_netcons(h, hoc_list, index, weights, table, mask):
     """Set the rows of ``table`` (as :func:`read_netcons`) where ``mask``."""
-    _define(h, "checkpoint_nc_write_", _NC_WRITE)(hoc_list, h.Vector(table.reshape(-1)), weights,
-                                                  h.Vector(np.asarray(mask, np.float64)), index)
+    _define(h, "checkpoint_nc_write_", _NC_WRITE)(
+        hoc_list, h.Vector(table.reshape(-1)), weights, h.Vector(np.asarray(mask, np.float64)), index
+    )
 
 
 def _streams_proc(h, name, write):
     """The hoc loop over the NMODLRandom ``name`` of the points $o2 indexes in the List $o1."""
     proc = f"checkpoint_streams_{'set' if write else 'get'}_{name}_"
     if write:
-        body = f"r = $o1.o($o2.x[i]).{name}  r.set_ids($o3.x[i], $o3.x[n + i], $o3.x[2 * n + i])  " \
-               "r.set_seq($o3.x[3 * n + i])"
+        body = (
+            f"r = $o1.o($o2.x[i]).{name}  r.set_ids($o3.x[i], $o3.x[n + i], $o3.x[2 * n + i])  "
+            "r.set_seq($o3.x[3 * n + i])"
+        )
     else:
-        body = f"r = $o1.o($o2.x[i]).{name}  v = r.get_ids()  $o3.x[i] = v.x[0]  $o3.x[n + i] = v.x[1]  " \
-               "$o3.x[2 * n + i] = v.x[2]  $o3.x[3 * n + i] = r.get_seq()"
+        body = (
+            f"r = $o1.o($o2.x[i]).{name}  v = r.get_ids()  $o3.x[i] = v.x[0]  $o3.x[n + i] = v.x[1]  "
+            "$o3.x[2 * n + i] = v.x[2]  $o3.x[3 * n + i] = r.get_seq()"
+        )
     code = f"proc {proc}() {{ local i, n  localobj r, v\n n = $o2.size()\n for i = 0, n - 1 {{ {body} }}\n}}\n"
     return _define(h, proc, code)
 

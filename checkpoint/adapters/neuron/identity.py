@@ -6,7 +6,6 @@ state into another (a model built in another order, or of other cells):
 here every member's and NetCon's identity must agree, in identity order.
 """
 
-
 import math
 
 import numpy as np
@@ -15,8 +14,8 @@ from ...errors import CorruptCheckpointError, StructureMismatchError
 from .clock import GLOBALS
 from .model import MODEL, MODEL_KIND
 
-_ID_LIMIT = 2 ** 32          # Random123 identifiers are uint32
-_SEQ_LIMIT = 2.0 ** 34       # Random123 stream positions (NEURON's 34-bit sequence)
+_ID_LIMIT = 2**32  # Random123 identifiers are uint32
+_SEQ_LIMIT = 2.0**34  # Random123 stream positions (NEURON's 34-bit sequence)
 
 
 def check(file_state, model_state, path):
@@ -27,7 +26,7 @@ def check(file_state, model_state, path):
         raise StructureMismatchError("not a checkpoint of a NEURON model (no meta 'neuron')", path=path)
     ours = model_state.meta["neuron"]
     if ours.get("gids") and "shard" not in file_state.meta and meta.get("gids"):
-        return   # gathered from the shards of an MPI run: members are matched by global id (gid)
+        return  # gathered from the shards of an MPI run: members are matched by global id (gid)
     _same(meta.get("members"), ours["members"], file_state.populations, "population", path)
     _same(meta.get("netcons"), ours["netcons"], file_state.projections, "projection", path)
 
@@ -42,13 +41,17 @@ def _same(theirs, ours, file_objects, what, path):
         if not isinstance(listed, list) or not _all_strings(listed):
             raise CorruptCheckpointError(f"the {what}'s identities are not a list of names", path=path, obj=name)
         if len(listed) != len(mine):
-            raise StructureMismatchError(f"the file has {len(listed)} members, the model {len(mine)}",
-                                         path=path, obj=name)
+            raise StructureMismatchError(
+                f"the file has {len(listed)} members, the model {len(mine)}", path=path, obj=name
+            )
         if listed != mine:
             first = next(i for i, (a, b) in enumerate(zip(listed, mine)) if a != b)
-            raise StructureMismatchError(f"member {first} is {listed[first]!r} in the file, {mine[first]!r} in "
-                                         "the model: another model, never restored by position",
-                                         path=path, obj=name)
+            raise StructureMismatchError(
+                f"member {first} is {listed[first]!r} in the file, {mine[first]!r} in "
+                "the model: another model, never restored by position",
+                path=path,
+                obj=name,
+            )
 
 
 def _all_strings(items):
@@ -86,10 +89,15 @@ def check_streams(by, found, path):
                     continue
                 array = np.asarray(values[key], np.float64)
                 limit = _SEQ_LIMIT if k == "seq" else _ID_LIMIT
-                if array.size and not (np.all(np.isfinite(array)) and array.min() >= 0 and array.max() < limit
-                                       and np.all(array == np.floor(array))):
-                    raise CorruptCheckpointError(f"a Random123 {k} out of [0, {limit:.0f})", path=path,
-                                                 obj=f"{name}.{key}")
+                if array.size and not (
+                    np.all(np.isfinite(array))
+                    and array.min() >= 0
+                    and array.max() < limit
+                    and np.all(array == np.floor(array))
+                ):
+                    raise CorruptCheckpointError(
+                        f"a Random123 {k} out of [0, {limit:.0f})", path=path, obj=f"{name}.{key}"
+                    )
 
 
 def check_netcons(by, found, path):
@@ -109,8 +117,10 @@ def check_events(own, found, path):
     """The events in flight: finite times, NetCons and targets that exist.
     Returns how many there are (SaveState's size bound counts them)."""
     count = 0
-    for prefix, index, size in (("netcon_events", "netcon", len(found.wiring.ordered)),
-                                ("self_events", "target", sum(g.size for g in found.points.values()))):
+    for prefix, index, size in (
+        ("netcon_events", "netcon", len(found.wiring.ordered)),
+        ("self_events", "target", sum(g.size for g in found.points.values())),
+    ):
         times, which = own.get(f"{prefix}.t"), own.get(f"{prefix}.{index}")
         if times is None and which is None:
             continue
@@ -119,7 +129,8 @@ def check_events(own, found, path):
         ok = ok and bool(np.all(np.isfinite(times.astype(np.float64))))
         ok = ok and (not which.size or (int(which.min()) >= -1 and int(which.max()) < size))
         if not ok:
-            raise CorruptCheckpointError("the events in flight are not finite times of existing objects",
-                                         path=path, obj=f"{MODEL}.{prefix}")
+            raise CorruptCheckpointError(
+                "the events in flight are not finite times of existing objects", path=path, obj=f"{MODEL}.{prefix}"
+            )
         count += int(times.size)
     return count

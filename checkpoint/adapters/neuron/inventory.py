@@ -44,20 +44,20 @@ def group_of(section_name):
 class Inventory:
     """The parts of the model, each list in NEURON's creation order."""
 
-    sections: list = field(default_factory=list)        # nrn.Section, in h.allsec() order
-    mechanisms: dict = field(default_factory=dict)      # section name -> [density mechanism names]
-    point_types: list = field(default_factory=list)     # [(type name, is_artificial)] of every type loaded
-    points: dict = field(default_factory=dict)          # type -> [point process], List order
-    point_ids: dict = field(default_factory=dict)       # type -> [identity]
-    point_locs: dict = field(default_factory=dict)      # type -> [(address, segment key or None)]
-    point_lists: dict = field(default_factory=dict)     # type -> the hoc List of its points
-    netcons: list = field(default_factory=list)         # every NetCon, List order
-    netcon_list: object = None                          # the hoc List they are in
-    links: list = field(default_factory=list)           # a Link per NetCon
-    netcon_ids: list = field(default_factory=list)      # identity of each
-    randoms: list = field(default_factory=list)         # hoc Random objects
-    names: dict = field(default_factory=dict)           # section -> its name (asked once)
-    density_types: list = field(default_factory=list)   # every density mechanism loaded
+    sections: list = field(default_factory=list)  # nrn.Section, in h.allsec() order
+    mechanisms: dict = field(default_factory=dict)  # section name -> [density mechanism names]
+    point_types: list = field(default_factory=list)  # [(type name, is_artificial)] of every type loaded
+    points: dict = field(default_factory=dict)  # type -> [point process], List order
+    point_ids: dict = field(default_factory=dict)  # type -> [identity]
+    point_locs: dict = field(default_factory=dict)  # type -> [(address, segment key or None)]
+    point_lists: dict = field(default_factory=dict)  # type -> the hoc List of its points
+    netcons: list = field(default_factory=list)  # every NetCon, List order
+    netcon_list: object = None  # the hoc List they are in
+    links: list = field(default_factory=list)  # a Link per NetCon
+    netcon_ids: list = field(default_factory=list)  # identity of each
+    randoms: list = field(default_factory=list)  # hoc Random objects
+    names: dict = field(default_factory=dict)  # section -> its name (asked once)
+    density_types: list = field(default_factory=list)  # every density mechanism loaded
 
     def fingerprint(self):
         """XXH3-64 of the creation-order structure (hex)."""
@@ -86,6 +86,7 @@ def _names(mechanism_type):
 
 def _ref(value):
     from neuron import h
+
     return h.ref(value)
 
 
@@ -99,8 +100,10 @@ def take(h, pc=None):
     inv.names = dict(zip(inv.sections, names))
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[:3]
-        raise UnsupportedObjectError(f"several sections share the names {dup}: sections are identified by "
-                                     "name (give each cell a name, e.g. a __repr__ with its gid)")
+        raise UnsupportedObjectError(
+            f"several sections share the names {dup}: sections are identified by "
+            "name (give each cell a name, e.g. a __repr__ with its gid)"
+        )
     by_address = dict(zip(hocloops.section_pointers(inv.sections), inv.sections))
     _take_mechanisms(h, inv, names, by_address)
     netcons = inv.netcon_list = h.List("NetCon")
@@ -140,8 +143,8 @@ class Link:
 
     def __init__(self, netcon, ptr, pre_ptr, preseg, presec, syn_ptr, srcgid):
         self.netcon, self.ptr, self.pre_ptr, self.syn_ptr, self.srcgid = netcon, ptr, pre_ptr, syn_ptr, srcgid
-        self.preseg = preseg     # the source segment's key, or None
-        self.presec = presec     # the source segment's section, or None
+        self.preseg = preseg  # the source segment's key, or None
+        self.presec = presec  # the source segment's section, or None
 
     @property
     def pre(self):
@@ -174,8 +177,11 @@ def _artificial_gids(links, pc):
     """``{("pp", pointer): gid}`` of artificial cells registered with pc.cell."""
     if pc is None:
         return {}
-    return {("pp", link.pre_ptr): link.srcgid for link in links
-            if link.pre_ptr and not link.syn_ptr and link.srcgid >= 0 and pc.gid_exists(link.srcgid)}
+    return {
+        ("pp", link.pre_ptr): link.srcgid
+        for link in links
+        if link.pre_ptr and not link.syn_ptr and link.srcgid >= 0 and pc.gid_exists(link.srcgid)
+    }
 
 
 def segment_key(seg, names=None):
@@ -215,8 +221,11 @@ def _identify_points(inv, gids):
             if ids[i] is None:
                 gid = gids.get(("pp", ptr))
                 targets = drives.get(ptr)
-                ids[i] = f"{kind}#gid{gid}" if gid is not None else (
-                    f"{kind}->{'+'.join(sorted(targets))}" if targets else members[i].hname())
+                ids[i] = (
+                    f"{kind}#gid{gid}"
+                    if gid is not None
+                    else (f"{kind}->{'+'.join(sorted(targets))}" if targets else members[i].hname())
+                )
         _rank_duplicates(ids)
         ptr_id.update(zip(ptrs, ids))
     inv.ptr_ids = ptr_id
@@ -235,7 +244,7 @@ def _netcon_ids(inv):
     for link in inv.links:
         if link.pre_ptr:
             src = inv.ptr_ids[link.pre_ptr]
-        elif link.srcgid >= 0:   # a gid's spikes, wherever its cell is (pc.cell, pc.gid_connect)
+        elif link.srcgid >= 0:  # a gid's spikes, wherever its cell is (pc.cell, pc.gid_connect)
             src = f"gid{link.srcgid}"
         elif link.preseg is not None:
             src = link.preseg

@@ -75,12 +75,17 @@ def refuse_uncapturable(h, model):
     """What no checkpoint of NEURON's state can hold: refused or warned at save."""
     rxd = sys.modules.get("neuron.rxd")
     if rxd is not None and getattr(getattr(rxd, "species", None), "_all_species", None):
-        raise UnsupportedObjectError("the model uses rxd (reaction-diffusion), whose state this adapter "
-                                     "does not capture")
+        raise UnsupportedObjectError(
+            "the model uses rxd (reaction-diffusion), whose state this adapter does not capture"
+        )
     if model.inv.randoms:
-        warnings.warn(f"{len(model.inv.randoms)} hoc Random object(s): their stream positions are saved, not "
-                      "a distribution's own state (the normal distribution's cached second value); "
-                      "NMODL RANDOM variables restart exactly", CheckpointWarning, stacklevel=5)
+        warnings.warn(
+            f"{len(model.inv.randoms)} hoc Random object(s): their stream positions are saved, not "
+            "a distribution's own state (the normal distribution's cached second value); "
+            "NMODL RANDOM variables restart exactly",
+            CheckpointWarning,
+            stacklevel=5,
+        )
 
 
 def state_parts(h, model, values=True):
@@ -92,14 +97,21 @@ def state_parts(h, model, values=True):
     own = _model_population(h, model, values)
     if model.sharded:
         scalars = [k for k, info in own.info.items() if info.scope == "global"]
-        rng[MODEL] = RngState(MODEL, MODEL_KIND, {k: float(own[k]) for k in scalars},
-                              {k: v for k, v in own.arrays.items() if k not in scalars})
+        rng[MODEL] = RngState(
+            MODEL,
+            MODEL_KIND,
+            {k: float(own[k]) for k in scalars},
+            {k: v for k, v in own.arrays.items() if k not in scalars},
+        )
     else:
         pops[MODEL] = own
     projections = {name: netcons.projection_state(p, values) for name, p in model.wiring.projections.items()}
-    meta = {"fingerprint": model.fingerprint, "gids": model.par is not None,
-            "members": {name: list(g.ids) for name, g in model.groups.items()},
-            "netcons": {name: list(p.ids) for name, p in model.wiring.projections.items()}}
+    meta = {
+        "fingerprint": model.fingerprint,
+        "gids": model.par is not None,
+        "members": {name: list(g.ids) for name, g in model.groups.items()},
+        "netcons": {name: list(p.ids) for name, p in model.wiring.projections.items()},
+    }
     return pops, projections, rng, meta
 
 
@@ -108,23 +120,35 @@ def _population(h, group, values):
         arrays = group.gather(h)
     else:
         arrays = {ranges.label(var, index): np.zeros(group.size) for var, _, index in group.variables}
-    info = {ranges.label(var, index): ArrayInfo(kind, "neuron", "mV" if var == "v" else None)
-            for var, kind, index in group.variables}
-    streams = ranges.random_arrays(group) if values else {
-        f"{r}.{k}": np.zeros(group.size, np.int64 if k != "seq" else np.float64)
-        for r in group.randoms for k in ("id1", "id2", "id3", "seq")}
+    info = {
+        ranges.label(var, index): ArrayInfo(kind, "neuron", "mV" if var == "v" else None)
+        for var, kind, index in group.variables
+    }
+    streams = (
+        ranges.random_arrays(group)
+        if values
+        else {
+            f"{r}.{k}": np.zeros(group.size, np.int64 if k != "seq" else np.float64)
+            for r in group.randoms
+            for k in ("id1", "id2", "id3", "seq")
+        }
+    )
     for name, array in streams.items():
         arrays[name] = array
         info[name] = ArrayInfo("internal", "neuron", None)
-    return PopulationState(group.name, group.size, arrays=arrays, info=info, ids=group.global_ids,
-                           global_size=group.global_size)
+    return PopulationState(
+        group.name, group.size, arrays=arrays, info=info, ids=group.global_ids, global_size=group.global_size
+    )
 
 
 def _model_population(h, model, values):
     arrays = {k: np.array(v) for k, v in clock.read(h).items()}
     info = {k: ArrayInfo("parameter", "global", None) for k in arrays}
-    free = netcons.events_in_flight(h, model.wiring, model.points) if values else {
-        k: np.zeros(0, np.int64 if k.endswith(("netcon", "target")) else np.float64) for k in EVENTS}
+    free = (
+        netcons.events_in_flight(h, model.wiring, model.points)
+        if values
+        else {k: np.zeros(0, np.int64 if k.endswith(("netcon", "target")) else np.float64) for k in EVENTS}
+    )
     free["savestate"] = savestate.to_bytes(h) if values else np.zeros(0, np.uint8)
     for k, v in free.items():
         arrays[k] = v

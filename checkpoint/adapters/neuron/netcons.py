@@ -37,12 +37,12 @@ class Projection:
     pre: str
     post: str
     shape: tuple
-    netcons: list            # in CSR order
+    netcons: list  # in CSR order
     ids: list
     indptr: np.ndarray
     indices: np.ndarray
     weights: int = 1
-    ptrs: list = field(default_factory=list)    # the NetCons' addresses
+    ptrs: list = field(default_factory=list)  # the NetCons' addresses
     #: the hoc List of every NetCon and each of ours' index there (for :mod:`.hocloops`)
     source: object = None
     order: list = field(default_factory=list)
@@ -69,7 +69,7 @@ def wiring(inv, segment_groups, point_groups, par=None):
     ``gid``; rows stay this rank's targets."""
     groups = {**segment_groups, **point_groups}
     member = {}
-    for group in groups.values():   # identity -> (population, pre index, row), built in C loops
+    for group in groups.values():  # identity -> (population, pre index, row), built in C loops
         index = map(int, group.global_ids) if par is not None else range(group.size)
         member.update(zip(group.ids, zip(itertools.repeat(group.name), index, range(group.size))))
     posts = {g.name: g.size for g in groups.values()}
@@ -87,22 +87,24 @@ def wiring(inv, segment_groups, point_groups, par=None):
         elif link.preseg is not None:
             source = member.get(link.preseg)
             if source is None:
-                raise UnsupportedObjectError(f"NetCon {ident}: its source is at a section's end ({link.preseg}), "
-                                             "not in a segment: put it at an interior point, e.g. soma(0.5)")
+                raise UnsupportedObjectError(
+                    f"NetCon {ident}: its source is at a section's end ({link.preseg}), "
+                    "not in a segment: put it at an interior point, e.g. soma(0.5)"
+                )
             source = source[:2]
         else:
             source = (NONE, 0)
         if link.syn_ptr:
             target = member[inv.ptr_ids[link.syn_ptr]]
-        elif par is not None:   # no target: rows are the source's members, as shards need real populations
+        elif par is not None:  # no target: rows are the source's members, as shards need real populations
             target = _own_source(link, inv, member, ident)
         else:
             target = (NONE, 0, 0)
         pairs.setdefault((source[0], target[0]), []).append((target[2], source[1], ident, link.netcon, link.ptr, k))
     out, post_sizes = Wiring(), posts
     for (pre, post), items in sorted(pairs.items()):
-        rows_of = post[len(NO_TARGET):] if post.startswith(NO_TARGET) else post
-        items.sort(key=lambda item: item[:3])   # by target, then source, then identity
+        rows_of = post[len(NO_TARGET) :] if post.startswith(NO_TARGET) else post
+        items.sort(key=lambda item: item[:3])  # by target, then source, then identity
         rows = np.array([item[0] for item in items], np.int64)
         indptr = np.zeros(post_sizes[rows_of] + 1, np.int64)
         np.cumsum(np.bincount(rows, minlength=post_sizes[rows_of]), out=indptr[1:])
@@ -110,9 +112,19 @@ def wiring(inv, segment_groups, point_groups, par=None):
         idents = [item[2] for item in items]
         name = f"{pre}->{post}"
         out.projections[name] = Projection(
-            name, pre, rows_of, (post_sizes[rows_of], pres[pre]), netcons, idents, indptr,
-            np.array([item[1] for item in items], np.int64), int(netcons[0].wcnt()), [item[4] for item in items],
-            inv.netcon_list, [item[5] for item in items])
+            name,
+            pre,
+            rows_of,
+            (post_sizes[rows_of], pres[pre]),
+            netcons,
+            idents,
+            indptr,
+            np.array([item[1] for item in items], np.int64),
+            int(netcons[0].wcnt()),
+            [item[4] for item in items],
+            inv.netcon_list,
+            [item[5] for item in items],
+        )
     for proj in out.projections.values():
         out.ordered.extend(proj.netcons)
     out.position = {ptr: i for i, ptr in enumerate(p for proj in out.projections.values() for p in proj.ptrs)}
@@ -126,15 +138,16 @@ def _own_source(link, inv, member, ident):
     else:
         found = member.get(link.preseg) if link.preseg is not None else None
     if found is None:
-        raise UnsupportedObjectError(f"NetCon {ident}: under a ParallelContext a NetCon without a target "
-                                     "needs a source in a segment or an artificial cell")
+        raise UnsupportedObjectError(
+            f"NetCon {ident}: under a ParallelContext a NetCon without a target "
+            "needs a source in a segment or an artificial cell"
+        )
     return (NO_TARGET + found[0], found[1], found[2])
 
 
 def projection_state(proj, values=True):
     """The :class:`ProjectionState` of one projection."""
-    state = ProjectionState(proj.name, proj.pre, proj.post, proj.shape, proj.indptr, proj.indices,
-                            target="netcon")
+    state = ProjectionState(proj.name, proj.pre, proj.post, proj.shape, proj.indptr, proj.indices, target="netcon")
     arrays = read(proj) if values else {k: np.zeros(len(proj.netcons), d) for k, d in _dtypes(proj).items()}
     for var, array in arrays.items():
         kind = "parameter" if var != "active" else "internal"
@@ -151,6 +164,7 @@ def _dtypes(proj):
 def read(proj):
     """``{variable: array}`` of the NetCons' values, in one hoc loop."""
     from neuron import h
+
     table = hocloops.read_netcons(h, *proj.hoc_list(h), proj.weights)
     out = {("weight" if k == 0 else f"weight{k}"): table[k].copy() for k in range(proj.weights)}
     out["delay"], out["threshold"] = table[proj.weights].copy(), table[proj.weights + 1].copy()
@@ -166,6 +180,7 @@ def write(proj, values):
     """Set the NetCons' values (validated arrays in CSR order), in one hoc
     loop; arrays of another length (none, once validated) one by one."""
     from neuron import h
+
     n, columns = len(proj.netcons), _columns(proj)
     given = {var: np.asarray(values[var], np.float64).reshape(-1) for var in columns if var in values}
     if any(array.size != n for array in given.values()):
@@ -198,9 +213,10 @@ def events_in_flight(h, wiring_, point_groups):
     times, netcons = h.Vector(), h.List()
     cvode.event_queue_info(2, times, netcons)
     position = wiring_.position
-    out = {"netcon_events.t": times.as_numpy().copy(),
-           "netcon_events.netcon": np.array([position.get(p, -1) for p in hocloops.addresses(h, netcons)],
-                                            np.int64)}
+    out = {
+        "netcon_events.t": times.as_numpy().copy(),
+        "netcon_events.netcon": np.array([position.get(p, -1) for p in hocloops.addresses(h, netcons)], np.int64),
+    }
     times, flags, targets = h.Vector(), h.Vector(), h.List()
     cvode.event_queue_info(3, times, flags, targets)
     member = {}

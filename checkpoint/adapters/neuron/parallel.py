@@ -28,8 +28,8 @@ class Parallel:
     pc: object
     rank: int
     nhost: int
-    max_gid: int                                  # over every rank
-    owner: dict = field(default_factory=dict)     # cell object, section or ("pp", ptr) -> gid
+    max_gid: int  # over every rank
+    owner: dict = field(default_factory=dict)  # cell object, section or ("pp", ptr) -> gid
 
 
 def detect(h, inv):
@@ -70,8 +70,10 @@ def number(par, inv, segments, points):
     missing = sorted(name for name, found in owners.items() if any(gid is None for gid in found))
     if missing:
         if par.nhost > 1:
-            raise UnsupportedObjectError(f"under MPI every section and point process must belong to a cell "
-                                         f"with a gid (pc.set_gid2node, pc.cell): not those of {missing}")
+            raise UnsupportedObjectError(
+                f"under MPI every section and point process must belong to a cell "
+                f"with a gid (pc.set_gid2node, pc.cell): not those of {missing}"
+            )
         return False
     counts = {name: _per_cell(group, owners[name]) for name, group in {**segments, **points}.items()}
     per_cell = {}

@@ -26,17 +26,23 @@ def streams(plan):
     entry under MPI), nor those reseeded for another partition (their
     position means nothing there: they keep theirs, and the report says so)."""
     reseeded = set(plan.report.reseeded)
-    return {name: rng for name, rng in plan.rng.items()
-            if rng.kind == KIND and f"rng.{name}" not in reseeded}
+    return {name: rng for name, rng in plan.rng.items() if rng.kind == KIND and f"rng.{name}" not in reseeded}
 
 
 def check(plan_rng, path):
     for name, rng in plan_rng.items():
         seq = rng.state.get("seq") if isinstance(rng.state, dict) else None
-        if not isinstance(seq, (int, float)) or isinstance(seq, bool) or not math.isfinite(seq) \
-                or seq < 0 or seq >= 2.0 ** 53 or seq != int(seq):
-            raise CorruptCheckpointError(f"the stream position {seq!r} is not an integer in [0, 2**53)",
-                                         path=path, obj=f"rng {name}")
+        if (
+            not isinstance(seq, (int, float))
+            or isinstance(seq, bool)
+            or not math.isfinite(seq)
+            or seq < 0
+            or seq >= 2.0**53
+            or seq != int(seq)
+        ):
+            raise CorruptCheckpointError(
+                f"the stream position {seq!r} is not an integer in [0, 2**53)", path=path, obj=f"rng {name}"
+            )
 
 
 def write(inv, plan_rng):
@@ -50,4 +56,5 @@ def write(inv, plan_rng):
     def undo():
         for name, seq in before.items():
             by_name[name].seq(seq)
+
     return undo

@@ -31,8 +31,8 @@ class Group:
     name: str
     members: list
     ids: list
-    variables: list = field(default_factory=list)    # [(name, kind, index or None)]
-    randoms: list = field(default_factory=list)      # names of RANDOM variables of the members
+    variables: list = field(default_factory=list)  # [(name, kind, index or None)]
+    randoms: list = field(default_factory=list)  # names of RANDOM variables of the members
     #: a segment group's sections, in identity order (None: point processes)
     sections: Optional[list] = None
     #: under a ParallelContext: the members' global ids (:mod:`.parallel`), else None
@@ -115,15 +115,17 @@ def _fill_in_hoc(h, ptr, group):
     if not hasattr(h, "checkpoint_ptrvector_"):
         h("objref checkpoint_ptrvector_")
     if group.sections is not None:
-        body = " ".join(f"checkpoint_ptrvector_.pset(i + {j * n}, &{var}(x))"
-                        for j, (var, _, _) in enumerate(group.variables))
+        body = " ".join(
+            f"checkpoint_ptrvector_.pset(i + {j * n}, &{var}(x))" for j, (var, _, _) in enumerate(group.variables)
+        )
         loop = f"forsec $o1 {{ for (x, 0) {{ {body}  i += 1 }} }}"
         members = h.SectionList()
         for sec in group.sections:
             members.append(sec=sec)
     else:
-        body = " ".join(f"checkpoint_ptrvector_.pset(i + {j * n}, &$o1.o(i).{var})"
-                        for j, (var, _, _) in enumerate(group.variables))
+        body = " ".join(
+            f"checkpoint_ptrvector_.pset(i + {j * n}, &$o1.o(i).{var})" for j, (var, _, _) in enumerate(group.variables)
+        )
         loop = f"for i = 0, $o1.count() - 1 {{ {body} }}"
         members = h.List()
         for pp in group.members:
@@ -160,7 +162,7 @@ def _variables(h, mechanism, cache):
         for j in range(int(standard.count())):
             size = int(standard.name(name, j))
             kind = kinds.get(name[0], "variable" if mechanism.endswith("_ion") else None)
-            if kind is None:   # a RANDOM variable (ranges.random_arrays saves its stream)
+            if kind is None:  # a RANDOM variable (ranges.random_arrays saves its stream)
                 continue
             out.extend((name[0], kind, None if size == 1 else k) for k in range(size))
         cache[mechanism] = out
@@ -175,7 +177,7 @@ def _random_names(obj):
             continue
         try:
             value = getattr(obj, attr)
-        except Exception:   # a function needing arguments, a variable of another kind
+        except Exception:  # a function needing arguments, a variable of another kind
             continue
         if type(value).__name__ == "NMODLRandom":
             names.append(attr)
@@ -197,7 +199,7 @@ def segment_groups(h, inv):
         name = base if len(bases[base]) == 1 else f"{base}|{'+'.join(m for m in mechs if not m.endswith('_ion'))}"
         sections.sort(key=lambda s: natural_key(names[s]))
         segments = [seg for sec in sections for seg in sec]
-        ids = [f"{names[sec]}({k})" for sec in sections for k in range(sec.nseg)]   # as segment_key
+        ids = [f"{names[sec]}({k})" for sec in sections for k in range(sec.nseg)]  # as segment_key
         group = Group(name, segments, ids, sections=sections)
         group.variables = [("v", "variable", None)] + [v for m in mechs for v in _variables(h, m, cache)]
         if segments:
@@ -214,8 +216,14 @@ def point_groups(h, inv):
     groups, cache = {}, {}
     for kind, members in inv.points.items():
         order = sorted(range(len(members)), key=lambda i: natural_key(inv.point_ids[kind][i]))
-        group = Group(kind, [members[i] for i in order], [inv.point_ids[kind][i] for i in order],
-                      ptrs=[inv.point_locs[kind][i][0] for i in order], source=inv.point_lists[kind], order=order)
+        group = Group(
+            kind,
+            [members[i] for i in order],
+            [inv.point_ids[kind][i] for i in order],
+            ptrs=[inv.point_locs[kind][i][0] for i in order],
+            source=inv.point_lists[kind],
+            order=order,
+        )
         group.variables = list(_variables(h, kind, cache))
         group.randoms = _random_names(members[0])
         groups[kind] = group
@@ -235,7 +243,7 @@ def random_arrays(group):
     out = {}
     for name in group.randoms:
         table = _stream_table(group, name)
-        if table is not None:   # a point process's: one hoc loop
+        if table is not None:  # a point process's: one hoc loop
             ids, seq = table[:3].T.astype(np.int64), table[3].copy()
         else:
             streams = [random_of(m, name) for m in group.members]
@@ -252,6 +260,7 @@ def _stream_table(group, name, table=None):
     group in one hoc loop: a ``(4, size)`` array of id1, id2, id3, seq.
     None where hoc cannot (segments' ``hh.ranvar``; a name hoc cannot hold)."""
     from neuron import h
+
     where = group.hoc_list(h)
     if where is None or not hocloops.NAME.match(name):
         return None
@@ -268,8 +277,10 @@ def set_randoms(group, arrays):
         if not all(k in arrays for k in keys):
             continue
         id1, id2, id3, seq = (np.asarray(arrays[k]) for k in keys)
-        if all(a.shape == (group.size,) for a in (id1, id2, id3, seq)) and \
-                _stream_table(group, name, np.array([id1, id2, id3, seq], np.float64)) is not None:
+        if (
+            all(a.shape == (group.size,) for a in (id1, id2, id3, seq))
+            and _stream_table(group, name, np.array([id1, id2, id3, seq], np.float64)) is not None
+        ):
             continue
         for i, member in enumerate(group.members):
             stream = random_of(member, name)

@@ -34,6 +34,7 @@ def _structure_count():
     try:
         import ctypes
         import neuron
+
         return int(neuron.nrn_dll_sym("structure_change_cnt", ctypes.c_int).value)
     except (AttributeError, OSError, ValueError, TypeError):
         return None
@@ -57,7 +58,7 @@ def to_bytes(h):
     try:
         handle = h.File()
         handle.wopen(name)
-        state.fwrite(handle)        # closes the file
+        state.fwrite(handle)  # closes the file
         with open(name, "rb") as f:
             return np.frombuffer(f.read(), np.uint8)
     finally:
@@ -74,13 +75,19 @@ def bound(doubles, events):
 def check(data, fingerprint, model_fingerprint, limit, path):
     """Raise unless ``data`` may be handed to NEURON's binary reader."""
     if fingerprint != model_fingerprint:
-        raise StructureMismatchError("the file's structure fingerprint is not the model's: its SaveState "
-                                     "cannot be restored", path=path, obj="NEURON.savestate")
+        raise StructureMismatchError(
+            "the file's structure fingerprint is not the model's: its SaveState cannot be restored",
+            path=path,
+            obj="NEURON.savestate",
+        )
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 1 or not 0 < data.size <= limit:
-        raise CorruptCheckpointError(f"the SaveState bytes ({data.dtype}, {data.shape}) are not a uint8 array "
-                                     f"of at most {limit} bytes, as the model's structure allows",
-                                     path=path, obj="NEURON.savestate")
+        raise CorruptCheckpointError(
+            f"the SaveState bytes ({data.dtype}, {data.shape}) are not a uint8 array "
+            f"of at most {limit} bytes, as the model's structure allows",
+            path=path,
+            obj="NEURON.savestate",
+        )
 
 
 def restore(h, data, path):
@@ -97,8 +104,9 @@ def restore(h, data, path):
             state.fread(handle)
             state.restore()
         except RuntimeError as exc:
-            raise CorruptCheckpointError(f"NEURON refused the SaveState: {exc}", path=path,
-                                         obj="NEURON.savestate") from None
+            raise CorruptCheckpointError(
+                f"NEURON refused the SaveState: {exc}", path=path, obj="NEURON.savestate"
+            ) from None
     finally:
         os.unlink(name)
 
