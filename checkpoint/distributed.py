@@ -87,20 +87,8 @@ def save(path, obj, comm, *, format=None, token=None, **options):
     try:
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise CheckpointError("the folder does not exist", path=path)
-        folder = os.path.dirname(shard)
-        if os.path.islink(folder):
-            raise CheckpointError("the shard folder is a symlink: refused", path=folder)
-        os.makedirs(folder, exist_ok=True)
-        # the shard names its manifest (by token) and its rank
-        digest, state = save_one(
-            shard,
-            obj,
-            format=fmt.name,
-            meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}},
-            with_state=True,
-            **options,
-        )
-        written = (os.path.getsize(shard), digest, summary(state))
+        _make_shard_folder(path)
+        written, state = _write_shard(shard, obj, fmt, token, comm.rank, comm.size, options)
         meta = _manifest_meta(state) if comm.rank == 0 else None
     except Exception as exc:  # every rank must reach the allgather below
         error, written = exc, None
@@ -118,6 +106,28 @@ def save(path, obj, comm, *, format=None, token=None, **options):
         _remove(shard)
         raise
     _remove_superseded(path, token, comm.rank, comm.size)
+
+
+# -- the writer both save paths share: save() on every rank of an MPI run,
+# write_shards() for all ranks in one process (checkpoint convert --ranks) --
+
+
+def _make_shard_folder(path):
+    folder = shardnames.folder_of(path)
+    if os.path.islink(folder):
+        raise CheckpointError("the shard folder is a symlink: refused", path=folder)
+    os.makedirs(folder, exist_ok=True)
+
+
+def _write_shard(shard, obj, fmt, token, rank, ranks, options):
+    """Rank ``rank``'s shard at ``shard``, naming its manifest (by token) and
+    its rank; returns the manifest's entry for it (size, digest, population
+    summary) and the state written."""
+    digest, state = save_one(
+        shard, obj, format=fmt.name, meta={SHARD: {"id": token, "rank": rank, "ranks": ranks}}, with_state=True,
+        **options,
+    )  # fmt: skip
+    return (os.path.getsize(shard), digest, summary(state)), state
 
 
 def _manifest_meta(state):
@@ -477,25 +487,23 @@ class _OneOf:
 
 
 def _save_serially(path, parts, comms, format, options):
+    """Every rank's shard, then the manifest, in this process; shards of a
+    save that fails midway are removed (the manifest at ``path``, written
+    last, still names the old ones)."""
     fmt = format_for(path, format)
     token = secrets.token_hex(6)
-    folder = shardnames.folder_of(path)
-    if os.path.islink(folder):
-        raise CheckpointError("the shard folder is a symlink: refused", path=folder)
-    os.makedirs(folder, exist_ok=True)
-    written, first = [], None
-    for comm, part in zip(comms, parts):
-        shard = _shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt))
-        digest, state = save_one(
-            shard,
-            part,
-            format=fmt.name,
-            with_state=True,
-            meta={SHARD: {"id": token, "rank": comm.rank, "ranks": comm.size}},
-            **options,
-        )
-        written.append((os.path.getsize(shard), digest, summary(state)))
-        first = first or state
-    _write_manifest(path, fmt, token, len(parts), _manifest_meta(first), written)
+    _make_shard_folder(path)
+    written, shards, first = [], [], None
+    try:
+        for comm, part in zip(comms, parts):
+            shards.append(_shard_name(path, token, comm.rank, comm.size, _suffix(path, fmt)))
+            entry, state = _write_shard(shards[-1], part, fmt, token, comm.rank, comm.size, options)
+            written.append(entry)
+            first = first or state
+        _write_manifest(path, fmt, token, len(parts), _manifest_meta(first), written)
+    except BaseException:
+        for shard in shards:
+            _remove(shard)
+        raise
     for rank in range(len(parts)):
         _remove_superseded(path, token, rank, len(parts))

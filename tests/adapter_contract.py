@@ -14,7 +14,11 @@ stores subclass ``StoreTests``) and provides, as methods of the subclass:
 * ``restored``: labels a whole-network restore must report;
 * ``parts(model)``: one population and one projection of the model, as a
   script would pass them to save/load on their own;
-* ``unsupported(model)``: objects of the simulator the adapter refuses.
+* ``unsupported(model)``: objects of the simulator the adapter refuses;
+* optionally ``fresh(seed, folder)``: the model as a new process builds it
+  (no pytest fixtures there; ``folder`` is its scratch space), by default
+  ``make(seed)``; and, for an adapter that does not declare
+  ``exact_restart``, ``continuation_matches(straight, resumed)``.
 
 A test that every simulator must pass goes here; the simulator's own module
 keeps only what is particular to it.
@@ -22,6 +26,9 @@ keeps only what is particular to it.
 
 import json
 import os
+import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,6 +65,19 @@ class AdapterContract:
 
     def unsupported(self, model):
         raise NotImplementedError
+
+    def fresh(self, seed, folder):
+        return self.make(seed)
+
+    def continuation_matches(self, straight, resumed):
+        """An inexact restart (``exact_restart`` false) ends with the straight
+        run's structure: the same arrays, shapes and connectivity."""
+        assert straight.keys() == resumed.keys()
+        for key, value in straight.items():
+            if isinstance(value, np.ndarray):
+                assert value.shape == resumed[key].shape and value.dtype == resumed[key].dtype, key
+                if key.endswith(("/indptr", "/indices")):
+                    assert np.array_equal(value, resumed[key]), key
 
     # -- the contract ------------------------------------------------------------
 
@@ -267,3 +287,31 @@ class AdapterContract:
         assert {k: again[k] for k in ("populations", "projections")} == {
             k: saved[k] for k in ("populations", "projections")
         }
+
+    def test_a_fresh_process_resumes_where_the_run_left_off(self, tmp_path):
+        """The restart a long run lives on: a run of four advances; a run of
+        two, saved; a new process that builds the model with another seed,
+        loads the file and advances twice.  Right after the load the model
+        holds what was saved; at the end it holds what the straight run does,
+        bit for bit where the adapter declares ``exact_restart``."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(here), here]))
+        runs = {}
+        for mode in ("prepare", "straight", "first", "resume"):  # one folder: one build, if it compiles
+            done = subprocess.run(
+                [sys.executable, os.path.join(here, "contract_process.py"), type(self).__module__,
+                 type(self).__qualname__, mode, str(tmp_path)],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+            if mode != "prepare":
+                with open(tmp_path / f"{mode}.pickle", "rb") as f:
+                    runs[mode] = pickle.load(f)
+        assert_same_capture(runs["first"]["saved"], runs["resume"]["loaded"])
+        saved, straight, resumed = runs["first"]["saved"], runs["straight"]["end"], runs["resume"]["end"]
+        changed = [k for k, v in straight.items() if isinstance(v, np.ndarray) and not np.array_equal(v, saved[k])]
+        assert changed, "the last two advances changed nothing: the comparison would prove nothing"
+        if runs["resume"]["exact_restart"]:
+            assert_same_capture(straight, resumed)
+        else:
+            self.continuation_matches(straight, resumed)

@@ -299,6 +299,7 @@ CONTRACT = [
     "test_recordings_follow_the_records_flag",
     "test_a_checkpointer_loop_resumes_into_another_model",
     "test_parameters_as_json_set_another_model",
+    "test_a_fresh_process_resumes_where_the_run_left_off",
 ] + [f"test_every_format_restores_everything_into_other_connectivity[{fmt}]" for fmt in ("h5", "npz", "mat", "txt.gz")]
 
 

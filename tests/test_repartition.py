@@ -235,3 +235,14 @@ def test_shards_with_different_global_values_are_refused():
     shards = [("shard 0", shard([0, 1], 0.02)), ("shard 1", shard([2, 3], 0.05))]
     with pytest.raises(StructureMismatchError, match="another value than another shard"):
         gather(lambda: shards, None, "run.h5", {})
+
+
+def test_a_conversion_to_shards_that_fails_leaves_no_shard_behind(tmp_path, capsys):
+    """``convert --ranks`` writes every shard, then the manifest; when the
+    manifest cannot be written (here its path is a folder), the shards it
+    wrote go too, and what was there stays."""
+    checkpoint.save(tmp_path / "one.npz", partitioned.whole_network(1))
+    (tmp_path / "back.h5").mkdir()
+    assert cli(["convert", str(tmp_path / "one.npz"), str(tmp_path / "back.h5"), "--ranks", "3"]) != 0
+    assert "back.h5" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "back.h5.shards") == [] and os.listdir(tmp_path / "back.h5") == []
