@@ -108,20 +108,14 @@ example-mpi: $(VENV)/.mpi
 # ANNarchy's two test files, which compile dozens of networks into one process,
 # get fresh workers too: in a worker that had run other files first, ANNarchy
 # segfaulted in its own compile() (cause not found; each file passes on its own).
-# Most of the ANNarchy pytest's time is one worker on the coverage file while the
-# other idles, so NEURON's, NEST's and the Brian2 matrix run beside it (other
-# processes); its report is printed after theirs, and either failing fails.
 ANNARCHY_TESTS := tests/test_annarchy.py tests/test_annarchy_coverage.py
 test: $(VENV)/.test lint
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/test_nest.py --ignore=tests/test_nest_mpi.py \
 	  --ignore=tests/test_neuron.py $(ANNARCHY_TESTS:%=--ignore=%)
-	@log=$$(mktemp); echo "== ANNarchy's tests, beside the rest (report below)"; \
-	$(PY) -m pytest -n 2 --dist loadfile -q -p no:cacheprovider $(ANNARCHY_TESTS) >$$log 2>&1 & annarchy=$$!; \
-	{ $(PY) -m pytest -n 2 -q tests/test_neuron.py && \
-	  $(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py && \
-	  $(MAKE) --no-print-directory test-brian2-matrix; }; rest=$$?; \
-	wait $$annarchy; annarchy=$$?; echo "== ANNarchy's tests (exit $$annarchy)"; cat $$log; rm -f $$log; \
-	test $$rest = 0 && test $$annarchy = 0
+	$(PY) -m pytest -n 2 --dist loadfile -q $(ANNARCHY_TESTS)
+	$(PY) -m pytest -n 2 -q tests/test_neuron.py
+	$(PY) -m pytest -q tests/test_nest.py tests/test_nest_mpi.py
+	$(MAKE) test-brian2-matrix
 
 # Brian2's current releases need a newer Python than the main venv's (which
 # keeps Brian2 2.9.0, beside ANNarchy and NEST): the Brian2 tests run again,
