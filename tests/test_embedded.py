@@ -31,7 +31,7 @@ class TestEmbeddedContract(AdapterContract):
         def fail(self, name, rng):
             raise RuntimeError("injected failure after the arrays were swapped in")
 
-        monkeypatch.setattr(EmbeddedAdapter, "_set_rng", fail)
+        monkeypatch.setattr(EmbeddedAdapter, "restore_generator", fail)
 
     def parts(self, model):
         return model.populations["pop0"], model.projections["proj0"]

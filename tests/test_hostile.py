@@ -819,22 +819,29 @@ def test_a_users_checkpoint_with_a_shards_name_is_kept(tmp_path):
     assert forge_digest(mine / "0123abcd.rank-0-of-1.h5") == before
 
 
-def test_the_shards_of_a_killed_sharded_save_are_removed_by_the_next_checkpointer(tmp_path, monkeypatch):
-    from checkpoint import distributed
+KILLED_SHARDED_SAVE = """
+import os, signal, sys
+import checkpoint
+from checkpoint import distributed
+import test_hostile
+real = distributed.save_one
+def killed(path, *args, **kwargs):  # SIGKILLed after its shards, before the manifest commits
+    real(path, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+distributed.save_one = killed
+test_hostile._sharded_checkpointer_run(sys.argv[1], steps=1, start=2)
+"""
 
+
+def test_the_shards_of_a_killed_sharded_save_are_removed_by_the_next_checkpointer(tmp_path):
     folder = tmp_path / "ck"
     _sharded_checkpointer_run(folder)
-
-    def killed(path, *args, **kwargs):  # killed after its shards, before the manifest commits
-        real_write(path, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    real_write = distributed.save_one
-    monkeypatch.setattr(distributed, "save_one", killed)
-    monkeypatch.setattr(distributed, "_remove", lambda path: None)  # a kill removes nothing
-    with pytest.raises(KeyboardInterrupt):
-        _sharded_checkpointer_run(folder, steps=1, start=2)
-    monkeypatch.undo()
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(here), here]))
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_SHARDED_SAVE, str(folder)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == -9, done.stderr
     left = folder / "ckpt-000000000003.h5.shards"
     assert os.listdir(left) and not (folder / "ckpt-000000000003.h5").exists()
     (left / "ffffffffffff.rank-0-of-1.h5").write_text("a user's file, shard-named, another token")

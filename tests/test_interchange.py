@@ -574,19 +574,17 @@ def test_delays_in_seconds_are_written_in_ms_and_arrays_of_free_size_are_named(t
 
 
 def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-    from checkpoint.interchange import sonata
-
     export(tmp_path / "circuit", network(0), to="sonata")
     before = tree(tmp_path)
-    real, calls = sonata._write_json, []
+    real, calls = json.dump, []
 
-    def failing(folder, name, value, written):
-        calls.append(name)
+    def failing(value, f, **options):  # the disk fills while the third JSON file is written
+        calls.append(f.name)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        real(folder, name, value, written)
+        real(value, f, **options)
 
-    monkeypatch.setattr(sonata, "_write_json", failing)
+    monkeypatch.setattr(json, "dump", failing)
     with pytest.raises(CheckpointError, match="No space left"):
         export(tmp_path / "circuit", network(1), to="sonata", overwrite=True)
     assert tree(tmp_path) == before
@@ -594,14 +592,13 @@ def test_an_export_failing_midway_leaves_the_previous_one_whole(tmp_path, monkey
 
 
 KILLED_EXPORT = """
-import os, signal, sys
+import json, os, signal, sys
 import checkpoint
-from checkpoint.interchange import sonata
-real = sonata._write_json
-def killed(folder, name, value, written):   # SIGKILLed with half the files written
-    real(folder, name, value, written)
+real = json.dump
+def killed(value, f, **options):   # SIGKILLed with half the files written
+    real(value, f, **options)
     os.kill(os.getpid(), signal.SIGKILL)
-sonata._write_json = killed
+json.dump = killed
 checkpoint.export(sys.argv[1], sys.argv[2], to="sonata", overwrite=True)
 """
 

@@ -144,7 +144,7 @@ def test_a_failure_while_applying_puts_everything_back(tmp_path, monkeypatch):
     def broken(self, name, rng):
         raise RuntimeError("the simulator refused the generator state")
 
-    monkeypatch.setattr(EmbeddedAdapter, "_set_rng", broken)
+    monkeypatch.setattr(EmbeddedAdapter, "restore_generator", broken)
     with pytest.raises(RuntimeError):
         checkpoint.load(tmp_path / "n.h5", other)
     assert_same_arrays(before, arrays_of(other))

@@ -77,7 +77,7 @@ class EmbeddedAdapter(Adapter):
             if plan.clock is not None:
                 undo.add(self._set_clock(plan.clock))
             for name, rng in plan.rng.items():
-                undo.add(self._set_rng(name, rng))
+                undo.add(self.restore_generator(name, rng))
         return undo
 
     def _swap_in(self, a):
@@ -135,7 +135,10 @@ class EmbeddedAdapter(Adapter):
         net.step = clock["step"]
         return lambda: setattr(net, "step", old)
 
-    def _set_rng(self, name, rng):
+    def restore_generator(self, name, rng):
+        """The restore's last step (a seam the contract suite's failure
+        injection uses, as restore_generators is Brian2's and ANNarchy's);
+        returns its undo."""
         generator = self.network.rng
         old = generator.bit_generator.state
         if type(generator.bit_generator).__name__ != rng.state["bit_generator"]:
