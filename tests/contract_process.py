@@ -35,18 +35,18 @@ def main(module, name, mode, folder):
     path, out = os.path.join(folder, "run.h5"), {"exact_restart": adapter_for(model).exact_restart}
     if mode == "prepare":
         return
-    if mode == "resume":
-        checkpoint.load(path, model)
-        out["loaded"] = suite.captured(model)
-    else:
-        suite.advance(model)
-        suite.advance(model)
-    if mode == "first":
-        checkpoint.save(path, model)
-        out["saved"] = suite.captured(model)
-    else:
-        suite.advance(model)
-        suite.advance(model)
+    halves = {"straight": ("run", "run"), "first": ("run", "save"), "resume": ("load", "run")}[mode]
+    for half in halves:  # each half: two advances, or the save or load in their place
+        if half == "run":
+            suite.advance(model)
+            suite.advance(model)
+        elif half == "save":
+            checkpoint.save(path, model)
+            out["saved"] = suite.captured(model)
+        else:
+            checkpoint.load(path, model)
+            out["loaded"] = suite.captured(model)
+    if mode != "first":
         out["end"] = suite.captured(model)
     with open(os.path.join(folder, f"{mode}.pickle"), "wb") as f:
         pickle.dump(out, f)
