@@ -177,6 +177,7 @@ fuzz: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_formats.py
+	$(PY) benchmarks/bench_coldread.py --warm
 	$(PY) benchmarks/bench_writeback.py
 	$(PY) benchmarks/bench_pause.py
 	$(PY) benchmarks/bench_lazy.py

@@ -2,11 +2,11 @@
 
 A load reads every byte once and hashes it once.  Raw data at a known file
 offset (uncompressed npz members, contiguous HDF5 datasets) is read by a few
-threads at once, each hashing its block as soon as the one before it is
-hashed, so that reading and hashing share the cores.  Other streams
-(deflated members, text) are read block by block and hashed on a thread of
-its own while the next block is read.  The hash is the xxhash package's C
-function called through ctypes, which releases the GIL.
+threads at once, each taking runs of consecutive blocks in turn and hashing
+what has arrived in order, so that reading and hashing share the cores.
+Other streams (deflated members, text) are read block by block and hashed on
+a thread of its own while the next block is read.  The hash is the xxhash
+package's C function called through ctypes, which releases the GIL.
 """
 
 import os
@@ -22,6 +22,10 @@ BLOCK_BYTES = 8 << 20
 #: Threads that read (and hash) raw data at once: more cores than this gain
 #: little, since the hash of one array runs in order.
 READ_THREADS = max(2, min(4, os.cpu_count() or 2))
+#: Each reader thread reads this many consecutive blocks before the next
+#: reader's turn (128 MB): long enough for the kernel's readahead to see a
+#: sequential read.
+RUN_BLOCKS = 16
 
 
 def verify_array(array, entry, path, obj):
@@ -76,8 +80,8 @@ class ArrayRead:
 
     def at(self, file, offset, out):
         """Fill ``out`` with the raw bytes of ``file`` (opened for reading)
-        from ``offset``: several threads read blocks, and each hashes its
-        block once the block before it is hashed."""
+        from ``offset``: a few threads read runs of blocks in turn and hash
+        the blocks in order as they arrive."""
         view = byte_view(out)
         starts = range(0, view.nbytes, BLOCK_BYTES)
         workers = min(self._reads.threads, len(starts))
@@ -93,28 +97,54 @@ class ArrayRead:
         self.digest = self.hasher.hexdigest()
 
     def _pipelined(self, fd, offset, view, starts, workers):
-        hashed = [threading.Event() for _ in starts]
+        # Each reader takes runs of RUN_BLOCKS consecutive blocks in turn, not
+        # every n-th block: from a cold page cache, readers taking turns block
+        # by block over the same stretch of file defeat the kernel's readahead
+        # (0.5 GiB from this machine's disk: 0.28 s strided, 0.18 s in runs;
+        # warm, 0.037 s against 0.043 s).  The checksum runs in order: whoever
+        # has just read a block hashes every block from the first unhashed one
+        # that has been read, unless the other reader is at it already.
+        run_blocks = min(RUN_BLOCKS, -(-len(starts) // workers))  # a small array still split
+        done = [False] * len(starts)
+        frontier = [0]
+        lock = threading.Lock()
         failed = threading.Event()
 
-        def work(first):
+        def hash_ready(wait):
+            while frontier[0] < len(starts) and done[frontier[0]]:
+                if not lock.acquire(blocking=wait):
+                    return  # the holder re-checks before it stops
+                try:
+                    while frontier[0] < len(starts) and done[frontier[0]]:
+                        start = starts[frontier[0]]
+                        self.hasher.update(view[start : start + BLOCK_BYTES])
+                        frontier[0] += 1
+                finally:
+                    lock.release()
+
+        def work(first_run):
             try:
-                for k in range(first, len(starts), workers):
-                    block = view[starts[k] : starts[k] + BLOCK_BYTES]
-                    _pread_full(fd, block, offset + starts[k])
-                    if k:
-                        hashed[k - 1].wait()
-                    if failed.is_set():
-                        return
-                    self.hasher.update(block)
-                    hashed[k].set()
+                for run in range(first_run * run_blocks, len(starts), workers * run_blocks):
+                    for k in range(run, min(run + run_blocks, len(starts))):
+                        if failed.is_set():
+                            return
+                        _pread_full(fd, view[starts[k] : starts[k] + BLOCK_BYTES], offset + starts[k])
+                        done[k] = True
+                        hash_ready(wait=False)
             except BaseException:
                 failed.set()
-                for event in hashed:  # wake the others, who then stop
-                    event.set()
                 raise
 
-        for future in [self._reads.pool.submit(work, first) for first in range(workers)]:
-            future.result()
+        futures = [self._reads.pool.submit(work, first) for first in range(workers)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:  # a reader's error, or a Ctrl-C here: the others stop too
+            failed.set()
+            for future in futures:
+                future.exception()
+            raise
+        hash_ready(wait=True)
 
     def stream(self, stream, out):
         """Fill ``out`` from a binary ``stream`` at its position, block by
