@@ -11,6 +11,13 @@ loads every release's; with
 ``BRIAN2_OTHER_PYTHON`` (interpreters, ``os.pathsep``-separated: ``make
 test-brian2-matrix`` passes the main venv's, with Brian2 2.9.0) the same is
 done live both ways: written here, loaded there, and back.
+
+Bit for bit holds where both processes compute with the same numpy: its
+exp/log kernels changed in the last bit between numpy 2.3 and 2.4 (and
+differ by CPU, see ``brian2_exchange._without_avx512``), so a run
+continued under another numpy drifts by an ulp from the writer's, through
+no fault of the restore.  There the comparison is spikes, connectivity and
+time exactly and the variables within 1e-12.
 """
 
 import glob
@@ -36,6 +43,10 @@ COMMITTED = sorted(
     re.fullmatch(r"ckpt-(.+)-(numpy|cython)\.h5", os.path.basename(p)).groups()
     for p in glob.glob(os.path.join(DATA, "ckpt-*.h5"))
 )
+#: The numpy the committed files were written with (reproduced on 4 December
+#: 2026: numpy 2.3.5's straight runs equal them bit for bit, 2.4.6's and
+#: 2.5.5's do not).
+COMMITTED_NUMPY = "2.3.5"
 OTHERS = [p for p in os.environ.get("BRIAN2_OTHER_PYTHON", "").split(os.pathsep) if p]
 
 
@@ -53,16 +64,21 @@ def caches(tmp_path_factory):
     return lambda python: root / str(abs(hash(os.path.abspath(python))))
 
 
-def resume_and_compare(python, ckpt, straight, target, tmp_path, cache):
+def resume_and_compare(python, ckpt, straight, target, tmp_path, cache, writer_numpy):
     """``python`` resumes ``ckpt`` (another seed) for T2; the result equals
-    ``straight`` bit for bit."""
+    ``straight`` bit for bit, where the writer's numpy (``writer_numpy``) is
+    the reader's (see the module's docstring)."""
     out = tmp_path / "resumed.npz"
     brian2_exchange.run_sim(python, target, cache, out, "resume", brian2_exchange.T2, ckpt, tmp_path)
     expected, resumed = np.load(straight), np.load(out)
     assert sorted(expected.files) == sorted(resumed.files)
     assert len(expected["t"]) > 0  # spikes in the second half: not a comparison of nothing
+    exact = brian2_exchange.numpy_of(python) == writer_numpy
     for key in expected.files:
-        assert np.array_equal(expected[key], resumed[key]), key
+        if exact or key not in ("v", "w"):
+            assert np.array_equal(expected[key], resumed[key]), key
+        else:
+            assert np.allclose(expected[key], resumed[key], rtol=0, atol=1e-12), key
 
 
 @pytest.mark.parametrize("release,target", COMMITTED)
@@ -70,7 +86,7 @@ def test_a_file_of_each_release_continues_exactly_here(tmp_path, caches, release
     ckpt, straight = (os.path.join(DATA, name) for name in brian2_exchange.names(release, target))
     # written by that release, not relabelled
     assert checkpoint.read(ckpt).meta["simulator"] == {"name": "brian2", "version": release}
-    resume_and_compare(sys.executable, ckpt, straight, target, tmp_path, caches(sys.executable))
+    resume_and_compare(sys.executable, ckpt, straight, target, tmp_path, caches(sys.executable), COMMITTED_NUMPY)
 
 
 if OTHERS:  # only where make test-brian2-matrix names another release's interpreter
@@ -83,7 +99,9 @@ if OTHERS:  # only where make test-brian2-matrix names another release's interpr
             release = brian2_exchange.write(str(folder), writer, caches(writer))
             for target in brian2_exchange.TARGETS:
                 ckpt, straight = (str(folder / name) for name in brian2_exchange.names(release, target))
-                resume_and_compare(reader, ckpt, straight, target, folder, caches(reader))
+                resume_and_compare(
+                    reader, ckpt, straight, target, folder, caches(reader), brian2_exchange.numpy_of(writer)
+                )
 
 
 def test_an_untested_release_warns_once_at_save_and_still_loads(tmp_path, monkeypatch):
