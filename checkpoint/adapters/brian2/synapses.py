@@ -13,7 +13,7 @@ from ...state import ArrayInfo, ProjectionState
 from .groups import set_value
 from .objects import owned_variables, pathway_prefix, stable_argsort, unit_of, variable_kind
 from .queues import queue_arrays, restore_queue
-from .versions import delay_file_names, new_contents, python_dynamic_arrays, replace_contents
+from .versions import delay_file_names, exchange_contents, new_contents, python_dynamic_arrays, replace_contents
 
 
 ORDER = "_brian2_index"  # files of versions 1-2: per CSR synapse, its index in Brian2's order
@@ -146,7 +146,10 @@ def restore_synapses(syn, values, todo, undo):
     # a scatter runs without the GIL: two at a time.  Every step that ran is
     # recorded before the first failure is raised, so that all are undone
     with ThreadPoolExecutor(2, thread_name_prefix="checkpoint-brian2") as pool:
-        futures = [pool.submit(set_synapse_value, *item, order, nnz, swap=not todo.rebuild) for item in assigned]
+        futures = [
+            pool.submit(set_synapse_value, var, value, order, nnz, swap=not todo.rebuild, own_value=first)
+            for (var, value), first in zip(assigned, _first_of_each(assigned))
+        ]
     failure = None
     for future in futures:
         if future.exception() is None:
@@ -167,6 +170,19 @@ def restore_synapses(syn, values, todo, undo):
             )
 
 
+def _first_of_each(assigned):
+    """For each ``(variable, value)``, whether no pair before it has the same
+    variable or a value that may share its memory: a value the load has
+    handed to a variable already is not its own to give again, and two
+    exchanges with one live array at once would race."""
+    variables, values = set(), []
+    for var, value in assigned:
+        value = np.asarray(value)
+        yield id(var) not in variables and not any(np.may_share_memory(value, other) for other in values)
+        variables.add(id(var))
+        values.append(value)
+
+
 def _rebuild_synapses(syn, order, indptr, indices):
     nnz = len(indices)
     order = np.asarray(order, np.int64)
@@ -184,7 +200,7 @@ def _rebuild_synapses(syn, order, indptr, indices):
     syn._update_synapse_numbers(0)
 
 
-def set_synapse_value(var, value, order, nnz, swap=False):
+def set_synapse_value(var, value, order, nnz, swap=False, own_value=True):
     """Set one Synapses variable from the file's ``value``: in CSR order,
     scattered by ``order``; in Brian2's order when ``order`` is None.
 
@@ -192,8 +208,9 @@ def set_synapse_value(var, value, order, nnz, swap=False):
     the old one's place, as ``DynamicArray1D.resize`` does when it grows;
     the old buffer is the undo record (returned as a callable), so no copy
     of it is made.  A value in Brian2's order that the load owns (read
-    from the file for this load) is that new buffer itself.  Without
-    ``swap``, the undo is the caller's snapshot.
+    from the file for this load, ``own_value``) is that new buffer itself
+    (2.9), or exchanges its numbers with the live array's (2.10+, which
+    owns its memory).  Without ``swap``, the undo is the caller's snapshot.
     """
     from brian2.core.variables import DynamicArrayVariable
 
@@ -216,10 +233,14 @@ def set_synapse_value(var, value, order, nnz, swap=False):
             full[order] = value
         var.set_value(full)
         return _nothing
+    # the buffer swapped in (Python arrays, 2.9) or exchanged with the live
+    # one (C++, 2.10+) must be the load's own: a value read for it is
+    owned = own_value and value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
     if order is None and python_dynamic_arrays(var):
-        owned = value.dtype == var.dtype and value.flags.writeable and value.flags.c_contiguous
-        # the buffer swapped in (Python arrays, 2.9) must be the load's own: a value read for it is
         return replace_contents(var, value if owned else np.array(value, var.dtype), nnz)
+    undo = exchange_contents(var, value, nnz) if order is None and owned else None
+    if undo is not None:
+        return undo
     buffer, install = new_contents(var, nnz)  # filled in place: one copy, not two
     if order is None:
         buffer[...] = value
