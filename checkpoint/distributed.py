@@ -264,7 +264,7 @@ def load(path, obj, comm=ONE_PROCESS, opened=None, **options):
         if not adapter.shardable:
             raise UnsupportedObjectError(
                 f"a {adapter.simulator} model cannot be one shard of an MPI "
-                "checkpoint; sharded checkpoints hold embedded networks",
+                "checkpoint; sharded checkpoints hold embedded networks, NEST kernels and NEURON models",
                 path=path,
             )
         model = opened.model_state if opened else adapter.describe()

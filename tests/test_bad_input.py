@@ -480,3 +480,31 @@ def test_damage_late_in_a_large_array_is_caught_when_read_in_blocks(tmp_path, mo
         path, izhikevich_network(seed=7, n_exc=200, n_inh=100, density=0.3), CorruptCheckpointError, match="checksum"
     )
     assert "proj0.w" in str(error)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "npz"])
+@pytest.mark.parametrize("error", ["shortened", "EIO"])
+def test_a_file_shortened_or_unreadable_while_read_names_the_array(tmp_path, monkeypatch, suffix, error):
+    """Another process shortens the file after its sizes were checked, or
+    the disk fails on the array's bytes: a CorruptCheckpointError naming
+    the file and the array, and the network unchanged."""
+    from checkpoint.formats import checksums
+
+    net = izhikevich_network(n_exc=200, n_inh=100, density=0.3)
+    path = tmp_path / f"net.{suffix}"
+    checkpoint.save(path, net)
+    read_at = checksums.ArrayRead.at
+
+    def at(self, file, offset, out):
+        if error == "EIO":
+            raise OSError(5, "Input/output error")
+        os.truncate(file.name, offset + 100)
+        return read_at(self, file, offset, out)
+
+    monkeypatch.setattr(checksums.ArrayRead, "at", at)
+    other = izhikevich_network(seed=7, n_exc=200, n_inh=100, density=0.3)
+    before = arrays_of(other)
+    with pytest.raises(CorruptCheckpointError) as info:
+        checkpoint.load(path, other)
+    assert info.value.path == str(path) and info.value.obj, info.value  # the file and the array
+    assert_same_arrays(before, arrays_of(other))

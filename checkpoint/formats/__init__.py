@@ -78,6 +78,8 @@ def read_state(path, format=None, lazy=False, progress=False, keep_simulator_ord
     except CheckpointError:
         raise
     except MemoryError:
-        raise CorruptCheckpointError("the file declares more data than fits in memory", path=path) from None
+        # every declared size is bounded by the file's bytes first, so this is
+        # a file too large for this machine's free memory (or a size check missed)
+        raise CorruptCheckpointError("not enough memory for the data the file declares", path=path) from None
     except fmt.damage as exc:
         raise CorruptCheckpointError(f"unreadable ({type(exc).__name__}: {exc})", path=path) from exc

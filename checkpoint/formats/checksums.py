@@ -135,8 +135,10 @@ class ArrayRead:
                 failed.set()
                 raise
 
-        futures = [self._reads.pool.submit(work, first) for first in range(workers)]
-        try:
+        futures = []
+        try:  # a Ctrl-C between two submissions stops the readers already started too
+            for first in range(workers):
+                futures.append(self._reads.pool.submit(work, first))
             for future in futures:
                 future.result()
         except BaseException:  # a reader's error, or a Ctrl-C here: the others stop too

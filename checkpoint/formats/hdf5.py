@@ -13,7 +13,7 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import CorruptCheckpointError, UnsafeContentError
+from ..errors import CheckpointError, CorruptCheckpointError, UnsafeContentError
 from . import _h5guard, _h5sandbox
 from .base import Format
 from .compression import MAX_RATIO, PLUGIN_MAX_RATIO
@@ -302,16 +302,22 @@ class HDF5Format(Format):
         hard = set()
 
         def fetch(entry, label, read):
-            dataset = _hard_dataset(f, entry["key"], path, label, hard)
-            if dataset.chunks is not None:
-                _load_filter_plugins()
-            budget.check(dataset, entry, label)
-            if lazy:
-                return LazyArray(dataset, entry, path, label)
             try:
+                dataset = _hard_dataset(f, entry["key"], path, label, hard)
+                if dataset.chunks is not None:
+                    _load_filter_plugins()
+                budget.check(dataset, entry, label)
+                if lazy:
+                    return LazyArray(dataset, entry, path, label)
                 return _read_dataset(dataset, entry, raw, read)
+            except CheckpointError:
+                raise
             except EOFError:
                 raise CorruptCheckpointError("dataset ends beyond the file", path=path, obj=label) from None
+            # what HDF5 raises on this dataset's header or bytes (a file
+            # shortened since its walk, a disk error): named by the array
+            except HDF5Format.damage as exc:
+                raise CorruptCheckpointError(f"unreadable ({type(exc).__name__}: {exc})", path=path, obj=label) from exc
 
         return fetch
 

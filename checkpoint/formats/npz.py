@@ -91,10 +91,15 @@ class NpzFormat(Format):
             )
         check_size_bound(entry, _most_bytes(info), path, label)
         out = np.empty(entry["shape"], dtype)
-        if stored:
-            read.at(raw, raw.tell(), out)
-        else:
-            read.stream(stream, out)
+        try:
+            if stored:
+                read.at(raw, raw.tell(), out)
+            else:
+                read.stream(stream, out)
+        except EOFError:  # shortened since it was opened: another process's write
+            raise CorruptCheckpointError("member ends beyond the file", path=path, obj=label) from None
+        except OSError as exc:  # EIO and the like: this member's bytes cannot be read
+            raise CorruptCheckpointError(f"unreadable ({exc})", path=path, obj=label) from exc
         return out
 
     @staticmethod
