@@ -124,8 +124,8 @@ test: $(VENV)/.test lint
 # as python3.1x on PATH, then under `pyenv root`, then ~/.pyenv.  The main
 # venv (Brian2 2.9.0) is the other side of the live exchange test
 # (tests/test_brian2_versions.py, BRIAN2_OTHER_PYTHON).
-# make test runs the newest release (CI's time); BRIAN2_MATRIX="3.13:2.11.0 3.12:2.10.1" adds 2.10.1
-BRIAN2_MATRIX ?= 3.13:2.11.0
+# make test runs both current releases (about 4 minutes each on CI's machine, venv included)
+BRIAN2_MATRIX ?= 3.13:2.11.0 3.12:2.10.1
 BRIAN2_TESTS  := tests/test_brian2.py tests/test_brian2_coverage.py tests/test_brian2_versions.py \
   'tests/test_recordings.py::test_killed_and_resumed_run_records_what_a_straight_run_does[brian2-numpy]' \
   tests/test_recordings.py::test_brian2_cython_killed_and_resumed
